@@ -1,0 +1,1 @@
+"""One module per `kb` command; each exposes ``register(app)``."""

@@ -1,0 +1,34 @@
+"""Small things every command needs: consoles, JSON output, the workspace option."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from kb.workspace import Workspace, find_workspace, open_workspace
+
+WorkspaceOption = typer.Option(
+    None, "--workspace", "-w", help="Workspace root (default: the folder holding kb.toml above the cwd)."
+)
+
+
+def console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output: one JSON document on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def workspace_from(option: Path | None) -> Workspace:
+    return open_workspace(option) if option is not None else find_workspace()

@@ -1,0 +1,101 @@
+"""kb.toml: the workspace configuration, validated with pydantic.
+
+Unknown keys are errors (a typo should not be silently ignored). Secrets are
+never stored here: the file names the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kb.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunConfig(_Strict):
+    runners: int = Field(4, ge=1, le=64)
+    engine: Literal["offline", "openai", "anthropic"] = "offline"
+    search: Literal["local", "searxng", "tavily", "brave"] = "local"
+    max_rewrites: int = Field(2, ge=0, le=10)
+    passages_per_section: int = Field(3, ge=1, le=20)
+
+
+class CorpusConfig(_Strict):
+    folders: list[str] = Field(default_factory=list)
+    packages: list[str] = Field(default_factory=lambda: ["torch"])
+    include_knowledge: bool = True
+
+
+class LLMProviderConfig(_Strict):
+    base_url: str
+    api_key_env: str | None = None
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    timeout_s: float = 120.0
+    max_retries: int = 4
+
+
+class SearchProviderConfig(_Strict):
+    url: str | None = None
+    api_key_env: str | None = None
+    results: int = 5
+    requests_per_minute: int | None = None
+    timeout_s: float = 20.0
+    max_retries: int = 3
+
+
+class FetchConfig(_Strict):
+    timeout_s: float = 20.0
+    max_bytes: int = 3_000_000
+    max_redirects: int = 5
+    per_host: int = 2
+    pages_per_query: int = 3
+
+
+class ValidateConfig(_Strict):
+    profile: str = "cpu"
+    gpu_profile: str = "cuda"
+
+
+class Price(_Strict):
+    input_per_mtok: float
+    output_per_mtok: float
+
+
+class Config(_Strict):
+    run: RunConfig = Field(default_factory=RunConfig)
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    llm: dict[str, LLMProviderConfig] = Field(default_factory=dict)
+    search: dict[str, SearchProviderConfig] = Field(default_factory=dict)
+    fetch: FetchConfig = Field(default_factory=FetchConfig)
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    prices: dict[str, Price] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate kb.toml; a missing file gives the defaults."""
+    path = Path(path)
+    if not path.exists():
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None

@@ -1,0 +1,1 @@
+"""Research and writing engines: what turns a PART into a knowledge file."""

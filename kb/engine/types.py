@@ -1,0 +1,91 @@
+"""The data that moves between the runner stages (context -> research -> write -> check).
+
+Every engine (offline, openai, anthropic) and every search provider (local,
+searxng, tavily, brave) speaks these types, so the LangGraph runner wires
+stages without knowing which engine is behind them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kb.plan.model import Part
+from kb.records import SourceRef
+
+
+@dataclass
+class ContextDoc:
+    """A Step 0 read: an existing knowledge file (``text`` is None when it does not exist)."""
+
+    path: str
+    note: str
+    text: str | None
+
+
+@dataclass
+class Passage:
+    """A ranked piece of research: text from one source, with any runnable examples it carries."""
+
+    kind: str  # "doc" | "knowledge" | "folder" | "web"
+    locator: str  # module path, workspace-relative path, or URL
+    title: str
+    text: str
+    score: float = 0.0
+    examples: list[str] = field(default_factory=list)  # code, e.g. doctest examples as plain Python
+    query: str | None = None  # the query that found it
+
+
+@dataclass
+class Research:
+    """What research found for a PART: passages per planned section and every source they come from."""
+
+    by_section: dict[int, list[Passage]]
+    sources: list[SourceRef]  # numbered 1..n; the only things a knowledge file may cite
+    warnings: list[str] = field(default_factory=list)
+
+    def source_id(self, locator: str) -> int | None:
+        return next((s.id for s in self.sources if s.locator == locator), None)
+
+
+@dataclass
+class WriteRequest:
+    plan_title: str | None
+    topic: str | None
+    plan_path: str
+    part: Part
+    context: list[ContextDoc]
+    research: Research
+    feedback: list[str] = field(default_factory=list)  # reasons the previous attempt failed the check
+    attempt: int = 0
+
+
+@dataclass
+class Draft:
+    """A written knowledge file body (no front matter) and how it was made."""
+
+    title: str
+    body: str
+    sources: list[SourceRef]
+    engine: str
+    model: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class Writer(Protocol):
+    """A writer engine."""
+
+    engine: str
+
+    async def write(self, request: WriteRequest) -> Draft: ...
+
+
+class Researcher(Protocol):
+    """A research provider: the PART's queries and sections in, ranked passages and numbered sources out."""
+
+    name: str
+
+    async def research(self, part: Part, context: list[ContextDoc]) -> Research: ...

@@ -1,0 +1,261 @@
+"""The records stages hand to each other on disk: knowledge-file front matter and drops.
+
+run-plan writes them, consolidate, report and serve read them. Both also read
+the older shape of the knowledge bases this format came from: knowledge files
+without front matter (indexed by their first heading) and drops written as
+bold-key lines (``**Part**: 5``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import frontmatter
+import yaml
+
+from kb.fsutil import atomic_write_text, sha256_text
+
+DROP_PREFIX = "KNOWLEDGE-DROP-"
+
+
+def now_iso() -> str:
+    """UTC timestamp, seconds precision, for front matter."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class SourceRef:
+    """One numbered source a knowledge file cites as ``[id]``."""
+
+    id: int
+    title: str
+    kind: str  # "doc" (package docstring), "knowledge" (the tree), "folder" (kb.toml folders), "web"
+    locator: str  # module path, workspace-relative path, or URL
+    accessed: str | None = None
+
+
+@dataclass
+class KnowledgeMeta:
+    """Front matter of a knowledge file written by kb."""
+
+    title: str
+    plan: str | None = None
+    batch: int | None = None
+    part: int | None = None
+    sections: list[str] = field(default_factory=list)
+    sources: list[SourceRef] = field(default_factory=list)
+    engine: str | None = None
+    model: str | None = None
+    created: str | None = None
+    content_hash: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sources"] = [{k: v for k, v in s.items() if v is not None} for s in data["sources"]]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "KnowledgeMeta":
+        known = {k: data.get(k) for k in cls.__dataclass_fields__ if k in data}
+        known["sources"] = [
+            SourceRef(
+                id=int(s.get("id", i + 1)),
+                title=str(s.get("title", "")),
+                kind=str(s.get("kind", "web" if str(s.get("url", "")).startswith("http") else "doc")),
+                locator=str(s.get("locator") or s.get("url") or s.get("path") or ""),
+                accessed=s.get("accessed"),
+            )
+            for i, s in enumerate(data.get("sources") or [])
+            if isinstance(s, dict)
+        ]
+        known["sections"] = [str(s) for s in data.get("sections") or []]
+        known.setdefault("title", "")
+        return cls(**known)
+
+
+@dataclass
+class KnowledgeDoc:
+    """A knowledge file as read from disk."""
+
+    path: Path
+    meta: KnowledgeMeta
+    body: str
+    has_front_matter: bool
+
+    @property
+    def edited_by_hand(self) -> bool:
+        """True when the body no longer matches the hash kb recorded when it wrote it."""
+        return bool(self.meta.content_hash) and sha256_text(self.body) != self.meta.content_hash
+
+
+def _first_heading(body: str) -> str | None:
+    for line in body.splitlines():
+        match = re.match(r"^#\s+(.+?)\s*#*\s*$", line)
+        if match:
+            return match.group(1)
+    return None
+
+
+def read_knowledge(path: Path) -> KnowledgeDoc:
+    """Read a knowledge file, with or without kb front matter."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    post = frontmatter.loads(text)
+    has_fm = bool(post.metadata)
+    meta = KnowledgeMeta.from_dict(post.metadata) if has_fm else KnowledgeMeta(title="")
+    if not meta.title:
+        meta.title = _first_heading(post.content) or Path(path).stem
+    if not meta.sections:
+        meta.sections = [m.group(1).strip() for m in re.finditer(r"(?m)^##\s+(.+?)\s*$", post.content)]
+    return KnowledgeDoc(path=Path(path), meta=meta, body=post.content, has_front_matter=has_fm)
+
+
+def render_with_front_matter(meta: dict[str, Any], body: str) -> str:
+    """YAML front matter + body, the way every kb-written Markdown file looks."""
+    head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000).strip()
+    if not body.endswith("\n"):
+        body += "\n"
+    return f"---\n{head}\n---\n\n{body}"
+
+
+def write_knowledge(path: Path, meta: KnowledgeMeta, body: str) -> KnowledgeMeta:
+    """Write a knowledge file atomically, stamping the body's content hash into its front matter."""
+    if not body.endswith("\n"):
+        body += "\n"
+    meta.content_hash = sha256_text(body)
+    meta.created = meta.created or now_iso()
+    atomic_write_text(path, render_with_front_matter(meta.to_dict(), body))
+    return meta
+
+
+@dataclass
+class DropRecord:
+    """A KNOWLEDGE DROP: what one runner task did, for the oracle to consolidate."""
+
+    plan: str | None
+    batch: int | None
+    part: int | None
+    title: str
+    status: str  # "complete" | "failed"
+    knowledge_file: str | None  # workspace-relative, e.g. knowledge/performance/04-x.md
+    created: str
+    sections_written: list[str] = field(default_factory=list)
+    sources_used: list[SourceRef] = field(default_factory=list)
+    snippets_written: int = 0
+    warnings: list[str] = field(default_factory=list)
+    reason: str | None = None
+    engine: str | None = None
+    model: str | None = None
+    tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0})
+    cost_usd: float | None = None
+    seconds: float | None = None
+    consolidated: str | None = None
+    path: Path | None = None  # where it was read from; not written
+
+    def front_matter(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("path")
+        data["sources_used"] = [{k: v for k, v in s.items() if v is not None} for s in data["sources_used"]]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> "DropRecord":
+        fields = {k: data.get(k) for k in cls.__dataclass_fields__ if k in data and k != "path"}
+        fields["sources_used"] = KnowledgeMeta.from_dict({"sources": data.get("sources_used") or []}).sources
+        fields.setdefault("title", "")
+        fields.setdefault("status", "complete")
+        fields.setdefault("created", "")
+        for key in ("sections_written", "warnings"):
+            fields[key] = list(fields.get(key) or [])
+        fields["tokens"] = dict(fields.get("tokens") or {"input": 0, "output": 0})
+        fields["snippets_written"] = int(fields.get("snippets_written") or 0)
+        fields.setdefault("plan", None)
+        fields.setdefault("batch", None)
+        fields.setdefault("part", None)
+        fields.setdefault("knowledge_file", None)
+        return cls(path=path, **fields)
+
+
+def drop_filename(slug: str, when: datetime) -> str:
+    """``KNOWLEDGE-DROP-<slug>-<YYYY-MM-DD>-<HHMM>.md``."""
+    return f"{DROP_PREFIX}{slug}-{when:%Y-%m-%d}-{when:%H%M}.md"
+
+
+def render_drop_body(drop: DropRecord) -> str:
+    """The human-readable body, in the bold-key shape older tools read."""
+    status = "COMPLETE ✓" if drop.status == "complete" else "FAILED ✗"
+    lines = [
+        f"# KNOWLEDGE DROP: {drop.title}",
+        "",
+        f"**Created**: {drop.created}",
+        f"**Part**: {drop.part}",
+        f"**Batch**: {drop.batch}",
+        f"**Plan**: {drop.plan}",
+        f"**Target File**: {drop.knowledge_file}",
+        f"**Status**: {status}",
+        f"**Engine**: {drop.engine}" + (f" ({drop.model})" if drop.model else ""),
+        "",
+    ]
+    if drop.reason:
+        lines += ["## Failure", "", drop.reason, ""]
+    lines += ["## What Was Created", ""]
+    if drop.status == "complete":
+        lines.append(f"`{drop.knowledge_file}` with {len(drop.sections_written)} sections and {drop.snippets_written} code snippets:")
+        lines.append("")
+        lines += [f"- {s}" for s in drop.sections_written]
+    else:
+        lines.append("Nothing: the PART failed (see above); its plan checkbox stays unticked.")
+    lines += ["", "## Sources Cited", ""]
+    lines += [f"- [{s.id}] {s.title} ({s.kind}: {s.locator})" for s in drop.sources_used] or ["- none"]
+    if drop.warnings:
+        lines += ["", "## Warnings", ""]
+        lines += [f"- {w}" for w in drop.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def write_drop(path: Path, drop: DropRecord) -> None:
+    """Write a drop atomically (front matter + readable body)."""
+    atomic_write_text(path, render_with_front_matter(drop.front_matter(), render_drop_body(drop)))
+
+
+_BOLD_KEY = re.compile(r"^\*\*(?P<key>[^*:]+?)\*\*\s*:\s*(?P<value>.*?)\s*$", re.M)
+
+
+def read_drop(path: Path) -> DropRecord:
+    """Read a drop written by kb, or one in the older bold-key form."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    post = frontmatter.loads(text)
+    if post.metadata:
+        return DropRecord.from_dict(dict(post.metadata), path=Path(path))
+    keys = {m.group("key").strip().lower(): m.group("value") for m in _BOLD_KEY.finditer(post.content)}
+    title = _first_heading(post.content) or Path(path).stem
+    title = re.sub(r"^KNOWLEDGE DROP\s*:\s*", "", title, flags=re.I)
+    part = re.search(r"\d+", keys.get("part", ""))
+    target = keys.get("target file") or keys.get("file")
+    status = keys.get("status", "complete").lower()
+    return DropRecord(
+        plan=keys.get("plan"),
+        batch=int(b.group()) if (b := re.search(r"\d+", keys.get("batch", ""))) else None,
+        part=int(part.group()) if part else None,
+        title=title,
+        status="failed" if ("fail" in status or "✗" in status) else "complete",
+        knowledge_file=target.strip("` ") if target else None,
+        created=keys.get("created", ""),
+        path=Path(path),
+    )
+
+
+def set_drop_consolidated(path: Path, when: str) -> None:
+    """Record in a drop's front matter that the oracle consolidated it (older drops gain front matter)."""
+    drop = read_drop(path)
+    drop.consolidated = when
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    post = frontmatter.loads(text)
+    if post.metadata:
+        post.metadata["consolidated"] = when
+        atomic_write_text(path, render_with_front_matter(dict(post.metadata), post.content))
+    else:
+        atomic_write_text(path, render_with_front_matter(drop.front_matter(), post.content))
