@@ -44,7 +44,7 @@ def _rewrite_status(line: str, mark: str, completed_at: str | None) -> str:
     match = _STATUS_LINE.match(line)
     if match is None:
         raise PlanError(f"cannot find the checkbox of status line {line.strip()!r}")
-    tail = COMPLETED.sub("", match.group("tail")).rstrip()
+    tail = re.sub(r"\s*" + COMPLETED.pattern, "", match.group("tail"), flags=re.I).rstrip()
     stamp = f" (Completed {completed_at})" if completed_at else ""
     return f"{match.group('lead')}[{mark}] {match.group('body')}{stamp}{tail}{match.group('eol') or ''}"
 

@@ -1,0 +1,86 @@
+"""`kb plan show|reset` and `kb init` through the real CLI."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import SEED
+
+
+def test_plan_show_json_on_the_seed(kb_cli, seed_bytes):
+    result = kb_cli("plan", "show", str(SEED), "--json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert set(data) >= {"title", "metadata", "batches", "problems", "repairs"}
+    assert len(data["batches"]) == 4
+    parts = [p for b in data["batches"] for p in b["parts"]]
+    assert len(parts) == 16
+    assert all(p["status"] == "done" and p["completed_at"] for p in parts)
+    assert parts[0]["completed_at"] == "2025-11-16 14:38"
+    assert all(len(p["sections"]) == 8 for p in parts)
+    assert len(parts[0]["reads"]) == 3 and len(parts[0]["searches"]) == 4
+    assert set(parts[0]) >= {"number", "title", "target", "status", "completed_at", "reads", "influenced_by",
+                             "searches", "sections", "cite", "drop", "line"}
+    assert set(parts[0]["sections"][0]) >= {"number", "title", "details"}
+    assert any("mojibake" in r for r in data["repairs"])
+
+
+def test_plan_show_table_lists_parts_and_problems(kb_cli, tmp_path):
+    plan = tmp_path / "p.md"
+    plan.write_text("# Knowledge Expansion: T (1 runners in 2 batches)\n\n# BATCH 1: A\n\n## PART 1: X\n- [ ] PART 1: Create ../../x.md\n\n# BATCH 2: Empty\n")
+    result = kb_cli("plan", "show", str(plan), cwd=tmp_path)
+    assert result.code == 0
+    assert "../../x.md" in result.out
+    assert f"{plan.name}:6: PART 1: target '../../x.md' escapes its folder" in result.out.replace(str(plan), plan.name)
+    assert "BATCH 2 has no parts" in result.out
+
+
+def test_plan_errors_are_one_line_and_exit_2(kb_cli, tmp_path):
+    missing = kb_cli("plan", "show", str(tmp_path / "nope.md"), cwd=tmp_path)
+    assert missing.code == 2
+    assert missing.err.strip().count("\n") == 0 and "no such plan file" in missing.err
+    assert "Traceback" not in missing.err
+    junk = tmp_path / "junk.md"
+    junk.write_text("hello\n")
+    result = kb_cli("plan", "show", str(junk), cwd=tmp_path)
+    assert result.code == 2 and "not an expansion plan" in result.err
+
+
+def test_plan_reset_one_part_and_batch(kb_cli, tmp_path, seed_bytes):
+    plan = tmp_path / "seed.md"
+    plan.write_bytes(seed_bytes)
+    one = kb_cli("plan", "reset", str(plan), "--part", "5", "--json", cwd=tmp_path)
+    assert one.code == 0, one.err
+    assert json.loads(one.out)["reset"] == [5]
+    batch = kb_cli("plan", "reset", str(plan), "--batch", "2", "--json", cwd=tmp_path)
+    assert json.loads(batch.out)["reset"] == [6, 7, 8]
+    shown = json.loads(kb_cli("plan", "show", str(plan), "--json", cwd=tmp_path).out)
+    status = {p["number"]: p["status"] for b in shown["batches"] for p in b["parts"]}
+    assert [n for n, s in status.items() if s == "pending"] == [5, 6, 7, 8]
+    assert shown["repairs"] == []  # written back repaired by the first reset
+    bad = kb_cli("plan", "reset", str(plan), "--part", "99", cwd=tmp_path)
+    assert bad.code == 2 and "no PART 99" in bad.err
+
+
+def test_init_creates_a_workspace_and_refuses_to_clobber(kb_cli, tmp_path):
+    target = tmp_path / "ws"
+    result = kb_cli("init", str(target), "--json", cwd=tmp_path)
+    assert result.code == 0, result.err
+    for rel in ("kb.toml", "knowledge", "plans/completed", "drops", "runners", "validators", "snippets",
+                "INDEX.md", "SKILL.md", ".gitignore"):
+        assert (target / rel).exists(), rel
+    assert ".kb/" in (target / ".gitignore").read_text()
+    (target / "kb.toml").write_text("[run]\nrunners = 2\n")
+    again = kb_cli("init", str(target), cwd=tmp_path)
+    assert again.code == 2 and "already a kb workspace" in again.err
+    assert (target / "kb.toml").read_text() == "[run]\nrunners = 2\n"
+
+
+def test_bad_config_is_a_clear_error(kb_cli, tmp_path):
+    kb_cli("init", str(tmp_path / "ws"), cwd=tmp_path)
+    (tmp_path / "ws" / "kb.toml").write_text("[run]\nrunerz = 3\n")
+    plan = tmp_path / "ws" / "plans" / "p.md"
+    plan.write_text("# Knowledge Expansion: T (1 runners in 1 batches)\n\n# BATCH 1: A\n\n## PART 1: X\n- [ ] PART 1: Create a/00-x.md\n")
+    result = kb_cli("plan", "reset", "plans/p.md", cwd=tmp_path / "ws")
+    assert result.code == 2
+    assert "kb.toml: run.runerz: Extra inputs are not permitted" in result.err
