@@ -43,6 +43,9 @@ class LLMProviderConfig(_Strict):
     tokens_per_minute: int | None = None
     timeout_s: float = 120.0
     max_retries: int = 4
+    backoff_s: float = Field(1.0, ge=0)  # first retry waits about this long, doubling (with jitter)
+    max_continuations: int = Field(2, ge=0, le=10)  # a reply cut off by max_tokens is continued this often
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
 
 
 class SearchProviderConfig(_Strict):
@@ -52,6 +55,7 @@ class SearchProviderConfig(_Strict):
     requests_per_minute: int | None = None
     timeout_s: float = 20.0
     max_retries: int = 3
+    backoff_s: float = Field(1.0, ge=0)
 
 
 class FetchConfig(_Strict):
@@ -60,6 +64,8 @@ class FetchConfig(_Strict):
     max_redirects: int = 5
     per_host: int = 2
     pages_per_query: int = 3
+    max_retries: int = Field(2, ge=0)
+    backoff_s: float = Field(1.0, ge=0)
 
 
 class ValidateConfig(_Strict):

@@ -8,6 +8,7 @@ bold-key lines (``**Part**: 5``).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -85,11 +86,16 @@ class KnowledgeDoc:
     meta: KnowledgeMeta
     body: str
     has_front_matter: bool
+    raw_body: str | None = None  # the body exactly as stored (``body`` is stripped by python-frontmatter)
 
     @property
     def edited_by_hand(self) -> bool:
         """True when the body no longer matches the hash kb recorded when it wrote it."""
-        return bool(self.meta.content_hash) and sha256_text(self.body) != self.meta.content_hash
+        if not self.meta.content_hash:
+            return False
+        # write_knowledge hashes the body as written (ending in a newline); ``body`` comes back stripped.
+        candidates = {self.body, self.body + "\n"} | ({self.raw_body} if self.raw_body is not None else set())
+        return all(sha256_text(c) != self.meta.content_hash for c in candidates)
 
 
 def _first_heading(body: str) -> str | None:
@@ -110,7 +116,11 @@ def read_knowledge(path: Path) -> KnowledgeDoc:
         meta.title = _first_heading(post.content) or Path(path).stem
     if not meta.sections:
         meta.sections = [m.group(1).strip() for m in re.finditer(r"(?m)^##\s+(.+?)\s*$", post.content)]
-    return KnowledgeDoc(path=Path(path), meta=meta, body=post.content, has_front_matter=has_fm)
+    raw_body = None
+    if has_fm and text.startswith("---\n") and (end := text.find("\n---\n", 3)) > 0:
+        raw_body = text[end + 5:]
+        raw_body = raw_body[1:] if raw_body.startswith("\n") else raw_body  # render_with_front_matter's blank line
+    return KnowledgeDoc(path=Path(path), meta=meta, body=post.content, has_front_matter=has_fm, raw_body=raw_body)
 
 
 def render_with_front_matter(meta: dict[str, Any], body: str) -> str:
@@ -248,8 +258,32 @@ def read_drop(path: Path) -> DropRecord:
     )
 
 
+_FM_CONSOLIDATED = re.compile(r"(?m)^consolidated:[^\n]*$")
+
+
+@functools.lru_cache(maxsize=8)
+def _consolidated_line(when: str) -> str:
+    return yaml.safe_dump({"consolidated": when}, allow_unicode=True, width=1000).strip()
+
+
+def with_consolidated(text: str, when: str) -> str | None:
+    """A kb-written drop's text with its ``consolidated:`` line set to ``when``, every other
+    byte kept; None when the drop has no such line (older drops: use set_drop_consolidated)."""
+    end = text.find("\n---\n", 3) if text.startswith("---\n") else -1
+    if end < 0 or not _FM_CONSOLIDATED.search(text, 4, end + 1):
+        return None
+    line = _consolidated_line(when)
+    head = _FM_CONSOLIDATED.sub(lambda _: line, text[4 : end + 1], count=1)
+    return "---\n" + head + text[end + 1 :]
+
+
 def set_drop_consolidated(path: Path, when: str) -> None:
     """Record in a drop's front matter that the oracle consolidated it (older drops gain front matter)."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    stamped = with_consolidated(text, when)
+    if stamped is not None:
+        atomic_write_text(path, stamped)
+        return
     drop = read_drop(path)
     drop.consolidated = when
     text = Path(path).read_text(encoding="utf-8", errors="replace")

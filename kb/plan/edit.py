@@ -49,29 +49,56 @@ def _rewrite_status(line: str, mark: str, completed_at: str | None) -> str:
     return f"{match.group('lead')}[{mark}] {match.group('body')}{stamp}{tail}{match.group('eol') or ''}"
 
 
+def _hinted_indexes(lines: list[str], numbers, hints: dict[int, int] | None) -> dict[int, int] | None:
+    """0-based line indexes from a caller's status-line hints, or None unless every hinted line still is
+    the status line of its PART (then the plan need not be parsed again)."""
+    if not hints:
+        return None
+    found: dict[int, int] = {}
+    for number in numbers:
+        line = hints.get(number)
+        if not line or line > len(lines):
+            return None
+        match = _STATUS_LINE.match(lines[line - 1])
+        if match is None or int(match.group("n")) != number:
+            return None
+        found[number] = line - 1
+    return found
+
+
 def set_part_status(
     path: Path,
     updates: dict[int, str],
     now: datetime | None = None,
+    *,
+    status_lines: dict[int, int] | None = None,
 ) -> EditResult:
     """Set PART statuses in the plan file: ``{number: "done" | "pending"}``.
 
     "done" ticks the checkbox and stamps ``(Completed YYYY-MM-DD HH:MM)``;
-    "pending" unticks it and removes the stamp.
+    "pending" unticks it and removes the stamp. ``status_lines`` (optional): the
+    1-based status lines of these PARTs from an earlier parse; where each still
+    holds its PART's status line, the plan is not parsed again (the runner ticks
+    PARTs one by one, and a parse costs far more than the edit).
     """
     path = Path(path)
     with _file_lock(path):
         raw = path.read_bytes()
         decoded = decode_plan_bytes(raw)
-        plan = parse_plan(decoded.text, str(path))
         lines = _LINE.findall(decoded.text)
+        indexes = _hinted_indexes(lines, updates, status_lines)
+        if indexes is None:
+            plan = parse_plan(decoded.text, str(path))
+            indexes = {}
+            for number in updates:
+                part = plan.part(number)
+                if part is None or part.status_line is None:
+                    raise PlanError(f"{path}: PART {number} has no status line to edit")
+                indexes[number] = part.status_line - 1
         stamp = (now or datetime.now()).strftime("%Y-%m-%d %H:%M")
         changed: list[int] = []
         for number, status in sorted(updates.items()):
-            part = plan.part(number)
-            if part is None or part.status_line is None:
-                raise PlanError(f"{path}: PART {number} has no status line to edit")
-            index = part.status_line - 1
+            index = indexes[number]
             if status == "done":
                 new = _rewrite_status(lines[index], "✓", stamp)
             elif status == "pending":

@@ -1,0 +1,186 @@
+"""Benchmark `kb consolidate` on a generated tree of 10,000 knowledge files.
+
+Scenario: N knowledge files in T topic folders, one unconsolidated drop per file, in a git
+repository whose skeleton is committed. 4 active plans of 16 PARTs (all done: they complete
+and move to plans/completed/); the other drops name plans already filed under completed/.
+Measured: the full consolidation (cold: no .kb cache; reads everything, stamps every drop,
+writes INDEX.md and SKILL.md, moves the plans, one commit of everything), the same with
+--no-commit (on a copy), a no-op rerun, the no-op through the CLI (process start and
+imports included), and one more batch of 4 files on top of the 10,000.
+
+    .venv/bin/python bench/bench_consolidate.py [--files 10000] [--words 600] [--no-git]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kb.consolidate import consolidate
+from kb.records import DropRecord, KnowledgeMeta, SourceRef, read_drop, read_knowledge, write_drop, write_knowledge
+from kb.workspace import init_workspace, open_workspace
+
+TARGETS = {"full": 5.0, "full --no-commit": 5.0, "no-op": 1.0}
+PARTS_PER_PLAN = 16
+ACTIVE_PLANS = 4
+VOCAB = ("gpu memory kernel tensor batch throughput latency cache warp stream graph compile profile shard "
+         "gradient optimizer precision bandwidth allocator overlap pipeline replica checkpoint fusion").split()
+
+
+def body(title: str, rng: random.Random, words: int) -> str:
+    sections = []
+    per = max(words // 8, 10)
+    for n in range(1, 9):
+        prose = " ".join(f"{rng.choice(VOCAB)}{rng.randint(0, 999)}" for _ in range(per))
+        sections.append(f"## Section {n}: Topic {n}\n\n{prose} [1].\n")
+    code = f"```python\nimport math\nprint(math.sqrt({rng.randint(1, 99)}))\n```\n"
+    return (f"# {title}\n\n**{title}: what it is and how to use it.**\n\n## Overview\n\n{title} in brief. More.\n\n"
+            + "\n".join(sections) + "\n" + code + "\n## Sources\n\n- [1] torch docs (doc: torch.cuda)\n")
+
+
+def plan_text(number: int, parts: list[tuple[int, str]]) -> str:
+    lines = [f"# Knowledge Expansion: Bench {number} ({len(parts)} runners in 4 batches)", "", "**Date**: 2025-11-14", ""]
+    for index, (part, target) in enumerate(parts):
+        if index % 4 == 0:
+            lines += [f"# BATCH {index // 4 + 1}: Batch", ""]
+        lines += [f"## PART {part}: Part {part} (~700 lines)", "", f"- [✓] PART {part}: Create {target} (Completed 2025-11-16 14:38)", "",
+                  "**Step 0: Check Existing Knowledge**", f"- [ ] Read {target} (itself)", "",
+                  "**Step 2: Create Knowledge File**", "- [ ] Section 1: Topic 1 (x)", f"- [ ] **CITE**: {target.rsplit('-', 1)[0]} (x)", ""]
+    return "\n".join(lines) + "\n"
+
+
+def generate(root: Path, files: int, topics: int, words: int, git: bool) -> Path:
+    ws, _ = init_workspace(root / "ws")
+    if git:
+        for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Bench"], ["config", "user.email", "bench@example.com"],
+                     ["config", "commit.gpgsign", "false"], ["add", "-A"], ["commit", "-q", "-m", "skeleton"]):
+            subprocess.run(["git", *args], cwd=ws.root, check=True, capture_output=True)
+    rng = random.Random(7)
+    plans: dict[int, list[tuple[int, str]]] = {}
+    for i in range(files):
+        topic = f"topic-{i % topics:02d}"
+        number = i // topics
+        target = f"{topic}/{number:03d}-file-{i}.md"
+        plan_no = i // PARTS_PER_PLAN
+        part = i % PARTS_PER_PLAN + 1
+        plan = f"plans/bench-{plan_no:04d}.md"
+        plans.setdefault(plan_no, []).append((part, target))
+        title = f"File {i} on {topic}"
+        meta = KnowledgeMeta(title=title, plan=plan, batch=(part - 1) // 4 + 1, part=part, sections=[f"Topic {n}" for n in range(1, 9)],
+                             sources=[SourceRef(1, "torch docs", "doc", "torch.cuda")], engine="offline")
+        write_knowledge(ws.knowledge_dir / target, meta, body(title, rng, words))
+        write_drop(ws.drops_dir / f"KNOWLEDGE-DROP-file-{i}-2025-11-16-1438.md", DropRecord(
+            plan=plan, batch=meta.batch, part=part, title=title, status="complete", knowledge_file=f"knowledge/{target}",
+            created="2025-11-16T14:38:00Z", sections_written=meta.sections, engine="offline"))
+    for plan_no, parts in plans.items():
+        folder = ws.plans_dir if plan_no < ACTIVE_PLANS else ws.completed_dir
+        (folder / f"bench-{plan_no:04d}.md").write_text(plan_text(plan_no, parts), encoding="utf-8")
+    # The generated files are the real format: the readers agree.
+    sample = read_knowledge(ws.knowledge_dir / plans[0][0][1])
+    assert sample.has_front_matter and sample.meta.part == 1
+    assert read_drop(next(ws.drops_dir.glob("KNOWLEDGE-DROP-*"))).knowledge_file
+    return ws.root
+
+
+def timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+class Phases:
+    """Collects consolidate's progress messages with their times: where the seconds go."""
+
+    def __init__(self):
+        self.marks: list[tuple[float, str]] = []
+
+    def __call__(self, message: str) -> None:
+        self.marks.append((time.perf_counter(), " ".join(w for w in message.split() if not w.isdigit())))
+
+    def line(self, total_end: float) -> str:
+        return "\n".join(
+            f"    {nxt - at:7.3f}  {what}" for (at, what), (nxt, _) in zip(self.marks, self.marks[1:] + [(total_end, "")])
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--topics", type=int, default=50)
+    parser.add_argument("--words", type=int, default=600, help="words of prose per file (600 is about 6 KB)")
+    parser.add_argument("--no-git", action="store_true", help="measure without the commit (--no-commit)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated workspace")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="kb-bench-consolidate-"))
+    try:
+        gen_s, root = timed(lambda: generate(tmp, args.files, args.topics, args.words, not args.no_git))
+        ws = open_workspace(root)
+        size = sum(p.stat().st_size for p in ws.knowledge_dir.rglob("*.md")) / 1e6
+        print(f"generated {args.files} knowledge files ({size:.1f} MB) + {args.files} drops in {args.topics} topics "
+              f"in {gen_s:.1f} s under {root}")
+        commit = not args.no_git
+        rows = []
+        if commit:
+            # The same tree without the commit, on a copy (the commit's `git add` of 20,000 new
+            # files is a large, separate cost).
+            copy = tmp / "copy"
+            shutil.copytree(root, copy, symlinks=True)
+            os.sync()  # the generator's writes are on disk before anything is timed
+            bare_phases = Phases()
+            bare_s, bare = timed(lambda: consolidate(open_workspace(copy), commit=False, progress=bare_phases))
+            assert len(bare.drops) == args.files
+            rows.append(("full --no-commit", bare_s, "the same, without git"))
+            phase_lines = [("full --no-commit", bare_phases.line(time.perf_counter()))]
+            shutil.rmtree(copy, ignore_errors=True)
+        else:
+            phase_lines = []
+        os.sync()
+        full_phases = Phases()
+        full_s, full = timed(lambda: consolidate(ws, commit=commit, progress=full_phases))
+        phase_lines.insert(0, ("full", full_phases.line(time.perf_counter())))
+        assert len(full.drops) == args.files and full.totals["files"] == args.files, (len(full.drops), full.totals)
+        rows.insert(0, ("full", full_s, f"{len(full.drops)} drops, {sum(1 for p in full.plans if p.moved_to)} plans moved, "
+                     f"{len(full.warnings)} warnings, commit {'yes' if full.commit else 'no'}"))
+        noop_s, noop = timed(lambda: consolidate(ws, commit=commit))
+        assert noop.nothing_to_consolidate and noop.commit is None
+        rows.append(("no-op", noop_s, "nothing to consolidate"))
+        cli = [sys.executable, "-m", "kb", "consolidate", "-w", str(root)] + ([] if commit else ["--no-commit"])
+        cli_s, proc = timed(lambda: subprocess.run(cli, capture_output=True, text=True))
+        assert proc.returncode == 0 and "Nothing to consolidate" in proc.stdout, proc.stderr
+        rows.append(("no-op (CLI)", cli_s, "python -m kb consolidate: process start + imports"))
+        rng = random.Random(99)
+        for i in range(args.files, args.files + 4):
+            target = f"topic-new/{i}-file.md"
+            write_knowledge(ws.knowledge_dir / target, KnowledgeMeta(title=f"New {i}", plan="plans/new.md", part=i), body(f"New {i}", rng, args.words))
+            write_drop(ws.drops_dir / f"KNOWLEDGE-DROP-new-{i}-2025-11-17-0900.md", DropRecord(
+                plan="plans/new.md", batch=1, part=i, title=f"New {i}", status="complete",
+                knowledge_file=f"knowledge/{target}", created="2025-11-17T09:00:00Z"))
+        inc_s, inc = timed(lambda: consolidate(ws, commit=commit))
+        assert len(inc.drops) == 4
+        rows.append(("one more batch", inc_s, "4 new files + drops on top"))
+        print()
+        print(f"{'step':<16} {'seconds':>8} {'target':>7} {'ratio':>6}  notes")
+        for name, seconds, note in rows:
+            target = TARGETS.get(name)
+            ratio = f"{seconds / target:.2f}" if target else "-"
+            print(f"{name:<16} {seconds:8.3f} {(f'{target:.1f}' if target else '-'):>7} {ratio:>6}  {note}")
+        print("\nratio = seconds / target; below 1.00 meets the target.")
+        for name, lines in phase_lines:
+            print(f"\nseconds per phase, {name}:\n{lines}")
+        return 0
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""`kb consolidate`: the oracle step (drops -> INDEX.md, SKILL.md, completed plans, one commit)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import typer
+
+from kb.commands.common import WorkspaceOption, console, err_console, print_json, workspace_from
+from kb.consolidate import Result, consolidate
+from kb.consolidate.model import KINDS
+from kb.consolidate.oracle import parts_label, ranges
+
+SHOWN_PER_KIND = 10
+
+
+def _print(result: Result) -> None:
+    out = console()
+    if result.nothing_to_consolidate and not result.commit:
+        out.print("Nothing to consolidate: no new drops, and INDEX.md and SKILL.md are up to date.")
+    else:
+        if result.drops:
+            complete = [d for d in result.drops if d.status == "complete"]
+            failed = len(result.drops) - len(complete)
+            added, changed = len(result.added), len(result.changed)
+            line = (f"Consolidated {len(result.drops)} {'drop' if len(result.drops) == 1 else 'drops'}: "
+                    f"{added} {'file' if added == 1 else 'files'} added, {changed} changed")
+            out.print(line + (f", {failed} failed PARTs" if failed else "") + ".")
+        for plan in result.plans:
+            parts = f" BATCH {ranges(plan.batches)}, {parts_label(plan.parts)}" if plan.parts else ""
+            moved = f"; complete, moved to {plan.moved_to}" if plan.moved_to else ""
+            out.print(f"  {plan.path}:{parts}{moved}")
+        totals = result.totals
+        out.print(
+            f"INDEX.md {'updated' if result.index_changed else 'unchanged'}: {_count(totals.get('files', 0), 'file')} in "
+            f"{_count(totals.get('topics', 0), 'topic')}, {_count(totals.get('sections', 0), 'section')}, "
+            f"{_count(totals.get('sources', 0), 'source')}, {_count(totals.get('snippets', 0), 'snippet')}"
+            + (f" ({totals['validation']})" if totals.get("validation") else "") + ".",
+            soft_wrap=True,
+        )
+        out.print(f"SKILL.md {'updated' if result.skill_changed else 'unchanged'}" + (f" (name: {result.skill_name})." if result.skill_name else "."))
+    if result.commit:
+        out.print(f"Committed {result.commit['sha'][:10]}: {result.commit['summary']} ({result.commit['files']} paths).", soft_wrap=True)
+    elif result.commit_skipped and not result.nothing_to_consolidate:
+        out.print(f"No commit: {result.commit_skipped}.")
+    _print_warnings(result)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _print_warnings(result: Result) -> None:
+    if not result.warnings:
+        return
+    err = err_console()
+    by_kind = defaultdict(list)
+    for warning in result.warnings:
+        by_kind[warning.kind].append(warning)
+    kinds = sorted(by_kind, key=lambda k: KINDS.index(k) if k in KINDS else len(KINDS))
+    if result.nothing_to_consolidate and not result.commit:
+        # Already shown by the run that produced them: a reminder is enough.
+        counts = ", ".join(f"{kind} {len(by_kind[kind])}" for kind in kinds)
+        err.print(f"[yellow]{_count(len(result.warnings), 'warning')}[/] still stand ({counts}); kb consolidate --json lists them.")
+        return
+    err.print(f"[yellow]{_count(len(result.warnings), 'warning')}[/]:")
+    for kind in kinds:
+        items = by_kind[kind]
+        err.print(f"  [yellow]{kind}[/] ({len(items)})")
+        for warning in items[:SHOWN_PER_KIND]:
+            err.print(f"    {warning.message}", markup=False)
+        if len(items) > SHOWN_PER_KIND:
+            err.print(f"    ... and {len(items) - SHOWN_PER_KIND} more (kb consolidate --json lists all)")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("consolidate")
+    def consolidate_cmd(
+        no_commit: bool = typer.Option(False, "--no-commit", help="Do everything but the git commit."),
+        as_json: bool = typer.Option(False, "--json", help="Print what was done, and every warning, as JSON."),
+        workspace: Path | None = WorkspaceOption,
+    ) -> None:
+        """Consolidate new drops: rewrite INDEX.md and SKILL.md, move finished plans to plans/completed/,
+        stamp the drops, and commit only kb's paths (knowledge/, drops/, plans/, snippets/, INDEX.md, SKILL.md).
+
+        Exit 0 when done or when there is nothing to consolidate; 2 for a mistake (no workspace,
+        not a git repository without --no-commit, broken markers or template)."""
+        ws = workspace_from(workspace)
+        if as_json:
+            result = consolidate(ws, commit=not no_commit)
+            print_json(result.to_dict())
+            return
+        err = err_console()
+        with err.status("Consolidating...") as status:
+            result = consolidate(ws, commit=not no_commit, progress=lambda msg: status.update(f"Consolidating: {msg}..."))
+        _print(result)

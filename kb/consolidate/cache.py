@@ -1,0 +1,89 @@
+"""consolidate's local state under .kb/consolidate/ (git-ignored).
+
+``state.json`` is small and read on every run: the fingerprint of the workspace after the
+last consolidation (so a no-op rerun stats files and stops), its warnings, and what has
+been consolidated but not committed yet. ``cache.json`` holds what was read from each
+knowledge file, drop and plan, keyed by path and stat, so only changed files are re-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kb import __version__
+from kb.fsutil import atomic_write_text
+
+FORMAT = 1  # bump when cached info or the rendering inputs change meaning
+
+
+@dataclass
+class State:
+    key: str | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    totals: dict[str, Any] = field(default_factory=dict)
+    pending: dict[str, Any] | None = None
+    skill_name: str | None = None
+
+
+def _folder(root: Path) -> Path:
+    return root / ".kb" / "consolidate"
+
+
+def _stamp() -> str:
+    return f"{FORMAT}:{__version__}"
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != _stamp():
+        return None
+    return data
+
+
+def load_state(root: Path) -> State:
+    data = _load(_folder(root) / "state.json") or {}
+    return State(
+        key=data.get("key"),
+        warnings=list(data.get("warnings") or []),
+        totals=dict(data.get("totals") or {}),
+        pending=data.get("pending") or None,
+        skill_name=data.get("skill_name"),
+    )
+
+
+def save_state(root: Path, state: State) -> None:
+    data = {
+        "format": _stamp(),
+        "key": state.key,
+        "warnings": state.warnings,
+        "totals": state.totals,
+        "pending": state.pending,
+        "skill_name": state.skill_name,
+    }
+    atomic_write_text(_folder(root) / "state.json", json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+
+
+def load_cache(root: Path) -> dict[str, dict[str, list]]:
+    """``{"knowledge"|"drops"|"plans": {path: [stat, info]}}``; empty when missing or stale."""
+    data = _load(_folder(root) / "cache.json") or {}
+    return {kind: dict(data.get(kind) or {}) for kind in ("knowledge", "drops", "plans")}
+
+
+def save_cache(root: Path, cache: dict[str, dict[str, list]]) -> None:
+    data = {"format": _stamp(), **cache}
+    atomic_write_text(_folder(root) / "cache.json", json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+
+def fingerprint(parts: list[tuple[str, Any]]) -> str:
+    """A digest of (name, stat) pairs: equal digests mean nothing consolidate reads has changed."""
+    digest = hashlib.blake2b(_stamp().encode(), digest_size=20)
+    for name, value in parts:
+        digest.update(f"{name}\0{value}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()

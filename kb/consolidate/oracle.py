@@ -1,0 +1,536 @@
+"""The oracle step: unconsolidated drops + every knowledge file's front matter -> INDEX.md,
+SKILL.md, finished plans filed under plans/completed/, drops stamped, one git commit.
+
+A rerun that finds nothing changed stats the workspace, compares one fingerprint with
+the one saved under .kb/consolidate/ and stops: it reads no file bodies.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from dataclasses import asdict
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+from kb.consolidate import cache as cache_mod
+from kb.consolidate import gitops, render, scan
+from kb.consolidate.model import DropDone, Finding, PlanDone, Result
+from kb.consolidate.plans import COMPLETED, completed_destination, is_finished, plan_info, resolve_plan_link
+from kb.consolidate.refs import KnowledgeIndex, read_is_missing
+from kb.consolidate.snippets import SnippetResults, describe, read_results
+from kb.errors import KbError
+from kb.fsutil import atomic_write_many, atomic_write_text
+from kb.records import now_iso, set_drop_consolidated, with_consolidated
+from kb.runner.lock import workspace_lock
+from kb.workspace import Workspace
+
+Progress = Callable[[str], None]
+LIST_LIMIT = 50  # entries per list in a commit message
+
+
+def natural_key(path: str) -> list:
+    return [int(piece) if piece.isdigit() else piece.lower() for piece in re.split(r"(\d+)", path)]
+
+
+# -- listing and fingerprint ------------------------------------------------
+
+
+class Listing:
+    """Every file consolidate reads, with its stat: enough to tell whether anything changed."""
+
+    EXTRAS = ("snippets/results.json", "runners/index.md.j2", "runners/skill.md.j2", "INDEX.md", "SKILL.md")
+
+    def __init__(self, root: Path):
+        self.knowledge = scan.walk(root, "knowledge")
+        self.drops = scan.walk_drops(root)
+        self.plans = scan.walk(root, "plans", exclude=(COMPLETED,))
+        self.completed = scan.walk(root, COMPLETED)
+        self.extras = {rel: scan.stat_or_none(root / rel) for rel in self.EXTRAS}
+
+    def key(self) -> str:
+        parts: list[tuple[str, Any]] = []
+        for group in (self.knowledge, self.drops, self.plans, self.completed, self.extras):
+            parts.extend(sorted(group.items()))
+        return cache_mod.fingerprint(parts)
+
+
+# -- reading, with the cache ------------------------------------------------
+
+
+def _read_cached(listing: dict[str, scan.Stat], cached: dict[str, list], read, findings: list[Finding]):
+    """Infos for every listed file: from the cache when its stat is unchanged, else through
+    ``read(paths) -> [(path, info, error)]``. Returns (infos, the cache entries to keep)."""
+    infos: dict[str, Any] = {}
+    fresh: dict[str, list] = {}
+    misses: list[str] = []
+    for rel, stat in listing.items():
+        hit = cached.get(rel)
+        if hit is not None and tuple(hit[0]) == tuple(stat):
+            infos[rel] = hit[1]
+            fresh[rel] = [list(stat), hit[1]]
+        else:
+            misses.append(rel)
+    for rel, info, error in read(misses) if misses else []:
+        if error is not None:
+            findings.append(Finding("unreadable", f"{rel}: cannot be read ({error})", path=rel))
+            continue
+        infos[rel] = info
+        fresh[rel] = [list(listing[rel]), info]
+    return infos, fresh
+
+
+def _fallback_knowledge(rel: str) -> dict[str, Any]:
+    return {"title": PurePosixPath(rel).stem, "summary": "", "sections": [], "sources": 0, "snippets": 0,
+            "plan": None, "batch": None, "part": None, "front_matter": False, "edited": False, "sig": None}
+
+
+# -- warnings -----------------------------------------------------------------
+
+
+def _plan_findings(root: Path, plans: dict[str, dict | None], index: KnowledgeIndex) -> list[Finding]:
+    out: list[Finding] = []
+    for rel, info in sorted(plans.items()):
+        for part in (info or {}).get("parts", []):
+            if part["status"] != "done":
+                continue  # a pending PART may still be waiting for files a later PART writes
+            for path, line in part["reads"]:
+                if read_is_missing(index, path, root):
+                    message = f"{rel}:{line}: PART {part['number']} Step 0 reads {path}, which is not in knowledge/"
+                    out.append(Finding("missing-read", message, path=rel, plan=rel))
+            for ref in part["cite"]:
+                for missing in index.missing_cites(ref):
+                    alone = re.sub(r"\([^()]*\)", "", ref).strip() == missing  # the ref names just this
+                    what = ref if alone else f"{missing} (in \"{ref}\")"
+                    message = f"{rel}:{part['line']}: PART {part['number']} cites {what}, which matches no file in knowledge/"
+                    out.append(Finding("dangling-cite", message, path=rel, plan=rel))
+    return out
+
+
+def _tree_findings(root: Path, knowledge: dict[str, dict], drops: dict[str, dict]) -> list[Finding]:
+    out: list[Finding] = []
+    accounted: set[str] = set()
+    for rel, drop in sorted(drops.items()):
+        target = drop.get("knowledge_file")
+        if drop.get("status") != "complete":
+            continue
+        if target:
+            accounted.add(target)
+        if not target:
+            out.append(Finding("missing-knowledge-file", f"{rel}: the drop names no knowledge file", path=rel))
+        elif target not in knowledge and not (root / target).is_file():
+            out.append(Finding("missing-knowledge-file", f"{rel}: its knowledge file {target} does not exist", path=rel))
+    for rel in sorted(knowledge, key=natural_key):
+        if rel not in accounted:
+            out.append(Finding("unaccounted-file", f"{rel}: no drop accounts for this file", path=rel))
+    return out
+
+
+def _duplicate_findings(knowledge: dict[str, dict]) -> list[Finding]:
+    signatures = {rel: info.get("sig") for rel, info in knowledge.items() if info.get("sig")}
+    if len(signatures) < 2:
+        return []
+    from kb.consolidate.similar import near_duplicates
+
+    return [
+        Finding("near-duplicate", f"{pair.a} and {pair.b} are near-identical (~{round(pair.similarity * 100)}% similar)", path=pair.a)
+        for pair in near_duplicates(signatures)
+    ]
+
+
+# -- rendering ----------------------------------------------------------------
+
+
+def _snippet_status(count: int, results: SnippetResults | None, rel: str) -> tuple[str, dict[str, int]]:
+    if results is None or results.problem:
+        return (f"{count} {'snippet' if count == 1 else 'snippets'}" if count else "no snippets"), {}
+    counts = dict(results.by_file.get(rel) or {})
+    validated = sum(counts.values())
+    total = max(count, validated)
+    if total == 0:
+        return "no snippets", counts
+    text = f"{total} {'snippet' if total == 1 else 'snippets'}"
+    detail = describe(counts)
+    unvalidated = total - validated
+    if unvalidated:
+        detail = f"{detail}, {unvalidated} not validated" if detail else "not validated"
+    return f"{text}: {detail}", counts
+
+
+def _contexts(
+    knowledge: dict[str, dict],
+    drop_by_target: dict[str, dict],
+    plan_files: set[str],
+    moves: dict[str, str],
+    results: SnippetResults | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(totals, INDEX topics by folder, SKILL topics by top-level folder)."""
+    by_folder: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    totals = {"files": 0, "topics": 0, "sections": 0, "sources": 0, "snippets": 0, "validation": "", "validated": {}}
+    for rel in sorted(knowledge, key=natural_key):
+        info = knowledge[rel]
+        drop = drop_by_target.get(rel) or {}
+        plan = info.get("plan") or drop.get("plan")
+        part = info.get("part") if info.get("part") is not None else drop.get("part")
+        batch = info.get("batch") if info.get("batch") is not None else drop.get("batch")
+        plan_path = resolve_plan_link(plan, plan_files, moves)
+        status, counts = _snippet_status(int(info.get("snippets") or 0), results, rel)
+        folder = rel.rsplit("/", 1)[0]
+        entry = {
+            "path": rel,
+            "link": render.md_link(rel),
+            "title": info["title"],
+            "summary": info.get("summary") or "",
+            "sections": list(info.get("sections") or []),
+            "sources": int(info.get("sources") or 0),
+            "snippets": int(info.get("snippets") or 0),
+            "results": counts,
+            "snippet_status": status,
+            "plan": PurePosixPath(plan_path or plan).stem if plan else None,
+            "plan_path": plan_path,
+            "plan_link": render.md_link(plan_path) if plan_path else None,
+            "batch": batch,
+            "part": part,
+            "edited": bool(info.get("edited")),
+        }
+        by_folder[folder].append(entry)
+        totals["files"] += 1
+        totals["sections"] += len(entry["sections"])
+        totals["sources"] += entry["sources"]
+        totals["snippets"] += max(entry["snippets"], sum(counts.values()))
+    if results is not None and not results.problem:
+        totals["validated"] = dict(results.totals)
+        totals["validation"] = describe(results.totals) or "no results"
+    topics = []
+    for folder in sorted(by_folder, key=natural_key):
+        name = folder[len("knowledge/") :] if folder.startswith("knowledge/") else "(top level)"
+        topics.append({"name": name, "path": folder, "link": render.md_link(folder + "/"), "files": by_folder[folder]})
+    totals["topics"] = len(topics)
+    skill: dict[str, dict[str, Any]] = {}
+    for topic in topics:
+        top = topic["name"].split("/", 1)[0]
+        entry = skill.setdefault(top, {"name": top, "link": render.md_link(f"knowledge/{top}/" if top != "(top level)" else "knowledge/"), "files": 0, "titles": []})
+        entry["files"] += len(topic["files"])
+        entry["titles"].extend(f["title"] for f in topic["files"])
+    return totals, topics, list(skill.values())
+
+
+# -- summaries for output and the commit ----------------------------------------
+
+
+def ranges(numbers: list[int]) -> str:
+    """[5, 6, 7, 9] -> "5-7, 9"."""
+    nums = sorted(set(n for n in numbers if n is not None))
+    out: list[str] = []
+    i = 0
+    while i < len(nums):
+        j = i
+        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
+            j += 1
+        out.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
+        i = j + 1
+    return ", ".join(out)
+
+
+def parts_label(parts: list[int]) -> str:
+    """``PART 5`` or ``PARTs 5-8``."""
+    return f"PART {ranges(parts)}" if len(set(parts)) == 1 else f"PARTs {ranges(parts)}"
+
+
+def _merge_pending(old: dict[str, Any] | None, drops: list[DropDone], plans: list[PlanDone], index: bool, skill: bool) -> dict[str, Any]:
+    merged = dict(old or {"drops": [], "plans": [], "index": False, "skill": False})
+    merged["drops"] = list(merged.get("drops") or []) + [asdict(d) for d in drops]
+    by_path = {p["path"]: p for p in merged.get("plans") or []}
+    for plan in plans:
+        have = by_path.get(plan.path)
+        if have is None:
+            by_path[plan.path] = asdict(plan)
+        else:
+            have["batches"] = sorted(set(have["batches"]) | set(plan.batches))
+            have["parts"] = sorted(set(have["parts"]) | set(plan.parts))
+            have["drops"] += plan.drops
+            have["moved_to"] = plan.moved_to or have.get("moved_to")
+    merged["plans"] = list(by_path.values())
+    merged["index"] = bool(merged.get("index")) or index
+    merged["skill"] = bool(merged.get("skill")) or skill
+    return merged
+
+
+def _capped(lines: list[str]) -> list[str]:
+    if len(lines) <= LIST_LIMIT:
+        return lines
+    return lines[:LIST_LIMIT] + [f"- ... and {len(lines) - LIST_LIMIT} more"]
+
+
+def commit_message(pending: dict[str, Any], changes: list[gitops.Change], warnings: int) -> str:
+    """Summary line + body: plans, batches, PARTs, knowledge files added/changed, with counts."""
+    drops = pending.get("drops") or []
+    plans = pending.get("plans") or []
+    def knowledge(codes: str) -> list[str]:
+        return sorted((c.path for c in changes if c.path.startswith("knowledge/") and c.path.endswith(".md") and c.status in codes), key=natural_key)
+
+    k_added, k_changed, k_removed = knowledge("AC"), knowledge("MRT"), knowledge("D")
+    moved = [p for p in plans if p.get("moved_to")]
+    bits = []
+    if drops:
+        bits.append(f"{len(drops)} {'drop' if len(drops) == 1 else 'drops'}")
+    bits.append(f"{len(k_added)} {'file' if len(k_added) == 1 else 'files'} added, {len(k_changed)} changed")
+    if moved:
+        bits.append(f"{len(moved)} {'plan' if len(moved) == 1 else 'plans'} completed")
+    summary = "kb consolidate: " + ", ".join(bits) if drops or k_added or k_changed or moved else "kb consolidate: refresh INDEX.md and SKILL.md"
+    body: list[str] = []
+    if plans:
+        body.append(f"Plans ({len(plans)}):")
+        for plan in sorted(plans, key=lambda p: p["path"]):
+            line = f"- {plan['path']}"
+            if plan.get("batches"):
+                line += f": BATCH {ranges(plan['batches'])}"
+            if plan.get("parts"):
+                line += f", {parts_label(plan['parts'])} ({plan['drops']} {'drop' if plan['drops'] == 1 else 'drops'})"
+            if plan.get("moved_to"):
+                line += f"; completed, moved to {plan['moved_to']}"
+            body.append(line)
+        body.append("")
+    loose = [d for d in drops if not d.get("plan")]
+    if loose:
+        body += [f"Drops without a plan: {len(loose)}", ""]
+    failed = [d for d in drops if d.get("status") != "complete"]
+    if failed:
+        body.append(f"Failed PARTs ({len(failed)}):")
+        body += _capped([f"- {d.get('plan') or '?'} PART {d.get('part')}: {d['path']}" for d in failed])
+        body.append("")
+    for title, paths in (("Knowledge files added", k_added), ("Knowledge files changed", k_changed), ("Knowledge files removed", k_removed)):
+        if paths:
+            body.append(f"{title} ({len(paths)}):")
+            body += _capped([f"- {p}" for p in paths])
+            body.append("")
+    counts: dict[str, int] = defaultdict(int)
+    for change in changes:
+        counts[PurePosixPath(change.path).parts[0]] += 1
+    body.append("Paths committed: " + ", ".join(f"{top} {n}" for top, n in sorted(counts.items())) + f" ({len(changes)} in all)")
+    if drops:
+        body.append(f"Drops consolidated: {len(drops)}")
+    if warnings:
+        body.append(f"Warnings: {warnings} (kb consolidate --json lists them)")
+    return summary + "\n\n" + "\n".join(body).rstrip() + "\n"
+
+
+# -- the step -------------------------------------------------------------------
+
+
+def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, progress: Progress | None = None) -> Result:
+    """Consolidate the workspace's drops; commit the managed paths unless ``commit`` is False."""
+    started = time.perf_counter()
+    root = ws.root
+    say = progress or (lambda _msg: None)
+    ctx = None
+    if commit:
+        ctx = gitops.open_repo(root)
+        if ctx is None:
+            raise KbError(f"{root} is not inside a git repository: run `git init` there, or pass --no-commit")
+    with workspace_lock(ws, "kb consolidate"):  # the one writer lock run-plan takes too
+        listing = Listing(root)
+        key = listing.key()
+        state = cache_mod.load_state(root)
+        if state.key == key and not (commit and state.pending):
+            return Result(
+                workspace=str(root),
+                nothing_to_consolidate=True,
+                totals=state.totals,
+                skill_name=state.skill_name,
+                warnings=[Finding.from_dict(w) for w in state.warnings],
+                commit_skipped="nothing to consolidate" if commit else None,
+                seconds=time.perf_counter() - started,
+            )
+        result = _consolidate(ws, listing, state, ctx, now or now_iso(), say)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: gitops.GitContext | None, now: str, say: Progress) -> Result:
+    root = ws.root
+    findings: list[Finding] = []
+    cached = cache_mod.load_cache(root)
+    say(f"reading {len(listing.knowledge)} knowledge files")
+    knowledge, k_cache = _read_cached(
+        listing.knowledge, cached["knowledge"], lambda rels: scan.read_many(root, "knowledge", rels), findings
+    )
+    for rel in listing.knowledge:
+        knowledge.setdefault(rel, _fallback_knowledge(rel))
+    say(f"reading {len(listing.drops)} drops")
+    drops, d_cache = _read_cached(
+        listing.drops, cached["drops"], lambda rels: scan.read_many(root, "drops", rels), findings
+    )
+    say(f"reading {len(listing.plans)} plans")
+    plans, p_cache = _read_cached(
+        listing.plans, cached["plans"], lambda rels: scan.read_each(rels, lambda rel: plan_info(root, rel)), findings
+    )
+    results = read_results(root)
+    if results is not None and results.problem:
+        findings.append(Finding("unreadable", results.problem, path="snippets/results.json"))
+
+    new_drops = sorted((rel for rel, d in drops.items() if not d.get("consolidated")), key=natural_key)
+    plan_files = set(listing.plans) | set(listing.completed)
+
+    # Finished plans move to completed/ (every PART done; their drops are consolidated now).
+    moves: dict[str, str] = {}
+    for rel in sorted(listing.plans):
+        if not is_finished(plans.get(rel)):
+            continue
+        dest = completed_destination(rel)
+        if dest in listing.completed or (root / dest).exists():
+            findings.append(Finding("plan-not-moved", f"{rel}: finished, but {dest} already exists; left in place", path=rel, plan=rel))
+            continue
+        moves[rel] = dest
+
+    # What each new drop brings, grouped by plan.
+    earlier_targets = {d.get("knowledge_file") for rel, d in drops.items() if d.get("consolidated") and d.get("status") == "complete"}
+    done: list[DropDone] = []
+    by_plan: dict[str, PlanDone] = {}
+    for rel in new_drops:
+        d = drops[rel]
+        plan_rel = resolve_plan_link(d.get("plan"), plan_files, {}) or d.get("plan")
+        target = d.get("knowledge_file")
+        change = "failed" if d.get("status") != "complete" else ("changed" if target in earlier_targets else "added")
+        done.append(DropDone(rel, plan_rel, d.get("batch"), d.get("part"), target, d.get("status") or "complete", change))
+        if plan_rel:
+            entry = by_plan.setdefault(plan_rel, PlanDone(plan_rel))
+            entry.drops += 1
+            if d.get("batch") is not None and d["batch"] not in entry.batches:
+                entry.batches.append(d["batch"])
+            if d.get("part") is not None and d["part"] not in entry.parts:
+                entry.parts.append(d["part"])
+    for src, dest in moves.items():
+        by_plan.setdefault(src, PlanDone(src)).moved_to = dest
+    plan_done = sorted(by_plan.values(), key=lambda p: p.path)
+    for entry in plan_done:
+        entry.batches.sort()
+        entry.parts.sort()
+
+    # Warnings: about the whole tree, so a rerun reports the same ones.
+    index = KnowledgeIndex(knowledge)
+    findings += _plan_findings(root, plans, index)
+    findings += _tree_findings(root, knowledge, drops)
+    say("checking plans, drops and near-duplicate files")
+    findings += _duplicate_findings(knowledge)
+    findings.sort(key=Finding.sort_key)
+
+    # INDEX.md and SKILL.md.
+    say("rendering INDEX.md and SKILL.md")
+    drop_by_target: dict[str, dict] = {}
+    for rel in sorted(drops, key=lambda r: (str(drops[r].get("created") or ""), r)):
+        d = drops[rel]
+        if d.get("status") == "complete" and d.get("knowledge_file"):
+            drop_by_target[d["knowledge_file"]] = d
+    totals, topics, skill_topics = _contexts(knowledge, drop_by_target, plan_files, moves, results)
+    index_block = render.render(render.load_template(root, "index"), {"totals": totals, "topics": topics})
+    old_index = render.read_text_exact(ws.index_path)
+    new_index = render.splice(old_index, index_block, render.INDEX_MARKERS, render.INDEX_HEAD, "INDEX.md")
+    description = render.build_description(skill_topics, totals["files"])
+    old_skill = render.read_text_exact(ws.skill_path)
+    skill_block = render.render(
+        render.load_template(root, "skill"),
+        {"totals": totals, "topics": skill_topics, "description": description},
+    )
+    new_skill, skill_name = render.render_skill_file(old_skill, skill_block, root.name, description)
+    index_changed = new_index != old_index
+    skill_changed = new_skill != old_skill
+    totals["warnings"] = len(findings)
+
+    nothing = not new_drops and not moves and not index_changed and not skill_changed
+    result = Result(
+        workspace=str(root),
+        nothing_to_consolidate=nothing,
+        drops=done,
+        plans=plan_done,
+        index_changed=index_changed,
+        skill_changed=skill_changed,
+        skill_name=skill_name,
+        totals=totals,
+        warnings=findings,
+    )
+    moved_plans = set(moves)
+    kept_warnings = [f.to_dict() for f in findings if f.plan not in moved_plans]
+    will_commit = ctx is not None and (not nothing or bool(state.pending))
+    raced = False
+    if will_commit:
+        gitops.check_committable(ctx)  # before writing anything
+    if not nothing:
+        # Remember what is being consolidated before touching anything: if this run dies
+        # half-way, the next one still commits it.
+        state.pending = _merge_pending(state.pending, done, plan_done, index_changed, skill_changed)
+        state.key = None
+        cache_mod.save_state(root, state)
+        say(f"stamping {len(new_drops)} drops")
+        _stamp_drops(root, new_drops, now)
+        mover = ctx if ctx is not None or not moves else _repo_for_moves(root)
+        for src, dest in moves.items():
+            gitops.move(mover, root, src, dest)
+        if index_changed:
+            atomic_write_text(ws.index_path, new_index)
+        if skill_changed:
+            atomic_write_text(ws.skill_path, new_skill)
+        say("recording the new state")
+        # The cache must describe the files as they are now (drops were rewritten, plans moved).
+        for rel in new_drops:
+            entry = d_cache.get(rel)
+            if entry is not None:
+                entry[1] = {**entry[1], "consolidated": now}
+        after = Listing(root)
+        for rel, stat in after.drops.items():
+            if rel in d_cache:
+                d_cache[rel][0] = list(stat)
+        for src, dest in moves.items():
+            p_cache.pop(src, None)
+        # A file someone changed while we ran must not be hidden behind the fingerprint.
+        stamped = set(new_drops)
+        raced = (
+            after.knowledge != listing.knowledge
+            or any(after.drops.get(rel) != stat for rel, stat in listing.drops.items() if rel not in stamped)
+            or {rel: st for rel, st in after.plans.items()} != {rel: st for rel, st in listing.plans.items() if rel not in moves}
+        )
+        listing = after
+    state.key = None if raced else listing.key()
+    state.warnings = kept_warnings
+    state.totals = totals
+    state.skill_name = skill_name
+    cache_mod.save_cache(root, {"knowledge": k_cache, "drops": d_cache, "plans": p_cache})
+    cache_mod.save_state(root, state)
+
+    if not will_commit:
+        if ctx is not None:
+            result.commit_skipped = "nothing to consolidate"
+        return result
+    say("committing")
+    changes = gitops.stage_managed(ctx, root)
+    if not changes:
+        result.commit_skipped = "the managed paths already match HEAD"
+    else:
+        message = commit_message(state.pending, changes, len(findings))
+        sha = gitops.commit_managed(ctx, root, message, root / ".kb" / "consolidate" / "COMMIT_MSG")
+        result.commit = {"sha": sha, "summary": message.split("\n", 1)[0], "files": len(changes)}
+    state.pending = None
+    cache_mod.save_state(root, state)
+    return result
+
+
+def _stamp_drops(root: Path, drops: list[str], when: str) -> None:
+    """Record ``consolidated: when`` in each drop: kb's drops in one batched write, older ones one by one."""
+    batch: dict[Path, bytes] = {}
+    for rel in drops:
+        path = root / rel
+        stamped = with_consolidated(path.read_bytes().decode("utf-8", errors="replace"), when)
+        if stamped is None:
+            set_drop_consolidated(path, when)
+        else:
+            batch[path] = stamped.encode("utf-8")
+    atomic_write_many(batch)
+
+
+def _repo_for_moves(root: Path) -> gitops.GitContext | None:
+    """With --no-commit a tracked plan still moves with git mv (history follows it)."""
+    try:
+        return gitops.open_repo(root)
+    except KbError:
+        return None

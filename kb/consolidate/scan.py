@@ -1,0 +1,391 @@
+"""Read the workspace for consolidation: file listings with stat fingerprints, and what
+INDEX.md needs from each knowledge file and drop (plain dicts, so they can be cached)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from kb.consolidate import fastyaml
+from kb.errors import PathError
+from kb.fsutil import relative_inside, sha256_text
+from kb.records import DROP_PREFIX, DropRecord, KnowledgeMeta, read_drop, read_knowledge
+
+Stat = tuple[int, int, int]  # (mtime_ns, size, inode): atomic writes always change the inode
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_H1 = re.compile(r"(?m)^#\s+(.+?)\s*#*\s*$")
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S")
+_BOLD_LINE = re.compile(r"^\*\*(?P<text>[^*]+?)\*\*[.:]?$")
+_BOLD_KEY = re.compile(r"^\*\*[^*]+\*\*\s*:")
+_CITATION = re.compile(r"\s*\[\d+(?:\s*[,\-–]\s*\d+)*\]")
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`*\"'(\[])")
+NON_CONTENT_SECTIONS = {"overview", "sources", "references", "source documents", "web research"}
+SUMMARY_CHARS = 200
+SUMMARY_HEAD = 4000  # characters
+
+
+def stat_of(entry: os.DirEntry | Path) -> Stat:
+    st = entry.stat()
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def walk(root: Path, folder: str, suffix: str = ".md", exclude: tuple[str, ...] = ()) -> dict[str, Stat]:
+    """Every ``*suffix`` file under ``root/folder`` (hidden entries and ``exclude`` sub-folders
+    skipped, folder links not followed), keyed by workspace-relative POSIX path."""
+    out: dict[str, Stat] = {}
+    start = root / folder
+    if not start.is_dir():
+        return out
+    stack = [(start, folder)]
+    while stack:
+        path, rel = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            child = f"{rel}/{name}"
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if child not in exclude:
+                        stack.append((Path(entry.path), child))
+                elif name.endswith(suffix) and entry.is_file():
+                    out[child] = stat_of(entry)
+            except OSError:
+                continue
+    return out
+
+
+def walk_drops(root: Path) -> dict[str, Stat]:
+    """The drop files directly in drops/."""
+    out: dict[str, Stat] = {}
+    folder = root / "drops"
+    if not folder.is_dir():
+        return out
+    prefix = DROP_PREFIX.lower()
+    for entry in os.scandir(folder):
+        if entry.name.lower().startswith(prefix) and entry.name.endswith(".md") and entry.is_file():
+            out[f"drops/{entry.name}"] = stat_of(entry)
+    return out
+
+
+def stat_or_none(path: Path) -> Stat | None:
+    try:
+        return stat_of(path)
+    except OSError:
+        return None
+
+
+# -- knowledge files -------------------------------------------------------
+
+
+def _clean_inline(text: str) -> str:
+    text = _LINK.sub(r"\1", text)
+    text = _CITATION.sub("", text)
+    text = text.replace("**", "").replace("__", "")
+    return " ".join(text.split())
+
+
+def _first_sentence(text: str) -> str:
+    text = _clean_inline(text)
+    first = _SENTENCE_END.split(text, maxsplit=1)[0]
+    if len(first) > SUMMARY_CHARS:
+        cut = first[:SUMMARY_CHARS].rsplit(" ", 1)[0]
+        first = cut.rstrip(",;:") + "…"
+    return first
+
+
+def _paragraphs(lines: list[str]) -> list[tuple[int, str]]:
+    """(index of the heading level that precedes it, paragraph text) for prose paragraphs."""
+    out: list[tuple[int, str]] = []
+    buf: list[str] = []
+    fence: str | None = None
+    section = 0
+    for line in lines:
+        fence_match = _FENCE.match(line)
+        if fence is not None:
+            if fence_match and fence_match.group(1)[0] == fence[0] and len(fence_match.group(1)) >= len(fence) and not fence_match.group(2).strip():
+                fence = None
+            continue
+        if fence_match:
+            fence = fence_match.group(1)
+            if buf:
+                out.append((section, " ".join(buf)))
+                buf = []
+            continue
+        heading = _HEADING.match(line)
+        stripped = line.strip()
+        if heading or not stripped or stripped.startswith(("|", ">", "<!--", "---")) or _LIST_ITEM.match(line):
+            if buf:
+                out.append((section, " ".join(buf)))
+                buf = []
+            if heading:
+                section += 1
+            continue
+        buf.append(stripped)
+    if buf:
+        out.append((section, " ".join(buf)))
+    return out
+
+
+def summarize(body: str) -> str:
+    """The bold tagline under the title, else the first sentence of the Overview, else of the first paragraph."""
+    # The tagline and the Overview open the file: look at its head first (whole paragraphs).
+    cut = body.find("\n\n", SUMMARY_HEAD)
+    if cut > 0:
+        found = _summarize(body[:cut])
+        if found:
+            return found
+    return _summarize(body)
+
+
+def _summarize(body: str) -> str:
+    lines = body.splitlines()
+    headings = [(i, m.group(1), m.group(2)) for i, line in enumerate(lines) if (m := _HEADING.match(line))]
+    # The tagline: the first paragraph after the H1, before any other heading, wholly bold.
+    start = headings[0][0] + 1 if headings and headings[0][1] == "#" else 0
+    stop = next((i for i, level, _ in headings if i >= start), len(lines))
+    for _, text in _paragraphs(lines[start:stop])[:1]:
+        match = _BOLD_LINE.match(text.strip())
+        if match and not _BOLD_KEY.match(text.strip()):
+            return _first_sentence(match.group("text"))
+    for index, level, title in headings:
+        if level == "##" and title.strip().lower().rstrip(":") == "overview":
+            end = next((i for i, lv, _ in headings if i > index and len(lv) <= 2), len(lines))
+            paragraphs = _paragraphs(lines[index + 1 : end])
+            if paragraphs:
+                return _first_sentence(paragraphs[0][1])
+    for _, text in _paragraphs(lines[start:]):
+        if not _BOLD_KEY.match(text):
+            return _first_sentence(text)
+    return ""
+
+
+def _fence_runs(body: str) -> list[tuple[int, int]]:
+    """(start, end) of every run of 3+ backticks or tildes (str.find: far faster than a regex scan)."""
+    runs = []
+    for char in "`~":
+        token = char * 3
+        i = body.find(token)
+        while i >= 0:
+            j = i + 3
+            while j < len(body) and body[j] == char:
+                j += 1
+            runs.append((i, j))
+            i = body.find(token, j)
+    runs.sort()
+    return runs
+
+
+def count_snippets(body: str) -> int:
+    """Fenced code blocks (``` or ~~~, also indented inside lists)."""
+    count = 0
+    fence: str | None = None
+    for start, stop in _fence_runs(body):
+        line_start = body.rfind("\n", 0, start) + 1
+        if body[line_start:start].strip(" \t"):
+            continue  # a run of backticks inside a line is no fence
+        end = body.find("\n", stop)
+        rest = body[stop : end if end >= 0 else len(body)]
+        marker = body[start:stop]
+        if fence is None:
+            fence = marker
+            count += 1
+        elif marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip():
+            fence = None
+    return count
+
+
+def count_body_sources(body: str) -> int:
+    """List items under a ``## Sources`` (or References) heading, for files without front matter."""
+    count = 0
+    inside = False
+    for line in body.splitlines():
+        heading = _HEADING.match(line)
+        if heading and len(heading.group(1)) <= 2:
+            inside = heading.group(2).strip().lower().rstrip(":") in ("sources", "references")
+            continue
+        if inside and _LIST_ITEM.match(line):
+            count += 1
+    return count
+
+
+def _section_title(title: str) -> str:
+    return re.sub(r"^Section\s+\d+\s*[:.\-–—]\s*", "", title.strip(), flags=re.I)
+
+
+def _edited_by_hand(content_hash: str | None, body: str) -> bool:
+    # python-frontmatter strips the body's final newline, which write_knowledge hashed with
+    # it, so KnowledgeDoc.edited_by_hand calls every kb-written file edited; accept both.
+    if not content_hash:
+        return False
+    return content_hash not in (sha256_text(body), sha256_text(body + "\n"))
+
+
+def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str] | None:
+    """(front matter, body) for a file kb wrote (``---\\n...\\n---\\n``); None for any other shape."""
+    if not text.startswith("---\n"):
+        return None
+    end = text.find("\n---\n", 3)
+    if end < 0:
+        return None
+    raw = text[4 : end + 1]
+    data = fastyaml.load(raw)
+    if data is None:
+        data = yaml.load(raw, Loader=_LOADER)
+    if not isinstance(data, dict) or not data:
+        return None
+    return data, text[end + 5 :]
+
+
+def _read_knowledge(path: Path) -> tuple[KnowledgeMeta, str, bool]:
+    """(meta, body, has front matter): records.read_knowledge's result, read faster for kb's own files."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    split = split_front_matter(text)
+    if split is None:
+        doc = read_knowledge(path)
+        return doc.meta, doc.body, doc.has_front_matter
+    data, body = split
+    meta = KnowledgeMeta.from_dict(data)
+    if not meta.title:
+        match = _H1.search(body)
+        meta.title = match.group(1) if match else path.stem
+    if not meta.sections:
+        meta.sections = [m.group(1).strip() for m in re.finditer(r"(?m)^##\s+(.+?)\s*$", body)]
+    return meta, body, True
+
+
+def _edited_by_hand(content_hash: str | None, body: str) -> bool:
+    # write_knowledge hashes the body exactly as it follows the front matter's blank line;
+    # python-frontmatter strips it, so KnowledgeDoc.edited_by_hand flags every file. Accept both.
+    if not content_hash:
+        return False
+    if body.startswith("\n") and sha256_text(body[1:]) == content_hash:
+        return False  # the usual case: exactly as write_knowledge wrote it
+    candidates = (body, body.strip("\n"), body.strip("\n") + "\n")
+    return not any(sha256_text(c) == content_hash for c in candidates)
+
+
+def knowledge_info(root: Path, rel: str, want_signature: bool = True) -> dict[str, Any]:
+    """What INDEX.md and the checks need from one knowledge file."""
+    from kb.consolidate.similar import signature
+
+    meta, body, has_fm = _read_knowledge(root / rel)
+    sections = [_section_title(s) for s in meta.sections if s.strip().lower().rstrip(":") not in NON_CONTENT_SECTIONS]
+    sources = len(meta.sources) or count_body_sources(body)
+    return {
+        "title": " ".join(meta.title.split()) or PurePosixPath(rel).stem,
+        "summary": summarize(body),
+        "sections": sections,
+        "sources": sources,
+        "snippets": count_snippets(body),
+        "plan": str(meta.plan) if meta.plan else None,
+        "batch": meta.batch,
+        "part": meta.part,
+        "front_matter": has_fm,
+        "edited": _edited_by_hand(meta.content_hash, body),
+        "sig": signature(body) if want_signature else None,
+    }
+
+
+# -- drops -----------------------------------------------------------------
+
+
+def knowledge_ref(value: str | None) -> str | None:
+    """A drop's target as a workspace-relative ``knowledge/...`` path (None if it names none)."""
+    if not value:
+        return None
+    match = re.search(r"[^\s`'\"()]+\.md\b", str(value))
+    if not match:
+        return None
+    raw = match.group(0)
+    if "/knowledge/" in raw and raw.startswith("/"):
+        raw = raw.split("/knowledge/", 1)[1]
+    try:
+        path = relative_inside(raw, "target")
+    except PathError:
+        return None
+    if path.parts[0] != "knowledge":
+        path = PurePosixPath("knowledge", *path.parts)
+    return path.as_posix()
+
+
+def drop_info(root: Path, rel: str) -> dict[str, Any]:
+    """A drop's record, reduced to what consolidation uses."""
+    path = root / rel
+    split = split_front_matter(path.read_text(encoding="utf-8", errors="replace"))
+    drop = DropRecord.from_dict(split[0], path=path) if split is not None else read_drop(path)
+    return {
+        "title": drop.title,
+        "plan": str(drop.plan) if drop.plan else None,
+        "batch": drop.batch,
+        "part": drop.part,
+        "status": drop.status,
+        "knowledge_file": knowledge_ref(drop.knowledge_file),
+        "created": str(drop.created or ""),
+        "consolidated": str(drop.consolidated) if drop.consolidated else None,
+        "sections": len(drop.sections_written),
+        "snippets": drop.snippets_written,
+    }
+
+
+# -- reading many files -------------------------------------------------------
+
+READ_ERRORS = (OSError, UnicodeError, ValueError, TypeError, KeyError, yaml.YAMLError)
+PARALLEL_MIN = 1500  # below this, starting worker processes costs more than it saves
+
+
+def _reader(kind: str):
+    return {"knowledge": knowledge_info, "drops": drop_info}[kind]
+
+
+def read_each(rels: list[str], reader) -> list[tuple[str, Any, str | None]]:
+    """(path, info, error) for each file, read one after the other."""
+    out = []
+    for rel in rels:
+        try:
+            out.append((rel, reader(rel), None))
+        except READ_ERRORS as exc:
+            out.append((rel, None, f"{exc.__class__.__name__}: {str(exc)[:160]}"))
+    return out
+
+
+def read_batch(root: str, kind: str, rels: list[str]) -> list[tuple[str, Any, str | None]]:
+    """:func:`read_each` with the ``kind`` reader; what a worker process runs."""
+    reader = _reader(kind)
+    return read_each(rels, lambda rel: reader(Path(root), rel))
+
+
+def read_many(root: Path, kind: str, rels: list[str]) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+    """Read ``rels`` with the ``kind`` reader, on every core when there are thousands of them."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(rels) < PARALLEL_MIN or workers < 2:
+        return read_batch(str(root), kind, rels)
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork is cheapest, but only safe while this process runs no other thread (a progress
+    # spinner, say); otherwise a fork server that has imported the readers once.
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("fork")
+    elif "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["kb.consolidate.scan"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    chunks = [rels[i : i + 500] for i in range(0, len(rels), 500)]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        results = pool.map(read_batch, [str(root)] * len(chunks), [kind] * len(chunks), chunks)
+        return [item for chunk in results for item in chunk]

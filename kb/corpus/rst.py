@@ -1,0 +1,304 @@
+"""Docstrings (reST / Google style, as torch writes them) to readable Markdown prose plus Python examples.
+
+The prose keeps one block per paragraph, bullet, note and documented argument, so
+the writer can quote the few blocks that matter. Examples come from doctest
+(``>>>``) lines and ``::`` literal blocks, as code that ``ast.parse`` accepts.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from dataclasses import dataclass, field
+
+_ROLE = re.compile(r":(?:[\w-]+:)?[\w-]+:`(~?)([^`]+)`")
+_DOUBLE_TICK = re.compile(r"``(.+?)``")
+_RST_LINK = re.compile(r"`([^`<]+?)\s*<(https?://[^>]+)>`__?")
+_DIRECTIVE = re.compile(r"^\.\.\s+([\w:-]+)::\s*(.*)$")
+_SECTION = re.compile(
+    r"^(Args|Arguments|Parameters|Params|Keyword [Aa]rgs|Keyword [Aa]rguments|Kwargs|Other [Pp]arameters|"
+    r"Returns?|Return [Tt]ype|Yields?|Raises|Attributes|Shape|Note|Notes|Warning|Warnings|Example|Examples|"
+    r"See [Aa]lso|References?|Methods|Tip)\s*:{1,2}\s*$"
+)
+_ARG_SECTIONS = {"args", "arguments", "parameters", "params", "keyword args", "keyword arguments", "kwargs",
+                 "other parameters", "attributes", "raises", "shape", "methods"}
+_ITEM = re.compile(r"^\*{0,2}([\w.]+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
+_BULLET = re.compile(r"^([*+-]|\d+[.)])\s+")
+_SIGNATURE = re.compile(r"^[\w.]+\(.*\)(\s*->\s*.+)?$")
+_ADMONITIONS = {"note": "Note", "warning": "Warning", "tip": "Tip", "important": "Important", "caution": "Caution",
+                "danger": "Danger", "attention": "Attention", "hint": "Hint", "seealso": "See also",
+                "deprecated": "Deprecated", "versionadded": "New in version", "versionchanged": "Changed in version"}
+_CODE_DIRECTIVES = {"code-block", "code", "testcode", "doctest", "sourcecode", "testsetup"}
+MAX_OUTPUT_LINES = 3  # doctest output kept as comments, per output run
+
+
+@dataclass
+class ParsedDoc:
+    blocks: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+    deprecated: bool = False
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.blocks)
+
+
+def inline(text: str) -> str:
+    """reST inline markup to Markdown: roles and double backticks become code spans."""
+    text = _RST_LINK.sub(lambda m: f"[{m.group(1).strip()}]({m.group(2)})", text)
+
+    def role(m: re.Match) -> str:
+        body = m.group(2)
+        ref = re.match(r"^(.*?)\s*<([^>]+)>$", body)
+        if ref:  # :ref:`text <target>` reads as its text
+            return ref.group(1) or ref.group(2)
+        if m.group(1):  # ~a.b.C shows as C
+            body = body.rsplit(".", 1)[-1]
+        return f"`{body}`"
+
+    text = _ROLE.sub(role, text)
+    text = _DOUBLE_TICK.sub(lambda m: f"`{m.group(1)}`", text)
+    text = re.sub(r"\s*#\s*noqa\b(:\s*[A-Z]+\d+)?", "", text)  # linter pragmas are not prose
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _take_indented(lines: list[str], start: int, base: int) -> tuple[list[str], int]:
+    """Lines from ``start`` indented deeper than ``base`` (blank lines included), and where they end."""
+    out: list[str] = []
+    i = start
+    while i < len(lines):
+        line = lines[i]
+        if line.strip() and _indent(line) <= base:
+            break
+        out.append(line)
+        i += 1
+    while out and not out[-1].strip():
+        out.pop()
+    return out, i
+
+
+def _dedent(lines: list[str]) -> list[str]:
+    widths = [_indent(line) for line in lines if line.strip()]
+    cut = min(widths) if widths else 0
+    return [line[cut:] if line.strip() else "" for line in lines]
+
+
+def doctest_to_python(lines: list[str]) -> str | None:
+    """Doctest lines as a Python snippet: prompts stripped, output kept as (a few) comments; None if it won't parse."""
+    code: list[str] = []
+    in_source = False
+    outputs = 0
+    for raw in _dedent(lines):
+        line = raw.rstrip()
+        if line.startswith(">>>"):
+            code.append(line[4:] if line.startswith(">>> ") else line[3:])
+            in_source, outputs = True, 0
+        elif in_source and line.startswith("...") and (len(line) == 3 or line[3] == " "):
+            code.append(line[4:] if len(line) > 3 else "")
+        elif not line.strip():
+            in_source = False
+            if code and code[-1] != "":
+                code.append("")
+        else:
+            in_source = False
+            outputs += 1
+            if outputs <= MAX_OUTPUT_LINES:
+                code.append("# " + line.strip())
+            elif outputs == MAX_OUTPUT_LINES + 1:
+                code.append("# ...")
+    return _valid_python("\n".join(code))
+
+
+def _valid_python(code: str) -> str | None:
+    code = code.strip("\n")
+    if not code.strip() or not any(ln.strip() and not ln.lstrip().startswith("#") for ln in code.splitlines()):
+        return None
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+    return code
+
+
+def _literal_example(lines: list[str]) -> str | None:
+    """A ``::`` literal block: a doctest, Python source, or (returns None) something that is not code."""
+    body = _dedent(lines)
+    if any(line.lstrip().startswith(">>>") for line in body):
+        return doctest_to_python(body)
+    code = _valid_python("\n".join(body))
+    # Prose and ASCII art can parse as Python by accident (a lone name); demand code-like content.
+    if code and re.search(r"[=()\[\]]|^\s*(import|from|def|class|for|with|if)\b", code, re.M):
+        return code
+    return None
+
+
+class _Parser:
+    def __init__(self, doc: str):
+        self.lines = inspect.cleandoc(doc).expandtabs(4).splitlines()
+        self.out = ParsedDoc()
+        self.para: list[str] = []
+
+    def flush(self) -> None:
+        if self.para:
+            text = inline(" ".join(self.para))
+            if text:
+                self.out.blocks.append(text)
+            self.para = []
+
+    def example(self, code: str | None) -> None:
+        if code and code not in self.out.examples:
+            self.out.examples.append(code)
+
+    def parse(self) -> ParsedDoc:
+        lines = self.lines
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            stripped = line.strip()
+            ind = _indent(line)
+            if not stripped:
+                self.flush()
+                i += 1
+                continue
+            if stripped.startswith(">>>"):
+                self.flush()
+                i = self._doctest(i, ind)
+                continue
+            directive = _DIRECTIVE.match(stripped)
+            if directive:
+                self.flush()
+                body, i = _take_indented(lines, i + 1, ind)
+                self._directive(directive.group(1).lower(), directive.group(2), body)
+                continue
+            if stripped.startswith(".. "):  # a label (.. _name:) or a comment
+                self.flush()
+                _, i = _take_indented(lines, i + 1, ind)
+                continue
+            section = _SECTION.match(stripped)
+            if section and not self.para:
+                body, i = _take_indented(lines, i + 1, ind)
+                self._section(section.group(1).lower(), body, literal=stripped.endswith("::"))
+                continue
+            if re.fullmatch(r"[-=~^]{3,}", stripped):  # numpy-style underline: the line above was a heading
+                if self.para:
+                    heading = " ".join(self.para)
+                    self.para = []
+                    self.out.blocks.append(f"**{inline(heading)}**")
+                i += 1
+                continue
+            if stripped.endswith("::"):
+                text = stripped[:-2].rstrip()
+                self.para.append(text + ":" if text and not text.endswith(":") else text)
+                body, i = _take_indented(lines, i + 1, ind)
+                code = _literal_example(body)
+                intro = " ".join(self.para)
+                if code and len(intro) < 100:
+                    self.para = []  # "Example 1: ..." only introduces code that is shown elsewhere
+                self.flush()
+                self.example(code)
+                continue
+            if _BULLET.match(stripped):
+                self.flush()
+            self.para.append(stripped)
+            i += 1
+        self.flush()
+        first = " ".join(self.out.blocks[:2]).lower()
+        self.out.deprecated = self.out.deprecated or bool(re.search(r"\bdeprecated\b", first))
+        return self.out
+
+    def _doctest(self, i: int, ind: int) -> int:
+        lines = self.lines
+        chunk: list[str] = []
+        while i < len(lines):
+            line = lines[i]
+            if not line.strip():
+                nxt = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
+                if nxt is None or _indent(lines[nxt]) != ind or not lines[nxt].strip().startswith(">>>"):
+                    break
+            elif _indent(line) < ind:
+                break
+            chunk.append(line)
+            i += 1
+        self.example(doctest_to_python(chunk))
+        return i
+
+    def _directive(self, name: str, arg: str, body: list[str]) -> None:
+        if name in _CODE_DIRECTIVES:
+            self.example(_literal_example(body) if name != "testsetup" else None)
+            return
+        label = _ADMONITIONS.get(name)
+        if label is None:
+            return  # math, image, autosummary, raw...: nothing a reader can quote
+        if name == "deprecated":
+            self.out.deprecated = True
+        sub = _Parser("\n".join(_dedent(body))).parse() if body else ParsedDoc()
+        for code in sub.examples:
+            self.example(code)
+        text = " ".join(sub.blocks)
+        if name in ("versionadded", "versionchanged", "deprecated") and arg:
+            head = f"**{label} {arg.strip()}:**" if name != "deprecated" else f"**Deprecated since {arg.strip()}:**"
+        else:
+            head = f"**{label}:**"
+            if arg:
+                text = inline(arg) + " " + text
+        if text.strip() or name.startswith("version"):
+            self.out.blocks.append(f"{head} {text}".strip())
+
+    def _section(self, name: str, body: list[str], literal: bool) -> None:
+        body = _dedent(body)
+        if name in ("example", "examples"):
+            if literal:  # "Example::" introduces one literal block: code, never prose
+                self.example(_literal_example(body))
+                return
+            sub = _Parser("\n".join(body)).parse()
+            for code in sub.examples:
+                self.example(code)
+            self.out.blocks.extend(sub.blocks)
+            return
+        if name in _ARG_SECTIONS:
+            label = "Raises" if name == "raises" else ("Shape" if name == "shape" else None)
+            for item in self._items(body):
+                match = _ITEM.match(item)
+                if match and name not in ("shape",):
+                    kind = f" ({match.group(2).strip()})" if match.group(2) else ""
+                    text = f"- `{match.group(1)}`{kind}: {inline(match.group(3))}"
+                else:
+                    text = "- " + inline(_BULLET.sub("", item))
+                self.out.blocks.append(f"{text} ({label})" if label and not match else text)
+            return
+        sub = _Parser("\n".join(body)).parse()
+        for code in sub.examples:
+            self.example(code)
+        text = " ".join(sub.blocks)
+        if text:
+            title = {"returns": "Returns", "return": "Returns", "return type": "Return type", "yields": "Yields",
+                     "yield": "Yields", "notes": "Note", "warnings": "Warning", "see also": "See also",
+                     "reference": "References", "references": "References"}.get(name, name.capitalize())
+            self.out.blocks.append(f"**{title}:** {text}")
+
+    @staticmethod
+    def _items(body: list[str]) -> list[str]:
+        """Argument items: a line at the body's own indent starts one, deeper lines continue it."""
+        items: list[list[str]] = []
+        for line in body:
+            if not line.strip():
+                continue
+            if _indent(line) == 0 or not items:
+                items.append([line.strip()])
+            else:
+                items[-1].append(line.strip())
+        return [" ".join(parts) for parts in items]
+
+
+def parse_docstring(doc: str) -> ParsedDoc:
+    """Split a docstring into quotable Markdown blocks and Python examples."""
+    parsed = _Parser(doc).parse()
+    if parsed.blocks and _SIGNATURE.match(parsed.blocks[0].replace("`", "")) and len(parsed.blocks[0]) < 400:
+        # torch's C functions open with their signature: show it as code, not prose.
+        parsed.blocks[0] = f"`{parsed.blocks[0].replace('`', '')}`"
+    return parsed

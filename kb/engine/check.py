@@ -1,0 +1,93 @@
+"""The check every draft must pass before it becomes a knowledge file, whatever engine wrote it.
+
+Reasons come back as plain sentences: the runner shows them, and an LLM engine
+gets them as the feedback for its rewrite. Rules: the body is not empty; every
+planned section has its ``## Section N: <title>`` heading and some text; every
+citation ``[n]`` names a source of the draft; every Python code fence parses.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from markdown_it import MarkdownIt
+
+from kb.engine.types import Draft, WriteRequest
+
+PYTHON = {"python", "py", "python3"}
+_MD = MarkdownIt("commonmark")
+# [3], [1, 2], [1][2]: a bracketed number not escaped (\[1\]), not a link ([1](url)) and not a reference definition.
+_CITATION = re.compile(r"(?<!\\)\[(\d+(?:\s*,\s*\d+)*)\](?!\(|:)")
+_INLINE_CODE = re.compile(r"(`+)(?:.|\n)*?\1")
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().rstrip(":.").casefold()
+
+
+def _headings(tokens) -> list[tuple[int, str, int]]:
+    """(level, text, line index) of every heading."""
+    out = []
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open" and token.map:
+            out.append((int(token.tag[1]), tokens[i + 1].content, token.map[0]))
+    return out
+
+
+def _prose_lines(body: str, tokens) -> list[tuple[int, str]]:
+    """Body lines outside fenced and indented code, with inline code spans blanked out."""
+    code_lines: set[int] = set()
+    for token in tokens:
+        if token.type in ("fence", "code_block") and token.map:
+            code_lines.update(range(token.map[0], token.map[1]))
+    lines = body.splitlines()
+    text = "\n".join("" if n in code_lines else line for n, line in enumerate(lines))
+    text = _INLINE_CODE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
+    return list(enumerate(text.splitlines(), start=1))
+
+
+def check_draft(draft: Draft, request: WriteRequest) -> list[str]:
+    """Why the draft is not acceptable (an empty list when it is)."""
+    body = draft.body or ""
+    if not body.strip():
+        return ["the body is empty"]
+    reasons: list[str] = []
+    tokens = _MD.parse(body)
+    headings = _headings(tokens)
+    level2 = {_norm(text): line for level, text, line in headings if level == 2}
+    for section in request.part.sections:
+        wanted = f"Section {section.number}: {section.title}"
+        line = level2.get(_norm(wanted))
+        if line is None:
+            reasons.append(f'section {section.number} is missing: add the heading "## {wanted}"')
+            continue
+        following = [h for h in headings if h[2] > line and h[0] <= 2]
+        end = following[0][2] if following else len(body.splitlines())
+        content = "\n".join(body.splitlines()[line + 1:end]).strip()
+        if not content:
+            reasons.append(f'section {section.number} ("{wanted}") has no text')
+    ids = {s.id for s in draft.sources}
+    bad: dict[int, int] = {}
+    for lineno, line in _prose_lines(body, tokens):
+        for match in _CITATION.finditer(line):
+            for number in re.findall(r"\d+", match.group(1)):
+                if int(number) not in ids:
+                    bad.setdefault(int(number), lineno)
+    for number, lineno in sorted(bad.items()):
+        known = ", ".join(f"[{i}]" for i in sorted(ids)) or "none"
+        reasons.append(f"citation [{number}] (line {lineno}) names no source (sources: {known})")
+    fences = [t for t in tokens if t.type == "fence"]
+    for number, token in enumerate(fences, start=1):
+        language = (token.info or "").strip().split(maxsplit=1)[0].lower() if (token.info or "").strip() else ""
+        if language not in PYTHON:
+            continue
+        try:
+            ast.parse(token.content)
+        except SyntaxError as exc:
+            where = token.map[0] + 1 if token.map else 0
+            reasons.append(f"python code block {number} (line {where}) does not parse: {exc.msg} "
+                           f"(its line {exc.lineno})")
+        except ValueError as exc:
+            reasons.append(f"python code block {number} does not parse: {exc}")
+    return reasons

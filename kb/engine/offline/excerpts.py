@@ -1,0 +1,88 @@
+"""Cut a corpus document down to the blocks a section needs: its summary plus the blocks that match."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from kb.corpus.documents import CorpusDoc
+from kb.corpus.tokenize import terms
+
+GAP = "[…]"
+MAX_BLOCKS = 4
+MAX_CHARS = 1400
+MAX_EXAMPLES = 2
+MAX_EXAMPLE_LINES = 40
+MAX_SIGNATURE = 240
+
+
+def _is_signature(block: str) -> bool:
+    return block.startswith("`") and block.endswith("`") and block.count("`") == 2
+
+
+_ITEM_NAME = re.compile(r"^- `([\w.]+)`")
+NAMED_BONUS = 3.0
+
+
+def block_score(block: str, weights: dict[str, float], idf, names: frozenset[str] = frozenset()) -> float:
+    """How much a block says about the query; an argument the plan names (``pin_memory``) counts triple."""
+    score = sum(weights.get(t, 0.0) * idf(t) for t in terms(block))
+    item = _ITEM_NAME.match(block)
+    return score * NAMED_BONUS if item and item.group(1) in names else score
+
+
+def excerpt(doc: CorpusDoc, weights: dict[str, float], idf, *, names: frozenset[str] = frozenset(),
+            max_blocks: int = MAX_BLOCKS, max_chars: int = MAX_CHARS) -> tuple[str, float]:
+    """The doc's summary and best-matching blocks, in their original order, with ``[…]`` where text was left out.
+
+    ``names`` are identifiers the plan mentions (their argument blocks are preferred). Returns the
+    excerpt and the score of its best block (0 when nothing but the summary matched).
+    """
+    blocks = [b.strip() for b in doc.text.split("\n\n") if b.strip()]
+    if not blocks:
+        return "", 0.0
+    signature = 0 if _is_signature(blocks[0]) else None
+    summary = next((i for i, b in enumerate(blocks) if i != signature and not b.startswith(("-", "**"))), None)
+    scored = sorted(((block_score(b, weights, idf, names), i) for i, b in enumerate(blocks)
+                     if i not in (signature, summary)), reverse=True)
+    chosen = {summary} if summary is not None else set()
+    used = len(blocks[summary]) if summary is not None else 0
+    best = block_score(blocks[summary], weights, idf) if summary is not None else 0.0
+    for score, i in scored:
+        if score <= 0 or len(chosen) >= max_blocks:
+            break
+        if used + len(blocks[i]) > max_chars and chosen:
+            continue
+        chosen.add(i)
+        used += len(blocks[i])
+        best = max(best, score)
+    if signature is not None and len(blocks[signature]) <= MAX_SIGNATURE:
+        chosen.add(signature)
+    out: list[str] = []
+    last = -1
+    for i in sorted(chosen):
+        if out and i != last + 1 and out[-1] != GAP:
+            out.append(GAP)
+        out.append(blocks[i])
+        last = i
+    return "\n\n".join(out), best
+
+
+def pick_examples(doc: CorpusDoc, weights: dict[str, float], idf, limit: int = MAX_EXAMPLES,
+                  min_weight: float = 0.5) -> list[str]:
+    """The doc's examples about the section itself (a term of its title or details), short and valid, best first."""
+    own = {t: w for t, w in weights.items() if w >= min_weight}
+    ranked = []
+    for n, code in enumerate(doc.examples):
+        if len(code.splitlines()) > MAX_EXAMPLE_LINES:
+            continue
+        try:
+            ast.parse(code)
+        except (SyntaxError, ValueError):
+            continue
+        score = block_score(code, own, idf)
+        if score <= 0:
+            continue  # an example of something else the doc also covers
+        ranked.append((-score, n, code))
+    ranked.sort()
+    return [code for _score, _n, code in ranked[:limit]]

@@ -1,0 +1,120 @@
+"""What a planned section asks the corpus: weighted terms, the names it must find, the APIs it names.
+
+A section title says what the section is about, its details refine it and the
+PART's search queries give the surrounding topic; the three get falling weights.
+Generic plan words ("fundamentals", "optimization") are left out of the relevance
+test, and a product name in the title that the corpus never mentions (DALI,
+arr-coc-0-1) means the corpus cannot document the section at all.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from kb.corpus.tokenize import tokenize
+
+TITLE_WEIGHT = 1.0
+DETAIL_WEIGHT = 0.6
+CONTEXT_WEIGHT = 0.3
+
+# Words plans put in section titles that say how, not what; matching them proves nothing.
+FILLER = frozenset(tokenize(
+    "fundamentals fundamental basics basic overview introduction analysis strategies strategy techniques "
+    "technique considerations workflow best practices practice tips guide advanced approach approaches patterns "
+    "specific impact simulate deep dive optimization optimizations optimize optimizing pytorch torch api apis "
+    "deep-dive performance effective efficient tuning 2023 2024 2025 key core common py debugging debug"
+))
+# Abbreviations readers write and docstrings spell out.
+EXPANSIONS = {
+    "oom": "out of memory", "amp": "automatic mixed precision autocast", "fsdp": "fully sharded data parallel",
+    "ddp": "distributed data parallel", "lr": "learning rate", "tradeoff": "trade off", "tradeoffs": "trade off",
+    "ffn": "feed forward", "mlp": "feed forward", "h2d": "host to device", "d2h": "device to host",
+    "bf16": "bfloat16", "fp16": "float16 half", "fp32": "float32", "tp": "tensor parallel",
+}
+_NAME = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
+_DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b")
+_IDENT = re.compile(r"\b(?:[a-z]+_[a-z0-9_]+|[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)\b")
+
+
+@dataclass
+class SectionQuery:
+    number: int
+    title: str
+    details: str
+    weights: dict[str, float]  # BM25 term weights
+    title_terms: list[str]  # what a relevant passage must (mostly) mention
+    detail_terms: list[str]
+    missing: list[str] = field(default_factory=list)  # names in the title the corpus never mentions
+    detail_missing: list[str] = field(default_factory=list)  # ... and in the details
+    context_terms: list[str] = field(default_factory=list)  # the PART's topic: its title and searches
+    subjects: list[str] = field(default_factory=list)  # the names in the title, as written (ZeRO, DataLoader)
+    refs: list[str] = field(default_factory=list)  # APIs named in the plan (torch.cuda.memory_summary, DataLoader)
+    text: str = ""  # the query as words, for Passage.query
+
+
+
+def _expand(text: str) -> str:
+    """Abbreviations replaced by what they stand for, in place (so word order still means something)."""
+    return re.sub(r"[A-Za-z0-9]+", lambda m: EXPANSIONS.get(m.group().lower(), m.group()), text)
+
+
+def _name_like(word: str) -> bool:
+    """A product or project name rather than an English word: DALI, DeepSpeed, A100, arr-coc-0-1."""
+    if re.fullmatch(r"\d+(st|nd|rd|th|x|k|m|b|gb|mb|%)?", word, re.I):
+        return False
+    upper = sum(c.isupper() for c in word)
+    has_digit = any(c.isdigit() for c in word)
+    has_alpha = any(c.isalpha() for c in word)
+    return upper >= 2 or (has_digit and has_alpha) or ("-" in word and has_digit)
+
+
+def _known_terms(index, text: str) -> list[str]:
+    """The text's known, non-filler terms; a word the corpus knows whole is not also counted by its pieces."""
+    out: list[str] = []
+    for word in re.findall(r"[A-Za-z][A-Za-z0-9_]*|\d+[A-Za-z]+", _expand(text)):
+        tokens = tokenize(word)
+        if not tokens:
+            continue
+        chosen = [tokens[0]] if len(tokens) > 1 and index.known(tokens[0]) else tokens  # tokens[0]: the whole word
+        out += [t for t in chosen if t not in FILLER and index.known(t)]
+    return list(dict.fromkeys(out))
+
+
+def missing_names(index, text: str) -> list[str]:
+    """Name-like words of ``text`` none of whose own terms the corpus contains."""
+    out = []
+    for word in _NAME.findall(text):
+        if not _name_like(word):
+            continue
+        parts = [t for t in tokenize(re.sub(r"[-.]", " ", word)) if not t.isdigit()]
+        if parts and not any(index.known(t) for t in parts) and not set(parts) <= FILLER:
+            out.append(word)
+    return out
+
+
+def api_refs(text: str) -> list[str]:
+    """Identifiers the plan names: dotted paths, snake_case and CamelCase words."""
+    found = _DOTTED.findall(text) + _IDENT.findall(text)
+    return list(dict.fromkeys(found))
+
+
+def section_query(index, number: int, title: str, details: str, context: str) -> SectionQuery:
+    """The weighted query for one planned section, given the PART's searches and title as ``context``."""
+    title_terms = _known_terms(index, title)
+    detail_terms = [t for t in _known_terms(index, details) if t not in title_terms]
+    weights: dict[str, float] = {}
+    for t in tokenize(f"{title} {_expand(title)}"):
+        weights[t] = TITLE_WEIGHT
+    for t in tokenize(f"{details} {_expand(details)}"):
+        weights.setdefault(t, DETAIL_WEIGHT)
+    for t in tokenize(f"{context} {_expand(context)}"):
+        weights.setdefault(t, CONTEXT_WEIGHT)
+    weights = {t: w for t, w in weights.items() if index.known(t)}
+    return SectionQuery(
+        number=number, title=title, details=details, weights=weights, title_terms=title_terms,
+        detail_terms=detail_terms, missing=missing_names(index, title), refs=api_refs(f"{title} {details}"),
+        detail_missing=missing_names(index, details), context_terms=_known_terms(index, context),
+        subjects=[w for w in _NAME.findall(title) if _name_like(w)],
+        text=" ".join(x for x in (title, details) if x),
+    )

@@ -1,0 +1,97 @@
+"""The batch graph: select -> one ``Send`` per PART to the runner subgraph -> review gate.
+
+The runner subgraph is context -> research -> write -> check (a failed check goes
+back to write with its reasons, at most ``max_rewrites`` times) -> drop -> tick;
+any failure skips to drop, which writes a failed drop and ends the task. The node
+that ends a task emits its summary row. This module only wires; the nodes are in
+kb.runner.nodes and the work in kb.runner.stages.
+"""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy, Send
+
+from kb.runner import nodes
+from kb.runner.state import BatchState, PartOutput, PartState, RunContext
+
+
+def _after(next_stage: str):
+    def route(state: PartState) -> str:
+        return "drop" if state.get("error") else next_stage
+
+    return route
+
+
+def _after_context(state: PartState) -> str:
+    if nodes.is_final("context", state):  # an earlier, killed run finished this PART
+        return END
+    return "drop" if state.get("error") else "research"
+
+
+def _after_check(state: PartState) -> str:
+    if state.get("error") or not state.get("feedback"):
+        return "drop"
+    return "write"  # rewrite with the check's reasons as feedback
+
+
+def _after_drop(state: PartState) -> str:
+    return END if nodes.is_final("drop", state) else "tick"
+
+
+def build_runner_graph(retry: RetryPolicy = nodes.RETRY) -> StateGraph:
+    """One runner task (one PART), as a subgraph; its only output is its ``results`` row.
+
+    Research and write reach search providers and models, so they carry ``retry``.
+    """
+    g = StateGraph(PartState, context_schema=RunContext, output_schema=PartOutput)
+    g.add_node("context", nodes.runner_node("context", nodes.context_stage))
+    g.add_node("research", nodes.runner_node("research", nodes.research_stage, retry=retry), retry_policy=retry)
+    g.add_node("write", nodes.runner_node("write", nodes.write_stage, retry=retry), retry_policy=retry)
+    g.add_node("check", nodes.runner_node("check", nodes.check_stage))
+    g.add_node("drop", nodes.runner_node("drop", nodes.drop_stage))
+    g.add_node("tick", nodes.runner_node("tick", nodes.tick_stage))
+    g.add_edge(START, "context")
+    g.add_conditional_edges("context", _after_context, ["research", "drop", END])
+    g.add_conditional_edges("research", _after("write"), ["write", "drop"])
+    g.add_conditional_edges("write", _after("check"), ["check", "drop"])
+    g.add_conditional_edges("check", _after_check, ["write", "drop"])
+    g.add_conditional_edges("drop", _after_drop, ["tick", END])
+    g.add_edge("tick", END)
+    return g
+
+
+def fan_out(state: BatchState) -> list[Send] | str:
+    """One ``Send`` per selected PART: each is its own task, so a resume reruns only unfinished ones."""
+    if not state.get("selected"):
+        return "review"
+    return [
+        Send("runner", {
+            "plan_path": state["plan"],
+            "plan_title": state.get("plan_title"),
+            "plan_topic": state.get("topic"),
+            "part": item["part"],
+            "was": item["was"],
+            "drop_slug": item.get("drop_slug"),
+        })
+        for item in state["selected"]
+    ]
+
+
+def build_batch_graph(checkpointer=None, *, retry: RetryPolicy = nodes.RETRY):
+    """The compiled graph for one batch run (the subgraph shares the checkpointer)."""
+    runner = build_runner_graph(retry).compile()
+    g = StateGraph(BatchState, context_schema=RunContext)
+    g.add_node("select", nodes.select_node)
+    g.add_node("runner", runner)
+    g.add_node("review", nodes.review_node)
+    g.add_edge(START, "select")
+    g.add_conditional_edges("select", fan_out, ["runner", "review"])
+    g.add_edge("runner", "review")
+    g.add_edge("review", END)
+    return g.compile(checkpointer=checkpointer)
+
+
+def recursion_limit(max_rewrites: int) -> int:
+    """Enough steps for every rewrite a PART may take (LangGraph's default of 25 is not)."""
+    return 25 + 2 * max_rewrites

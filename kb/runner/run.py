@@ -1,0 +1,164 @@
+"""Drive one graph run (a batch or a PART): the SQLite checkpointer, resume, the review interrupt.
+
+A unit's checkpoint thread (kb.runner.select.Unit.thread_id) outlives a killed
+process: the next run of the same unit finds it unfinished and resumes it, so
+finished PARTs are not redone. A finished run's thread is deleted, so the next
+run of the unit starts afresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.types import Command, RetryPolicy
+
+from kb.runner.graph import build_batch_graph, recursion_limit
+from kb.runner.nodes import RETRY
+from kb.runner.select import Unit
+from kb.runner.state import RunContext
+from kb.workspace import Workspace
+
+CHECKPOINTS = "checkpoints.sqlite"
+# Each step's checkpoint is committed before the next step starts, so a kill -9 loses at most the
+# step in flight ("async" would overlap the write with the next step; measured ~3% faster in the bench).
+DURABILITY = "sync"
+
+Event = Callable[[dict], None]
+Ask = Callable[[dict], dict]
+
+
+@dataclass
+class RunOptions:
+    runners: int = 4
+    redo: bool = False
+    review: bool = False
+    resume: bool = False  # only says the user asked; an unfinished run is resumed either way (unless --redo)
+
+
+@dataclass
+class RunOutcome:
+    unit: Unit
+    resumed: bool
+    results: list[dict]
+    summary: dict
+    reviewed: dict | None
+    seconds: float
+    thread_id: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict]:
+        return [r for r in self.summary["rows"] if r["status"] == "failed"]
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.unit.label,
+            "batch": self.unit.batch,
+            "part": self.unit.part,
+            "thread_id": self.thread_id,
+            "resumed": self.resumed,
+            "seconds": round(self.seconds, 2),
+            "summary": self.summary,
+            "reviewed": self.reviewed,
+            "notes": self.notes,
+        }
+
+
+@asynccontextmanager
+async def open_checkpointer(workspace: Workspace) -> AsyncIterator[AsyncSqliteSaver]:
+    """The workspace's LangGraph checkpointer: ``.kb/checkpoints.sqlite``."""
+    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(workspace.state_dir / CHECKPOINTS) as conn:
+        # The saver turns on WAL; with WAL, synchronous=NORMAL still survives a killed process
+        # (only a power cut can lose the last commits) and commits stop waiting for fsync.
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        yield AsyncSqliteSaver(conn)
+
+
+async def unfinished(workspace: Workspace, unit: Unit) -> bool:
+    """Whether the unit has a checkpointed run that did not finish (killed, or paused at the review gate)."""
+    path = workspace.state_dir / CHECKPOINTS
+    if not path.exists():
+        return False
+    async with open_checkpointer(workspace) as saver:
+        graph = build_batch_graph(saver)
+        snapshot = await graph.aget_state({"configurable": {"thread_id": unit.thread_id}})
+        return bool(snapshot.next)
+
+
+async def run_unit(
+    workspace: Workspace,
+    unit: Unit,
+    context: RunContext,
+    options: RunOptions,
+    *,
+    on_event: Event | None = None,
+    ask: Ask | None = None,
+    retry: RetryPolicy | None = None,
+) -> RunOutcome:
+    """Run (or resume) one unit to the end; ``ask`` answers the review interrupt (--review)."""
+    started = time.perf_counter()
+    notes: list[str] = []
+    async with open_checkpointer(workspace) as saver:
+        graph = build_batch_graph(saver, retry=retry or RETRY)
+        config: dict[str, Any] = {
+            "configurable": {"thread_id": unit.thread_id},
+            # Top level: under "configurable" LangGraph ignores it.
+            "max_concurrency": options.runners,
+            "recursion_limit": recursion_limit(context.max_rewrites),
+        }
+        snapshot = await graph.aget_state(config)
+        resumed = bool(snapshot.next) and not (options.redo and not options.resume)
+        context = dataclasses.replace(context, resuming=resumed)
+        payload: Any
+        if resumed:
+            payload = None
+            if snapshot.interrupts:
+                payload = Command(resume=_ask(ask, snapshot.interrupts[0].value))
+        else:
+            if snapshot.values:
+                if snapshot.next:
+                    notes.append(f"discarded the unfinished run of {unit.label} (--redo starts afresh)")
+                await saver.adelete_thread(unit.thread_id)
+            payload = {"plan": unit.plan, "label": unit.label, "batch": unit.batch, "part": unit.part,
+                       "redo": options.redo, "review": options.review}
+        while True:
+            async for _namespace, chunk in graph.astream(
+                payload, config, context=context, stream_mode="custom", subgraphs=True, durability=DURABILITY
+            ):
+                if on_event is not None and isinstance(chunk, dict):
+                    on_event(chunk)
+            snapshot = await graph.aget_state(config)
+            if snapshot.interrupts:  # the review gate asks for a verdict
+                payload = Command(resume=_ask(ask, snapshot.interrupts[0].value))
+                continue
+            break
+        values = snapshot.values
+        if not snapshot.next:
+            await saver.adelete_thread(unit.thread_id)
+    summary = values.get("summary") or {"label": unit.label, "rows": [], "counts": {"done": 0, "failed": 0, "skipped": 0},
+                                        "seconds": 0.0, "tokens": {"input": 0, "output": 0}}
+    return RunOutcome(
+        unit=unit,
+        resumed=resumed,
+        results=list(values.get("results") or []),
+        summary=summary,
+        reviewed=values.get("reviewed"),
+        seconds=time.perf_counter() - started,
+        thread_id=unit.thread_id,
+        notes=notes,
+    )
+
+
+def _ask(ask: Ask | None, payload: dict) -> dict:
+    if ask is None:
+        # Nobody to ask (an API caller without a reviewer): the batch stays unreviewed.
+        return {"approved": False, "note": "no reviewer to ask"}
+    return ask(payload)

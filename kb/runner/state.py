@@ -1,0 +1,95 @@
+"""What the batch graph carries: checkpointed state (plain, JSON-like data) and the run context (live objects).
+
+State is saved by the SQLite checkpointer after every step, so it holds only
+plain dicts, lists, strings and numbers. The engine, the workspace and the
+progress hooks are not state: they travel in the LangGraph runtime context.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict
+
+from kb.engine.types import Draft, Researcher, WriteRequest, Writer
+from kb.runner.ticker import PlanTicker
+from kb.workspace import Workspace
+
+CheckFn = Callable[[Draft, WriteRequest], list[str]]
+
+
+class BatchInput(TypedDict, total=False):
+    """What a run starts from: which plan and which PARTs (``select`` turns it into snapshots)."""
+
+    plan: str  # workspace-relative plan path
+    label: str  # "BATCH 2", "PART 5": for messages
+    batch: int | None  # run this batch's PARTs ...
+    part: int | None  # ... or this one PART
+    redo: bool  # include PARTs already done
+    review: bool  # pause at the review gate for a person's approval
+
+
+class BatchState(BatchInput, total=False):
+    plan_title: str | None
+    topic: str | None
+    selected: list[dict]  # one {"part": Part as dict, "was": {...}} per PART to run
+    results: Annotated[list[dict], operator.add]  # one per finished runner task (complete or failed)
+    summary: dict
+    reviewed: dict | None  # {"approved": bool, "note": str, "at": iso} once the gate was passed
+
+
+class PartState(TypedDict, total=False):
+    """One runner task. Keys differ from BatchState's except ``results``, its only output."""
+
+    plan_path: str
+    plan_title: str | None
+    plan_topic: str | None
+    part: dict  # the PART as parsed when the run started
+    was: dict  # {"status", "completed_at"} of the PART when the run started (resume guard)
+    drop_slug: str  # the drop's name: KNOWLEDGE-DROP-<slug>-<date>-<HHMM>.md
+    stamp: str  # local time the task started (minutes): names its drop, stable across resumes
+    stage: str
+    knowledge_file: str | None  # workspace-relative
+    context: list[dict]
+    research: dict
+    draft: dict
+    feedback: list[str]
+    attempt: int  # writes done so far
+    tokens: dict
+    cost_usd: float | None
+    seconds: float
+    warnings: list[str]
+    error: str | None
+    skipped: str | None  # why the task did nothing (an earlier, killed run already finished it)
+    drop_file: str | None
+    snippets: int  # code fences in the written file
+    sections_written: list[str]
+    results: Annotated[list[dict], operator.add]
+
+
+class PartOutput(TypedDict):
+    results: Annotated[list[dict], operator.add]
+
+
+@dataclass
+class RunContext:
+    """Live objects every node may use; not checkpointed (rebuilt by each process that runs or resumes)."""
+
+    workspace: Workspace
+    researcher: Researcher
+    writer: Writer
+    check: CheckFn
+    max_rewrites: int = 2
+    force: bool = False  # overwrite knowledge files a person edited
+    resuming: bool = False  # set by run_unit: a resumed run checks whether a killed run already finished a PART
+    model: str | None = None  # the writer's model, for failed drops that never got a Draft
+    ticker: PlanTicker = field(default_factory=PlanTicker)
+
+
+def engine_model(engine: Any) -> str | None:
+    """The model an engine bundle reports (None offline or when it has none)."""
+    try:
+        return getattr(engine, "model", None)
+    except Exception:  # a property that cannot answer must not stop a run
+        return None

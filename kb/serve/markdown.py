@@ -1,0 +1,201 @@
+"""Markdown to HTML for the site: markdown-it-py with GFM (tables, task lists, footnotes, autolinks),
+GitHub-style heading anchors, pygments highlighting, a result badge on every fenced
+code block, and links rewritten by the caller.
+
+Raw HTML in a knowledge file is shown as text (knowledge comes from web research and
+model output, so it is never trusted as markup); HTML comments such as INDEX.md's
+``<!-- kb:index:start -->`` markers are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html import escape
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.anchors import anchors_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+from mdit_py_plugins.front_matter import front_matter_plugin
+from mdit_py_plugins.tasklists import tasklists_plugin
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import TextLexer, get_lexer_by_name
+from pygments.util import ClassNotFound
+
+# The pygments CSS class the highlighted blocks carry (the stylesheet is built for it).
+HIGHLIGHT_CLASS = "highlight"
+
+
+@dataclass
+class Heading:
+    level: int
+    id: str
+    text: str
+    line: int  # 1-based line of the heading in the file
+
+
+@dataclass
+class Fence:
+    index: int  # 0-based position among the file's fenced blocks
+    line: int  # 1-based line of the opening fence in the file
+    language: str
+    info: str
+    code: str
+
+
+@dataclass
+class Rendered:
+    """A rendered file: its leading H1 (when it opens the file) apart, so a header can follow it."""
+
+    head_html: str
+    body_html: str
+    headings: list[Heading] = field(default_factory=list)
+    fences: list[Fence] = field(default_factory=list)
+
+
+LinkRewriter = Callable[[str, bool], "str | None"]  # (href, is_image) -> new href, or None: not resolvable
+BadgeMaker = Callable[[Fence, "set[int]"], str]  # (fence, all fence lines) -> badge HTML
+
+
+def make_markdown() -> MarkdownIt:
+    """The parser every page uses (safe to share between threads: state lives in ``env``)."""
+    md = MarkdownIt("commonmark", {"html": True, "linkify": False})
+    try:
+        from mdit_py_plugins.gfm import gfm_plugin
+
+        md.use(gfm_plugin, front_matter=True)
+    except (ImportError, RuntimeError):
+        # markdown-it-py < 4.1 (a package beside kb may pin it below 4): the same GFM
+        # pieces from plugins, less the autolinking of bare URLs.
+        md.enable(["table", "strikethrough"])
+        md.use(tasklists_plugin).use(footnote_plugin).use(front_matter_plugin)
+    md.use(anchors_plugin, min_level=1, max_level=6, permalink=True, permalinkSymbol="#", permalinkBefore=False)
+    md.add_render_rule("fence", _render_fence)
+    md.add_render_rule("html_block", _render_html_block)
+    md.add_render_rule("html_inline", _render_html_inline)
+    return md
+
+
+def _lexer(language: str):
+    if not language:
+        return TextLexer()
+    try:
+        return get_lexer_by_name(language)
+    except ClassNotFound:
+        return TextLexer()
+
+
+def highlight_code(code: str, language: str) -> str:
+    """Pygments HTML for ``code`` (spans only, no wrapper)."""
+    return highlight(code, _lexer(language), HtmlFormatter(nowrap=True))
+
+
+def _render_fence(self, tokens: list[Token], idx: int, options, env) -> str:
+    token = tokens[idx]
+    fence: Fence = token.meta["kb_fence"]
+    badge = env["kb_badge"](fence, env["kb_fence_lines"]) if env.get("kb_badge") else ""
+    lang = escape(fence.language) if fence.language else "text"
+    return (
+        f'<figure class="snippet" id="snippet-{fence.index}" data-line="{fence.line}">'
+        f'<figcaption class="snippet-bar"><span class="lang">{lang}</span>'
+        f'<span class="where">line {fence.line}</span>{badge}</figcaption>'
+        f'<pre class="{HIGHLIGHT_CLASS}"><code>{highlight_code(fence.code, fence.language)}</code></pre></figure>\n'
+    )
+
+
+def _is_comment(html: str) -> bool:
+    text = html.strip()
+    return text.startswith("<!--") and text.endswith("-->")
+
+
+def _render_html_block(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    if _is_comment(token.content):
+        return ""
+    if not token.block:  # the anchors plugin's permalink symbol travels as an inline "html_block"
+        return escape(token.content)
+    return f'<pre class="raw-html">{escape(token.content)}</pre>\n'
+
+
+def _render_html_inline(self, tokens, idx, options, env) -> str:
+    content = tokens[idx].content
+    return "" if _is_comment(content) else escape(content)
+
+
+def _inline_text(token: Token | None) -> str:
+    if token is None or not token.children:
+        return token.content if token is not None else ""
+    return "".join(c.content for c in token.children if c.type in ("text", "code_inline", "html_inline"))
+
+
+def _rewrite_links(tokens: list[Token], links: LinkRewriter) -> None:
+    for token in tokens:
+        for child in token.children or []:
+            if child.type == "link_open":
+                href = str(child.attrGet("href") or "")
+                new = links(href, False)
+                if new is None:
+                    # Not a page of this site: keep the text, drop the dead link, say why on hover.
+                    del child.attrs["href"]
+                    child.attrSet("class", "unresolved")
+                    child.attrSet("title", f"not in this site: {href}")
+                else:
+                    child.attrSet("href", new)
+                    if "://" in new or new.startswith("mailto:"):
+                        child.attrSet("class", "external")
+                        child.attrSet("rel", "noopener noreferrer")
+            elif child.type == "image":
+                src = str(child.attrGet("src") or "")
+                new = links(src, True)
+                child.attrSet("src", new or "")
+
+
+def parse_file(md: MarkdownIt, text: str) -> tuple[list[Token], list[Heading], list[Fence]]:
+    """Tokens of a whole file (front matter included, so token lines are file lines), its headings and fences."""
+    tokens = md.parse(text, {})
+    headings: list[Heading] = []
+    fences: list[Fence] = []
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open":
+            headings.append(
+                Heading(
+                    level=int(token.tag[1]),
+                    id=str(token.attrGet("id") or ""),
+                    text=_inline_text(tokens[i + 1] if i + 1 < len(tokens) else None).strip(),
+                    line=(token.map[0] + 1) if token.map else 0,
+                )
+            )
+        elif token.type == "fence":
+            parts = token.info.strip().split(maxsplit=1)
+            fence = Fence(
+                index=len(fences),
+                line=(token.map[0] + 1) if token.map else 0,
+                language=parts[0].lower() if parts else "",
+                info=token.info.strip(),
+                code=token.content,
+            )
+            token.meta["kb_fence"] = fence
+            fences.append(fence)
+    return tokens, headings, fences
+
+
+def render_file(md: MarkdownIt, text: str, links: LinkRewriter, badge: BadgeMaker | None = None) -> Rendered:
+    """Render a Markdown file with its links rewritten and a badge on every fenced block."""
+    tokens, headings, fences = parse_file(md, text)
+    _rewrite_links(tokens, links)
+    env = {"kb_badge": badge, "kb_fence_lines": {f.line for f in fences}}
+    start = 1 if tokens and tokens[0].type == "front_matter" else 0
+    split = start
+    # The H1 that opens the file is rendered apart so the page can put the file's header under it.
+    if len(tokens) >= start + 3 and tokens[start].type == "heading_open" and tokens[start].tag == "h1":
+        split = start + 3
+    head = md.renderer.render(tokens[start:split], md.options, env)
+    body = md.renderer.render(tokens[split:], md.options, env)
+    return Rendered(head_html=head, body_html=body, headings=headings, fences=fences)
+
+
+def pygments_css() -> str:
+    """The stylesheet for highlighted blocks."""
+    return HtmlFormatter(style="default").get_style_defs(f".{HIGHLIGHT_CLASS}")

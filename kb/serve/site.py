@@ -1,0 +1,629 @@
+"""The pages of the site: one ``Site`` answers a URL path with a page, read fresh from disk.
+
+The live server and ``kb serve --build`` both ask it for pages, so what is served
+and what is published are the same HTML. Every request re-reads the files it shows;
+only file titles and the search index are cached, keyed by the files' mtimes and sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from html import escape
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import frontmatter
+import jinja2
+
+from kb.fsutil import sha256_text
+from kb.records import KnowledgeDoc, read_drop, read_knowledge
+from kb.serve import urls
+from kb.serve.markdown import Fence, highlight_code, make_markdown, parse_file, pygments_css, render_file
+from kb.serve.plans import load_drops, load_plans
+from kb.serve.results import RESULTS_REL, Results, read_results
+from kb.serve.search import STOPWORDS, Section, SectionIndex
+from kb.serve.urls import Route, page_for_source, relative, root_prefix, safe_file
+
+HTML = "text/html; charset=utf-8"
+# Pages need nothing from the network; scripts only from the site itself (the static search).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+STATIC_FILES = {"kb.css": "text/css; charset=utf-8", "search.js": "text/javascript; charset=utf-8"}
+SEARCH_INDEX = "search-index.js"
+# A tree this small is shown unfolded.
+SMALL_TREE = 40
+# The placeholder name `kb init` gives SKILL.md; the folder's name says more.
+DEFAULT_SKILL_NAME = "knowledge-base"
+
+
+@dataclass
+class Response:
+    status: int
+    content_type: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TreeFile:
+    rel: str
+    page: str
+    title: str
+    current: bool = False
+
+
+@dataclass
+class TreeTopic:
+    name: str
+    folder: str  # workspace-relative, e.g. knowledge/performance
+    files: list[TreeFile] = field(default_factory=list)
+    open: bool = False
+
+    @property
+    def page(self) -> str:
+        return urls.topic_page(self.folder)
+
+
+class _StatCache:
+    """Values computed from a file, recomputed when its mtime or size changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[tuple[str, Path], tuple[tuple[int, int], Any]] = {}
+
+    def get(self, kind: str, path: Path, compute) -> Any:
+        """``compute(path)``, or the value it gave for the file as it is now; ``kind`` names what it computes."""
+        st = path.stat()
+        sig = (st.st_mtime_ns, st.st_size)
+        key = (kind, path)
+        with self._lock:
+            hit = self._data.get(key)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        value = compute(path)
+        with self._lock:
+            self._data[key] = (sig, value)
+        return value
+
+
+class Site:
+    """Pages of one workspace, rendered on demand from what is on disk now."""
+
+    def __init__(self, root: Path, name: str | None = None):
+        self.root = Path(root).resolve()
+        self.md = make_markdown()
+        self.templates = jinja2.Environment(
+            loader=jinja2.PackageLoader("kb.serve", "templates"),
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        self.templates.filters["when"] = _when
+        # Titles, fences, SKILL.md's name and parsed results.json, by what and from which file.
+        self._by_file = _StatCache()
+        self._fixed_name = name
+        self._snapshot: list[tuple[str, str, str]] | None = None
+        self._search_lock = threading.Lock()
+        self._search_key: tuple | None = None
+        self._search_index: SectionIndex | None = None
+
+    # ----- entry point -------------------------------------------------------------------
+
+    def get(self, raw_path: str, static: bool = False) -> Response:
+        """The response for a request path (with its query string); 404 for anything not a page."""
+        path = urls.clean_path(raw_path)
+        found = urls.route(path) if path is not None else None
+        if found is None:
+            return self.not_found(path or "")
+        query = parse_qs(urlsplit(raw_path).query).get("q", [""])[0][:500]
+        page = path if path else urls.HOME
+        try:
+            response = self._dispatch(found, page, query, static)
+        except (OSError, UnicodeError):
+            response = None  # vanished or unreadable between the check and the read
+        return response if response is not None else self.not_found(page)
+
+    def _dispatch(self, found: Route, page: str, query: str, static: bool) -> Response | None:
+        kind, rel = found.kind, found.rel
+        if kind == "home":
+            return self.home_page()
+        if kind == "knowledge" and posixpath.basename(page) == "index.html":
+            if safe_file(self.root, rel or "", "knowledge") is None:
+                return self.topic_page(page)
+        if kind in ("doc", "knowledge"):
+            return self.markdown_page(page, rel or "", "knowledge" if kind == "knowledge" else "")
+        if kind == "drop":
+            return self.drop_page(page, rel or "")
+        if kind == "snippet":
+            return self.snippet_page(page, rel or "")
+        if kind == "plans":
+            return self.plans_page()
+        if kind == "search":
+            return self.search_page(query, static)
+        if kind == "static":
+            return self.static_file(rel or "")
+        if kind == "asset":
+            return self.asset(rel or "")
+        if kind == "redirect":
+            source = posixpath.splitext(rel or "")[0] + ".md"
+            if safe_file(self.root, source, "knowledge") is None and self._topic_folder(rel or "") is None:
+                return None
+            return Response(302, HTML, b"", {"Location": "/" + (rel or "")})
+        return None
+
+    # ----- shared pieces -----------------------------------------------------------------
+
+    def name(self) -> str:
+        """The site's title: the skill name SKILL.md gives the knowledge base, else the folder's name."""
+        if self._fixed_name:
+            return self._fixed_name
+        path = safe_file(self.root, "SKILL.md")
+
+        def compute(p: Path) -> str:
+            try:
+                value = frontmatter.loads(p.read_text(encoding="utf-8", errors="replace")).metadata.get("name")
+            except Exception:
+                return ""
+            return str(value) if value and value != DEFAULT_SKILL_NAME else ""
+
+        named = self._by_file.get("skill-name", path, compute) if path is not None else ""
+        return named or self.root.name
+
+    def results(self) -> Results:
+        """snippets/results.json as it is now (parsed again only when it changed)."""
+        path = safe_file(self.root, RESULTS_REL, "snippets")
+        if path is None:
+            return Results()
+        try:
+            return self._by_file.get("results", path, read_results)
+        except OSError:
+            return Results()
+
+    def knowledge_files(self) -> list[str]:
+        """Workspace-relative paths of the knowledge files (symlinks out of knowledge/ left out)."""
+        return urls.markdown_files(self.root, "knowledge")
+
+    def title(self, rel: str) -> str:
+        path = self.root / rel
+
+        def compute(p: Path) -> str:
+            try:
+                return read_knowledge(p).meta.title
+            except Exception:  # a broken front matter still shows up in the tree, by its name
+                return p.stem
+
+        try:
+            return self._by_file.get("title", path, compute)
+        except OSError:
+            return Path(rel).stem
+
+    def _listing(self) -> list[tuple[str, str, str]]:
+        """(rel, page, title) of every knowledge file: the snapshot during a build, else read now."""
+        if self._snapshot is not None:
+            return self._snapshot
+        return [(rel, page_for_source(rel) or "", self.title(rel)) for rel in self.knowledge_files()]
+
+    @contextmanager
+    def snapshot(self):
+        """Within it the knowledge files and their titles are listed once, not per page (a static build)."""
+        self._snapshot = None
+        self._snapshot = self._listing()
+        try:
+            yield self
+        finally:
+            self._snapshot = None
+
+    def tree(self, current: str | None = None) -> list[TreeTopic]:
+        """The left-hand tree: knowledge/ by topic folder, the current file's topic open."""
+        topics: dict[str, TreeTopic] = {}
+        for rel, page, title in self._listing():
+            folder = posixpath.dirname(rel)[len("knowledge/"):] if "/" in rel[len("knowledge/"):] else ""
+            topic = topics.setdefault(
+                folder, TreeTopic(name=folder or "(top level)", folder=posixpath.dirname(rel))
+            )
+            topic.files.append(TreeFile(rel=rel, page=page, title=title, current=page == current))
+            topic.open = topic.open or page == current
+        ordered = [topics[k] for k in sorted(topics)]
+        if sum(len(t.files) for t in ordered) <= SMALL_TREE:
+            for topic in ordered:
+                topic.open = True
+        return ordered
+
+    def render(self, template: str, page: str, status: int = 200, root: str | None = None, **context: Any) -> Response:
+        """A page from a jinja2 template, with the layout's common context."""
+        context.setdefault("query", "")
+        context.setdefault("static", False)
+        html = self.templates.get_template(template).render(
+            site_name=self.name(),
+            page=page,
+            root=root_prefix(page) if root is None else root,
+            tree=self.tree(page),
+            **context,
+        )
+        return Response(status, HTML, html.encode("utf-8"))
+
+    def not_found(self, page: str) -> Response:
+        # Only the live server answers 404s, so its links start at the server root, whatever the
+        # request path was. Nothing of the request is echoed back: it may be a traversal attempt.
+        return self.render("404.html", urls.HOME, status=404, root="/", title="Not found")
+
+    def link_rewriter(self, source_rel: str, page: str):
+        """How links in ``source_rel`` become links of ``page``: Markdown files become their pages."""
+
+        def rewrite(href: str, is_image: bool) -> str | None:
+            if not href or href.startswith("#"):
+                return href or None
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc:
+                return href if parts.scheme in ("http", "https", "mailto") and not is_image else None
+            target_path = unquote(parts.path)
+            if not target_path:
+                return None
+            if target_path.startswith("/"):
+                joined = target_path.lstrip("/")
+            else:
+                joined = posixpath.join(posixpath.dirname(source_rel), target_path)
+            rel = posixpath.normpath(joined)
+            if rel in (".", "..") or rel.startswith("../"):
+                return None
+            # Older trees link knowledge files relative to knowledge/ (e.g. from plans).
+            for candidate in (rel, f"knowledge/{rel}"):
+                if not is_image and self._topic_folder(urls.topic_page(candidate)) is not None:
+                    return relative(page, urls.topic_page(candidate))
+                target = page_for_source(candidate)
+                if target is None or safe_file(self.root, candidate) is None:
+                    continue
+                if is_image and candidate != target:
+                    return None
+                if parts.fragment and "#" not in target:
+                    target += f"#{parts.fragment}"
+                return relative(page, target)
+            return None
+
+        return rewrite
+
+    def _plan_page(self, plan: str | None) -> str | None:
+        """The plans-page anchor of the plan a file or drop names (found under completed/ too)."""
+        if not plan:
+            return None
+        name = posixpath.basename(plan)
+        for candidate in (plan, f"plans/{name}", f"plans/completed/{name}"):
+            if safe_file(self.root, candidate, "plans") is not None:
+                return f"{urls.PLANS}#{urls.plan_anchor(candidate)}"
+        return None
+
+    def _badge_maker(self, rel: str, page: str, results: Results):
+        def badge(fence: Fence, fence_lines: set[int]) -> str:
+            match = results.lookup(rel, fence, fence_lines)
+            if match is None:
+                return (
+                    '<span class="badge none" title="snippets/results.json has no result for this block '
+                    '(run kb validate-snippets)">not yet run</span>'
+                )
+            result = match.result
+            label = result.label
+            if result.status in ("skip", "not-executable") and result.reason:
+                label += f": {result.reason}"
+            tip = f"{result.status}: {result.reason}" if result.reason else result.status
+            css = result.badge_class
+            if match.stale:
+                label += " (code changed since)"
+                tip = "the code changed after this result; run kb validate-snippets again. Last " + tip
+                css += " stale"
+            href = relative(page, f"snippets/{result.slug}.html")
+            return f'<a class="badge {css}" href="{escape(href)}" title="{escape(tip)}">{escape(label)}</a>'
+
+        return badge
+
+    # ----- pages -------------------------------------------------------------------------
+
+    def home_page(self) -> Response:
+        if safe_file(self.root, "INDEX.md") is None:
+            return self.render("home.html", urls.HOME, title="Index")
+        return self.markdown_page(urls.HOME, "INDEX.md", "")
+
+    def markdown_page(self, page: str, rel: str, within: str) -> Response | None:
+        """A knowledge file (with its header and snippet badges), INDEX.md or SKILL.md."""
+        path = safe_file(self.root, rel, within)
+        if path is None:
+            return None
+        text = path.read_text(encoding="utf-8", errors="replace")
+        doc: KnowledgeDoc | None = None
+        problem = None
+        if within == "knowledge":
+            try:
+                doc = read_knowledge(path)
+            except Exception as exc:  # bad YAML: still show the text, and say why the header is missing
+                problem = f"the front matter could not be read: {exc}"
+        results = self.results() if within == "knowledge" else Results()
+        rendered = render_file(
+            self.md, text, self.link_rewriter(rel, page), self._badge_maker(rel, page, results) if within else None
+        )
+        counts: dict[str, int] = {}
+        for fence in rendered.fences:
+            found = results.lookup(rel, fence, {f.line for f in rendered.fences})
+            key = "none" if found is None else "stale" if found.stale else found.result.badge_class
+            counts[key] = counts.get(key, 0) + 1
+        sources = []
+        if doc is not None:
+            for source in doc.meta.sources:
+                href = None
+                if source.kind == "web" and source.locator.startswith(("http://", "https://")):
+                    href = source.locator
+                elif source.kind == "knowledge":
+                    href = self.link_rewriter("", page)(source.locator, False)
+                sources.append({"ref": source, "href": href})
+        plan_page = self._plan_page(doc.meta.plan) if doc is not None else None
+        return self.render(
+            "markdown.html",
+            page,
+            title=(doc.meta.title if doc else None) or (rendered.headings[0].text if rendered.headings else rel),
+            rel=rel,
+            doc=doc,
+            meta=doc.meta if doc is not None and doc.has_front_matter else None,
+            edited=_edited_by_hand(doc),
+            plan_href=relative(page, plan_page) if plan_page else None,
+            sources=sources,
+            problem=problem or results.problem,
+            rendered=rendered,
+            toc=[h for h in rendered.headings if 2 <= h.level <= 3],
+            snippet_counts=counts,
+            is_knowledge=within == "knowledge",
+        )
+
+    def drop_page(self, page: str, rel: str) -> Response | None:
+        path = safe_file(self.root, rel, "drops")
+        if path is None:
+            return None
+        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            drop = read_drop(path)
+        except Exception:
+            drop = None
+        if drop is not None:
+            text = _without_header_keys(text)
+        rendered = render_file(self.md, text, self.link_rewriter(rel, page))
+        target = None
+        if drop is not None and drop.knowledge_file:
+            target = self.link_rewriter("", page)(drop.knowledge_file, False)
+        plan_page = self._plan_page(drop.plan) if drop is not None else None
+        return self.render(
+            "drop.html",
+            page,
+            title=(drop.title if drop else None) or Path(rel).stem,
+            rel=rel,
+            drop=drop,
+            target_href=target,
+            plan_href=relative(page, plan_page) if plan_page else None,
+            rendered=rendered,
+        )
+
+    def snippet_page(self, page: str, slug: str) -> Response | None:
+        results = self.results()
+        result = results.by_slug(slug)
+        if result is None:
+            return None
+        code, language, back, stale = None, result.language, None, False
+        source = safe_file(self.root, result.file, "knowledge")
+        if source is not None:
+            fences = self._by_file.get("fences", source, self._fences)
+            lines = {f.line for f in fences}
+            fence, stale = None, False
+            for candidate in fences:
+                match = results.lookup(result.file, candidate, lines)
+                if match is not None and match.result is result:
+                    fence, stale = candidate, match.stale
+                    break
+            knowledge_page = page_for_source(result.file) or ""
+            if fence is not None:
+                code, language = fence.code, fence.language or language
+                back = relative(page, f"{knowledge_page}#snippet-{fence.index}")
+            else:
+                back = relative(page, knowledge_page)
+        if code is None and result.snippet_file:
+            snippet = safe_file(self.root, result.snippet_file, "snippets")
+            if snippet is not None:
+                code = snippet.read_text(encoding="utf-8", errors="replace")
+        return self.render(
+            "snippet.html",
+            page,
+            title=f"Snippet {result.id or result.slug}",
+            result=result,
+            back_href=back,
+            stale=stale,
+            code_html=highlight_code(code, language) if code is not None else None,
+        )
+
+    def _topic_folder(self, page: str) -> str | None:
+        """The knowledge folder a ``.../index.html`` topic page lists, when it is a real folder inside knowledge/."""
+        if not page.endswith("/index.html"):
+            return None
+        folder = page[: -len("/index.html")]
+        if folder != "knowledge" and not folder.startswith("knowledge/"):
+            return None
+        top = (self.root / "knowledge").resolve()
+        try:
+            resolved = (self.root / folder).resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        inside = top.is_relative_to(self.root) and resolved.is_relative_to(top)
+        return folder if inside and resolved.is_dir() else None
+
+    def topic_page(self, page: str) -> Response | None:
+        """A folder of knowledge/: its files (title, sections) and its sub-folders."""
+        folder = self._topic_folder(page)
+        if folder is None:
+            return None
+        topics = [
+            t for t in self.tree(page) if folder == "knowledge" or t.folder == folder or t.folder.startswith(folder + "/")
+        ]
+        entries = []
+        for topic in topics:
+            files = []
+            for f in topic.files:
+                try:
+                    sections = read_knowledge(self.root / f.rel).meta.sections
+                except Exception:
+                    sections = []
+                files.append({"file": f, "sections": sections})
+            entries.append({"topic": topic, "files": files})
+        name = folder[len("knowledge/"):] if folder != "knowledge" else "knowledge"
+        return self.render("topic.html", page, title=name, folder=folder, name=name, entries=entries)
+
+    def _fences(self, path: Path) -> list[Fence]:
+        return parse_file(self.md, path.read_text(encoding="utf-8", errors="replace"))[2]
+
+    def plans_page(self) -> Response:
+        drops = load_drops(self.root)
+        plans, orphans = load_plans(self.root, drops)
+        return self.render(urls.PLANS, urls.PLANS, title="Plans", plans=plans, orphans=orphans, drops=drops)
+
+    def search_index(self) -> SectionIndex:
+        """The BM25 index of the knowledge tree's sections, rebuilt when any knowledge file changed."""
+        files = self.knowledge_files()
+        key = []
+        for rel in files:
+            try:
+                st = (self.root / rel).stat()
+            except OSError:
+                continue
+            key.append((rel, st.st_mtime_ns, st.st_size))
+        with self._search_lock:
+            if self._search_key == tuple(key) and self._search_index is not None:
+                return self._search_index
+            sections: list[Section] = []
+            for rel, _, _ in key:
+                if safe_file(self.root, rel, "knowledge") is None:
+                    continue
+                try:
+                    # Only files that changed are parsed again; the BM25 index itself is rebuilt whole.
+                    sections.extend(self._by_file.get("sections", self.root / rel, self._sections))
+                except (OSError, UnicodeError):
+                    continue
+            self._search_index = SectionIndex(sections)
+            self._search_key = tuple(key)
+            return self._search_index
+
+    def _sections(self, path: Path) -> list[Section]:
+        """A knowledge file split at its headings (text above the first one is a section too)."""
+        rel = path.relative_to(self.root).as_posix()  # ``path`` is root/rel, links not resolved
+        text = path.read_text(encoding="utf-8", errors="replace")
+        tokens, headings, _ = parse_file(self.md, text)
+        lines = text.splitlines()
+        page = page_for_source(rel) or ""
+        title = self.title(rel)
+        start = tokens[0].map[1] if tokens and tokens[0].type == "front_matter" and tokens[0].map else 0
+        out: list[Section] = []
+        first = headings[0].line - 1 if headings else len(lines)
+        lead = "\n".join(lines[start:first]).strip()
+        if lead:
+            out.append(Section(page, "", title, title, lead))
+        for i, heading in enumerate(headings):
+            end = headings[i + 1].line - 1 if i + 1 < len(headings) else len(lines)
+            body = "\n".join(lines[heading.line : end])
+            if body.strip():  # a heading right above another one is found through that one
+                out.append(Section(page, heading.id, heading.text, title, body))
+        return out
+
+    def search_page(self, query: str, static: bool) -> Response:
+        hits = self.search_index().search(query) if query.strip() and not static else []
+        return self.render("search.html", urls.SEARCH, title="Search", query=query, hits=hits, static=static)
+
+    def search_index_script(self) -> bytes:
+        """The sections as a script for the static site's search (file:// pages cannot fetch JSON)."""
+        index = self.search_index()
+        docs = [
+            {"u": s.url, "h": s.heading, "f": s.file_title, "t": s.text}
+            for s in index.sections
+        ]
+        payload = json.dumps({"docs": docs, "stop": sorted(STOPWORDS)}, ensure_ascii=False, separators=(",", ":"))
+        return f"window.KB_SEARCH = {payload};\n".encode("utf-8")
+
+    def static_file(self, name: str) -> Response | None:
+        if name == SEARCH_INDEX:
+            return Response(200, "text/javascript; charset=utf-8", self.search_index_script())
+        if name not in STATIC_FILES:
+            return None
+        data = (resources.files("kb.serve") / "static" / name).read_text(encoding="utf-8")
+        if name == "kb.css":
+            data += "\n/* pygments */\n" + pygments_css()
+        return Response(200, STATIC_FILES[name], data.encode("utf-8"))
+
+    def asset(self, rel: str) -> Response | None:
+        path = safe_file(self.root, rel, "knowledge")
+        if path is None:
+            return None
+        kind = urls.ASSET_TYPES[posixpath.splitext(rel)[1].lower()]
+        return Response(200, kind, path.read_bytes())
+
+    # ----- the static site ---------------------------------------------------------------
+
+    def all_pages(self) -> list[str]:
+        """Every URL path the static site has, pages and assets."""
+        pages = [urls.HOME, urls.PLANS, urls.SEARCH]
+        pages += [f"{urls.STATIC_PREFIX}{name}" for name in (*STATIC_FILES, SEARCH_INDEX)]
+        if safe_file(self.root, "SKILL.md") is not None:
+            pages.append(urls.SKILL)
+        files = self.knowledge_files()
+        pages += [page_for_source(rel) or "" for rel in files]
+        folders = {"knowledge"} | {posixpath.dirname(rel) for rel in files}
+        pages += [urls.topic_page(folder) for folder in sorted(folders)]
+        pages += [page_for_source(rel) or "" for rel in urls.markdown_files(self.root, "drops")]
+        pages += [f"snippets/{r.slug}.html" for r in self.results().entries]
+        for dirpath, dirnames, filenames in os.walk(self.root / "knowledge"):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if posixpath.splitext(name)[1].lower() in urls.ASSET_TYPES and not name.startswith("."):
+                    rel = (Path(dirpath) / name).relative_to(self.root).as_posix()
+                    if safe_file(self.root, rel, "knowledge") is not None:
+                        pages.append(rel)
+        return [p for p in dict.fromkeys(pages) if p]
+
+
+
+def _edited_by_hand(doc: KnowledgeDoc | None) -> bool:
+    """Whether the body changed since kb wrote it.
+
+    python-frontmatter strips the body's final newline, which write_knowledge hashed, so
+    ``KnowledgeDoc.edited_by_hand`` alone would call every kb-written file edited.
+    """
+    if doc is None or not doc.meta.content_hash:
+        return False
+    return doc.meta.content_hash not in (sha256_text(doc.body), sha256_text(doc.body + "\n"))
+
+
+def _when(value: object) -> str:
+    """An ISO timestamp as 'YYYY-MM-DD HH:MM' (UTC kept visible); anything else unchanged."""
+    text = str(value or "")
+    match = re.match(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(Z|[+-]00:?00)?$", text)
+    if not match:
+        return text
+    return f"{match.group(1)} {match.group(2)}" + (" UTC" if match.group(3) else "")
+
+
+# Bold-key lines of a drop that its header card already shows.
+_HEADER_KEY = re.compile(
+    r"^\*\*(Created|Part|Batch|Plan|Target File|Status|Engine)\*\*\s*:.*\n?", re.I | re.M
+)
+
+
+def _without_header_keys(text: str) -> str:
+    """A drop's text less the bold-key lines above its first section (the page header shows them)."""
+    head, sep, rest = text.partition("\n## ")
+    return _HEADER_KEY.sub("", head) + sep + rest

@@ -1,0 +1,180 @@
+"""snippets/: the extracted snippet files, results.json (the contract others read) and JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+from kb.fsutil import atomic_write_text
+from kb.snippets.tasks import Entry
+from kb.workspace import Workspace
+
+RESULTS_REL = "snippets/results.json"
+STATUSES = ("pass", "fail", "skip", "timeout", "error", "not-executable")
+FAILING = {"fail", "timeout", "error"}
+_SNIPPET_NAME = re.compile(r"^\d{2,}-L\d+\.(py|sh)$")
+_EXT = {"python": "py", "shell": "sh"}
+
+
+def empty_document() -> dict:
+    return {"version": 1, "generated": None, "environment": {}, "isolation": {}, "snippets": []}
+
+
+def load_results(workspace: Workspace | Path) -> dict:
+    """snippets/results.json as a dict; the empty document when there is none or it is unreadable."""
+    root = workspace.root if isinstance(workspace, Workspace) else Path(workspace)
+    try:
+        data = json.loads((root / RESULTS_REL).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return empty_document()
+    if not isinstance(data, dict) or not isinstance(data.get("snippets"), list):
+        return empty_document()
+    for key, value in empty_document().items():
+        data.setdefault(key, value)
+    return data
+
+
+def snippet_dir(file: str) -> str:
+    """snippets/<knowledge path without .md>/ for a workspace-relative Markdown path."""
+    rel = PurePosixPath(file)
+    if rel.parts and rel.parts[0] == "knowledge":
+        rel = PurePosixPath(*rel.parts[1:])
+    else:
+        rel = PurePosixPath("_outside", rel)
+    return str(PurePosixPath("snippets", rel.with_suffix("")))
+
+
+def snippet_file(entry: Entry) -> str | None:
+    ext = _EXT.get(entry.snippet.kind or "")
+    if ext is None:
+        return None
+    return f"{snippet_dir(entry.file)}/{entry.snippet.index:02d}-L{entry.snippet.line}.{ext}"
+
+
+def entry_json(entry: Entry, fingerprint: str) -> dict:
+    """One element of results.json's "snippets" list."""
+    s = entry.snippet
+    return {
+        "id": entry.id,
+        "file": entry.file,
+        "line": s.line,
+        "index": s.index,
+        "language": s.language,
+        "hash": s.hash,
+        "status": entry.status,
+        "reason": entry.reason,
+        "seconds": round(entry.seconds, 4),
+        "peak_memory_mb": entry.peak_memory_mb,
+        "environment": fingerprint,
+        "stdout_tail": entry.stdout_tail,
+        "stderr_tail": entry.stderr_tail,
+        "snippet_file": snippet_file(entry),
+        # additions beyond the contract
+        "requires": entry.requirements.tokens(),
+        "inferred": list(entry.requirements.why),
+        "continues": entry.continues,
+        "cached": entry.cached,
+        "wall_seconds": None if entry.wall_seconds is None else round(entry.wall_seconds, 4),
+    }
+
+
+def build_document(entries: list[Entry], environment: dict, isolation: dict, previous: dict, replaced: set[str], root: Path) -> dict:
+    """This run's entries plus earlier entries of files this run did not look at (when they still exist)."""
+    fingerprint = environment.get("fingerprint", "")
+    kept = [
+        e for e in previous.get("snippets", [])
+        if isinstance(e, dict) and e.get("file") not in replaced and (root / str(e.get("file", ""))).is_file()
+    ]
+    rows = kept + [entry_json(e, fingerprint) for e in entries]
+    rows.sort(key=lambda e: (str(e.get("file")), int(e.get("line") or 0)))
+    return {
+        "version": 1,
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment,
+        "isolation": isolation,
+        "summary": {s: sum(1 for e in rows if e.get("status") == s) for s in STATUSES},
+        "snippets": rows,
+    }
+
+
+def _header(entry: Entry) -> str:
+    mark = "#"
+    where = f"{entry.file} line {entry.snippet.line}"
+    extra = f" (kb:continue of line {entry.continues})" if entry.continues else ""
+    return f"{mark} From {where}{extra}. Written by kb validate-snippets: edit the Markdown, not this file.\n"
+
+
+def write_snippet_files(root: Path, entries: list[Entry], files: list[str]) -> int:
+    """Write each runnable-language snippet as a file; drop stale ones of these Markdown files. Returns files written."""
+    wanted: dict[str, str] = {}
+    for entry in entries:
+        rel = snippet_file(entry)
+        if rel:
+            wanted[rel] = _header(entry) + entry.snippet.code
+    written = 0
+    for rel, text in wanted.items():
+        path = root / rel
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                continue  # unchanged: no write, so a warm rerun touches nothing
+        except OSError:
+            pass
+        atomic_write_text(path, text)
+        written += 1
+    for file in files:
+        folder = root / snippet_dir(file)
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            rel = f"{snippet_dir(file)}/{path.name}"
+            if path.is_file() and _SNIPPET_NAME.match(path.name) and rel not in wanted:
+                path.unlink()
+    return written
+
+
+def write_results(root: Path, document: dict) -> None:
+    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    path = root / RESULTS_REL
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    atomic_write_text(path, text)
+
+
+def junit_xml(document: dict, rows: list[dict]) -> str:
+    """JUnit XML for CI: one testsuite per Markdown file, one testcase per snippet."""
+    suites = ET.Element("testsuites", name="kb validate-snippets")
+    by_file: dict[str, list[dict]] = {}
+    for row in rows:
+        by_file.setdefault(row["file"], []).append(row)
+    for file, items in by_file.items():
+        suite = ET.SubElement(
+            suites, "testsuite", name=file, tests=str(len(items)),
+            failures=str(sum(r["status"] == "fail" for r in items)),
+            errors=str(sum(r["status"] in ("error", "timeout") for r in items)),
+            skipped=str(sum(r["status"] in ("skip", "not-executable") for r in items)),
+            time=f"{sum(float(r.get('seconds') or 0) for r in items):.3f}",
+        )
+        classname = re.sub(r"[^A-Za-z0-9_]+", ".", file.removesuffix(".md")).strip(".")
+        for row in items:
+            case = ET.SubElement(suite, "testcase", name=f"L{row['line']}", classname=classname, time=f"{float(row.get('seconds') or 0):.3f}")
+            status, reason = row["status"], row.get("reason") or ""
+            if status == "fail":
+                ET.SubElement(case, "failure", message=reason or "failed").text = row.get("stderr_tail") or ""
+            elif status in ("error", "timeout"):
+                ET.SubElement(case, "error", message=reason or status, type=status).text = row.get("stderr_tail") or ""
+            elif status in ("skip", "not-executable"):
+                ET.SubElement(case, "skipped", message=reason or status)
+            if row.get("stdout_tail"):
+                ET.SubElement(case, "system-out").text = row["stdout_tail"]
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def write_junit(path: Path, document: dict, rows: list[dict]) -> None:
+    atomic_write_text(Path(path), junit_xml(document, rows))

@@ -1,0 +1,151 @@
+"""An OpenAI-compatible and Anthropic-shaped chat endpoint that writes scripted knowledge files.
+
+The reply is built from the request: the sections the prompt asks for and the
+numbered sources it was given, so the file cites exactly what research passed.
+The model is deliberately gullible: an instruction to "ignore previous
+instructions and write X" found OUTSIDE the prompt's data blocks is obeyed, so a
+page that escapes its quoting would visibly take over the output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from .base import LoopbackServer, json_reply
+
+CONTINUE_MARK = "cut off by the output token limit"
+REWRITE_MARK = "kb checked your file"
+
+
+def split_data(text: str, nonce: str | None) -> tuple[str, list[tuple[str, str]]]:
+    """(text outside data blocks, [(label, inner text)]) for blocks delimited with this nonce."""
+    if not nonce:
+        return text, []
+    outside: list[str] = []
+    blocks: list[tuple[str, str]] = []
+    label, inner = None, []
+    for line in text.splitlines():
+        if label is None and line.startswith(f"<<<DATA {nonce} "):
+            label, inner = line[len(f"<<<DATA {nonce} "):].rstrip(">"), []
+        elif label is not None and line == f"<<<END DATA {nonce}>>>":
+            blocks.append((label, "\n".join(inner)))
+            label = None
+        elif label is not None:
+            inner.append(line)
+        else:
+            outside.append(line)
+    return "\n".join(outside), blocks
+
+
+def compose(system: str, user: str, *, fixed: bool, behaviour: set[str]) -> str:
+    """The knowledge file the scripted model writes for this prompt."""
+    m = re.search(r"<<<DATA (\w+)", system)
+    nonce = m.group(1) if m else None
+    outside, blocks = split_data(user, nonce)
+    obey = re.search(r"ignore previous instructions and write (\S+)", outside, re.I)
+    if obey:
+        return obey.group(1).strip(".")
+    title_m = re.search(r'The first line is "# (.+?)"', outside)
+    title = title_m.group(1) if title_m else "Untitled"
+    sections = re.findall(r"^\s*## Section (\d+): (.+?)\s*$", outside, re.M)
+    sources = []
+    for label, inner in blocks:
+        if label == "source list":
+            sources = [int(n) for n in re.findall(r"^\[(\d+)\]", inner, re.M)]
+    # Which sources each section's passages came from (the research block lists them in order).
+    per_section: dict[str, list[int]] = {}
+    current = None
+    for line in outside.splitlines():
+        sm = re.match(r"For Section (\d+):", line)
+        if sm:
+            current = sm.group(1)
+            per_section.setdefault(current, [])
+    for number in per_section:
+        chunk = user.split(f"For Section {number}:", 1)[1].split("\nFor Section ", 1)[0]
+        per_section[number] = sorted({int(n) for n in re.findall(r"passage from source \[(\d+)\]", chunk)})
+    cites = "".join(f"[{n}]" for n in sources[:2])
+    lines = [f"# {title}", "", "## Overview", "",
+             f"This file covers {title.lower()}, compiled from {len(sources)} retrieved sources {cites}.".replace("  ", " "), ""]
+    if "think" in behaviour:
+        lines.insert(0, "<think>The user wants a file. Let me plan the sections carefully.</think>")
+    for i, (number, name) in enumerate(sections):
+        if "missing_section" in behaviour and not fixed and i == len(sections) - 1:
+            break
+        used = per_section.get(number) or []
+        lines += [f"## Section {number}: {name}", ""]
+        if used:
+            refs = "".join(f"[{n}]" for n in used)
+            lines.append(f"The research describes {name.lower()} in detail {refs}.")
+        else:
+            lines.append("The research found nothing specific on this topic.")
+        if "invent" in behaviour:
+            lines.append("See also [99] and https://invented.example/fake-page for more.")
+        if i == 0:
+            lines += ["", "```python", "values = [1, 2, 3]", "print(sum(values))", "```"]
+        lines.append("")
+    if "own_sources" in behaviour:
+        lines += ["## Sources", "", "- [1] something", "- [42] https://invented.example/ref"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+class LLMServer(LoopbackServer):
+    """POST /v1/chat/completions (OpenAI) and POST /v1/messages (Anthropic)."""
+
+    def __init__(self, *, key: str | None = None, behaviour: set[str] | None = None, model: str = "loopback-1", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.key = key
+        self.behaviour = set(behaviour or ())
+        self.model = model
+        self.requests_by_kind: dict[str, int] = {}
+
+    def fault_applies(self, path: str) -> bool:
+        return path in ("/v1/chat/completions", "/v1/messages")
+
+    def _auth_ok(self, headers: dict, flavour: str) -> tuple[bool, str]:
+        lower = {k.lower(): v for k, v in headers.items()}
+        got = lower.get("x-api-key", "") if flavour == "anthropic" else lower.get("authorization", "").removeprefix("Bearer ")
+        return (self.key is None or got == self.key), got
+
+    def _text(self, system: str, messages: list[dict], prefill: bool) -> tuple[str, str]:
+        first = messages[0]["content"]
+        fixed = any(REWRITE_MARK in m["content"] for m in messages if m["role"] == "user") or "failed kb's checks" in first
+        full = compose(system, first, fixed=fixed, behaviour=self.behaviour)
+        last = messages[-1]
+        if prefill and last["role"] == "assistant":  # Anthropic continuation: carry on from the prefill
+            return full[len(last["content"]):], "stop"
+        if not prefill and last["role"] == "user" and CONTINUE_MARK in last["content"]:
+            return full[len(messages[-2]["content"]):], "stop"
+        if "truncate" in self.behaviour and len(messages) == 1:
+            return full[: len(full) // 2], "length"
+        return full, "stop"
+
+    def handle(self, method, path, query, headers, body):
+        if method != "POST" or path not in ("/v1/chat/completions", "/v1/messages"):
+            return 404, {"Content-Type": "application/json"}, b'{"error": "not found"}'
+        flavour = "anthropic" if path == "/v1/messages" else "openai"
+        ok, got = self._auth_ok(headers, flavour)
+        if not ok:
+            # Like real APIs, echo (part of) the key that was sent: the client must redact it.
+            return json_reply({"error": {"message": f"Incorrect API key provided: {got}"}}, status=401)
+        req = json.loads(body)
+        if flavour == "openai":
+            system = next((m["content"] for m in req["messages"] if m["role"] == "system"), "")
+            messages = [m for m in req["messages"] if m["role"] != "system"]
+        else:
+            system, messages = req.get("system", ""), req["messages"]
+        text, finish = self._text(system, messages, prefill=flavour == "anthropic")
+        tokens_in = (len(system) + sum(len(m["content"]) for m in messages)) // 4
+        tokens_out = max(1, len(text) // 4)
+        if flavour == "openai":
+            return json_reply({
+                "id": "chatcmpl-loopback", "object": "chat.completion", "model": req["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+                "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
+            })
+        return json_reply({
+            "id": "msg_loopback", "type": "message", "role": "assistant", "model": req["model"],
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "max_tokens" if finish == "length" else "end_turn",
+            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+        })

@@ -1,0 +1,117 @@
+"""Drops: stamped once, older bold-key drops understood, and a no-op rerun reads no bodies."""
+
+from __future__ import annotations
+
+import os
+
+from kb.consolidate import consolidate
+from kb.records import read_drop
+from test_consolidate_support import add_drop, add_knowledge, add_part, make_workspace
+
+
+def test_each_consolidated_drop_records_when_and_the_rest_stays_byte_identical(tmp_path):
+    ws = make_workspace(tmp_path, git=False)
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
+    drop = next(ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
+    before = drop.read_text()
+    result = consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
+    assert [d.path for d in result.drops] == [f"drops/{drop.name}"]
+    after = drop.read_text()
+    assert read_drop(drop).consolidated == "2025-11-20T10:00:00Z"
+    assert after == before.replace("consolidated: null", "consolidated: '2025-11-20T10:00:00Z'")
+    # The next run skips it.
+    assert consolidate(ws, commit=False).drops == []
+
+
+def test_older_bold_key_drops_are_read_and_gain_front_matter(tmp_path):
+    ws = make_workspace(tmp_path, git=False)
+    add_knowledge(ws, "perf/00-old.md", "Old", 1)
+    old = ws.drops_dir / "KNOWLEDGE-DROP-old-2025-01-30-1200.md"
+    old.write_text("# KNOWLEDGE DROP: Old file\n\n**Created**: 2025-01-30 12:00\n**Part**: 7\n"
+                   "**Target File**: `perf/00-old.md` (700 lines)\n**Status**: COMPLETE ✓\n\n## What Was Created\n\nStuff.\n")
+    result = consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
+    assert [(d.part, d.knowledge_file, d.change) for d in result.drops] == [(7, "knowledge/perf/00-old.md", "added")]
+    assert not [w for w in result.warnings if w.kind in ("unaccounted-file", "missing-knowledge-file")]
+    text = old.read_text()
+    assert text.startswith("---\n") and "## What Was Created\n\nStuff.\n" in text
+    assert read_drop(old).consolidated == "2025-11-20T10:00:00Z" and read_drop(old).part == 7
+
+
+def test_a_no_op_rerun_reads_no_file_bodies(tmp_path, monkeypatch):
+    ws = make_workspace(tmp_path, git=False)
+    for i in range(5):
+        add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
+    consolidate(ws, commit=False)
+    import kb.consolidate.scan as scan
+
+    def boom(*_args, **_kwargs):
+        raise AssertionError("a no-op rerun read a file body")
+
+    monkeypatch.setattr(scan, "knowledge_info", boom)
+    monkeypatch.setattr(scan, "drop_info", boom)
+    assert consolidate(ws, commit=False).nothing_to_consolidate
+    # A changed knowledge file is re-read (and only that one), and INDEX.md follows it.
+    monkeypatch.undo()
+    seen = []
+    original = scan.knowledge_info
+    monkeypatch.setattr(scan, "knowledge_info", lambda root, rel: seen.append(rel) or original(root, rel))
+    add_knowledge(ws, "perf/02-x.md", "Renamed title", 2, plan="plans/p.md", part=3)
+    result = consolidate(ws, commit=False)
+    assert seen == ["knowledge/perf/02-x.md"]
+    assert result.index_changed and not result.drops and "Renamed title" in ws.index_path.read_text()
+
+
+def test_an_edit_with_the_same_size_and_mtime_is_still_seen(tmp_path):
+    ws = make_workspace(tmp_path, git=False)
+    path = add_knowledge(ws, "perf/00-a.md", "Alpha", 1)
+    add_drop(ws, "perf/00-a.md", "Alpha", plan="plans/p.md", part=1)
+    consolidate(ws, commit=False)
+    stat = path.stat()
+    add_knowledge(ws, "perf/00-a.md", "Omega", 1)  # same length title, atomic rewrite
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    consolidate(ws, commit=False)
+    assert "[Omega]" in ws.index_path.read_text()
+
+
+def test_many_drops_are_stamped_in_one_batch_and_leave_no_temporary_files(tmp_path):
+    ws = make_workspace(tmp_path, git=False)
+    for i in range(12):
+        add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
+    result = consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
+    assert len(result.drops) == 12
+    assert all(read_drop(p).consolidated == "2025-11-20T10:00:00Z" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
+    assert not [p.name for p in ws.drops_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_file_edited_while_consolidating_is_seen_by_the_next_run(tmp_path, monkeypatch):
+    import kb.consolidate.oracle as oracle
+
+    ws = make_workspace(tmp_path, git=False)
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
+    original = oracle._stamp_drops
+
+    def stamp_and_edit(root, drops, when):
+        original(root, drops, when)
+        add_knowledge(ws, "perf/00-a.md", "Alpha edited meanwhile", 1, plan="plans/p.md", part=1)
+
+    monkeypatch.setattr(oracle, "_stamp_drops", stamp_and_edit)
+    consolidate(ws, commit=False)
+    monkeypatch.undo()
+    assert "Alpha edited meanwhile" not in ws.index_path.read_text()
+    again = consolidate(ws, commit=False)
+    assert not again.nothing_to_consolidate and "Alpha edited meanwhile" in ws.index_path.read_text()
+
+
+def test_consolidate_refuses_while_another_kb_process_writes(tmp_path):
+    import pytest
+
+    from kb.errors import LockedError
+    from kb.runner.lock import workspace_lock
+
+    ws = make_workspace(tmp_path, git=False)
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
+    with workspace_lock(ws, "kb run-plan"):
+        with pytest.raises(LockedError, match="kb run-plan"):
+            consolidate(ws, commit=False)
+    assert consolidate(ws, commit=False).drops  # and works once the lock is free

@@ -1,0 +1,37 @@
+"""Thousands of files are read on every core; the result is the same as reading them in turn."""
+
+from __future__ import annotations
+
+import pytest
+
+from kb.consolidate import scan
+from test_consolidate_support import add_drop, add_knowledge, make_workspace
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_parallel_reading_matches_sequential_reading(tmp_path, monkeypatch, threads):
+    import threading
+
+    ws = make_workspace(tmp_path, git=False)
+    rels = []
+    for i in range(40):
+        add_knowledge(ws, f"t{i % 3}/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i)
+        rels.append(f"knowledge/t{i % 3}/{i:02d}-x.md")
+    (ws.knowledge_dir / "t0" / "99-broken.md").write_text("---\ntitle: [unclosed\n---\nbody\n")
+    rels.append("knowledge/t0/99-broken.md")
+    add_drop(ws, "t0/00-x.md", "X0", plan="plans/p.md", part=0)
+    sequential = scan.read_many(ws.root, "knowledge", rels)
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
+    monkeypatch.setattr(scan.os, "cpu_count", lambda: 2)
+    stop = threading.Event()
+    spinner = threading.Thread(target=stop.wait, daemon=True)  # like a progress spinner: no fork then
+    if threads:
+        spinner.start()
+    try:
+        parallel = scan.read_many(ws.root, "knowledge", rels)
+    finally:
+        stop.set()
+    assert parallel == sequential
+    assert [r for r, info, error in parallel if error] == ["knowledge/t0/99-broken.md"]
+    drops = scan.read_many(ws.root, "drops", [f"drops/{p.name}" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*")])
+    assert drops[0][1]["knowledge_file"] == "knowledge/t0/00-x.md"

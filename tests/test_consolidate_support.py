@@ -1,0 +1,150 @@
+"""Helpers the consolidate tests share (workspaces with plans, knowledge files, drops, git),
+plus tests of the helpers' own building blocks (reference resolution, summaries)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote
+
+from markdown_it import MarkdownIt
+
+from kb.consolidate.refs import KnowledgeIndex
+from kb.consolidate.scan import count_snippets, summarize
+from kb.records import DropRecord, KnowledgeMeta, SourceRef, write_drop, write_knowledge
+from kb.workspace import Workspace, init_workspace
+
+WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron sigma tau upsilon phi".split()
+
+
+def make_workspace(tmp_path: Path, git: bool = True, name: str = "ws") -> Workspace:
+    ws, _ = init_workspace(tmp_path / name)
+    if git:
+        git_init(ws.root)
+    return ws
+
+
+def git_init(root: Path) -> None:
+    run_git(root, "init", "-q", "-b", "main")
+    run_git(root, "config", "user.name", "Test")
+    run_git(root, "config", "user.email", "test@example.com")
+    run_git(root, "config", "commit.gpgsign", "false")
+
+
+def run_git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout
+
+
+def commits(root: Path) -> list[str]:
+    try:
+        return run_git(root, "log", "--format=%H").split()
+    except subprocess.CalledProcessError:
+        return []
+
+
+def body_text(title: str, seed: int, words: int = 300) -> str:
+    """A knowledge body whose prose is distinct per seed (so no accidental near-duplicates)."""
+    import random
+
+    rng = random.Random(seed)
+    prose = " ".join(f"{rng.choice(WORDS)}{rng.randint(0, 9999)}" for _ in range(words))
+    return (
+        f"# {title}\n\n## Overview\n\n{title} explains how things work [1]. A second sentence follows.\n\n"
+        f"## Section 1: Basics\n\n{prose}\n\n```python\nprint({seed})\n```\n\n## Sources\n\n- [1] torch docs\n"
+    )
+
+
+def add_knowledge(ws: Workspace, rel: str, title: str, seed: int, plan: str | None = None, part: int | None = None,
+                  batch: int | None = None, body: str | None = None) -> Path:
+    """Write knowledge/<rel> the way run-plan does (front matter + body)."""
+    path = ws.knowledge_dir / rel
+    meta = KnowledgeMeta(
+        title=title, plan=plan, batch=batch, part=part, sections=["Basics"],
+        sources=[SourceRef(1, "torch docs", "doc", "torch.cuda")], engine="offline",
+    )
+    write_knowledge(path, meta, body if body is not None else body_text(title, seed))
+    return path
+
+
+def add_drop(ws: Workspace, rel: str, title: str, plan: str | None = None, part: int | None = None,
+             batch: int | None = None, status: str = "complete", slug: str | None = None) -> Path:
+    slug = slug or Path(rel).stem.split("-", 1)[-1]
+    path = ws.drops_dir / f"KNOWLEDGE-DROP-{slug}-2025-11-16-{1400 + (part or 0):04d}.md"
+    write_drop(path, DropRecord(
+        plan=plan, batch=batch, part=part, title=title, status=status,
+        knowledge_file=f"knowledge/{rel}", created="2025-11-16T14:00:00Z", sections_written=["Basics"],
+        reason=None if status == "complete" else "the writer failed",
+    ))
+    return path
+
+
+def add_part(ws: Workspace, rel: str, title: str, seed: int, plan: str, part: int, batch: int = 1) -> None:
+    """What one finished runner task leaves: a knowledge file and its drop."""
+    add_knowledge(ws, rel, title, seed, plan=plan, part=part, batch=batch)
+    add_drop(ws, rel, title, plan=plan, part=part, batch=batch)
+
+
+def plan_text(parts: list[tuple[int, str, bool]], reads: dict[int, list[str]] | None = None,
+              cites: dict[int, str] | None = None, topic: str = "Perf") -> str:
+    """A small plan in the seed's format: (number, target, done) per PART, one batch."""
+    lines = [f"# Knowledge Expansion: {topic} ({len(parts)} runners in 1 batches)", "", "**Date**: 2025-11-14", "",
+             "# BATCH 1: Core", ""]
+    for number, target, done in parts:
+        mark, stamp = ("✓", " (Completed 2025-11-16 14:38)") if done else (" ", "")
+        lines += [f"## PART {number}: Part {number} (~100 lines)", "", f"- [{mark}] PART {number}: Create {target}{stamp}", ""]
+        lines += ["**Step 0: Check Existing Knowledge**"] + [f"- [ ] Read {r} (context)" for r in (reads or {}).get(number, [])] + [""]
+        lines += ["**Step 2: Create Knowledge File**", "- [ ] Section 1: Basics (the basics)"]
+        if cites and number in cites:
+            lines.append(f"- [ ] **CITE**: {cites[number]}")
+        lines += ["", "**Step 3: Create KNOWLEDGE DROP**", f"- [ ] Create KNOWLEDGE-DROP-part{number}-2025-11-14-[TIME].md", "", "---", ""]
+    return "\n".join(lines)
+
+
+def markdown_links(text: str) -> list[str]:
+    """Every link target in a Markdown document (via markdown-it-py)."""
+    out = []
+    for token in MarkdownIt("commonmark").parse(text):
+        for child in token.children or []:
+            if child.type == "link_open":
+                out.append(child.attrGet("href"))
+    return out
+
+
+def assert_links_resolve(root: Path, text: str) -> list[str]:
+    links = markdown_links(text)
+    for href in links:
+        assert not re.match(r"^[a-z]+://", href), href
+        assert (root / unquote(href)).exists(), f"link {href} does not resolve"
+    return links
+
+
+# -- tests of the building blocks -------------------------------------------------
+
+
+def test_cite_references_resolve_by_folder_and_number_prefix():
+    index = KnowledgeIndex(["knowledge/cuda/06-pytorch-jit.md", "knowledge/distributed-training/00-zero.md",
+                            "knowledge/training-llms/01-optim.md"])
+    assert index.missing_cites("cuda/06 (PyTorch)") == []
+    assert index.missing_cites("distributed-training/00,03 (gradient accumulation)") == ["distributed-training/03"]
+    assert index.missing_cites("training-llms/ (optimizers)") == []
+    assert index.missing_cites("inference-optimization/03") == ["inference-optimization/03"]
+    assert index.missing_cites("knowledge/cuda/06-pytorch-jit.md") == []
+    assert index.missing_cites("cuda/07 (AMP), cuda/06 (async)") == ["cuda/07"]
+    # Notes in parentheses and free text are not paths.
+    assert index.missing_cites("Files 1, 3 (CPU/GPU memory)") == []
+    assert index.missing_cites("https://pytorch.org/docs/x") == []
+
+
+def test_summary_prefers_the_bold_tagline_then_the_overview():
+    tagline = "# T\n\n**Profile first, then optimise.**\n\n## Overview\n\nThe overview. More.\n"
+    assert summarize(tagline) == "Profile first, then optimise."
+    overview = "# T\n\n## Overview\n\nProfiling finds [1] the [slow part](http://x). Then more.\n"
+    assert summarize(overview) == "Profiling finds the slow part."
+    metadata_line = "# T\n\n**Created**: 2025-01-01\n\nPlain first paragraph. Second.\n"
+    assert summarize(metadata_line) == "Plain first paragraph."
+
+
+def test_snippets_are_fenced_blocks_also_inside_lists():
+    body = "```python\nx = 1\n```\n\n- item\n\n  ~~~bash\n  ls\n  ~~~\n\n    indented code is no snippet\n"
+    assert count_snippets(body) == 2

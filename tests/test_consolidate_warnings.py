@@ -1,0 +1,77 @@
+"""Warnings: dangling CITE references and Step 0 reads, files no drop accounts for, drops
+whose file is missing, near-duplicate files."""
+
+from __future__ import annotations
+
+from kb.consolidate import consolidate
+from kb.consolidate.similar import near_duplicates, signature
+from test_consolidate_support import add_drop, add_knowledge, add_part, body_text, make_workspace, plan_text
+
+
+def kinds(result, kind):
+    return [w.message for w in result.warnings if w.kind == kind]
+
+
+def test_dangling_cite_references_and_reads_are_warned_about(tmp_path):
+    ws = make_workspace(tmp_path, git=False)
+    plan = "plans/perf.md"
+    (ws.root / plan).write_text(plan_text(
+        [(1, "perf/00-a.md", True), (2, "perf/01-b.md", False)],
+        reads={1: ["cuda/06-pytorch-jit.md", "cuda/01-missing.md"], 2: ["nowhere/00-x.md"]},
+        cites={1: "cuda/06 (PyTorch); distributed-training/00,03 (ZeRO); cuda/ (all); Files 1, 2 (CPU/GPU)",
+               2: "nowhere/05 (pending PARTs are not checked yet)"},
+    ))
+    add_knowledge(ws, "cuda/06-pytorch-jit.md", "JIT", 5)
+    add_knowledge(ws, "distributed-training/00-zero.md", "ZeRO", 6)
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan=plan, part=1)
+    result = consolidate(ws, commit=False)
+    cites = kinds(result, "dangling-cite")
+    assert len(cites) == 1 and "PART 1 cites distributed-training/03 (in \"distributed-training/00,03 (ZeRO)\")" in cites[0]
+    assert cites[0].startswith("plans/perf.md:")
+    reads = kinds(result, "missing-read")
+    assert len(reads) == 1 and "PART 1 Step 0 reads cuda/01-missing.md" in reads[0]
+    assert reads[0].startswith("plans/perf.md:")  # with the line of the Read
+    # The same warnings come back from a rerun that changes nothing (and reads nothing).
+    again = consolidate(ws, commit=False)
+    assert again.nothing_to_consolidate
+    assert kinds(again, "dangling-cite") == cites and kinds(again, "missing-read") == reads
+
+
+def test_files_without_drops_and_drops_without_files(tmp_path):
+    ws = make_workspace(tmp_path, git=False)
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
+    add_knowledge(ws, "perf/01-orphan.md", "Orphan", 2)
+    add_drop(ws, "perf/02-gone.md", "Gone", plan="plans/p.md", part=3)
+    add_drop(ws, "perf/03-failed.md", "Failed", plan="plans/p.md", part=4, status="failed")
+    result = consolidate(ws, commit=False)
+    assert kinds(result, "unaccounted-file") == ["knowledge/perf/01-orphan.md: no drop accounts for this file"]
+    missing = kinds(result, "missing-knowledge-file")
+    assert len(missing) == 1 and "knowledge/perf/02-gone.md does not exist" in missing[0]  # failed drops wrote nothing
+    assert [d.change for d in result.drops if d.part == 4] == ["failed"]
+
+
+def test_near_duplicate_files_are_found_and_distinct_ones_are_not(tmp_path):
+    ws = make_workspace(tmp_path, git=False)
+    base = body_text("Alpha", 1, words=400)
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
+    add_knowledge(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1, body=base)
+    add_part(ws, "perf/01-copy.md", "Alpha copy", 1, plan="plans/p.md", part=2)
+    # A near copy: a few words changed, whitespace reflowed.
+    add_knowledge(ws, "perf/01-copy.md", "Alpha copy", 1, plan="plans/p.md", part=2,
+                  body=base.replace("A second sentence follows.", "Another sentence.").replace("\n\n", "\n\n\n"))
+    for i in range(2, 12):
+        add_part(ws, f"perf/{i:02d}-other.md", f"Other {i}", 100 + i, plan="plans/p.md", part=i + 1)
+    result = consolidate(ws, commit=False)
+    dups = kinds(result, "near-duplicate")
+    assert len(dups) == 1
+    assert dups[0].startswith("knowledge/perf/00-a.md and knowledge/perf/01-copy.md are near-identical")
+
+
+def test_near_duplicates_scale_linearly_through_lsh_buckets():
+    texts = {f"f{i}": body_text(f"T{i}", i, words=200) for i in range(400)}
+    texts["dup"] = texts["f7"] + " one more line"
+    texts["tiny"] = "too short"
+    sigs = {k: signature(v) for k, v in texts.items()}
+    assert sigs["tiny"] is None
+    pairs = near_duplicates(sigs)
+    assert [(p.a, p.b) for p in pairs] == [("dup", "f7")] and pairs[0].similarity > 0.9

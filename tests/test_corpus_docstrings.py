@@ -1,0 +1,108 @@
+"""Package docstrings as corpus documents: reST to Markdown, doctests to Python, the module walk."""
+
+from __future__ import annotations
+
+import ast
+import sys
+
+import pytest
+
+from kb.corpus.docstrings import extract_in_subprocess, module_names
+from kb.corpus.rst import doctest_to_python, inline, parse_docstring
+from kb.errors import ConfigError
+from offline_fixtures import write_demo_package
+
+DOC = '''Checkpoint a model or part of the model.
+
+    Activation checkpointing trades compute for memory. See :func:`~torch.utils.checkpoint.checkpoint_sequential`
+    and ``use_reentrant``.
+
+    .. note::
+        The reentrant variant differs.
+
+    .. math::
+        \\text{out} = x
+
+    Args:
+        function: what to run in the forward pass. It should know how
+            to handle the inputs.
+        use_reentrant(bool, optional): which variant. Default: ``None``
+
+    Example::
+
+        >>> # xdoctest: +SKIP("stub")
+        >>> model = nn.Sequential(
+        ...     nn.Linear(2, 2))
+        >>> model(x)
+        tensor([1., 2.])
+        >>> for i in range(2):
+        ...     print(i)
+        0
+        1
+'''
+
+
+def test_inline_roles_and_literals_become_code_spans():
+    assert inline(":func:`~a.b.fn` and :class:`torch.nn.Module` and ``x=1``") == "`fn` and `torch.nn.Module` and `x=1`"
+    assert inline(":ref:`AMP examples <amp-examples>`") == "AMP examples"
+
+
+def test_docstring_blocks_args_notes_and_examples():
+    parsed = parse_docstring(DOC)
+    assert parsed.blocks[0] == "Checkpoint a model or part of the model."
+    assert "`checkpoint_sequential`" in parsed.blocks[1] and "`use_reentrant`" in parsed.blocks[1]
+    assert "**Note:** The reentrant variant differs." in parsed.blocks
+    assert "- `function`: what to run in the forward pass. It should know how to handle the inputs." in parsed.blocks
+    assert any(b.startswith("- `use_reentrant` (bool, optional): which variant.") for b in parsed.blocks)
+    assert not any("text{out}" in b for b in parsed.blocks)  # math blocks are not prose
+    assert len(parsed.examples) == 1
+    code = parsed.examples[0]
+    ast.parse(code)
+    assert "model = nn.Sequential(\n    nn.Linear(2, 2))" in code
+    assert "# tensor([1., 2.])" in code and ">>>" not in code and "..." not in code.replace("# ...", "")
+    assert "# xdoctest: +SKIP" in code  # kept for the writer, which turns it into kb:skip
+
+
+def test_doctest_outputs_are_capped_and_bad_examples_dropped():
+    lines = [">>> x = list(range(9))", ">>> x", *[str(i) for i in range(9)]]
+    code = doctest_to_python(lines)
+    assert code.count("\n# ") == 4 and code.endswith("# ...")
+    assert doctest_to_python([">>> def broken(:", "...     pass"]) is None
+
+
+def test_deprecated_directive_is_flagged():
+    parsed = parse_docstring("Old API.\n\n.. deprecated:: 2.1\n    Use the new one.\n")
+    assert parsed.deprecated
+    assert any(b.startswith("**Deprecated since 2.1:**") for b in parsed.blocks)
+
+
+def test_module_names_skip_private_and_test_modules(tmp_path):
+    pkg = write_demo_package(tmp_path)
+    names = module_names("kbdemo", pkg)
+    assert names == ["kbdemo", "kbdemo.sub", "kbdemo.sub.impl"]
+
+
+@pytest.fixture
+def demo_package(tmp_path, monkeypatch):
+    write_demo_package(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + ":" + ":".join(sys.path))
+    return tmp_path
+
+
+def test_extract_walks_public_api_under_shortest_path(demo_package, tmp_path):
+    docs = {d.locator: d for d in extract_in_subprocess("kbdemo", tmp_path / "out.jsonl", budget_s=20)}
+    # Re-exported at the top: indexed once, under the short path, with the long one as an alias.
+    assert "kbdemo.recompute" in docs and "kbdemo.sub.impl.recompute" not in docs
+    assert "kbdemo.sub.impl.recompute" in docs["kbdemo.recompute"].keywords
+    assert docs["kbdemo.recompute"].text.startswith("`recompute(fn, *args, budget=0.5)`")
+    assert docs["kbdemo.recompute"].examples == ["recompute(lambda x: x, 3)\n# 3"]
+    assert "kbdemo.Recompute.enter" in docs
+    assert docs["kbdemo.sub.impl.old_recompute"].deprecated
+    assert not any("_private" in loc or "_hidden" in loc or ".tests" in loc for loc in docs)
+    assert docs["kbdemo"].kind == "doc" and docs["kbdemo"].source.startswith("kbdemo")
+
+
+def test_extract_refuses_a_package_that_is_not_installed(tmp_path):
+    with pytest.raises(ConfigError, match="not installed"):
+        extract_in_subprocess("kb_no_such_package_xyz", tmp_path / "x.jsonl")

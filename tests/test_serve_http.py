@@ -1,0 +1,166 @@
+"""kb serve over real HTTP on 127.0.0.1: raw traversal requests, headers, HEAD, and the CLI."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from kb.serve import Site, make_server
+from test_serve_site import make_demo_workspace
+
+
+@pytest.fixture
+def served(tmp_path):
+    root = make_demo_workspace(tmp_path)
+    server = make_server(Site(root), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield root, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def request(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """Send ``path`` exactly as given (no client-side normalisation) and return status, headers, body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def raw_request(port: int, target: str) -> bytes:
+    """A request line written by hand on a socket, for targets http.client would refuse."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.0\r\nHost: x\r\n\r\n".encode("latin-1"))
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../../etc/passwd",
+        "/knowledge/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/%252e%252e%252f%252e%252e%252fetc%252fpasswd",
+        "/knowledge/%252e%252e/kb.toml",
+        "/knowledge/..%2fkb.toml",
+        "/knowledge/..%5c..%5ckb.toml",
+        "/knowledge/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd",
+        "/knowledge/%00.html",
+        "/.git/config",
+        "/kb.toml",
+        "/etc/passwd",
+    ],
+)
+def test_traversal_over_http_is_404(served, path):
+    root, port = served
+    status, _, body = request(port, path)
+    assert status == 404
+    assert b"root:" not in body and b"[run]" not in body
+
+
+def test_absolute_form_and_backslash_targets_are_404(served):
+    _, port = served
+    for target in ("http://127.0.0.1/../../etc/passwd", "/knowledge/..\\..\\kb.toml", "/..;/..;/etc/passwd"):
+        reply = raw_request(port, target)
+        assert reply.startswith(b"HTTP/1.0 404") or reply.startswith(b"HTTP/1.1 404"), (target, reply[:40])
+        assert b"root:" not in reply
+
+
+def test_symlink_out_is_404_over_http(served, tmp_path):
+    root, port = served
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret-token-456", encoding="utf-8")
+    (root / "knowledge" / "performance" / "leak.png").symlink_to(secret)
+    (root / "knowledge" / "performance" / "leak.md").symlink_to(secret)
+    for path in ("/knowledge/performance/leak.png", "/knowledge/performance/leak.html"):
+        status, _, body = request(port, path)
+        assert status == 404 and b"secret-token-456" not in body
+
+
+def test_pages_headers_head_and_redirect(served):
+    root, port = served
+    status, headers, body = request(port, "/")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert headers["Cache-Control"] == "no-store" and headers["X-Content-Type-Options"] == "nosniff"
+    assert b"https://" not in body.split(b"<main")[0]  # the layout pulls nothing from the network
+    status, headers, body = request(port, "/knowledge/performance/00-gpu-profiling.html", "HEAD")
+    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 1000
+    status, headers, _ = request(port, "/knowledge/performance/00-gpu-profiling.md")
+    assert status == 302 and headers["Location"] == "/knowledge/performance/00-gpu-profiling.html"
+    status, headers, css = request(port, "/_static/kb.css")
+    assert status == 200 and headers["Content-Type"].startswith("text/css") and b".highlight" in css
+    assert b"@import" not in css and b"url(http" not in css
+
+
+def test_image_next_to_a_knowledge_file_is_served(served):
+    root, port = served
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    (root / "knowledge" / "performance" / "timeline.png").write_bytes(png)
+    path = root / "knowledge" / "performance" / "01-gpu-utilization.md"
+    path.write_text(path.read_text(encoding="utf-8") + "\n![timeline](timeline.png)\n", encoding="utf-8")
+    status, headers, body = request(port, "/knowledge/performance/timeline.png")
+    assert status == 200 and headers["Content-Type"] == "image/png" and body == png
+    _, _, page = request(port, "/knowledge/performance/01-gpu-utilization.html")
+    assert b'<img src="timeline.png" alt="timeline"' in page
+
+
+def test_cli_serves_on_127_0_0_1_and_refuses_a_busy_port(tmp_path):
+    root = make_demo_workspace(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb", "serve", "--port", "0", "--json", "-w", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (lines and lines[-1].startswith("}")):
+            lines.append(proc.stdout.readline())
+        info = json.loads("".join(lines))
+        assert info["host"] == "127.0.0.1" and info["url"] == f"http://127.0.0.1:{info['port']}/"
+        status, _, body = request(info["port"], "/plans.html")
+        assert status == 200 and b"BATCH 1: Profiling" in body
+        busy = subprocess.run(
+            [sys.executable, "-m", "kb", "serve", "--port", str(info["port"]), "-w", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert busy.returncode == 2 and "cannot listen on 127.0.0.1" in busy.stderr
+        assert len(busy.stderr.strip().splitlines()) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_cli_build_refuses_outside_the_workspace(tmp_path, kb_cli):
+    root = make_demo_workspace(tmp_path)
+    result = kb_cli("serve", "--build", str(tmp_path / "out"), "-w", str(root))
+    assert result.code == 2 and "inside the workspace" in result.err
+    assert not (tmp_path / "out").exists()
+    result = kb_cli("serve", "--build", "site", "-w", str(root), cwd=root)
+    assert result.code == 0 and "Wrote" in result.out
+    assert (root / "site" / "index.html").is_file()
+    help_text = kb_cli("serve", "--help").out
+    for option in ("--port", "--host", "--open", "--build"):
+        assert option in help_text

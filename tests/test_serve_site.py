@@ -1,0 +1,502 @@
+"""kb serve: the pages a Site renders from a small workspace (no server, no browser)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from kb.records import DropRecord, KnowledgeMeta, SourceRef, drop_filename, write_drop, write_knowledge
+from kb.serve import Site, build_site
+from kb.serve.markdown import make_markdown, parse_file
+from kb.serve.results import fence_hash
+from kb.workspace import init_workspace
+
+PROFILING = "knowledge/performance/00-gpu-profiling.md"
+UTILIZATION = "knowledge/performance/01-gpu-utilization.md"
+LEGACY = "knowledge/cuda/00-cuda-streams.md"
+
+PROFILING_BODY = """# GPU Profiling with Nsight and the PyTorch Profiler
+
+**Find where the time goes before changing anything.**
+
+## Overview
+
+Profile first; see also [GPU utilization](01-gpu-utilization.md#section-1-tensor-core-utilization)
+and the [index](../../INDEX.md). The plan is [here](../../plans/performance.md).
+Outside: [passwd](../../../../etc/passwd), [web](https://docs.nvidia.com/nsight-systems/).
+
+| Tool | Shows | Overhead |
+|------|-------|----------|
+| Nsight Systems | timeline | low |
+| PyTorch Profiler | operators | medium |
+
+## Section 1: Nsight Systems timeline
+
+Nsight Systems records a timeline of kernels, memory copies and API calls.
+
+```python
+import time
+start = time.perf_counter()
+print("elapsed", time.perf_counter() - start >= 0)
+```
+
+## Section 2: PyTorch Profiler traces
+
+```python kb:requires=cuda
+import torch
+with torch.profiler.profile() as prof:
+    torch.ones(4, device="cuda")
+```
+
+- A step inside a list:
+
+  ```python
+  raise RuntimeError("boom")
+  ```
+
+## Section 3: CUDA event timing
+
+```console
+$ nvidia-smi
+```
+
+```python
+print("not validated yet")
+```
+
+<!-- kb:note a comment that must not show -->
+<script>alert("x")</script>
+
+## Sources
+
+1. PyTorch profiler docstring `torch.profiler.profile`
+"""
+
+UTILIZATION_BODY = """# GPU Utilization Optimization
+
+## Overview
+
+Keep the GPU busy. Back to [profiling](00-gpu-profiling.md).
+
+## Section 1: Tensor Core utilization
+
+Tensor Cores multiply BF16 and TF32 matrices; achieving 80% model FLOPs utilization (MFU)
+means feeding them large, aligned matmuls.
+
+## Section 2: Data loading overlap
+
+Use pin_memory and prefetching so the dataloader never starves the GPU.
+"""
+
+LEGACY_BODY = """# CUDA Streams
+
+An older file without front matter. See [profiling](../performance/00-gpu-profiling.md).
+
+## Section 1: Overlapping copies
+
+Streams let copies overlap kernels.
+"""
+
+PLAN = """# Knowledge Expansion: Performance (3 runners in 2 batches)
+
+**Date**: 2025-11-14
+
+# BATCH 1: Profiling (2 runners)
+
+## PART 1: GPU Profiling (~700 lines)
+
+- [✓] PART 1: Create performance/00-gpu-profiling.md (Completed 2025-11-16 14:38)
+
+**Step 1: Web Research**
+- [ ] Search: "Nsight Systems GPU profiling"
+
+**Step 2: Create Knowledge File**
+- [ ] Section 1: Nsight Systems timeline (kernels)
+
+**Step 3: Create KNOWLEDGE DROP**
+- [ ] Create KNOWLEDGE-DROP-gpu-profiling-2025-11-14-[TIME].md
+
+## PART 2: GPU Utilization (~700 lines)
+
+- [✓] PART 2: Create performance/01-gpu-utilization.md (Completed 2025-11-16 15:02)
+
+# BATCH 2: Streams (1 runner)
+
+## PART 3: CUDA Streams (~700 lines)
+
+- [ ] PART 3: Create performance/02-cuda-streams.md
+"""
+
+INDEX = """# Knowledge Index
+
+Hand-written notes survive.
+
+<!-- kb:index:start -->
+## [performance/](knowledge/performance/) (2 files)
+
+- [GPU Profiling with Nsight and the PyTorch Profiler](knowledge/performance/00-gpu-profiling.md): profile first.
+- [GPU Utilization Optimization](knowledge/performance/01-gpu-utilization.md): keep the GPU busy.
+
+## cuda
+
+- [CUDA Streams](knowledge/cuda/00-cuda-streams.md)
+<!-- kb:index:end -->
+"""
+
+
+def make_demo_workspace(base: Path) -> Path:
+    """A small workspace with knowledge files, INDEX.md, a plan, drops and snippet results."""
+    ws, _ = init_workspace(base / "ws")
+    root = ws.root
+    write_knowledge(
+        root / PROFILING,
+        KnowledgeMeta(
+            title="GPU Profiling with Nsight and the PyTorch Profiler",
+            plan="plans/performance.md",
+            batch=1,
+            part=1,
+            sections=["Nsight Systems timeline", "PyTorch Profiler traces", "CUDA event timing"],
+            sources=[
+                SourceRef(1, "torch.profiler.profile", "doc", "torch.profiler.profile"),
+                SourceRef(2, "Nsight Systems User Guide", "web", "https://docs.nvidia.com/nsight-systems/", "2025-11-16"),
+                SourceRef(3, "GPU utilization", "knowledge", "knowledge/performance/01-gpu-utilization.md"),
+            ],
+            engine="offline",
+            created="2025-11-16T14:38:00Z",
+        ),
+        PROFILING_BODY,
+    )
+    write_knowledge(
+        root / UTILIZATION,
+        KnowledgeMeta(title="GPU Utilization Optimization", plan="plans/performance.md", batch=1, part=2, engine="offline"),
+        UTILIZATION_BODY,
+    )
+    (root / LEGACY).parent.mkdir(parents=True, exist_ok=True)
+    (root / LEGACY).write_text(LEGACY_BODY, encoding="utf-8")
+    (root / "INDEX.md").write_text(INDEX, encoding="utf-8")
+    (root / "plans" / "performance.md").write_text(PLAN, encoding="utf-8")
+    for part, slug, target, status in (
+        (1, "gpu-profiling", PROFILING, "complete"),
+        (2, "gpu-utilization", UTILIZATION, "complete"),
+        (3, "cuda-streams", None, "failed"),
+    ):
+        from datetime import datetime
+
+        when = datetime(2025, 11, 16, 14, 30 + part)
+        write_drop(
+            root / "drops" / drop_filename(slug, when),
+            DropRecord(
+                plan="plans/performance.md",
+                batch=1 if part < 3 else 2,
+                part=part,
+                title=slug.replace("-", " ").title(),
+                status=status,
+                knowledge_file=target,
+                created=when.isoformat(),
+                sections_written=["Section 1"] if target else [],
+                reason=None if target else "the writer timed out",
+                engine="offline",
+            ),
+        )
+    # Line numbers and hashes of the fences in the file as written (front matter included).
+    _, _, fences = parse_file(make_markdown(), (root / PROFILING).read_text(encoding="utf-8"))
+    fence_lines = [f.line for f in fences]
+    assert len(fence_lines) == 5, fence_lines
+    entries = [
+        ("pass", None, "elapsed True\n", ""),
+        ("skip", "needs CUDA (no GPU on this machine)", "", ""),
+        ("fail", None, "", "Traceback (most recent call last):\nRuntimeError: boom\n"),
+        ("not-executable", "console transcript", "", ""),
+    ]
+    results = {"version": 1, "snippets": []}
+    for index, (status, reason, out, err) in enumerate(entries):
+        results["snippets"].append(
+            {
+                "id": f"performance/00-gpu-profiling/{index:02d}",
+                "file": PROFILING,
+                "line": fence_lines[index],
+                "index": index,
+                "language": "console" if index == 3 else "python",
+                "hash": fence_hash(fences[index].info, fences[index].code) or f"{index:020x}",
+                "status": status,
+                "reason": reason,
+                "seconds": 0.25 if status == "pass" else None,
+                "stdout_tail": out,
+                "stderr_tail": err,
+                "snippet_file": f"snippets/knowledge/performance/00-gpu-profiling/{index:02d}-L{fence_lines[index]}.py",
+            }
+        )
+    (root / "snippets" / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def demo(tmp_path) -> Path:
+    return make_demo_workspace(tmp_path)
+
+
+def html(site: Site, path: str, status: int = 200) -> str:
+    response = site.get(path)
+    assert response.status == status, (path, response.status)
+    return response.body.decode("utf-8")
+
+
+def test_home_is_index_md_with_working_links_and_no_markers(demo):
+    page = html(Site(demo), "/")
+    assert "<h1" in page and "Knowledge Index" in page
+    assert 'href="knowledge/performance/00-gpu-profiling.html"' in page
+    assert "kb:index:start" not in page  # HTML comments are dropped
+    assert 'href="_static/kb.css"' in page
+    # the left-hand tree lists both topics
+    assert re.search(r'<span class="topic">cuda</span>', page)
+    assert re.search(r'<span class="topic">performance</span>', page)
+
+
+def test_folder_links_become_topic_pages(demo):
+    site = Site(demo)
+    assert 'href="knowledge/performance/index.html">performance/</a>' in html(site, "/")
+    page = html(site, "/knowledge/performance/index.html")
+    assert 'href="../../knowledge/performance/00-gpu-profiling.html">GPU Profiling with Nsight' in page
+    assert "Nsight Systems timeline · PyTorch Profiler traces · CUDA event timing" in page
+    assert "CUDA Streams" not in page.split("<main")[1]
+    everything = html(site, "/knowledge/index.html")
+    assert 'href="../knowledge/cuda/index.html">cuda</a>' in everything
+    assert 'href="../knowledge/performance/index.html">performance</a>' in everything
+    assert site.get("/knowledge/performance").headers["Location"] == "/knowledge/performance/index.html"
+    assert site.get("/knowledge/nothing/index.html").status == 404
+
+
+def test_knowledge_page_header_links_badges_and_highlighting(demo):
+    page = html(Site(demo), "/knowledge/performance/00-gpu-profiling.html")
+    # front matter header: plan (linked to the plans page), PART, engine, sources
+    assert 'href="../../plans.html#plan-plans-performance-md"' in page
+    assert "<dt>PART</dt><dd>1</dd>" in page
+    assert "<dt>Engine</dt><dd>offline" in page
+    assert "3 sources" in page and 'href="https://docs.nvidia.com/nsight-systems/"' in page
+    # relative links between knowledge files, to INDEX.md, to a plan
+    assert 'href="01-gpu-utilization.html#section-1-tensor-core-utilization"' in page
+    assert 'href="../../index.html"' in page
+    assert 'href="../../plans.html#plan-plans-performance-md"' in page
+    # a link leaving the workspace is not a link
+    assert 'title="not in this site: ../../../../etc/passwd"' in page
+    # GFM table and heading anchors
+    assert "<table>" in page and "<th>Overhead</th>" in page
+    assert 'id="section-1-nsight-systems-timeline"' in page
+    # pygments highlighting
+    assert '<pre class="highlight"><code><span class="kn">import</span>' in page
+    # raw HTML is shown as text, comments vanish
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    assert "kb:note" not in page
+    # one badge per fence, matched by line, the one in a list too
+    badges = re.findall(r'class="badge (pass|fail|skip|muted|none)"', page.split('<article class="markdown">')[1])
+    assert badges[-5:] == ["pass", "skip", "fail", "muted", "none"], badges
+    assert "skipped: needs CUDA (no GPU on this machine)" in page
+    assert 'href="../../snippets/performance-00-gpu-profiling-00.html"' in page
+    assert "not yet run" in page
+
+
+def test_edited_flag_and_heading_permalinks(demo):
+    site = Site(demo)
+    page = html(site, "/knowledge/performance/00-gpu-profiling.html")
+    assert "<dt>Edited</dt>" not in page  # kb wrote it and nobody touched it
+    assert '<h2 id="overview">Overview <a class="header-anchor" href="#overview">#</a></h2>' in page
+    assert "<dt>Created</dt><dd>2025-11-16 14:38 UTC</dd>" in page
+    path = demo / PROFILING
+    path.write_text(path.read_text(encoding="utf-8") + "\nA line a person added.\n", encoding="utf-8")
+    assert "<dt>Edited</dt><dd>by hand since kb wrote it</dd>" in html(site, "/knowledge/performance/00-gpu-profiling.html")
+
+
+def test_badges_follow_a_fence_whose_line_moved(demo):
+    path = demo / PROFILING
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("## Overview\n", "## Overview\n\nA new paragraph.\n\nAnd another.\n", 1), encoding="utf-8")
+    page = html(Site(demo), "/knowledge/performance/00-gpu-profiling.html")
+    badges = re.findall(r'class="badge (pass|fail|skip|muted|none)"', page.split('<article class="markdown">')[1])
+    assert badges[-5:] == ["pass", "skip", "fail", "muted", "none"], badges
+
+
+def test_a_snippet_edited_since_its_run_is_marked_outdated(demo):
+    if fence_hash("python", "x") is None:
+        pytest.skip("kb.snippets (validate-snippets) is not there: results cannot be checked against the code")
+    path = demo / PROFILING
+    path.write_text(path.read_text(encoding="utf-8").replace('raise RuntimeError("boom")', 'raise ValueError("bang")'),
+                    encoding="utf-8")
+    site = Site(demo)
+    page = html(site, "/knowledge/performance/00-gpu-profiling.html")
+    badges = re.findall(r'class="badge ([a-z ]+)"', page.split('<article class="markdown">')[1])
+    assert badges[-5:] == ["pass", "skip", "fail stale", "muted", "none"], badges
+    assert "✗ failed (code changed since)" in page
+    snippet = html(site, "/snippets/performance-00-gpu-profiling-02.html")
+    assert "The code changed after this run" in snippet and "bang" in snippet
+
+
+def test_legacy_file_without_front_matter(demo):
+    page = html(Site(demo), "/knowledge/cuda/00-cuda-streams.html")
+    assert "CUDA Streams" in page and "none (written by hand or by an older tool)" in page
+    assert 'href="../performance/00-gpu-profiling.html"' in page
+
+
+def test_snippet_output_page(demo):
+    site = Site(demo)
+    page = html(site, "/snippets/performance-00-gpu-profiling-02.html")
+    assert "RuntimeError: boom" in page and "✗ failed" in page
+    assert 'href="../knowledge/performance/00-gpu-profiling.html#snippet-2"' in page
+    assert "raise" in page  # the code, taken from the knowledge file
+    html(site, "/snippets/no-such-snippet.html", 404)
+
+
+def test_plans_page_parts_status_completion_and_drops(demo):
+    page = html(Site(demo), "/plans.html")
+    assert "BATCH 1: Profiling" in page and "BATCH 2: Streams" in page
+    assert "2025-11-16 14:38" in page and "2025-11-16 15:02" in page
+    row1 = page.split('id="plan-plans-performance-md-part-1"')[1].split("</tr>")[0]
+    assert '<span class="status done">done</span>' in row1
+    assert 'href="knowledge/performance/00-gpu-profiling.html"' in row1
+    assert 'href="drops/KNOWLEDGE-DROP-gpu-profiling-2025-11-16-1431.html"' in row1
+    row3 = page.split('id="plan-plans-performance-md-part-3"')[1].split("</tr>")[0]
+    assert '<span class="status pending">pending</span>' in row3 and "(failed)" in row3
+    drop = html(Site(demo), "/drops/KNOWLEDGE-DROP-cuda-streams-2025-11-16-1433.html")
+    assert "the writer timed out" in drop and '<span class="status failed">failed</span>' in drop
+
+
+def test_search_lands_on_the_section(demo):
+    site = Site(demo)
+    page = html(site, "/search.html?q=tensor+core+utilization+MFU")
+    first = re.search(r'<a class="hit-title" href="([^"]+)">([^<]+)</a>', page)
+    assert first is not None
+    assert first.group(1) == "knowledge/performance/01-gpu-utilization.html#section-1-tensor-core-utilization"
+    assert "<mark>" in page
+    target = html(site, "/" + first.group(1).split("#")[0])
+    assert 'id="section-1-tensor-core-utilization"' in target
+    assert "0 sections match" in html(site, "/search.html?q=zebra")
+
+
+def test_a_changed_file_shows_up_on_reload(demo):
+    site = Site(demo)
+    assert "quokka" not in html(site, "/knowledge/cuda/00-cuda-streams.html")
+    assert "0 sections" in html(site, "/search.html?q=quokka")
+    path = demo / LEGACY
+    path.write_text(LEGACY_BODY + "\n## Section 2: Quokka streams\n\nA quokka kernel.\n", encoding="utf-8")
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert "Quokka streams" in html(site, "/knowledge/cuda/00-cuda-streams.html")
+    assert "00-cuda-streams.html#section-2-quokka-streams" in html(site, "/search.html?q=quokka")
+    (demo / "knowledge" / "cuda" / "01-new.md").write_text("# Brand new file\n", encoding="utf-8")
+    assert "Brand new file" in html(site, "/")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../../etc/passwd",
+        "/knowledge/../../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/knowledge/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/knowledge/%252e%252e%252f%252e%252e%252fetc%252fpasswd",
+        "/knowledge/..%2f..%2fkb.toml",
+        "/knowledge/..%5c..%5ckb.toml",
+        "/knowledge/%2E%2E/%2E%2E/kb.toml",
+        "/knowledge/%c0%ae%c0%ae/kb.toml",
+        "//etc/passwd",
+        "/kb.toml",
+        "/.kb/anything",
+        "/snippets/results.json",
+        "/knowledge/performance/00-gpu-profiling.md%00.html",
+        "/drops/../kb.toml.html",
+    ],
+)
+def test_traversal_is_refused(demo, path):
+    response = Site(demo).get(path)
+    assert response.status == 404
+    body = response.body.decode("utf-8")
+    assert "root:" not in body and "[run]" not in body
+
+
+def test_symlinks_out_of_the_workspace_are_refused_and_never_read(demo, tmp_path):
+    secret = tmp_path / "secret.md"
+    secret.write_text("# Secret title\n\nsecret-token-123\n", encoding="utf-8")
+    (demo / "knowledge" / "performance" / "99-link.md").symlink_to(secret)
+    (demo / "knowledge" / "outside").symlink_to(tmp_path, target_is_directory=True)
+    (demo / "drops" / "KNOWLEDGE-DROP-evil.md").symlink_to(secret)
+    site = Site(demo)
+    for path in (
+        "/knowledge/performance/99-link.html",
+        "/knowledge/outside/secret.html",
+        "/knowledge/outside/index.html",
+        "/knowledge/outside",
+        "/drops/KNOWLEDGE-DROP-evil.html",
+    ):
+        assert site.get(path).status == 404, path
+    for path in ("/", "/plans.html", "/search.html?q=secret+token"):
+        body = html(site, path)
+        assert "secret-token-123" not in body and "Secret title" not in body, path
+
+
+def test_index_md_linking_out_is_refused(demo, tmp_path):
+    (tmp_path / "outside.md").write_text("outside-text\n", encoding="utf-8")
+    (demo / "INDEX.md").unlink()
+    (demo / "INDEX.md").symlink_to(tmp_path / "outside.md")
+    page = html(Site(demo), "/")
+    assert "outside-text" not in page and "There is no <code>INDEX.md</code> yet" in page
+
+
+def test_static_build_has_the_same_pages_with_relative_links(demo):
+    site = Site(demo)
+    result = build_site(site, demo / "site")
+    out = demo / "site"
+    for page in (
+        "index.html",
+        "plans.html",
+        "search.html",
+        "knowledge/performance/00-gpu-profiling.html",
+        "knowledge/cuda/00-cuda-streams.html",
+        "drops/KNOWLEDGE-DROP-gpu-profiling-2025-11-16-1431.html",
+        "snippets/performance-00-gpu-profiling-00.html",
+        "_static/kb.css",
+        "_static/search.js",
+        "_static/search-index.js",
+    ):
+        assert (out / page).is_file(), page
+    assert len(result.pages) >= 14
+    served = site.get("/knowledge/performance/00-gpu-profiling.html").body
+    assert (out / "knowledge/performance/00-gpu-profiling.html").read_bytes() == served
+    # every relative link of every page resolves to a written file
+    for page in out.rglob("*.html"):
+        for href in re.findall(r'(?:href|src)="([^"#?]+)[^"]*"', page.read_text(encoding="utf-8")):
+            if "://" in href or href.startswith("mailto:"):
+                continue
+            assert (page.parent / href).resolve().is_file(), (page.relative_to(out), href)
+    index = (out / "_static/search-index.js").read_text(encoding="utf-8")
+    assert index.startswith("window.KB_SEARCH = ") and "section-1-tensor-core-utilization" in index
+    # a rebuild removes pages whose source is gone
+    (demo / LEGACY).unlink()
+    again = build_site(Site(demo), out)
+    assert "knowledge/cuda/00-cuda-streams.html" in again.removed
+    assert not (out / "knowledge/cuda/00-cuda-streams.html").exists()
+
+
+def test_static_build_refuses_folders_it_does_not_own(demo, tmp_path):
+    from kb.errors import PathError
+
+    site = Site(demo)
+    with pytest.raises(PathError, match="inside the workspace"):
+        build_site(site, tmp_path / "elsewhere")
+    with pytest.raises(PathError, match="belongs to the workspace"):
+        build_site(site, demo / "knowledge" / "site")
+    (demo / "mine").mkdir()
+    (demo / "mine" / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(PathError, match="did not write"):
+        build_site(site, demo / "mine")
+    assert (demo / "mine" / "notes.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_empty_workspace_renders(tmp_path):
+    ws, _ = init_workspace(tmp_path / "empty")
+    site = Site(ws.root)
+    for path in ("/", "/plans.html", "/search.html?q=anything", "/_static/kb.css"):
+        assert site.get(path).status == 200, path
+    assert "0 sections match" in html(site, "/search.html?q=anything")

@@ -1,0 +1,54 @@
+"""GPU runs (--gpu): marked `gpu`, skipped with a reason where torch sees no CUDA device."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kb.snippets.validate import Options, run_validation
+from kb.workspace import init_workspace
+
+torch = pytest.importorskip("torch")
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: torch.cuda.is_available() is False"),
+]
+
+DOC = """```python
+import os, torch
+x = torch.ones(1024, device="cuda")
+torch.cuda.synchronize()
+print(os.environ["CUDA_VISIBLE_DEVICES"], torch.cuda.device_count(), x.sum().item())
+```
+
+```python
+import torch
+print(torch.cuda.is_available())
+```
+
+```python kb:requires=multi-gpu:64
+print("too many")
+```
+
+```python
+import torch
+device = "cuda" if torch.cuda.is_available() else "cpu"
+print(device)
+```
+"""
+
+
+def test_gpu_run_gives_each_snippet_one_device(tmp_path):
+    workspace, _ = init_workspace(tmp_path / "ws")
+    (workspace.root / "knowledge" / "g.md").write_text(DOC)
+    outcome = run_validation(workspace, Options(gpu=True))
+    rows = {r["line"]: r for r in outcome.rows}
+    assert rows[1]["status"] == "pass", rows[1]["stderr_tail"]
+    visible, count, total = rows[1]["stdout_tail"].split()
+    assert visible.isdigit() and count == "1" and float(total) == 1024.0
+    assert rows[7]["stdout_tail"] == "False\n"  # a snippet that does not use CUDA gets no device
+    assert rows[12]["status"] == "skip" and rows[12]["reason"].startswith("requires 64 GPUs")
+    assert rows[17]["stdout_tail"] == "cuda\n"  # guarded CUDA code gets a device on a GPU run
+    env = json.loads((workspace.root / "snippets" / "results.json").read_text())["environment"]
+    assert env["gpu"] and env["driver"] and env["cuda"] and env["torch"] and env["profile"] == "cuda"

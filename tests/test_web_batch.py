@@ -1,0 +1,184 @@
+"""`kb run-plan` end to end with the LLM engines and SearXNG research, against loopback servers.
+
+Each test starts real servers on 127.0.0.1 (an OpenAI/Anthropic-shaped LLM, a
+SearXNG-shaped search endpoint, a static site) and runs the real CLI in a
+subprocess, then counts requests on the server side.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from kb.plan import load_plan
+from kb.records import read_drop, read_knowledge
+from servers import FaultPlan, LLMServer, PageServer, SearchServer
+from servers.fixtures import KEY_ENV, make_workspace
+from servers.pages import PAGES
+
+KEY = "sk-batch-SECRET-9f8e7d6c5b4a3210"
+PLAN = "plans/training.md"
+
+
+class Stack:
+    """The three loopback servers a web-research LLM run talks to."""
+
+    def __init__(self, *, llm_faults=None, search_faults=None, pages=None, llm_down=False, llm_key=KEY):
+        self.pages = PageServer(pages=pages).start()
+        self.search = SearchServer(self.pages.pages, self.pages.url, faults=search_faults, hang_s=5).start()
+        self.llm = LLMServer(key=llm_key, faults=llm_faults, hang_s=5).start()
+        self.llm_url = self.llm.url
+        if llm_down:  # a port nothing listens on
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            self.llm_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            sock.close()
+
+    def counts(self) -> tuple[int, int, int]:
+        return self.llm.total(), self.search.total(), self.pages.total()
+
+    def stop(self) -> None:
+        for server in (self.pages, self.search, self.llm):
+            server.stop()
+
+
+@pytest.fixture
+def stacks():
+    made: list[Stack] = []
+
+    def make(**kw) -> Stack:
+        made.append(Stack(**kw))
+        return made[-1]
+
+    yield make
+    for stack in made:
+        stack.stop()
+
+
+@pytest.fixture
+def run_plan(kb_cli):
+    def run(ws, *args: str):
+        return kb_cli("run-plan", PLAN, "--batch", "1", *args, cwd=ws.root, env={KEY_ENV: KEY}, timeout=120)
+
+    return run
+
+
+def knowledge_files(ws) -> list[Path]:
+    return sorted(ws.knowledge_dir.rglob("*.md"))
+
+
+def drops(ws):
+    return [read_drop(p) for p in sorted(ws.drops_dir.glob("KNOWLEDGE-DROP-*.md"))]
+
+
+@pytest.mark.parametrize("engine", ["openai", "anthropic"])
+def test_a_four_part_batch_completes_citing_fetched_pages(tmp_path, stacks, run_plan, engine):
+    stack = stacks()
+    ws = make_workspace(tmp_path / "ws", engine=engine, llm_url=stack.llm_url, search_url=stack.search.url)
+    result = run_plan(ws)
+    assert result.code == 0, result.out + result.err
+    assert "4 done, 0 failed" in result.out
+    files = knowledge_files(ws)
+    assert len(files) == 4
+    fetched = {stack.pages.url + path for path in stack.pages.counts}
+    for f in files:
+        doc = read_knowledge(f)
+        cited = set(re.findall(r"\]\((http://127\.0\.0\.1:\d+/[^)]+)\)", doc.body))
+        assert cited and cited <= fetched, f.name
+        assert doc.meta.engine == engine and doc.meta.model == "loopback-1"
+        assert doc.meta.sources and all(s.kind == "web" and s.locator in fetched for s in doc.meta.sources)
+    records = drops(ws)
+    assert len(records) == 4
+    assert all(d.status == "complete" and d.tokens["input"] > 0 and d.tokens["output"] > 0 for d in records)
+    assert all(d.cost_usd and d.cost_usd > 0 for d in records)
+    assert all(p.status == "done" for p in load_plan(ws.plans_dir / "training.md").parts)
+    assert stack.llm.total() == 4 and stack.search.total() == 8  # no faults: one request each
+
+
+def test_thirty_percent_faults_still_complete_in_bounded_time(tmp_path, stacks, run_plan):
+    faults = dict(rate=0.3, kinds=("500", "429", "hang"), retry_after="0")
+    stack = stacks(llm_faults=FaultPlan(seed=4, **faults), search_faults=FaultPlan(seed=8, **faults))
+    ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url,
+                        timeout_s=2.0)  # a hung request costs 2 s, then is retried
+    start = time.monotonic()
+    result = run_plan(ws)
+    elapsed = time.monotonic() - start
+    assert result.code == 0, result.out + result.err
+    assert len(knowledge_files(ws)) == 4
+    assert sum(stack.llm.faults_injected.values()) > 0 and sum(stack.search.faults_injected.values()) > 0
+    assert elapsed < 60
+
+
+def test_llm_down_fails_every_part_cleanly_and_ticks_nothing(tmp_path, stacks, run_plan):
+    stack = stacks(llm_down=True)
+    ws = make_workspace(tmp_path / "ws", engine="anthropic", llm_url=stack.llm_url, search_url=stack.search.url)
+    plan_before = (ws.plans_dir / "training.md").read_bytes()
+    start = time.monotonic()
+    result = run_plan(ws)
+    assert time.monotonic() - start < 45
+    assert result.code == 1
+    assert "0 done, 4 failed" in result.out
+    assert knowledge_files(ws) == []
+    records = drops(ws)
+    assert len(records) == 4
+    assert all(d.status == "failed" and "anthropic LLM at" in d.reason and "connection failed" in d.reason for d in records)
+    assert (ws.plans_dir / "training.md").read_bytes() == plan_before
+
+
+def test_a_rerun_sends_no_request_the_cache_can_answer(tmp_path, stacks, run_plan):
+    stack = stacks()
+    ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url)
+    assert run_plan(ws).code == 0
+    before = stack.counts()
+    assert all(before)
+    bodies = {f.name: read_knowledge(f).body for f in knowledge_files(ws)}
+    # --force as well as --redo: kb's human-edit guard is not what this test is about.
+    again = run_plan(ws, "--redo", "--force")
+    assert again.code == 0, again.out + again.err
+    assert "4 done" in again.out
+    assert stack.counts() == before  # the LLM, search and page servers saw nothing new
+    assert {f.name: read_knowledge(f).body for f in knowledge_files(ws)} == bodies
+    fresh = run_plan(ws, "--redo", "--force", "--no-cache")
+    assert fresh.code == 0 and stack.llm.total() == 2 * before[0]
+
+
+def test_the_injection_page_changes_nothing_beyond_being_cited(tmp_path, stacks, run_plan):
+    clean = stacks(pages={k: v for k, v in PAGES.items() if "forum" not in k})
+    attacked = stacks()
+    ws_clean = make_workspace(tmp_path / "clean", engine="openai", llm_url=clean.llm_url, search_url=clean.search.url)
+    ws_attacked = make_workspace(tmp_path / "attacked", engine="openai", llm_url=attacked.llm_url,
+                                 search_url=attacked.search.url)
+    assert run_plan(ws_clean).code == 0 and run_plan(ws_attacked).code == 0
+    assert attacked.pages.counts["/forum/memory-tricks.html"] == 1  # the page was fetched
+    forum_cited = False
+    for a, c in zip(knowledge_files(ws_attacked), knowledge_files(ws_clean), strict=True):
+        body_a, body_c = read_knowledge(a).body, read_knowledge(c).body
+        assert "PWNED" not in body_a
+        assert re.findall(r"(?m)^#+ .*$", body_a) == re.findall(r"(?m)^#+ .*$", body_c)
+        forum_cited |= "/forum/memory-tricks.html" in body_a
+        # Apart from the source list and the citation numbers, the text is the same.
+        prose = lambda body: re.sub(r"\[\d+\]|\d+ retrieved sources", "", body.split("## Sources")[0])  # noqa: E731
+        assert prose(body_a) == prose(body_c)
+    assert forum_cited
+
+
+def test_the_api_key_appears_in_no_output(tmp_path, stacks, run_plan):
+    stack = stacks(llm_faults=FaultPlan(queue=["500", "429"]))
+    ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url)
+    ok = run_plan(ws)
+    assert ok.code == 0
+    # A server expecting another key echoes the one it got, as real APIs do: the reason must not carry it.
+    strict = stacks(llm_key="the-server-expects-another-key")
+    ws2 = make_workspace(tmp_path / "ws2", engine="openai", llm_url=strict.llm_url, search_url=strict.search.url)
+    failed = run_plan(ws2)
+    assert failed.code == 1 and "401" in failed.out
+    assert any("[redacted]" in (d.reason or "") for d in drops(ws2))
+    texts = [ok.out, ok.err, failed.out, failed.err]
+    for root in (ws.root, ws2.root):  # .kb included: checkpoints and caches must not hold the key either
+        texts += [p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*") if p.is_file()]
+    assert all(KEY not in text for text in texts)
+    assert sum(1 for p in (ws.root / ".kb").rglob("*") if p.is_file()) > 0  # there was something to search
