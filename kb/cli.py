@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kb import __version__
 from kb.errors import KbError
@@ -45,5 +46,6 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="kb")
     except KbError as exc:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]kb: error:[/] {exc}", markup=True)
+        # escape(): messages name things like [llm.openai] that rich would eat as markup.
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]kb: error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
