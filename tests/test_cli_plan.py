@@ -84,3 +84,28 @@ def test_bad_config_is_a_clear_error(kb_cli, tmp_path):
     result = kb_cli("plan", "reset", "plans/p.md", cwd=tmp_path / "ws")
     assert result.code == 2
     assert "kb.toml: run.runerz: Extra inputs are not permitted" in result.err
+
+
+def test_init_with_a_plan_copies_it_pending_and_run_plan_finds_its_workspace(kb_cli, tmp_path):
+    target = tmp_path / "demo"
+    result = kb_cli("init", str(target), "--plan", str(SEED), "--json", cwd=tmp_path)
+    assert result.code == 0, result.err
+    created = json.loads(result.out)
+    assert created["plans"][0]["plan"] == "plans/seed-002-performance-plan.txt"
+    assert created["plans"][0]["reset"] == list(range(1, 17))  # the seed arrives with every PART ticked
+    assert created["git_init"] is True and (target / ".git").is_dir()
+    shown = json.loads(kb_cli("plan", "show", str(target / "plans/seed-002-performance-plan.txt"), "--json",
+                              cwd=tmp_path).out)
+    assert {p["status"] for b in shown["batches"] for p in b["parts"]} == {"pending"}
+    assert shown["repairs"] == []  # copied, then written back repaired by the reset
+    # From outside the workspace, the plan's own workspace is used, not the cwd's (there is none here).
+    dry = kb_cli("run-plan", str(target / "plans/seed-002-performance-plan.txt"), "--batch", "2", "--dry-run", "--json",
+                 cwd=tmp_path)
+    assert dry.code == 0, dry.err
+    assert [p["part"] for p in json.loads(dry.out)["units"][0]["parts"]] == [5, 6, 7, 8]
+
+
+def test_init_refuses_a_missing_plan_before_creating_anything(kb_cli, tmp_path):
+    result = kb_cli("init", str(tmp_path / "demo"), "--plan", str(tmp_path / "nope.md"), cwd=tmp_path)
+    assert result.code == 2 and "no plan file" in result.err
+    assert not (tmp_path / "demo").exists()

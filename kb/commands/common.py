@@ -30,5 +30,11 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def workspace_from(option: Path | None) -> Workspace:
-    return open_workspace(option) if option is not None else find_workspace()
+def workspace_from(option: Path | None, near: Path | None = None) -> Workspace:
+    """The workspace ``--workspace`` names, else the one holding ``near`` (a file the command was given), else the cwd's."""
+    if option is not None:
+        return open_workspace(option)
+    if near is not None:
+        # `kb run-plan demo/plans/x.md` from outside demo/ means demo's workspace, not the cwd's.
+        return find_workspace((near if near.is_absolute() else Path.cwd() / near).parent)
+    return find_workspace()

@@ -23,7 +23,8 @@ def resolve_plan_path(path: Path, workspace_root: Path | None) -> tuple[Path, st
     """A plan path and how to show it. Inside a workspace it must stay inside it."""
     root = None
     try:
-        root = (open_workspace(workspace_root) if workspace_root else find_workspace()).root
+        near = path if path.is_absolute() else Path.cwd() / path
+        root = (open_workspace(workspace_root) if workspace_root else find_workspace(near.parent)).root
     except WorkspaceError:
         root = None
     candidate = path if path.is_absolute() else Path.cwd() / path

@@ -235,7 +235,7 @@ def register(app: typer.Typer) -> None:
         A killed run is resumed by the next run of the same batch; finished PARTs are not redone.
 
         Exit 0: done (or nothing to do); 1: a PART failed; 2: a mistake; 3: the review was declined."""
-        ws = workspace_from(workspace)
+        ws = workspace_from(workspace, near=plan)
         plan_path, plan_rel = resolve_plan(ws, plan)
         parsed = load_plan(plan_path, plan_rel)
         units = units_for(parsed, batch=batch, part=part, all_batches=all_batches)
