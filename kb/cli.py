@@ -13,7 +13,7 @@ from kb import __version__
 from kb.errors import KbError
 
 # Each module defines register(app); the order is the order of `kb --help`.
-COMMAND_MODULES = ("init", "plan", "serve", "consolidate", "validate", "run_plan")
+COMMAND_MODULES = ("init", "plan", "serve", "consolidate", "validate", "run_plan", "report")
 
 app = typer.Typer(
     name="kb",

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from kb.errors import WorkspaceError
 from kb.workspace import Workspace, find_workspace, open_workspace
 
 WorkspaceOption = typer.Option(
@@ -36,5 +37,8 @@ def workspace_from(option: Path | None, near: Path | None = None) -> Workspace:
         return open_workspace(option)
     if near is not None:
         # `kb run-plan demo/plans/x.md` from outside demo/ means demo's workspace, not the cwd's.
-        return find_workspace((near if near.is_absolute() else Path.cwd() / near).parent)
+        try:
+            return find_workspace((near if near.is_absolute() else Path.cwd() / near).parent)
+        except WorkspaceError:
+            pass  # a file outside any workspace: the cwd's workspace refuses it with a clearer message
     return find_workspace()

@@ -18,7 +18,8 @@ from kb.engine.types import Draft, WriteRequest
 PYTHON = {"python", "py", "python3"}
 _MD = MarkdownIt("commonmark")
 # [3], [1, 2], [1][2]: a bracketed number not escaped (\[1\]), not a link ([1](url)) and not a reference definition.
-_CITATION = re.compile(r"(?<!\\)\[(\d+(?:\s*,\s*\d+)*)\](?!\(|:)")
+# "From the docstring of X [1]:" ends a line with a citation; "[1]: https://..." is a reference definition.
+_CITATION = re.compile(r"(?<!\\)\[(\d+(?:\s*,\s*\d+)*)\](?!\(|:[ \t]*\S)")
 _INLINE_CODE = re.compile(r"(`+)(?:.|\n)*?\1")
 
 
@@ -45,6 +46,13 @@ def _prose_lines(body: str, tokens) -> list[tuple[int, str]]:
     text = "\n".join("" if n in code_lines else line for n, line in enumerate(lines))
     text = _INLINE_CODE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
     return list(enumerate(text.splitlines(), start=1))
+
+
+# Public names for readers of finished files (kb report): one set of rules for "present" and "cited".
+CITATION = _CITATION
+norm_heading = _norm
+headings = _headings
+prose_lines = _prose_lines
 
 
 def check_draft(draft: Draft, request: WriteRequest) -> list[str]:
