@@ -31,7 +31,8 @@ from kb.corpus.documents import CorpusDoc
 from kb.errors import ConfigError
 
 # Module path components that mark code readers should not be sent to.
-SKIP_PARTS = {"test", "tests", "testing", "benchmark", "benchmarks", "examples", "conftest", "setup",
+# ("benchmark" is not one: torch.utils.benchmark is a documented API; "benchmarks" folders are scripts.)
+SKIP_PARTS = {"test", "tests", "testing", "benchmarks", "examples", "conftest", "setup",
               "include", "lib", "share", "bin", "third_party", "vendor", "_vendor", "__main__"}
 MIN_DOC_CHARS = 30
 MAX_SIGNATURE = 300

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ EXTRACT_BUDGET_S = 60.0
 _CODE_FILES = ("docstrings.py", "rst.py", "markdown.py", "tokenize.py", "index.py", "documents.py")
 
 Progress = Callable[[str], None]
+_ARGUMENT = re.compile(r"^- `(\w+)`", re.M)  # how kb.corpus.rst writes a documented argument or attribute
 
 
 @dataclass
@@ -131,6 +133,7 @@ class CorpusIndex:
         self._weights = np.array([DEPRECATED_WEIGHT if d.deprecated else 1.0 for d in docs], dtype=np.float32)
         self._term_cache: dict[str, np.ndarray] = {}
         self._names: tuple[dict[str, list[int]], dict[str, list[int]]] | None = None
+        self._arguments: dict[str, list[int]] | None = None
 
     # -- building and persistence -------------------------------------------------
     @classmethod
@@ -213,6 +216,22 @@ class CorpusIndex:
         exact, last = self._names
         found = exact.get(name) or last.get(name.rsplit(".", 1)[-1] if "." not in name else name) or []
         return sorted(dict.fromkeys(found), key=lambda i: (self.docs[i].locator.count("."), len(self.docs[i].locator)))
+
+    def documenting(self, argument: str) -> list[int]:
+        """Documents that describe an argument or attribute called ``argument`` (``- `pin_memory` ...``)."""
+        if self._arguments is None:
+            table: dict[str, list[int]] = {}
+            for i, doc in enumerate(self.docs):
+                if doc.kind == "doc":
+                    for name in dict.fromkeys(_ARGUMENT.findall(doc.text)):
+                        table.setdefault(name, []).append(i)
+            self._arguments = table
+        return self._arguments.get(argument, [])
+
+    def argument_names(self) -> list[str]:
+        """Every documented argument or attribute name (see :meth:`documenting`)."""
+        self.documenting("")
+        return list(self._arguments or {})
 
     def mask(self, exclude: Iterable[str]) -> np.ndarray:
         """1 for documents whose locator does not start with any of ``exclude``, else 0."""

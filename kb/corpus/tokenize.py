@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
 import snowballstemmer
@@ -20,6 +21,9 @@ STOPWORDS = frozenset(STOPWORDS_EN) | {
     "default", "optional", "true", "false", "none", "self", "see", "one", "two", "via", "within", "however",
 }
 _STEMMER = snowballstemmer.stemmer("english")
+# The Snowball stemmer keeps its word in instance state: two threads stemming at once corrupt each other
+# (IndexError deep inside it). Researchers rank PARTs in parallel threads, so stemming takes a lock.
+_STEM_LOCK = threading.Lock()
 
 
 # Stems that would merge different things: a transformer is not a transform, an optimizer not an optimization.
@@ -29,7 +33,11 @@ _PROTECTED = {"transformer": "transformer", "transformers": "transformer", "opti
 
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    return _PROTECTED.get(word) or _STEMMER.stemWord(word)
+    protected = _PROTECTED.get(word)
+    if protected:
+        return protected
+    with _STEM_LOCK:
+        return _STEMMER.stemWord(word)
 
 
 @lru_cache(maxsize=200_000)

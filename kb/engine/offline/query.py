@@ -23,18 +23,21 @@ FILLER = frozenset(tokenize(
     "fundamentals fundamental basics basic overview introduction analysis strategies strategy techniques "
     "technique considerations workflow best practices practice tips guide advanced approach approaches patterns "
     "specific impact simulate deep dive optimization optimizations optimize optimizing pytorch torch api apis "
-    "deep-dive performance effective efficient tuning 2023 2024 2025 key core common py debugging debug"
+    "deep-dive performance effective efficient tuning 2023 2024 2025 key core common py debugging debug "
+    "integration integrating issues"
 ))
 # Abbreviations readers write and docstrings spell out.
 EXPANSIONS = {
     "oom": "out of memory", "amp": "automatic mixed precision autocast", "fsdp": "fully sharded data parallel",
-    "ddp": "distributed data parallel", "lr": "learning rate", "tradeoff": "trade off", "tradeoffs": "trade off",
+    # "tradeoff" -> "trade": docs say "trades compute for memory"; an "off" matched alone is no evidence.
+    "ddp": "distributed data parallel", "lr": "learning rate", "tradeoff": "trade", "tradeoffs": "trade",
     "ffn": "feed forward", "mlp": "feed forward", "h2d": "host to device", "d2h": "device to host",
     "bf16": "bfloat16", "fp16": "float16 half", "fp32": "float32", "tp": "tensor parallel",
 }
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b")
 _IDENT = re.compile(r"\b(?:[a-z]+_[a-z0-9_]+|[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)\b")
+_KWARG = re.compile(r"\b([a-z][a-z0-9_]*)=")  # foreach=True, prefetch_factor=2: an argument the plan names
 
 
 @dataclass
@@ -50,6 +53,8 @@ class SectionQuery:
     context_terms: list[str] = field(default_factory=list)  # the PART's topic: its title and searches
     subjects: list[str] = field(default_factory=list)  # the names in the title, as written (ZeRO, DataLoader)
     refs: list[str] = field(default_factory=list)  # APIs named in the plan (torch.cuda.memory_summary, DataLoader)
+    arguments: list[str] = field(default_factory=list)  # argument names the plan writes out (pin_memory, foreach=)
+    topic_terms: list[str] = field(default_factory=list)  # the PART's own title: what every section is part of
     text: str = ""  # the query as words, for Passage.query
 
 
@@ -99,8 +104,18 @@ def api_refs(text: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def section_query(index, number: int, title: str, details: str, context: str) -> SectionQuery:
-    """The weighted query for one planned section, given the PART's searches and title as ``context``."""
+def argument_names(text: str) -> list[str]:
+    """Argument names a plan writes out: snake_case words and ``name=`` keywords."""
+    found = re.findall(r"\b[a-z][a-z0-9]*_[a-z0-9_]+\b", text) + _KWARG.findall(text)
+    return list(dict.fromkeys(found))
+
+
+def section_query(index, number: int, title: str, details: str, context: str, topic: str = "") -> SectionQuery:
+    """The weighted query for one planned section, given the PART's searches and title as ``context``.
+
+    ``topic`` is the PART's title alone: a passage squarely about it may document a section
+    whose title it does not say word for word (see the researcher's topic rule).
+    """
     title_terms = _known_terms(index, title)
     detail_terms = [t for t in _known_terms(index, details) if t not in title_terms]
     weights: dict[str, float] = {}
@@ -116,5 +131,6 @@ def section_query(index, number: int, title: str, details: str, context: str) ->
         detail_terms=detail_terms, missing=missing_names(index, title), refs=api_refs(f"{title} {details}"),
         detail_missing=missing_names(index, details), context_terms=_known_terms(index, context),
         subjects=[w for w in _NAME.findall(title) if _name_like(w)],
+        arguments=argument_names(f"{title} {details}"), topic_terms=_known_terms(index, topic) if topic else [],
         text=" ".join(x for x in (title, details) if x),
     )

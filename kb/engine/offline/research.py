@@ -4,7 +4,11 @@ Ranking is BM25 over the section's weighted query; a passage is kept only when
 it mentions what the section title is about (most of its distinctive terms) and
 enough of the details, so a section the corpus does not cover gets no passage
 rather than a random one. APIs the plan names (``torch.utils.checkpoint.checkpoint``)
-are looked up by name first.
+are looked up by name first. A doc need not say the title's words together when
+it is named for them (``torch.cuda.utilization``), documents the argument the
+section means (``fused``, ``foreach=True``), or is named for the PART's topic; it
+must then say every title word. Examples whose snippet failed ``kb validate-snippets``
+are left out (kb.engine.offline.failures), with a warning saying why.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import numpy as np
 from kb.corpus.documents import CorpusDoc
 from kb.corpus.index import CorpusIndex, Progress, load_corpus
 from kb.corpus.tokenize import terms, tokenize
-from kb.engine.offline.excerpts import excerpt, pick_examples
+from kb.engine.offline.excerpts import MAX_EXAMPLES, excerpt, pick_examples
+from kb.engine.offline.failures import KnownFailures
 from kb.engine.offline.query import SectionQuery, section_query
+from kb.engine.offline.snippets import make_snippet
 from kb.engine.types import ContextDoc, Passage, Research
 from kb.plan.model import Part
 from kb.records import SourceRef
@@ -32,6 +38,7 @@ NICHE_MODULES = ("torch.xpu", "torch.mps", "torch.mtia", "torch.backends.mps", "
 NICHE_WEIGHT = 0.5
 STEP0_BOOST = 1.3  # the plan's own Step 0 reads rank above other knowledge
 CANDIDATES = 60
+MAX_ARGUMENT_DOCS = 30  # an argument documented more widely than this (device, dtype) says nothing specific
 
 
 @dataclass
@@ -55,6 +62,10 @@ class Candidate:
     context_cov: float = 1.0
     phrase: float = 1.0  # share of the title's word pairs found next to each other
     named: bool = False
+    argument: str | None = None  # an argument of this API the section names (foreach=, "Fused ...": fused)
+    argument_written: bool = False  # ... written out by the plan itself (not just a title word)
+    topical: bool = False  # the API is named for the PART's topic and says all of it (torch.compile, "torch.compile ...")
+    named_after: bool = False  # the API's own name is the title's subject (torch.cuda.utilization)
 
     @property
     def rank(self) -> float:
@@ -108,6 +119,26 @@ def _family(locator: str) -> str:
     return parent if parent.rpartition(".")[2][:1].isupper() else locator
 
 
+def _name_terms(doc: CorpusDoc) -> tuple[str, ...]:
+    """The terms of an API's own name (its last locator component): the whole word first, then its pieces."""
+    return tuple(tokenize(doc.locator.rsplit(".", 1)[-1])) if doc.kind == "doc" else ()
+
+
+def _named_after(doc: CorpusDoc, title_terms: list[str]) -> bool:
+    """The API is named for the title's subject: its whole name, or every piece of it, is a title term."""
+    name = _name_terms(doc)
+    return bool(name) and (name[0] in title_terms or (len(name) > 1 and set(name[1:]) <= set(title_terms)))
+
+
+def _argument_mentions(doc: CorpusDoc, argument: str, wanted: list[str]) -> bool:
+    """Does the doc's item for ``argument`` (``- `foreach` (bool): ...``) say one of the ``wanted`` terms?"""
+    own = set(tokenize(argument))
+    for block in doc.text.split("\n\n"):
+        if block.startswith(f"- `{argument}`"):
+            return bool((set(tokenize(block)) - own) & set(wanted))
+    return False
+
+
 def _similar(a: CorpusDoc, b: CorpusDoc) -> bool:
     ta, tb = set(terms(a.text)), set(terms(b.text))
     return bool(ta and tb) and len(ta & tb) / len(ta | tb) >= 0.7
@@ -137,6 +168,45 @@ class SectionRanker:
                 weights[i] = STEP0_BOOST
         return weights
 
+    def _arguments(self, query: SectionQuery, prior: np.ndarray) -> dict[int, tuple[str, bool]]:
+        """Documents with an argument the section names: written out (``foreach=True``) or as its rarest title word.
+
+        "Fused optimizers" means the optimizers' ``fused`` argument; a common title word (tensor,
+        device) names arguments everywhere and is not used this way.
+        """
+        found: dict[int, tuple[str, bool]] = {}
+        wanted = [(name, True) for name in query.arguments]
+        if query.title_terms and self.index.docs:
+            rarest = max(query.title_terms, key=self.index.idf)
+            wanted += [(name, False) for name in self.index.argument_names()
+                       if "_" not in name and tokenize(name)[:1] == [rarest]]
+        for name, written in wanted:
+            hits = [i for i in self.index.documenting(name) if prior[i] > 0]
+            if 0 < len(hits) <= MAX_ARGUMENT_DOCS:
+                for i in hits:
+                    if i not in found or (written and not found[i][1]):
+                        found[i] = (name, written)
+        return found
+
+    def _relevant(self, query: SectionQuery, cand: Candidate) -> bool:
+        """Does the (non-named) candidate document the section? Title coverage and phrase, or one of the exceptions."""
+        th = self.thresholds
+        # A doc named after the title's subject (ZeroRedundancyOptimizer for "ZeRO ...") need not say the phrase.
+        subject = bool(query.subjects) and all(
+            w in cand.doc.text and set(tokenize(w)[:1]) <= set(tokenize(cand.doc.keywords)) for w in query.subjects)
+        says_all = cand.title_cov >= th.title_all
+        says_most = cand.title_cov >= th.title_most and cand.overall_cov >= th.overall
+        if (cand.phrase >= th.phrase or subject) and (says_all or says_most):
+            return True
+        # The title's words need not stand together when the API is named for them (torch.cuda.utilization for
+        # "GPU utilization"), takes the argument the title means (fused=, "Fused optimizers"), or is squarely
+        # about the PART's topic (torch.compile in a torch.compile PART): but then it must say every title word.
+        if says_all and (cand.named_after or cand.topical or cand.argument is not None):
+            return True
+        # An argument the plan writes out (foreach=True) is what the section is about, if the API's own words
+        # for that argument say something of the title ("whether foreach implementation of optimizer is used").
+        return cand.argument_written and _argument_mentions(cand.doc, cand.argument or "", query.title_terms)
+
     def rank(self, query: SectionQuery, limit: int) -> SectionResult:
         index, th = self.index, self.thresholds
         result = SectionResult(query)
@@ -150,7 +220,9 @@ class SectionRanker:
             hits.sort(key=lambda i: -prior[i])  # torch.cuda.memory_summary before torch.xpu.memory_summary
             if hits and hits[0] not in named:
                 named.append(hits[0])
-        order = list(dict.fromkeys([*named, *np.argsort(-scores, kind="stable")[:CANDIDATES].tolist()]))
+        arguments = self._arguments(query, prior)
+        top = np.argsort(-scores, kind="stable")[:CANDIDATES].tolist()
+        order = list(dict.fromkeys([*named, *top, *sorted(arguments, key=lambda i: -scores[i])]))
         groups = [(query.title_terms, 2.0), (query.detail_terms, 1.0)]
         # A product the details name but the corpus never mentions (LAMB, Megatron-LM) counts as missed.
         unmatched = len(query.detail_missing) * index.max_idf()
@@ -158,24 +230,26 @@ class SectionRanker:
         for i in order:
             if scores[i] <= 0 and i not in named:
                 continue
+            doc = index.docs[i]
+            argument, written = arguments.get(i, (None, False))
             candidates.append(Candidate(
-                index=i, doc=index.docs[i], bm25=float(scores[i]),
+                index=i, doc=doc, bm25=float(scores[i]),
                 title_cov=_coverage(index, i, [(query.title_terms, 1.0)]) if query.title_terms else 1.0,
                 overall_cov=_coverage(index, i, groups, unmatched),
                 context_cov=_coverage(index, i, [(query.context_terms, 1.0)]) if query.context_terms else 1.0,
-                phrase=_phrase(index.docs[i], query.title_terms), named=i in named,
+                phrase=_phrase(doc, query.title_terms), named=i in named, argument=argument,
+                argument_written=written,
+                topical=bool(query.topic_terms) and _named_after(doc, query.topic_terms)
+                and _coverage(index, i, [(query.topic_terms, 1.0)]) >= th.title_all
+                and _phrase(doc, query.topic_terms) >= th.phrase,
+                named_after=bool(query.title_terms) and _named_after(doc, query.title_terms),
             ))
         candidates.sort(key=lambda c: -c.rank)
         families: set[str] = set()
-        out_of_corpus = bool(query.missing) and not named
+        # A section about something the corpus never mentions (arr-coc-0-1, DALI) gets only the APIs it names.
+        out_of_corpus = bool(query.missing)
         for cand in candidates:
-            # A doc named after the title's subject (ZeroRedundancyOptimizer for "ZeRO ...") need not say the phrase.
-            named_after = bool(query.subjects) and all(
-                w in cand.doc.text and set(tokenize(w)[:1]) <= set(tokenize(cand.doc.keywords)) for w in query.subjects)
-            phrase_ok = cand.phrase >= th.phrase or named_after
-            relevant = cand.named or (not out_of_corpus and cand.context_cov >= th.context and phrase_ok
-                                      and (cand.title_cov >= th.title_all or (cand.title_cov >= th.title_most
-                                                                              and cand.overall_cov >= th.overall)))
+            relevant = cand.named or (not out_of_corpus and cand.context_cov >= th.context and self._relevant(query, cand))
             family = _family(cand.doc.locator)
             duplicate = family in families or any(_similar(cand.doc, c.doc) for c in result.chosen)
             if relevant and not duplicate and len(result.chosen) < limit:
@@ -203,7 +277,7 @@ class LocalResearcher:
 
     def __init__(self, workspace=None, *, index: CorpusIndex | None = None, passages_per_section: int = 3,
                  thresholds: Thresholds | None = None, progress: Progress | None = None,
-                 loader: Callable[[], CorpusIndex] | None = None):
+                 loader: Callable[[], CorpusIndex] | None = None, failures: KnownFailures | None = None):
         if index is None and workspace is None and loader is None:
             raise ValueError("LocalResearcher needs a workspace, an index or a loader")
         self.workspace = workspace
@@ -212,6 +286,13 @@ class LocalResearcher:
         self._index = index
         self._loader = loader or (lambda: load_corpus(workspace, progress=progress))
         self._lock = threading.Lock()
+        self._failures = failures  # None: read the workspace's validation results at each research
+
+    def known_failures(self) -> KnownFailures:
+        """Examples that failed ``kb validate-snippets`` (see kb.engine.offline.failures)."""
+        if self._failures is not None:
+            return self._failures
+        return KnownFailures.load(self.workspace) if self.workspace is not None else KnownFailures()
 
     def corpus(self) -> CorpusIndex:
         """The corpus index, loaded (or built) once, on first use; concurrent callers wait for it."""
@@ -243,13 +324,37 @@ class LocalResearcher:
         sections = [(s.number, s.title, s.details) for s in part.sections] or [(0, part.title, " ".join(part.searches))]
         results = []
         for number, title, details in sections:
-            query = section_query(index, number, title, details or "", context_text)
+            query = section_query(index, number, title, details or "", context_text, part.title)
             results.append(ranker.rank(query, self.passages_per_section))
         return results
+
+    @staticmethod
+    def _examples(doc: CorpusDoc, weights: dict[str, float], index: CorpusIndex, failures: KnownFailures,
+                  number: int, warnings: list[str]) -> list[str]:
+        """The doc's best examples, less those whose snippet failed validation before (each left out is warned)."""
+        picked = pick_examples(doc, weights, index.idf, limit=len(doc.examples) if failures else MAX_EXAMPLES)
+        if not failures:
+            return picked
+        resolve = lambda path: "." in path and bool(index.named(path))  # noqa: E731 - as kb.engine.factory does
+        kept = []
+        for code in picked:
+            snippet = make_snippet(code, doc.locator, resolve)
+            why = failures.reason(snippet.info, snippet.code) if snippet is not None else None
+            if why:
+                lines = [ln.strip() for ln in code.splitlines() if ln.strip()]
+                first = next((ln for ln in lines if not ln.startswith(("#", "import ", "from "))), lines[0] if lines else "")[:60]
+                warnings.append(f"section {number}: an example from {doc.locator} ({first!r}) was left out: "
+                                f"it failed validation: {why}")
+                continue
+            kept.append(code)
+            if len(kept) >= MAX_EXAMPLES:
+                break
+        return kept
 
     def research_sync(self, part: Part, context: list[ContextDoc], index: CorpusIndex) -> Research:
         """The synchronous core of :meth:`research`."""
         warnings = list(index.info.get("warnings") or [])
+        failures = self.known_failures()
         by_section: dict[int, list[Passage]] = {}
         sources: list[SourceRef] = []
         ids: dict[str, int] = {}
@@ -264,7 +369,8 @@ class LocalResearcher:
                 doc = cand.doc
                 passage = Passage(kind=doc.kind, locator=doc.locator, title=doc.title, text=text,
                                   score=round(cand.rank if not cand.named else cand.bm25, 4),
-                                  examples=pick_examples(doc, weights, index.idf), query=query.text)
+                                  examples=self._examples(doc, weights, index, failures, query.number, warnings),
+                                  query=query.text)
                 passages.append(passage)
                 if doc.locator not in ids:
                     ids[doc.locator] = len(sources) + 1

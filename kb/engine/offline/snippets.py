@@ -4,7 +4,8 @@ Doctest directives become snippet options (``+SKIP`` -> ``kb:skip``, a CUDA
 requirement -> ``kb:requires=cuda``); the imports torch's doctests take for
 granted (``torch``, ``nn``, ``F``, ``np``) are written out; an example that uses
 names defined elsewhere in the documentation is kept, but marked ``kb:skip``
-with the names, so it is read rather than run and reported as broken.
+with the names, so it is read rather than run and reported as broken. An example
+that stops for a person (``pdb.set_trace()``, ``input()``) is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ IMPLIED_IMPORTS = {
     "np": "import numpy as np",
 }
 _BUILTINS = set(dir(builtins)) | {"__name__", "__file__"}
+# Calls that wait for a person at a prompt: run unattended they hang or die (BdbQuit).
+INTERACTIVE = {"pdb.set_trace": "starts the pdb debugger", "breakpoint": "starts the debugger",
+               "input": "waits for keyboard input", "code.interact": "starts an interactive console",
+               "pdb.run": "starts the pdb debugger", "ipdb.set_trace": "starts the ipdb debugger"}
 
 
 @dataclass
@@ -51,6 +56,19 @@ def free_names(code: str) -> set[str]:
         elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
             bound.add(node.name)
     return used - bound - _BUILTINS
+
+
+def interactive_call(code: str) -> str | None:
+    """What makes the code wait for a person (a debugger, ``input()``), or None."""
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else (
+                f"{func.value.id}.{func.attr}" if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                else None)
+            if name in INTERACTIVE:
+                return f"{name}() {INTERACTIVE[name]}"
+    return None
 
 
 def _quote(text: str) -> str:
@@ -92,6 +110,9 @@ def make_snippet(code: str, origin: str, resolve: Callable[[str], bool] | None =
             skip = f"marked skip in the {origin} docs" + (f" ({reason.group(1).strip()})" if reason and reason.group(1).strip() else "")
         if "CUDA" in upper:
             requires_cuda = True
+    interactive = interactive_call(body)
+    if interactive and skip is None:
+        skip = f"interactive: {interactive}, so it is read, not run"
     imports = [stmt for name, stmt in IMPLIED_IMPORTS.items() if name in free]
     free -= set(IMPLIED_IMPORTS)
     if resolve is not None:
@@ -110,5 +131,8 @@ def make_snippet(code: str, origin: str, resolve: Callable[[str], bool] | None =
         info += " kb:requires=cuda"
     if skip:
         info += f' kb:skip="{_quote(skip)}"'
+    # One blank line at most, as the writer lays files out: the code validated is the code written here,
+    # so its hash (kb.engine.offline.failures) matches what kb validate-snippets recorded.
+    body = re.sub(r"\n{3,}", "\n\n", body)
     ast.parse(body)  # the imports we added cannot break it, but the promise is that every fence parses
     return Snippet(info=info, code=body)
