@@ -6,11 +6,12 @@ never stored here: the file names the environment variables that hold them.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kb.errors import ConfigError
 
@@ -31,6 +32,16 @@ class CorpusConfig(_Strict):
     folders: list[str] = Field(default_factory=list)
     packages: list[str] = Field(default_factory=lambda: ["torch"])
     include_knowledge: bool = True
+    # Private-named but documented modules/objects of those packages, indexed too (torch._dynamo,
+    # torch.cuda.memory._record_memory_history): dotted paths; those outside ``packages`` are not used.
+    include: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _include_paths(self) -> "CorpusConfig":
+        for path in self.include:
+            if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", path):
+                raise ValueError(f"include: {path!r} is not a dotted module or object path (like torch._dynamo)")
+        return self
 
 
 class LLMProviderConfig(_Strict):

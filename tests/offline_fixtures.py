@@ -119,5 +119,24 @@ def write_demo_package(root: Path) -> Path:
                 """A private helper that must not be indexed at all."""
         '''))
     (pkg / "_private" / "__init__.py").write_text('"""Private internals that kb must never index."""\n\ndef secret():\n    """A private function with a long enough docstring."""\n')
+    (pkg / "_config.py").write_text(textwrap.dedent('''\
+        """"""
+        import os
+
+        # fuse pointwise kernels into their consumers
+        fuse_kernels = True
+
+        no_comment_option = 3
+
+        # TODO: remove
+        old_flag = False
+
+
+        class gpu:
+            """Options of the GPU code generator."""
+
+            # capture the generated kernels in CUDA graphs
+            graphs = os.environ.get("KBDEMO_GRAPHS") == "1"
+        '''))
     (pkg / "tests" / "__init__.py").write_text('"""Tests of kbdemo that kb must never index or import."""\nraise RuntimeError("imported a test module")\n')
     return pkg

@@ -71,8 +71,12 @@ def test_part8_activation_checkpointing(torch_engine):
     # What torch does not document is said plainly, not filled in.
     section8 = draft.body.split("## Section 8:")[1].split("## Sources")[0]
     assert "no passage relevant to this section" in section8 and "arr-coc-0-1" in section8
-    # No passage from private or test modules.
-    assert not any(re.search(r"\._|\.test", loc) for loc in cited_locators(draft))
+    # No passage from private or test modules, unless kb.toml includes them by name ([corpus].include).
+    included = tuple(ws.config.corpus.include)
+    assert not any(re.search(r"\._|\.test", loc) and not loc.startswith(included) for loc in cited_locators(draft))
+    # Profiling its impact: the details ("memory timeline") name the API, deprecation notice and all.
+    section7 = draft.body.split("## Section 7:")[1].split("## Section 8:")[0]
+    assert "export_memory_timeline" in section7 and "is deprecated" in section7
 
 
 @pytest.mark.parametrize("number, expected", [
@@ -90,3 +94,21 @@ def test_batch2_parts_cite_the_torch_apis_that_document_them(torch_engine, numbe
     if number == 6:
         assert "`pin_memory`" in draft.body and "`num_workers`" in draft.body
     assert not any(loc.startswith(("torch.xpu", "torch.mps", "torch.mtia")) for loc in locators)
+
+
+def _section(draft, number):
+    return draft.body.split(f"## Section {number}:")[1].split("\n## ")[0]
+
+
+def test_precision_and_coverage_rules_on_torch(torch_engine):
+    ws, engine, _ = torch_engine
+    _, _, draft = write_part(ws, engine, 2)
+    assert "`torch.cuda.utilization`" in _section(draft, 1)  # "Measuring GPU utilization"
+    _, _, draft = write_part(ws, engine, 3)
+    # "Profiling stream concurrency (Nsight Systems timeline)": green contexts say stream and concurrency only.
+    assert "GreenContext" not in _section(draft, 7) and "no passage relevant" in _section(draft, 7)
+    _, _, draft = write_part(ws, engine, 1)
+    assert "no passage relevant" in _section(draft, 1)  # "Nsight Systems": torch never says Nsight
+    _, _, draft = write_part(ws, engine, 9)
+    assert "torch._dynamo" in cited_locators(draft)  # included by the shipped kb.toml
+    assert "`torch.compile`" in _section(draft, 5)  # "Backend selection": its backend argument

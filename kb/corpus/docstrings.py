@@ -108,9 +108,10 @@ def _unwrap(obj):
 
 
 class _Walker:
-    def __init__(self, package: str, version: str | None):
+    def __init__(self, package: str, version: str | None, include: tuple[str, ...] = ()):
         self.package = package
         self.version = version
+        self.include = include  # private-named paths kb.toml asks for ([corpus].include)
         self.best: dict[int, tuple[tuple, str, object, str]] = {}  # id -> (rank, locator, obj, what)
         self.keep: list[object] = []  # hold references so ids stay unique during the walk
         self.names: dict[int, set[str]] = {}  # every public path an object was found under
@@ -121,13 +122,23 @@ class _Walker:
             return True  # C functions often carry no module; they were found in this package
         return mod == self.package or mod.startswith(self.package + ".")
 
+    def allowed(self, locator: str) -> bool:
+        """Public, or inside a path kb.toml includes (and public below it)."""
+        if _public(locator):
+            return True
+        for path in self.include:
+            if locator == path or locator.startswith(path + "."):
+                return _public(f"{self.package}.{locator[len(path) + 1:]}") if locator != path else True
+        return False
+
     def offer(self, obj, locator: str, what: str) -> None:
-        if not _public(locator):
+        if not self.allowed(locator):
             return
         doc = getattr(_unwrap(obj), "__doc__", None)
         if not isinstance(doc, str) or len(doc.strip()) < MIN_DOC_CHARS:
             return
-        rank = (locator.count("."), len(locator), locator)
+        # A public path wins over an included private one for the same object (torch.compiler.X, not torch._dynamo.X).
+        rank = (not _public(locator), locator.count("."), len(locator), locator)
         key = id(_unwrap(obj))
         self.names.setdefault(key, set()).add(locator)
         current = self.best.get(key)
@@ -176,11 +187,14 @@ class _Walker:
                 continue
             self.offer(member, f"{locator}.{attr}", "property" if isinstance(member, property) else "method")
 
+    def source(self) -> str:
+        return f"{self.package} {self.version}" if self.version else self.package
+
     def documents(self) -> list[dict]:
         from kb.corpus.rst import parse_docstring
 
         out = []
-        source = f"{self.package} {self.version}" if self.version else self.package
+        source = self.source()
         for _rank, locator, obj, what in sorted(self.best.values(), key=lambda v: v[1]):
             target = _unwrap(obj)
             try:
@@ -197,7 +211,8 @@ class _Walker:
                     blocks.insert(0, f"`{locator.rsplit('.', 1)[-1]}{sig}`")
             deprecated = (parsed.deprecated or bool(getattr(target, "__deprecated__", None))
                           or any("legacy" in part for part in locator.split(".")))
-            aliases = sorted(self.names.get(id(target), set()) - {locator}, key=lambda n: (n.count("."), len(n), n))
+            aliases = sorted(self.names.get(id(target), set()) - {locator},
+                             key=lambda n: (not _public(n), n.count("."), len(n), n))
             title = locator
             if aliases and what in ("class", "function"):
                 title = f"{locator} (also {aliases[0]})"
@@ -208,14 +223,49 @@ class _Walker:
         return out
 
 
-def extract(package: str, budget_s: float = 60.0) -> list[dict]:
-    """Walk ``package`` in this process; the documents as JSON-ready dicts."""
+def _resolve(path: str):
+    """The module or object a dotted path names (importing its longest module prefix), or None."""
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except BaseException:  # noqa: BLE001 - not a module (or a broken one): try a shorter prefix
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+def _walk_included(walker: _Walker, path: str) -> list[dict]:
+    """Offer one ``[corpus].include`` path to the walker; a config module's commented options as extra documents."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        obj = _resolve(path)
+    if obj is None:
+        return []
+    if inspect.ismodule(obj):
+        walker.walk_module(obj)
+        from kb.corpus.options import option_docs  # noqa: PLC0415 - only included modules need it
+
+        return option_docs(obj, path, walker.source())
+    what = "class" if inspect.isclass(obj) else "function"
+    walker.offer(obj, path, what)
+    if inspect.isclass(obj):
+        walker.walk_class(obj, path)
+    return []
+
+
+def extract(package: str, budget_s: float = 60.0, include: tuple[str, ...] = ()) -> list[dict]:
+    """Walk ``package`` in this process (and the private ``include`` paths); the documents as JSON-ready dicts."""
     warnings.simplefilter("ignore")
     started = time.monotonic()
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         root_module = importlib.import_module(package)
-    walker = _Walker(package, package_version(package))
+    walker = _Walker(package, package_version(package), tuple(include))
     names = [package]
     paths = list(getattr(root_module, "__path__", []) or [])
     if paths:
@@ -241,17 +291,24 @@ def extract(package: str, budget_s: float = 60.0) -> list[dict]:
             walker.walk_module(module)
         except Exception:
             continue
-    return walker.documents()
+    extra: list[dict] = []
+    for path in include:
+        try:
+            extra += _walk_included(walker, path)
+        except Exception:  # an include that breaks on import is skipped, like any module
+            continue
+    return walker.documents() + extra
 
 
-def extract_in_subprocess(package: str, out_path: Path, budget_s: float = 60.0) -> list[CorpusDoc]:
+def extract_in_subprocess(package: str, out_path: Path, budget_s: float = 60.0,
+                          include: list[str] | tuple[str, ...] = ()) -> list[CorpusDoc]:
     """Run :func:`extract` in a child Python (the same interpreter) and read its documents."""
     if package_origin(package) is None:
         raise ConfigError(f"[corpus].packages: {package!r} is not installed in {sys.executable}")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONWARNINGS="ignore", CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
-    cmd = [sys.executable, "-m", "kb.corpus.docstrings", package, str(out_path), str(budget_s)]
+    cmd = [sys.executable, "-m", "kb.corpus.docstrings", package, str(out_path), str(budget_s), json.dumps(list(include))]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget_s + 120, env=env,
                               stdin=subprocess.DEVNULL)
@@ -266,7 +323,8 @@ def extract_in_subprocess(package: str, out_path: Path, budget_s: float = 60.0) 
 
 def main(argv: list[str]) -> int:
     package, out, budget = argv[0], Path(argv[1]), float(argv[2]) if len(argv) > 2 else 60.0
-    docs = extract(package, budget)
+    include = tuple(json.loads(argv[3])) if len(argv) > 3 else ()
+    docs = extract(package, budget, include)
     tmp = out.with_name(out.name + ".part")
     with open(tmp, "w", encoding="utf-8") as handle:
         for doc in docs:

@@ -37,7 +37,7 @@ MARKDOWN = {".md", ".markdown"}
 TEXT = {".txt", ".rst"}
 DEPRECATED_WEIGHT = 0.4  # deprecated APIs rank below their replacements
 EXTRACT_BUDGET_S = 60.0
-_CODE_FILES = ("docstrings.py", "rst.py", "markdown.py", "tokenize.py", "index.py", "documents.py")
+_CODE_FILES = ("docstrings.py", "rst.py", "markdown.py", "tokenize.py", "index.py", "documents.py", "options.py")
 
 Progress = Callable[[str], None]
 _ARGUMENT = re.compile(r"^- `(\w+)`", re.M)  # how kb.corpus.rst writes a documented argument or attribute
@@ -111,7 +111,8 @@ def gather_inputs(workspace) -> CorpusInputs:
             inputs.warnings.append(f"package {name!r} is not installed; its documentation is not indexed")
             continue
         inputs.packages.append({"name": name, "version": package_version(name), "origin": origin,
-                                "mtime": Path(origin).stat().st_mtime_ns if Path(origin).exists() else 0})
+                                "mtime": Path(origin).stat().st_mtime_ns if Path(origin).exists() else 0,
+                                "include": [p for p in cfg.include if p.startswith(name + ".")]})
     return inputs
 
 
@@ -271,7 +272,7 @@ def collect_docs(workspace, inputs: CorpusInputs, cache_dir: Path, progress: Pro
         if not cached.exists():
             if progress:
                 progress(f"reading the docstrings of {pkg['name']} {pkg['version'] or ''}".strip())
-            extract_in_subprocess(pkg["name"], cached, EXTRACT_BUDGET_S)
+            extract_in_subprocess(pkg["name"], cached, EXTRACT_BUDGET_S, pkg.get("include") or ())
         with open(cached, encoding="utf-8") as handle:
             docs += [CorpusDoc.from_json(json.loads(line)) for line in handle if line.strip()]
     return docs

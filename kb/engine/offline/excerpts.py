@@ -22,6 +22,7 @@ def _is_signature(block: str) -> bool:
 
 _ITEM_NAME = re.compile(r"^- `([\w.]+)`")
 NAMED_BONUS = 3.0
+OWN_WEIGHT = 0.5  # the query's title and detail terms weigh at least this (kb.engine.offline.query)
 
 
 def block_score(block: str, weights: dict[str, float], idf, names: frozenset[str] = frozenset()) -> float:
@@ -43,8 +44,11 @@ def excerpt(doc: CorpusDoc, weights: dict[str, float], idf, *, names: frozenset[
         return "", 0.0
     signature = 0 if _is_signature(blocks[0]) else None
     summary = next((i for i, b in enumerate(blocks) if i != signature and not b.startswith(("-", "**"))), None)
+    # A block is quoted for what it says about the section itself (a title or detail word), not only
+    # about the PART's wider topic: "More from checkpoint" must not quote its `debug` argument.
+    own = {t: w for t, w in weights.items() if w >= OWN_WEIGHT}
     scored = sorted(((block_score(b, weights, idf, names), i) for i, b in enumerate(blocks)
-                     if i not in (signature, summary)), reverse=True)
+                     if i not in (signature, summary) and block_score(b, own, idf, names) > 0), reverse=True)
     chosen = {summary} if summary is not None else set()
     used = len(blocks[summary]) if summary is not None else 0
     best = block_score(blocks[summary], weights, idf) if summary is not None else 0.0
@@ -58,6 +62,8 @@ def excerpt(doc: CorpusDoc, weights: dict[str, float], idf, *, names: frozenset[
         best = max(best, score)
     if signature is not None and len(blocks[signature]) <= MAX_SIGNATURE:
         chosen.add(signature)
+    if doc.deprecated:  # a deprecated API is never quoted without the notice that says what replaces it
+        chosen.update(i for i, b in enumerate(blocks) if b.startswith(("**Deprecated", "Deprecated")))
     out: list[str] = []
     last = -1
     for i in sorted(chosen):

@@ -33,6 +33,7 @@ EXPANSIONS = {
     "ddp": "distributed data parallel", "lr": "learning rate", "tradeoff": "trade", "tradeoffs": "trade",
     "ffn": "feed forward", "mlp": "feed forward", "h2d": "host to device", "d2h": "device to host",
     "bf16": "bfloat16", "fp16": "float16 half", "fp32": "float32", "tp": "tensor parallel",
+    "percentage": "percent", "percentages": "percent",
 }
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b")
@@ -56,6 +57,8 @@ class SectionQuery:
     arguments: list[str] = field(default_factory=list)  # argument names the plan writes out (pin_memory, foreach=)
     topic_terms: list[str] = field(default_factory=list)  # the PART's own title: what every section is part of
     text: str = ""  # the query as words, for Passage.query
+    activity: str | None = None  # the title's leading gerund ("Measuring GPU utilization": measur), a title term
+    title_unknown: list[str] = field(default_factory=list)  # title words the corpus never says (Nsight, pitfalls)
 
 
 
@@ -126,11 +129,36 @@ def section_query(index, number: int, title: str, details: str, context: str, to
     for t in tokenize(f"{context} {_expand(context)}"):
         weights.setdefault(t, CONTEXT_WEIGHT)
     weights = {t: w for t, w in weights.items() if index.known(t)}
-    return SectionQuery(
+    query = SectionQuery(
         number=number, title=title, details=details, weights=weights, title_terms=title_terms,
         detail_terms=detail_terms, missing=missing_names(index, title), refs=api_refs(f"{title} {details}"),
         detail_missing=missing_names(index, details), context_terms=_known_terms(index, context),
         subjects=[w for w in _NAME.findall(title) if _name_like(w)],
         arguments=argument_names(f"{title} {details}"), topic_terms=_known_terms(index, topic) if topic else [],
-        text=" ".join(x for x in (title, details) if x),
+        text=" ".join(x for x in (title, details) if x), title_unknown=unknown_words(index, title),
     )
+    query.activity = _activity(title, [*title_terms, *(t for w in query.title_unknown for t in tokenize(w)[:1])])
+    return query
+
+
+def unknown_words(index, text: str) -> list[str]:
+    """Words of ``text`` (not filler) none of whose terms the corpus knows: "Nsight", "pitfalls", "Alerting".
+
+    A title word the corpus never says is part of the section it cannot document: the researcher
+    counts it as missed, so "Nsight Systems" is not documented by any doc that says "system".
+    """
+    out = []
+    for word in re.findall(r"[A-Za-z][A-Za-z0-9_]*|\d+[A-Za-z]+", _expand(text)):
+        tokens = tokenize(word)
+        if tokens and not set(tokens) <= FILLER and not any(index.known(t) for t in tokens):
+            out.append(word)
+    return list(dict.fromkeys(out))
+
+
+def _activity(title: str, title_terms: list[str]) -> str | None:
+    """The title's leading gerund as a term (known or not), when the title says more: "Profiling stream concurrency"."""
+    first = re.match(r"\s*([A-Za-z]+ing)\b", title)
+    if not first or len(title_terms) < 2:
+        return None
+    term = (tokenize(first.group(1)) or [None])[0]
+    return term if term in title_terms else None

@@ -7,8 +7,12 @@ rather than a random one. APIs the plan names (``torch.utils.checkpoint.checkpoi
 are looked up by name first. A doc need not say the title's words together when
 it is named for them (``torch.cuda.utilization``), documents the argument the
 section means (``fused``, ``foreach=True``), or is named for the PART's topic; it
-must then say every title word. Examples whose snippet failed ``kb validate-snippets``
-are left out (kb.engine.offline.failures), with a warning saying why.
+must then say every title word. Saying most of the title also takes some of the details;
+a title word the corpus never says (Nsight) counts as missed. The details alone may
+find the doc ("memory timeline": export_memory_timeline), and a config option documented
+by a comment (kb.corpus.options) counts only when its own name says the title.
+Examples whose snippet failed ``kb validate-snippets`` are left out
+(kb.engine.offline.failures), with a warning saying why.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 
 from kb.corpus.documents import CorpusDoc
 from kb.corpus.index import CorpusIndex, Progress, load_corpus
+from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms, tokenize
 from kb.engine.offline.excerpts import MAX_EXAMPLES, excerpt, pick_examples
 from kb.engine.offline.failures import KnownFailures
@@ -38,6 +43,7 @@ NICHE_MODULES = ("torch.xpu", "torch.mps", "torch.mtia", "torch.backends.mps", "
 NICHE_WEIGHT = 0.5
 STEP0_BOOST = 1.3  # the plan's own Step 0 reads rank above other knowledge
 CANDIDATES = 60
+DETAIL_CANDIDATES = 20
 MAX_ARGUMENT_DOCS = 30  # an argument documented more widely than this (device, dtype) says nothing specific
 
 
@@ -50,6 +56,9 @@ class Thresholds:
     overall: float = 0.5  # ... and half of title + details (title counted twice)
     context: float = 0.15  # and some of the PART's topic, so "checkpoint" (saving) is not "checkpointing" (memory)
     phrase: float = 0.5  # and half the title's word pairs said together
+    details_phrase: float = 0.99  # the details route: every word pair of the details said together
+    details_most: float = 0.5  # an API named for the title, less its leading gerund, says this much of the details
+    option_name: float = 0.5  # a config option's own name says this share of the title terms
 
 
 @dataclass
@@ -66,6 +75,12 @@ class Candidate:
     argument_written: bool = False  # ... written out by the plan itself (not just a title word)
     topical: bool = False  # the API is named for the PART's topic and says all of it (torch.compile, "torch.compile ...")
     named_after: bool = False  # the API's own name is the title's subject (torch.cuda.utilization)
+    detail_cov: float = 1.0  # idf-weighted share of the detail terms it mentions (1 when the plan gives none)
+    detail_phrase: float = 0.0  # share of the details' word pairs said together ("memory timeline")
+    activity_excused: float = 0.0  # title coverage leaving out the title's leading gerund (Measuring ...)
+    option: bool = False  # a config option documented by a comment (kb.corpus.options)
+    detail_argument: str | None = None  # an argument named by a title word whose own text says a detail (backend)
+    name_cov: float = 1.0  # for options: idf-weighted share of the title terms its own name says
 
     @property
     def rank(self) -> float:
@@ -130,6 +145,17 @@ def _named_after(doc: CorpusDoc, title_terms: list[str]) -> bool:
     return bool(name) and (name[0] in title_terms or (len(name) > 1 and set(name[1:]) <= set(title_terms)))
 
 
+def _is_option(doc: CorpusDoc) -> bool:
+    return doc.kind == "doc" and bool(doc.source) and doc.source.endswith(SOURCE_SUFFIX)
+
+
+def _name_coverage(index: CorpusIndex, doc: CorpusDoc, title_terms: list[str]) -> float:
+    """Idf-weighted share of the title terms that the doc's own name (last locator component) says."""
+    name = set(_name_terms(doc))
+    total = sum(index.idf(t) for t in title_terms)
+    return sum(index.idf(t) for t in title_terms if t in name) / total if total else 0.0
+
+
 def _argument_mentions(doc: CorpusDoc, argument: str, wanted: list[str]) -> bool:
     """Does the doc's item for ``argument`` (``- `foreach` (bool): ...``) say one of the ``wanted`` terms?"""
     own = set(tokenize(argument))
@@ -188,20 +214,80 @@ class SectionRanker:
                         found[i] = (name, written)
         return found
 
+    def _detail_arguments(self, query: SectionQuery, prior: np.ndarray) -> dict[int, str]:
+        """Docs with an argument named by a title word whose own item says one of the details.
+
+        "Backend selection (inductor, cudagraphs, aot_eager)" in a torch.compile PART: torch.compile's
+        `backend` argument ("inductor" is the default backend ...) is what the section is about.
+        Only the PART's own API is trusted this way (see _relevant): ReduceLROnPlateau's `mode`
+        says "max" and "reduce" too, and is no compilation mode.
+        """
+        found: dict[int, str] = {}
+        if not query.detail_terms:
+            return found
+        for term in query.title_terms:
+            for name in self.index.argument_names():
+                if "_" in name or tokenize(name) != [term]:
+                    continue
+                hits = [i for i in self.index.documenting(name) if prior[i] > 0]
+                if not 0 < len(hits) <= MAX_ARGUMENT_DOCS:
+                    continue
+                for i in hits:
+                    if i not in found and _argument_mentions(self.index.docs[i], name, query.detail_terms):
+                        found[i] = name
+        return found
+
     def _relevant(self, query: SectionQuery, cand: Candidate) -> bool:
         """Does the (non-named) candidate document the section? Title coverage and phrase, or one of the exceptions."""
+        # A config option's one-line comment says many words in passing ("mitigate the sync overhead"): it
+        # documents a section only when the option's own name says most of the title (reorder_for_compute_comm_overlap).
+        if cand.option and cand.name_cov < self.thresholds.option_name:
+            return False
+        if self._details_route(query, cand):
+            return True
+        if cand.context_cov < self.thresholds.context:
+            return False
+        # The PART's own API (topical) taking the argument the title names, whose text says a detail.
+        return (cand.detail_argument is not None and cand.topical) or self._relevant_text(query, cand)
+
+    def _details_route(self, query: SectionQuery, cand: Candidate) -> bool:
+        """The details may name the thing itself ("Profiling checkpointing impact (memory timeline)").
+
+        A doc that says every detail word, each pair together, and every title word that is not the
+        PART's own topic (profiling) documents the section; so specific a match needs no topic words.
+        """
+        th = self.thresholds
+        own = [t for t in query.title_terms if t not in query.topic_terms]
+        if not own or len(query.detail_terms) < 2:
+            return False
+        if cand.detail_cov < th.title_all or cand.detail_phrase < th.details_phrase:
+            return False
+        return _coverage(self.index, cand.index, [(own, 1.0)]) >= th.title_all
+
+    def _relevant_text(self, query: SectionQuery, cand: Candidate) -> bool:
         th = self.thresholds
         # A doc named after the title's subject (ZeroRedundancyOptimizer for "ZeRO ...") need not say the phrase.
         subject = bool(query.subjects) and all(
             w in cand.doc.text and set(tokenize(w)[:1]) <= set(tokenize(cand.doc.keywords)) for w in query.subjects)
         says_all = cand.title_cov >= th.title_all
-        says_most = cand.title_cov >= th.title_most and cand.overall_cov >= th.overall
+        # Saying most of the title is not enough on its own: some of the plan's details must be said too
+        # (GreenContext.create says "stream" and "concurrency", but nothing of profiling or timelines).
+        says_most_words = cand.title_cov >= th.title_most and cand.overall_cov >= th.overall
+        says_most = says_most_words and (not query.detail_terms or cand.detail_cov > 0)
         if (cand.phrase >= th.phrase or subject) and (says_all or says_most):
             return True
         # The title's words need not stand together when the API is named for them (torch.cuda.utilization for
         # "GPU utilization"), takes the argument the title means (fused=, "Fused optimizers"), or is squarely
         # about the PART's topic (torch.compile in a torch.compile PART): but then it must say every title word.
         if says_all and (cand.named_after or cand.topical or cand.argument is not None):
+            return True
+        # An API named for the title's subject need not say the activity the title leads with ("Measuring GPU
+        # utilization": torch.cuda.utilization is the measurement) when it says the rest and some of the details.
+        if cand.named_after and cand.activity_excused >= th.title_all and cand.detail_cov >= th.details_most:
+            return True
+        # The API squarely about the PART's topic (torch.utils.checkpoint.checkpoint in an activation checkpointing
+        # PART) documents a section whose title it mostly says ("Memory-time tradeoff": "trades compute for memory").
+        if cand.topical and says_most_words:
             return True
         # An argument the plan writes out (foreach=True) is what the section is about, if the API's own words
         # for that argument say something of the title ("whether foreach implementation of optimizer is used").
@@ -221,11 +307,23 @@ class SectionRanker:
             if hits and hits[0] not in named:
                 named.append(hits[0])
         arguments = self._arguments(query, prior)
+        detail_arguments = self._detail_arguments(query, prior)
         top = np.argsort(-scores, kind="stable")[:CANDIDATES].tolist()
-        order = list(dict.fromkeys([*named, *top, *sorted(arguments, key=lambda i: -scores[i])]))
+        # The details alone are a second way in: "memory timeline" finds export_memory_timeline, which the
+        # whole query ranks below many docs that say "profiling" (see the details route in _relevant).
+        by_details = []
+        if len(query.detail_terms) > 1:
+            detail_scores = index.score({t: 1.0 for t in query.detail_terms}) * prior
+            by_details = [i for i in np.argsort(-detail_scores, kind="stable")[:DETAIL_CANDIDATES].tolist()
+                          if detail_scores[i] > 0]
+        order = list(dict.fromkeys([*named, *top, *by_details, *sorted(arguments, key=lambda i: -scores[i]),
+                                    *sorted(detail_arguments, key=lambda i: -scores[i])]))
         groups = [(query.title_terms, 2.0), (query.detail_terms, 1.0)]
-        # A product the details name but the corpus never mentions (LAMB, Megatron-LM) counts as missed.
-        unmatched = len(query.detail_missing) * index.max_idf()
+        # A product the details name but the corpus never mentions (LAMB, Megatron-LM) counts as missed,
+        # and so does a title word it never says (Nsight): no doc can say it.
+        title_unmatched = len(query.title_unknown) * index.max_idf()
+        unmatched = len(query.detail_missing) * index.max_idf() + 2 * title_unmatched
+        activity_unmatched = index.max_idf() * sum(1 for w in query.title_unknown if tokenize(w)[:1] != [query.activity])
         candidates = []
         for i in order:
             if scores[i] <= 0 and i not in named:
@@ -234,7 +332,8 @@ class SectionRanker:
             argument, written = arguments.get(i, (None, False))
             candidates.append(Candidate(
                 index=i, doc=doc, bm25=float(scores[i]),
-                title_cov=_coverage(index, i, [(query.title_terms, 1.0)]) if query.title_terms else 1.0,
+                title_cov=_coverage(index, i, [(query.title_terms, 1.0)], title_unmatched)
+                if query.title_terms or title_unmatched else 1.0,
                 overall_cov=_coverage(index, i, groups, unmatched),
                 context_cov=_coverage(index, i, [(query.context_terms, 1.0)]) if query.context_terms else 1.0,
                 phrase=_phrase(doc, query.title_terms), named=i in named, argument=argument,
@@ -243,13 +342,19 @@ class SectionRanker:
                 and _coverage(index, i, [(query.topic_terms, 1.0)]) >= th.title_all
                 and _phrase(doc, query.topic_terms) >= th.phrase,
                 named_after=bool(query.title_terms) and _named_after(doc, query.title_terms),
+                detail_cov=_coverage(index, i, [(query.detail_terms, 1.0)]) if query.detail_terms else 1.0,
+                detail_phrase=_phrase(doc, query.detail_terms) if len(query.detail_terms) > 1 else 0.0,
+                activity_excused=_coverage(index, i, [([t for t in query.title_terms if t != query.activity], 1.0)],
+                                           activity_unmatched) if query.activity else 0.0,
+                option=_is_option(doc), detail_argument=detail_arguments.get(i),
+                name_cov=_name_coverage(index, doc, query.title_terms) if _is_option(doc) else 1.0,
             ))
         candidates.sort(key=lambda c: -c.rank)
         families: set[str] = set()
         # A section about something the corpus never mentions (arr-coc-0-1, DALI) gets only the APIs it names.
         out_of_corpus = bool(query.missing)
         for cand in candidates:
-            relevant = cand.named or (not out_of_corpus and cand.context_cov >= th.context and self._relevant(query, cand))
+            relevant = cand.named or (not out_of_corpus and self._relevant(query, cand))
             family = _family(cand.doc.locator)
             duplicate = family in families or any(_similar(cand.doc, c.doc) for c in result.chosen)
             if relevant and not duplicate and len(result.chosen) < limit:
@@ -262,6 +367,8 @@ class SectionRanker:
 
 def _source_title(doc: CorpusDoc) -> str:
     if doc.kind == "doc":
+        if doc.source and doc.source.endswith(SOURCE_SUFFIX):  # options documented by comments (kb.corpus.options)
+            return f"{doc.title}, {doc.source}"
         return f"{doc.title}, {doc.source} docstring" if doc.source else doc.title
     return doc.title
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import jinja2
 
+from kb.corpus.options import SOURCE_SUFFIX
 from kb.engine.offline.excerpts import GAP
 from kb.engine.offline.snippets import make_snippet
 from kb.engine.types import Draft, Passage, WriteRequest
@@ -110,7 +111,10 @@ class ExtractiveWriter:
         more = "More from" if again else "From"
         if passage.kind == "doc":
             version = source.title.split(", ", 1)[1].replace(" docstring", "") if ", " in source.title else ""
-            return f"{more} the docstring of `{passage.locator}`" + (f" ({version})" if version else "")
+            what = "docstring"
+            if version.endswith(" " + SOURCE_SUFFIX):  # options documented by comments (kb.corpus.options)
+                what, version = SOURCE_SUFFIX, version[: -len(SOURCE_SUFFIX) - 1]
+            return f"{more} the {what} of `{passage.locator}`" + (f" ({version})" if version else "")
         if passage.kind == "web":
             return f"{more} [{passage.title}]({passage.locator})"
         return f"{more} [{passage.title}]({_link(target, passage.locator)})"
