@@ -374,6 +374,9 @@ def test_search_lands_on_the_section(demo):
     target = html(site, "/" + first.group(1).split("#")[0])
     assert 'id="section-1-tensor-core-utilization"' in target
     assert "0 sections match" in html(site, "/search.html?q=zebra")
+    # The offline engine's ranking: stemmed and identifier-split, so "utilizing" finds "utilization".
+    stemmed = html(site, "/search.html?q=utilizing+tensor+cores")
+    assert "section-1-tensor-core-utilization" in stemmed and "<mark>utilization</mark>" in stemmed.lower()
 
 
 def test_a_changed_file_shows_up_on_reload(demo):

@@ -1,10 +1,10 @@
 """BM25 search over the sections of the knowledge tree, for the site's search box.
 
-The offline engine's corpus (kb/corpus/) indexes passages of the knowledge tree,
-configured folders and package docstrings under .kb/; the site needs the knowledge
-tree alone, split at headings so a hit can link to its section's anchor. So this
-small index uses bm25s directly over those sections, in memory, rebuilt when a
-knowledge file changes (the caller keys it by the files' mtimes).
+The ranking is the offline engine's (kb.corpus.index.CorpusIndex: bm25s over stemmed,
+identifier-split words), so "checkpointing" finds `checkpoint` here as it does for a
+runner. The documents differ: the site needs the knowledge tree alone, split at every
+heading so a hit can link to its section's anchor, in memory, rebuilt when a knowledge
+file changes (the caller keys it by the files' mtimes).
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import re
 from dataclasses import dataclass
 from html import escape
 
-import bm25s
-import numpy as np
-from bm25s.stopwords import STOPWORDS_EN
+from kb.corpus.documents import CorpusDoc
+from kb.corpus.index import CorpusIndex
+from kb.corpus.tokenize import STOPWORDS
+from kb.corpus.tokenize import tokenize as terms_of
 
 TOKEN = re.compile(r"(?u)\b\w\w+\b")
-STOPWORDS = frozenset(STOPWORDS_EN)
-# Heading words count this many times: a query naming a section should find that section first.
-HEADING_WEIGHT = 3
 
 
 @dataclass
@@ -45,11 +43,6 @@ class Hit:
     excerpt_html: str
 
 
-def tokenize(text: str) -> list[str]:
-    """Lowercased words of two or more characters, English stop words removed."""
-    return [t for t in TOKEN.findall(text.lower()) if t not in STOPWORDS]
-
-
 def plain(markdown: str) -> str:
     """Section text with Markdown punctuation thinned out, for excerpts."""
     text = re.sub(r"^\s{0,3}(```|~~~).*$", " ", markdown, flags=re.M)
@@ -64,37 +57,32 @@ class SectionIndex:
 
     def __init__(self, sections: list[Section]):
         self.sections = sections
-        self._docs = [tokenize(" ".join([s.heading] * HEADING_WEIGHT + [s.file_title, s.text])) for s in sections]
-        self._bm25: bm25s.BM25 | None = None
-        if any(self._docs):
-            self._bm25 = bm25s.BM25()
-            # An empty section still needs a token, or bm25s shifts document ids.
-            self._bm25.index([d or ["\x00"] for d in self._docs], show_progress=False)
+        # The heading is indexed as the document's keywords and title: a query naming a section finds it first.
+        self._index = CorpusIndex.build([
+            CorpusDoc(kind="knowledge", locator=s.url, title=s.heading, text=s.text,
+                      keywords=f"{s.heading} {s.file_title}")
+            for s in sections
+        ])
 
     def search(self, query: str, k: int = 20) -> list[Hit]:
         """The ``k`` best sections for ``query`` (none when no query word occurs in the tree)."""
-        terms = tokenize(query)
-        if self._bm25 is None or not terms:
+        terms = set(terms_of(query))
+        if not terms or not self.sections:
             return []
-        vocab = self._bm25.vocab_dict
-        known = [t for t in terms if t in vocab]
-        if not known:
-            return []
-        scores = self._bm25.get_scores(known)
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [
-            Hit(self.sections[i], float(scores[i]), excerpt(self.sections[i].text, set(terms)))
-            for i in order
-            if scores[i] > 0
-        ]
+        return [Hit(self.sections[hit.index], hit.score, excerpt(self.sections[hit.index].text, terms))
+                for hit in self._index.search(query, k)]
+
+
+def _matches(word: str, terms: set[str]) -> bool:
+    return any(t in terms for t in terms_of(word))
 
 
 def excerpt(markdown: str, terms: set[str], width: int = 260) -> str:
-    """HTML: a window of the section's text around the first query word, the words marked."""
+    """HTML: a window of the section's text around the first query word, the words marked (``terms``: stemmed)."""
     text = plain(markdown)
     start = 0
     for match in TOKEN.finditer(text.lower()):
-        if match.group() in terms:
+        if _matches(match.group(), terms):
             start = max(0, match.start() - width // 3)
             break
     window = text[start : start + width]
@@ -105,7 +93,7 @@ def excerpt(markdown: str, terms: set[str], width: int = 260) -> str:
     out: list[str] = []
     last = 0
     for match in TOKEN.finditer(window):
-        if match.group().lower() in terms:
+        if _matches(match.group(), terms):
             out.append(escape(window[last : match.start()]))
             out.append(f"<mark>{escape(match.group())}</mark>")
             last = match.end()
