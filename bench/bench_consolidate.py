@@ -8,7 +8,16 @@ writes INDEX.md and SKILL.md, moves the plans, one commit of everything), the sa
 --no-commit (on a copy), a no-op rerun, the no-op through the CLI (process start and
 imports included), and one more batch of 4 files on top of the 10,000.
 
-    .venv/bin/python bench/bench_consolidate.py [--files 10000] [--words 600] [--no-git]
+Peers, measured in the same run on copies of the same generated tree: git alone committing
+it (`git add -A && git commit`, what any tool committing these files pays), and Python
+reading every knowledge file and drop once. `vs peer` is seconds / that peer's seconds.
+
+Nothing is deleted until every timed step is done: on ext4 without a journal (this
+project's VMs) creating files right after thousands were deleted is several times slower
+(the allocator skips recently freed inodes), which would make the numbers depend on the
+order of the steps. For the same reason back-to-back runs of this script are slower.
+
+    .venv/bin/python bench/bench_consolidate.py [--files 10000] [--words 600] [--repeat 3] [--no-git]
 """
 
 from __future__ import annotations
@@ -17,11 +26,13 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 from kb.consolidate import consolidate
 from kb.records import DropRecord, KnowledgeMeta, SourceRef, read_drop, read_knowledge, write_drop, write_knowledge
@@ -95,6 +106,51 @@ def timed(fn):
     return time.perf_counter() - start, value
 
 
+def fast_generation():
+    """The generator writes plainly, without one fsync per file: it sets the scene and is
+    not measured (kb's atomic writes would make it take minutes)."""
+    import kb.records as records
+
+    def plain_write(path: Path, text: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(text.encode("utf-8"))
+
+    return mock.patch.object(records, "atomic_write_text", plain_write)
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    try:
+        subprocess.run(["cp", "-a", str(src), str(dst)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def peer_git(root: Path) -> float:
+    """Plain git committing the same generated tree: `git add -A && git commit`."""
+    # No auto gc: 20,000 loose objects would start a detached `git gc` that competes with
+    # the steps timed after this one.
+    quiet = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
+    seconds, _ = timed(lambda: (git(root, *quiet, "add", "-A"), git(root, *quiet, "commit", "-q", "-m", "peer")))
+    return seconds
+
+
+def peer_read(root: Path) -> float:
+    """Python reading every knowledge file and drop once (bytes, no parsing)."""
+    def read_all():
+        for folder in ("knowledge", "drops"):
+            for dirpath, _, names in os.walk(root / folder):
+                for name in names:
+                    with open(os.path.join(dirpath, name), "rb") as handle:
+                        handle.read()
+    seconds, _ = timed(read_all)
+    return seconds
+
+
 class Phases:
     """Collects consolidate's progress messages with their times: where the seconds go."""
 
@@ -110,70 +166,106 @@ class Phases:
         )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=10_000)
-    parser.add_argument("--topics", type=int, default=50)
-    parser.add_argument("--words", type=int, default=600, help="words of prose per file (600 is about 6 KB)")
-    parser.add_argument("--no-git", action="store_true", help="measure without the commit (--no-commit)")
-    parser.add_argument("--keep", action="store_true", help="keep the generated workspace")
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="kb-bench-consolidate-"))
-    try:
-        gen_s, root = timed(lambda: generate(tmp, args.files, args.topics, args.words, not args.no_git))
-        ws = open_workspace(root)
-        size = sum(p.stat().st_size for p in ws.knowledge_dir.rglob("*.md")) / 1e6
-        print(f"generated {args.files} knowledge files ({size:.1f} MB) + {args.files} drops in {args.topics} topics "
-              f"in {gen_s:.1f} s under {root}")
-        commit = not args.no_git
-        rows = []
-        if commit:
-            # The same tree without the commit, on a copy (the commit's `git add` of 20,000 new
-            # files is a large, separate cost).
-            copy = tmp / "copy"
-            shutil.copytree(root, copy, symlinks=True)
-            os.sync()  # the generator's writes are on disk before anything is timed
-            bare_phases = Phases()
-            bare_s, bare = timed(lambda: consolidate(open_workspace(copy), commit=False, progress=bare_phases))
-            assert len(bare.drops) == args.files
-            rows.append(("full --no-commit", bare_s, "the same, without git"))
-            phase_lines = [("full --no-commit", bare_phases.line(time.perf_counter()))]
-            shutil.rmtree(copy, ignore_errors=True)
-        else:
-            phase_lines = []
-        os.sync()
-        full_phases = Phases()
-        full_s, full = timed(lambda: consolidate(ws, commit=commit, progress=full_phases))
-        phase_lines.insert(0, ("full", full_phases.line(time.perf_counter())))
-        assert len(full.drops) == args.files and full.totals["files"] == args.files, (len(full.drops), full.totals)
-        rows.insert(0, ("full", full_s, f"{len(full.drops)} drops, {sum(1 for p in full.plans if p.moved_to)} plans moved, "
-                     f"{len(full.warnings)} warnings, commit {'yes' if full.commit else 'no'}"))
-        noop_s, noop = timed(lambda: consolidate(ws, commit=commit))
-        assert noop.nothing_to_consolidate and noop.commit is None
-        rows.append(("no-op", noop_s, "nothing to consolidate"))
+def one_round(pristine: Path, folder: Path, commit: bool, files: int, words: int, last: bool) -> tuple[dict[str, float], dict[str, str], list[str]]:
+    """Every timed step on fresh copies of the generated tree: {step: seconds}, notes, phase lines."""
+    folder.mkdir()
+    root = copy_tree(pristine, folder / "ws")
+    copy = copy_tree(pristine, folder / "copy") if commit else None
+    peer = copy_tree(pristine, folder / "peer") if commit else None
+    os.sync()  # the copies are on disk before anything is timed
+    seconds: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    phase_lines: list[str] = []
+    if commit:
+        seconds["peer: git add+commit"] = peer_git(peer)
+        notes["peer: git add+commit"] = "plain `git add -A && git commit` of the same tree"
+    seconds["peer: read all files"] = peer_read(root)
+    notes["peer: read all files"] = "Python reads every knowledge file and drop once"
+    os.sync()  # the peer's writes (100 MB of git objects) are not ours to flush
+    ws = open_workspace(root)
+    full_phases = Phases()
+    full_s, full = timed(lambda: consolidate(ws, commit=commit, progress=full_phases))
+    phase_lines.append("full:\n" + full_phases.line(time.perf_counter()))
+    assert len(full.drops) == files and full.totals["files"] == files, (len(full.drops), full.totals)
+    seconds["full"] = full_s
+    notes["full"] = (f"{len(full.drops)} drops, {sum(1 for p in full.plans if p.moved_to)} plans moved, "
+                     f"{len(full.warnings)} warnings, commit {'yes: ' + str(full.commit['files']) + ' paths' if full.commit else 'no'}")
+    if commit:
+        bare_phases = Phases()
+        bare_s, bare = timed(lambda: consolidate(open_workspace(copy), commit=False, progress=bare_phases))
+        assert len(bare.drops) == files
+        seconds["full --no-commit"] = bare_s
+        notes["full --no-commit"] = "the same, without git (on a copy)"
+        phase_lines.append("full --no-commit:\n" + bare_phases.line(time.perf_counter()))
+    noop_s, noop = timed(lambda: consolidate(ws, commit=commit))
+    assert noop.nothing_to_consolidate and noop.commit is None
+    seconds["no-op"] = noop_s
+    notes["no-op"] = "nothing to consolidate"
+    if last:
         cli = [sys.executable, "-m", "kb", "consolidate", "-w", str(root)] + ([] if commit else ["--no-commit"])
         cli_s, proc = timed(lambda: subprocess.run(cli, capture_output=True, text=True))
         assert proc.returncode == 0 and "Nothing to consolidate" in proc.stdout, proc.stderr
-        rows.append(("no-op (CLI)", cli_s, "python -m kb consolidate: process start + imports"))
+        seconds["no-op (CLI)"] = cli_s
+        notes["no-op (CLI)"] = "python -m kb consolidate: process start + imports"
         rng = random.Random(99)
-        for i in range(args.files, args.files + 4):
+        for i in range(files, files + 4):
             target = f"topic-new/{i}-file.md"
-            write_knowledge(ws.knowledge_dir / target, KnowledgeMeta(title=f"New {i}", plan="plans/new.md", part=i), body(f"New {i}", rng, args.words))
+            write_knowledge(ws.knowledge_dir / target, KnowledgeMeta(title=f"New {i}", plan="plans/new.md", part=i), body(f"New {i}", rng, words))
             write_drop(ws.drops_dir / f"KNOWLEDGE-DROP-new-{i}-2025-11-17-0900.md", DropRecord(
                 plan="plans/new.md", batch=1, part=i, title=f"New {i}", status="complete",
                 knowledge_file=f"knowledge/{target}", created="2025-11-17T09:00:00Z"))
         inc_s, inc = timed(lambda: consolidate(ws, commit=commit))
         assert len(inc.drops) == 4
-        rows.append(("one more batch", inc_s, "4 new files + drops on top"))
+        seconds["one more batch"] = inc_s
+        notes["one more batch"] = "4 new files + drops on top"
+    if commit:
+        # What the commit holds is what plain git commits of the consolidated tree.
+        listed = subprocess.run(["git", "ls-files", "--", "knowledge", "drops"], cwd=root, capture_output=True, text=True).stdout.split()
+        assert len(listed) >= 2 * files, len(listed)
+    return seconds, notes, phase_lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--topics", type=int, default=50)
+    parser.add_argument("--words", type=int, default=600, help="words of prose per file (600 is about 6 KB)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds on fresh copies; the table shows medians")
+    parser.add_argument("--no-git", action="store_true", help="measure without the commit (--no-commit)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated workspace")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="kb-bench-consolidate-"))
+    commit = not args.no_git
+    try:
+        with fast_generation():
+            gen_s, pristine = timed(lambda: generate(tmp / "pristine", args.files, args.topics, args.words, commit))
+        size = sum(p.stat().st_size for p in (pristine / "knowledge").rglob("*.md")) / 1e6
+        print(f"generated {args.files} knowledge files ({size:.1f} MB) + {args.files} drops in {args.topics} topics "
+              f"in {gen_s:.1f} s under {pristine}")
+        rounds = []
+        for r in range(args.repeat):
+            rounds.append(one_round(pristine, tmp / f"round-{r}", commit, args.files, args.words, last=r == args.repeat - 1))
+            print(f"round {r + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in rounds[-1][0].items()), flush=True)
+        names = list(rounds[-1][0])
+        med = {name: statistics.median(r[0][name] for r in rounds if name in r[0]) for name in names}
+        notes = rounds[-1][1]
+        peer_name = "peer: git add+commit" if commit else "peer: read all files"
+        peer = med[peer_name]
         print()
-        print(f"{'step':<16} {'seconds':>8} {'target':>7} {'ratio':>6}  notes")
-        for name, seconds, note in rows:
+        print(f"{'step':<22} {'seconds':>8} {'target':>7} {'ratio':>6} {'vs peer':>8}  notes")
+        for name in names:
             target = TARGETS.get(name)
-            ratio = f"{seconds / target:.2f}" if target else "-"
-            print(f"{name:<16} {seconds:8.3f} {(f'{target:.1f}' if target else '-'):>7} {ratio:>6}  {note}")
-        print("\nratio = seconds / target; below 1.00 meets the target.")
-        for name, lines in phase_lines:
-            print(f"\nseconds per phase, {name}:\n{lines}")
+            ratio = f"{med[name] / target:.2f}" if target else "-"
+            versus = f"{med[name] / peer:.2f}" if peer and not name.startswith("peer") else "-"
+            print(f"{name:<22} {med[name]:8.3f} {(f'{target:.1f}' if target else '-'):>7} {ratio:>6} {versus:>8}  {notes[name]}")
+        print(f"\nmedian of {len(rounds)} round(s); ratio = seconds / target (below 1.00 meets it); "
+              f"vs peer = seconds / `{peer_name}` measured in the same round(s).")
+        for name, target in TARGETS.items():
+            if name in med:
+                print(f"target {name}: {med[name]:.2f} s {'<' if med[name] < target else '>='} {target:.1f} s: "
+                      f"{'met' if med[name] < target else 'NOT met'}")
+        for lines in rounds[-1][2]:
+            print(f"\nseconds per phase (last round), {lines}")
         return 0
     finally:
         if args.keep:

@@ -41,61 +41,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def atomic_write_many(files: dict[Path, bytes], threads: int = 16) -> None:
-    """:func:`atomic_write_bytes` for many files at once.
-
-    Every file is written to a temporary name and flushed to disk (by a pool of threads:
-    the syscalls overlap), then each is renamed over its target and the folders are
-    flushed once: a crash leaves each file old or new, never half-written.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    if len(files) <= 8:
-        for path, data in files.items():
-            atomic_write_bytes(path, data)
-        return
-
-    def stage(item: tuple[Path, bytes]) -> tuple[str, Path]:
-        path, data = Path(item[0]), item[1]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return tmp, path
-
-    staged: list[tuple[str, Path]] = []
-    failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for future in [pool.submit(stage, item) for item in files.items()]:
-            try:
-                staged.append(future.result())
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, after cleaning up
-                failure = failure or exc
-        if failure is not None:
-            for tmp, _ in staged:
-                Path(tmp).unlink(missing_ok=True)
-            raise failure
-        list(pool.map(lambda pair: os.replace(*pair), staged))
-    for folder in {path.parent for _, path in staged}:
-        try:
-            dir_fd = os.open(folder, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.fsync(dir_fd)
-        except OSError:
-            pass
-        finally:
-            os.close(dir_fd)
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     """UTF-8 text version of :func:`atomic_write_bytes`; newlines are written as given."""
     atomic_write_bytes(path, text.encode("utf-8"))

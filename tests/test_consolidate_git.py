@@ -119,3 +119,44 @@ def test_cli_outside_git_exits_2_unless_no_commit(tmp_path):
                                                     "missing-knowledge-file", "near-duplicate"}
     again = run_kb("consolidate", "--no-commit", cwd=ws.root)
     assert again.code == 0 and "Nothing to consolidate" in again.out
+
+
+def test_a_persons_edits_and_deletions_under_kb_paths_are_committed(tmp_path):
+    ws = make_workspace(tmp_path)
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
+    add_part(ws, "perf/01-b.md", "Beta", 2, plan="plans/p.md", part=2)
+    consolidate(ws)
+    # By hand: one knowledge file edited, one deleted; a runner adds a third.
+    edited = ws.knowledge_dir / "perf/00-a.md"
+    edited.write_text(edited.read_text() + "\nA note by hand.\n")
+    (ws.knowledge_dir / "perf/01-b.md").unlink()
+    add_part(ws, "perf/02-c.md", "Gamma", 3, plan="plans/p.md", part=3)
+    result = consolidate(ws)
+    assert result.commit is not None and len(commits(ws.root)) == 2
+    status = dict(line.split("\t", 1)[::-1] for line in run_git(ws.root, "show", "--name-status", "--format=", "HEAD").splitlines())
+    assert status["knowledge/perf/00-a.md"] == "M" and status["knowledge/perf/01-b.md"] == "D"
+    assert status["knowledge/perf/02-c.md"] == "A"
+    assert "Knowledge files removed (1):\n- knowledge/perf/01-b.md" in run_git(ws.root, "log", "-1", "--format=%B")
+    assert run_git(ws.root, "status", "--porcelain", "--", "knowledge", "drops", "plans", "INDEX.md", "SKILL.md") == ""
+
+
+def test_staged_work_outside_kb_paths_stays_staged_in_a_repo_with_no_commits_yet(tmp_path):
+    ws = make_workspace(tmp_path)
+    (ws.root / "notes.txt").write_text("mine\n")
+    run_git(ws.root, "add", "notes.txt")
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
+    assert consolidate(ws).commit is not None
+    assert "notes.txt" not in committed_paths(ws.root)
+    assert run_git(ws.root, "status", "--porcelain", "--", "notes.txt") == "A  notes.txt\n"
+
+
+def test_a_staged_deletion_outside_kb_paths_is_neither_committed_nor_lost(tmp_path):
+    ws = make_workspace(tmp_path)
+    (ws.root / "notes.txt").write_text("v1\n")
+    run_git(ws.root, "add", "notes.txt")
+    run_git(ws.root, "commit", "-q", "-m", "base")
+    run_git(ws.root, "rm", "-q", "--cached", "notes.txt")  # staged: delete it from git, keep the file
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
+    assert consolidate(ws).commit is not None
+    assert run_git(ws.root, "ls-tree", "--name-only", "HEAD", "notes.txt") == "notes.txt\n"
+    assert sorted(run_git(ws.root, "status", "--porcelain", "--", "notes.txt").splitlines()) == ["?? notes.txt", "D  notes.txt"]

@@ -1,6 +1,6 @@
 """consolidate's local state under .kb/consolidate/ (git-ignored).
 
-``state.json`` is small and read on every run: the fingerprint of the workspace after the
+``state.json`` is read on every run (compact JSON: it lists every drop not yet committed): the fingerprint of the workspace after the
 last consolidation (so a no-op rerun stats files and stops), its warnings, and what has
 been consolidated but not committed yet. ``cache.json`` holds what was read from each
 knowledge file, drop and plan, keyed by path and stat, so only changed files are re-read.
@@ -67,7 +67,7 @@ def save_state(root: Path, state: State) -> None:
         "pending": state.pending,
         "skill_name": state.skill_name,
     }
-    atomic_write_text(_folder(root) / "state.json", json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+    atomic_write_text(_folder(root) / "state.json", json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
 def load_cache(root: Path) -> dict[str, dict[str, list]]:

@@ -25,8 +25,24 @@ _INDICATORS = set("[]{}!&*|>'\"%@`#?,:-~")
 _MISSING = object()
 
 
+_MEMO: dict[str, Any] = {}  # raw scalar -> value: front matters repeat most of their values
+_MEMO_MAX = 100_000
+
+
 def _scalar(raw: str) -> Any:
     """One scalar's value, or _MISSING when this reader cannot be sure of it."""
+    value = _MEMO.get(raw, _MISSING)
+    if value is not _MISSING or raw in _MEMO:
+        return value
+    value = _parse_scalar(raw)
+    if not isinstance(value, (list, dict)):  # only immutable values may be shared
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.clear()
+        _MEMO[raw] = value
+    return value
+
+
+def _parse_scalar(raw: str) -> Any:
     if raw == "" or raw == "null":
         return None
     if raw == "true":

@@ -68,18 +68,20 @@ def check_committable(ctx: GitContext) -> None:
         raise GitError("git has no identity to commit with: set user.name and user.email (git config), or pass --no-commit") from None
 
 
-def _run(ctx: GitContext, *args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
+def _run(ctx: GitContext, *args: str, env: dict[str, str] | None = None, stdin: str | None = None,
+         config: tuple[str, ...] = ()) -> str:
     import git
 
     environment = {"GIT_LITERAL_PATHSPECS": "1", **(env or {})}  # our paths are paths, never globs
+    command = ["git", *(item for setting in config for item in ("-c", setting)), *args]
     try:
         with ctx.git().custom_environment(**environment):
             if stdin is None:
-                return ctx.git().execute(["git", *args])
+                return ctx.git().execute(command)
             with tempfile.TemporaryFile() as handle:
                 handle.write(stdin.encode("utf-8", "surrogateescape"))
                 handle.seek(0)
-                return ctx.git().execute(["git", *args], istream=handle)
+                return ctx.git().execute(command, istream=handle)
     except git.GitCommandError as exc:
         detail = (exc.stderr or exc.stdout or "").strip().replace("\n", " ")
         raise GitError(f"git {args[0]} failed: {detail or exc}") from None
@@ -119,12 +121,24 @@ def _managed_specs(ctx: GitContext, root: Path) -> list[str]:
     return specs
 
 
-def stage_managed(ctx: GitContext, root: Path) -> list[Change]:
-    """Stage the managed paths' working-tree state; return what differs from HEAD there."""
+# From this many new files on, `git add` writes them into one pack (git's bulk check-in,
+# as it does for big files) instead of one loose object file each: creating thousands of
+# files is the slow part on some filesystems. Level 1 is the speed loose objects use too;
+# a later `git gc` repacks them like any other objects.
+BULK_MIN = 256
+BULK_CONFIG = ("core.bigFileThreshold=1", "pack.compression=1")
+
+
+def stage_managed(ctx: GitContext, root: Path, expected: int = 0) -> list[Change]:
+    """Stage the managed paths' working-tree state; return what differs from HEAD there.
+
+    ``expected``: about how many files changed (new drops, re-read knowledge files...);
+    from BULK_MIN on, new objects go into one pack rather than thousands of loose files.
+    """
     specs = _managed_specs(ctx, root)
     if not specs:
         return []
-    _run(ctx, "add", "-A", "--", *specs)
+    _run(ctx, "add", "-A", "--", *specs, config=BULK_CONFIG if expected >= BULK_MIN else ())
     out = _run(ctx, "diff", "--cached", "--name-status", "-M", "-z", "--", *specs)
     fields = out.split("\0")
     changes: list[Change] = []
@@ -145,38 +159,91 @@ def stage_managed(ctx: GitContext, root: Path) -> list[Change]:
     return changes
 
 
+def _index_path(ctx: GitContext) -> Path:
+    """The index file git uses here (GIT_INDEX_FILE and worktrees respected)."""
+    path = Path(_run(ctx, "rev-parse", "--git-path", "index").strip())
+    return path if path.is_absolute() else ctx.top / path
+
+
+def _outside(path: str, roots: tuple[str, ...]) -> bool:
+    return not any(path == r or path.startswith(r + "/") for r in roots)
+
+
+def _reset_outside(ctx: GitContext, roots: tuple[str, ...], env: dict[str, str]) -> None:
+    """In the index ``env`` names (a copy of the real one), put every entry outside ``roots``
+    back as HEAD has it: the person's staged work there stays out of the commit."""
+    head = ctx.repo.head.is_valid()
+    listed = _run(ctx, "diff-index", "--cached", "--no-renames", "--name-only", "-z", "HEAD", env=env) if head \
+        else _run(ctx, "ls-files", "-z", env=env)
+    staged = {path for path in listed.split("\0") if path and _outside(path, roots)}
+    if not staged:
+        return
+    lines: dict[str, str] = {}
+    if head:
+        for line in _run(ctx, "ls-tree", "-r", "-z", "--full-tree", "HEAD").split("\0"):
+            if line and line.split("\t", 1)[1] in staged:
+                lines[line.split("\t", 1)[1]] = line
+    null = "0" * (64 if _run(ctx, "rev-parse", "--show-object-format").strip() == "sha256" else 40)
+    for path in staged:
+        lines.setdefault(path, f"0 {null}\t{path}")  # mode 0: not in HEAD, so out of the index
+    ordered = sorted(lines.values(), key=lambda line: line.split("\t", 1)[1].encode("utf-8", "surrogateescape"))
+    _run(ctx, "update-index", "-z", "--index-info", env=env, stdin="\0".join(ordered) + "\0")
+
+
+class Prestage:
+    """``git add -A`` of some managed paths, in a background process, so that hashing and
+    storing thousands of new files overlaps consolidate's own work. It stages into the
+    real index, as :func:`stage_managed` does (which still runs last and decides what is
+    committed; files already staged cost it one ``lstat``). Only one may run at a time,
+    and nothing else may touch the index meanwhile: :meth:`wait` first."""
+
+    def __init__(self, ctx: GitContext, root: Path, rels: tuple[str, ...], bulk: bool = True):
+        import subprocess
+
+        self.process = None
+        specs = [ctx.spec(rel) for rel in rels if (root / rel).exists()]
+        if not specs:
+            return
+        config = [item for setting in (BULK_CONFIG if bulk else ()) for item in ("-c", setting)]
+        env = {**os.environ, "GIT_LITERAL_PATHSPECS": "1"}
+        executable = getattr(ctx.git(), "GIT_PYTHON_GIT_EXECUTABLE", None) or "git"
+        try:
+            self.process = subprocess.Popen([executable, *config, "add", "-A", "--", *specs], cwd=ctx.top, env=env,
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            self.process = None  # then stage_managed does all the work
+
+    def wait(self) -> None:
+        """Wait for it to finish; a failure is ignored (stage_managed reports git's errors)."""
+        if self.process is not None:
+            self.process.wait()
+            self.process = None
+
+
 def commit_managed(ctx: GitContext, root: Path, message: str, message_file: Path) -> str:
     """Commit the staged managed paths with ``message``; returns the new commit's sha.
 
-    The commit is built in a temporary index: HEAD's entries outside the managed paths,
-    plus the managed paths' entries from the real index (just staged from the working
-    tree). ``git commit`` then runs on it (hooks and signing included), so the person's
-    own staged work never enters it. Unlike ``git commit --only`` this re-reads no file,
-    and unlike ``git rm --cached -r`` it stays linear in the number of entries.
+    The commit is built in a temporary index: a copy of the real one (the managed paths
+    just staged, with their stat data, so ``git commit`` re-reads no file), in which every
+    entry outside the managed paths is put back as HEAD has it. ``git commit`` then runs on
+    it (hooks and signing included), so the person's own staged work never enters it and
+    stays staged in the real index.
     """
     specs = _managed_specs(ctx, root)
-    ours = _run(ctx, "ls-files", "--stage", "-z", "--", *specs)
-    entries = [line for line in ours.split("\0") if line]
-    if any(line.split("\t", 1)[0].rsplit(" ", 1)[-1] != "0" for line in entries):
+    if _run(ctx, "ls-files", "-u", "-z", "--", *specs).strip("\0"):
         raise GitError("there are unresolved merge conflicts in kb's paths; resolve them first (nothing was committed)")
-    if ctx.repo.head.is_valid():
-        roots = tuple(spec.rstrip("/") for spec in specs)
-        for line in _run(ctx, "ls-tree", "-r", "-z", "--full-tree", "HEAD").split("\0"):
-            if not line:
-                continue
-            path = line.split("\t", 1)[1]
-            if not any(path == r or path.startswith(r + "/") for r in roots):
-                entries.append(line)
-    # Sorted input keeps update-index appending (linear) instead of inserting.
-    entries.sort(key=lambda line: line.split("\t", 1)[1].encode("utf-8", "surrogateescape"))
+    roots = tuple(spec.rstrip("/") for spec in specs)
+    real_index = _index_path(ctx)
     index_file = Path(ctx.repo.git_dir).resolve() / f"kb-consolidate-{os.getpid()}.index"
     env = {"GIT_INDEX_FILE": str(index_file)}
     atomic_write_text(message_file, message)
     try:
         index_file.unlink(missing_ok=True)
-        _run(ctx, "read-tree", "--empty", env=env)
-        if entries:
-            _run(ctx, "update-index", "-z", "--index-info", env=env, stdin="\0".join(entries) + "\0")
+        try:
+            shutil.copyfile(real_index, index_file)
+        except FileNotFoundError:
+            _run(ctx, "read-tree", "--empty", env=env)
+        _reset_outside(ctx, roots, env)
         _run(ctx, "commit", "-q", "-F", str(message_file), env=env)
     finally:
         message_file.unlink(missing_ok=True)

@@ -7,6 +7,8 @@ the one saved under .kb/consolidate/ and stops: it reads no file bodies.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import time
 from collections import defaultdict
@@ -15,13 +17,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from kb.consolidate import cache as cache_mod
-from kb.consolidate import gitops, render, scan
+from kb.consolidate import gitops, render, scan, stamp
 from kb.consolidate.model import DropDone, Finding, PlanDone, Result
 from kb.consolidate.plans import COMPLETED, completed_destination, is_finished, plan_info, resolve_plan_link
 from kb.consolidate.refs import KnowledgeIndex, read_is_missing
 from kb.consolidate.snippets import SnippetResults, describe, read_results
 from kb.errors import KbError
-from kb.fsutil import atomic_write_many, atomic_write_text
+from kb.fsutil import atomic_write_text
 from kb.records import now_iso, set_drop_consolidated, with_consolidated
 from kb.runner.lock import workspace_lock
 from kb.workspace import Workspace
@@ -30,8 +32,21 @@ Progress = Callable[[str], None]
 LIST_LIMIT = 50  # entries per list in a commit message
 
 
-def natural_key(path: str) -> list:
-    return [int(piece) if piece.isdigit() else piece.lower() for piece in re.split(r"(\d+)", path)]
+@functools.lru_cache(maxsize=1 << 16)  # the same paths are sorted several times a run
+def natural_key(path: str) -> tuple:
+    return tuple(int(piece) if piece.isdigit() else piece.lower() for piece in re.split(r"(\d+)", path))
+
+
+class PlanLinks:
+    """``resolve_plan_link`` remembered per value: thousands of drops name a few plans."""
+
+    def __init__(self, plan_files: set[str], moves: dict[str, str]):
+        self.plan_files, self.moves, self.seen = plan_files, moves, {}
+
+    def __call__(self, value: str | None) -> str | None:
+        if value not in self.seen:
+            self.seen[value] = resolve_plan_link(value, self.plan_files, self.moves)
+        return self.seen[value]
 
 
 # -- listing and fingerprint ------------------------------------------------
@@ -167,6 +182,14 @@ def _contexts(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """(totals, INDEX topics by folder, SKILL topics by top-level folder)."""
     by_folder: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    plan_link = PlanLinks(plan_files, moves)
+    stems: dict[str, str] = {}
+
+    def stem(path: str) -> str:
+        if path not in stems:
+            stems[path] = PurePosixPath(path).stem
+        return stems[path]
+
     totals = {"files": 0, "topics": 0, "sections": 0, "sources": 0, "snippets": 0, "validation": "", "validated": {}}
     for rel in sorted(knowledge, key=natural_key):
         info = knowledge[rel]
@@ -174,7 +197,7 @@ def _contexts(
         plan = info.get("plan") or drop.get("plan")
         part = info.get("part") if info.get("part") is not None else drop.get("part")
         batch = info.get("batch") if info.get("batch") is not None else drop.get("batch")
-        plan_path = resolve_plan_link(plan, plan_files, moves)
+        plan_path = plan_link(plan)
         status, counts = _snippet_status(int(info.get("snippets") or 0), results, rel)
         folder = rel.rsplit("/", 1)[0]
         entry = {
@@ -187,7 +210,7 @@ def _contexts(
             "snippets": int(info.get("snippets") or 0),
             "results": counts,
             "snippet_status": status,
-            "plan": PurePosixPath(plan_path or plan).stem if plan else None,
+            "plan": stem(plan_path or plan) if plan else None,
             "plan_path": plan_path,
             "plan_link": render.md_link(plan_path) if plan_path else None,
             "batch": batch,
@@ -240,7 +263,7 @@ def parts_label(parts: list[int]) -> str:
 
 def _merge_pending(old: dict[str, Any] | None, drops: list[DropDone], plans: list[PlanDone], index: bool, skill: bool) -> dict[str, Any]:
     merged = dict(old or {"drops": [], "plans": [], "index": False, "skill": False})
-    merged["drops"] = list(merged.get("drops") or []) + [asdict(d) for d in drops]
+    merged["drops"] = list(merged.get("drops") or []) + [dict(vars(d)) for d in drops]  # flat: no asdict deep copy
     by_path = {p["path"]: p for p in merged.get("plans") or []}
     for plan in plans:
         have = by_path.get(plan.path)
@@ -307,7 +330,7 @@ def commit_message(pending: dict[str, Any], changes: list[gitops.Change], warnin
             body.append("")
     counts: dict[str, int] = defaultdict(int)
     for change in changes:
-        counts[PurePosixPath(change.path).parts[0]] += 1
+        counts[change.path.split("/", 1)[0]] += 1
     body.append("Paths committed: " + ", ".join(f"{top} {n}" for top, n in sorted(counts.items())) + f" ({len(changes)} in all)")
     if drops:
         body.append(f"Drops consolidated: {len(drops)}")
@@ -343,21 +366,30 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
                 commit_skipped="nothing to consolidate" if commit else None,
                 seconds=time.perf_counter() - started,
             )
-        result = _consolidate(ws, listing, state, ctx, now or now_iso(), say)
+        background: list[stamp.Discard | gitops.Prestage] = []
+        try:
+            result = _consolidate(ws, listing, state, ctx, now or now_iso(), say, background)
+        finally:
+            for work in background:
+                work.wait()  # e.g. the replaced drops' old inodes, freed while the commit ran
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: gitops.GitContext | None, now: str, say: Progress) -> Result:
+def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: gitops.GitContext | None, now: str, say: Progress,
+                 background: list) -> Result:
     root = ws.root
     findings: list[Finding] = []
     cached = cache_mod.load_cache(root)
+    # Knowledge files read afresh: about how many git may find new or changed.
+    fresh_reads = sum(1 for rel, st in listing.knowledge.items() if (hit := cached["knowledge"].get(rel)) is None or tuple(hit[0]) != tuple(st))
     say(f"reading {len(listing.knowledge)} knowledge files")
     knowledge, k_cache = _read_cached(
         listing.knowledge, cached["knowledge"], lambda rels: scan.read_many(root, "knowledge", rels), findings
     )
     for rel in listing.knowledge:
-        knowledge.setdefault(rel, _fallback_knowledge(rel))
+        if rel not in knowledge:
+            knowledge[rel] = _fallback_knowledge(rel)
     say(f"reading {len(listing.drops)} drops")
     drops, d_cache = _read_cached(
         listing.drops, cached["drops"], lambda rels: scan.read_many(root, "drops", rels), findings
@@ -388,9 +420,10 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     earlier_targets = {d.get("knowledge_file") for rel, d in drops.items() if d.get("consolidated") and d.get("status") == "complete"}
     done: list[DropDone] = []
     by_plan: dict[str, PlanDone] = {}
+    drop_plan = PlanLinks(plan_files, {})
     for rel in new_drops:
         d = drops[rel]
-        plan_rel = resolve_plan_link(d.get("plan"), plan_files, {}) or d.get("plan")
+        plan_rel = drop_plan(d.get("plan")) or d.get("plan")
         target = d.get("knowledge_file")
         change = "failed" if d.get("status") != "complete" else ("changed" if target in earlier_targets else "added")
         done.append(DropDone(rel, plan_rel, d.get("batch"), d.get("part"), target, d.get("status") or "complete", change))
@@ -407,6 +440,16 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     for entry in plan_done:
         entry.batches.sort()
         entry.parts.sort()
+
+    # New drops or moves: this run commits. With many new files the commit's `git add`
+    # costs most, so it starts now, in the background, for the paths consolidate only
+    # reads (knowledge/, snippets/); the paths it writes follow once they are written.
+    early = ctx is not None and bool(new_drops or moves)
+    bulk = len(new_drops) + fresh_reads >= gitops.BULK_MIN
+    if early:
+        gitops.check_committable(ctx)  # before writing anything
+        if bulk:
+            background.append(gitops.Prestage(ctx, root, ("knowledge", "snippets")))
 
     # Warnings: about the whole tree, so a rerun reports the same ones.
     index = KnowledgeIndex(knowledge)
@@ -454,7 +497,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     kept_warnings = [f.to_dict() for f in findings if f.plan not in moved_plans]
     will_commit = ctx is not None and (not nothing or bool(state.pending))
     raced = False
-    if will_commit:
+    if will_commit and not early:
         gitops.check_committable(ctx)  # before writing anything
     if not nothing:
         # Remember what is being consolidated before touching anything: if this run dies
@@ -463,7 +506,9 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
         state.key = None
         cache_mod.save_state(root, state)
         say(f"stamping {len(new_drops)} drops")
-        _stamp_drops(root, new_drops, now)
+        background.append(_stamp_drops(root, new_drops, now))
+        if moves:
+            _wait_for_git(background)  # git mv needs the index
         mover = ctx if ctx is not None or not moves else _repo_for_moves(root)
         for src, dest in moves.items():
             gitops.move(mover, root, src, dest)
@@ -471,6 +516,9 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
             atomic_write_text(ws.index_path, new_index)
         if skill_changed:
             atomic_write_text(ws.skill_path, new_skill)
+        if early and bulk:
+            _wait_for_git(background)  # one `git add` at a time
+            background.append(gitops.Prestage(ctx, root, ("drops", "plans", "INDEX.md", "SKILL.md")))
         say("recording the new state")
         # The cache must describe the files as they are now (drops were rewritten, plans moved).
         for rel in new_drops:
@@ -503,7 +551,8 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
             result.commit_skipped = "nothing to consolidate"
         return result
     say("committing")
-    changes = gitops.stage_managed(ctx, root)
+    _wait_for_git(background)
+    changes = gitops.stage_managed(ctx, root, expected=len(new_drops) + fresh_reads + len(moves) + 2)
     if not changes:
         result.commit_skipped = "the managed paths already match HEAD"
     else:
@@ -515,17 +564,31 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     return result
 
 
-def _stamp_drops(root: Path, drops: list[str], when: str) -> None:
-    """Record ``consolidated: when`` in each drop: kb's drops in one batched write, older ones one by one."""
-    batch: dict[Path, bytes] = {}
+def _wait_for_git(background: list) -> None:
+    for work in background:
+        if isinstance(work, gitops.Prestage):
+            work.wait()
+
+
+def _stamp_drops(root: Path, drops: list[str], when: str) -> stamp.Discard:
+    """Record ``consolidated: when`` in each drop: kb's drops in one batch (one filesystem
+    flush, old copies freed in the background: wait on the returned Discard), older ones one by one."""
+    folder = root / ".kb" / "consolidate"
+    stamp.remove_leftovers(root / "drops")  # temp files of a batch that crashed
+    leftovers = stamp.holding_folders(folder)
+    batch: dict[str, bytes] = {}
+    base = os.fspath(root)
     for rel in drops:
-        path = root / rel
-        stamped = with_consolidated(path.read_bytes().decode("utf-8", errors="replace"), when)
+        path = os.path.join(base, rel)
+        with open(path, "rb") as handle:
+            stamped = with_consolidated(handle.read().decode("utf-8", errors="replace"), when)
         if stamped is None:
-            set_drop_consolidated(path, when)
+            set_drop_consolidated(Path(path), when)
         else:
             batch[path] = stamped.encode("utf-8")
-    atomic_write_many(batch)
+    hold = folder / f"{stamp.HOLD_PREFIX}{os.getpid()}-{time.time_ns()}"
+    stamp.replace_many(batch, hold=hold if len(batch) > 8 else None)
+    return stamp.Discard(leftovers + [hold]).start()
 
 
 def _repo_for_moves(root: Path) -> gitops.GitContext | None:
