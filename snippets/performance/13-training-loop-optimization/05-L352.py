@@ -1,0 +1,11 @@
+# From knowledge/performance/13-training-loop-optimization.md line 352. Written by kb validate-snippets: edit the Markdown, not this file.
+import torch
+
+with torch.profiler.profile(
+    activities=[
+        torch.profiler.ProfilerActivity.CPU,
+        torch.profiler.ProfilerActivity.CUDA,
+    ]
+) as p:
+    code_to_profile()
+print(p.key_averages().table(sort_by="self_cuda_time_total", row_limit=-1))
