@@ -112,7 +112,6 @@ def main() -> None:
         cold = run_validation(ws, Options(force=True))
         kb_cold = time.perf_counter() - started
         assert all(e.status == "pass" for e in cold.entries), [e.reason for e in cold.entries if e.status != "pass"][:3]
-        walls = [e.wall_seconds for e in cold.entries]
         overhead = [e.wall_seconds - e.seconds for e in cold.entries]
         torch_walls = [e.wall_seconds for e in cold.entries if "torch" in e.snippet.code]
         startup = cold.document["isolation"].get("worker_startup_seconds", 0.0)

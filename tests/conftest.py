@@ -41,6 +41,17 @@ def kb_cli():
     return run_kb
 
 
+def install_performance_plan(dest: Path) -> Path:
+    """The performance plan as the main job starts from it: the seed, repaired, every PART pending."""
+    from kb.plan import load_plan
+    from kb.plan.edit import set_part_status
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(SEED.read_bytes())
+    set_part_status(dest, {p.number: "pending" for p in load_plan(dest).parts})
+    return dest
+
+
 @pytest.fixture
 def seed_bytes() -> bytes:
     if not SEED.exists():

@@ -4,24 +4,18 @@
 from __future__ import annotations
 
 import json
-import shutil
 
-import pytest
 import yaml
 
-from conftest import REPO, run_kb
+from conftest import install_performance_plan, run_kb
 from kb.consolidate.render import split_front_matter
 from kb.plan import load_plan
 from kb.plan.edit import set_part_status
 from test_consolidate_support import add_part, assert_links_resolve, commits, make_workspace, run_git
 
-PLAN = REPO / "plans" / "performance.md"
-
-
-@pytest.mark.skipif(not PLAN.exists(), reason="plans/performance.md is not in this checkout")
 def test_batch_two_of_the_performance_plan_consolidates_into_one_commit(tmp_path):
     ws = make_workspace(tmp_path)
-    shutil.copy(PLAN, ws.root / "plans" / "performance.md")
+    install_performance_plan(ws.root / "plans" / "performance.md")
     run_git(ws.root, "add", "-A")
     run_git(ws.root, "commit", "-q", "-m", "workspace")
     plan = load_plan(ws.root / "plans" / "performance.md", "plans/performance.md")

@@ -5,19 +5,17 @@ from __future__ import annotations
 import ast
 import asyncio
 import re
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from kb.engine.check import check_draft
+from conftest import install_performance_plan
 from kb.engine.factory import build_engine
 from kb.engine.types import ContextDoc, WriteRequest
 from kb.plan import load_plan
 from kb.workspace import init_workspace
 
-REPO = Path(__file__).resolve().parents[1]
 pytest.importorskip("torch")
 
 
@@ -25,7 +23,7 @@ pytest.importorskip("torch")
 def torch_engine(tmp_path_factory):
     """A workspace with the default corpus (torch docstrings), its index built once for the session."""
     ws, _ = init_workspace(tmp_path_factory.mktemp("torchws") / "ws")
-    shutil.copy(REPO / "plans" / "performance.md", ws.plans_dir / "performance.md")
+    install_performance_plan(ws.plans_dir / "performance.md")
     engine = build_engine(ws, today="2025-11-14")
     started = time.monotonic()
     engine.researcher.corpus()

@@ -225,14 +225,6 @@ def _section_title(title: str) -> str:
     return re.sub(r"^Section\s+\d+\s*[:.\-–—]\s*", "", title.strip(), flags=re.I)
 
 
-def _edited_by_hand(content_hash: str | None, body: str) -> bool:
-    # python-frontmatter strips the body's final newline, which write_knowledge hashed with
-    # it, so KnowledgeDoc.edited_by_hand calls every kb-written file edited; accept both.
-    if not content_hash:
-        return False
-    return content_hash not in (sha256_text(body), sha256_text(body + "\n"))
-
-
 def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str] | None:
     """(front matter, body) for a file kb wrote (``---\\n...\\n---\\n``); None for any other shape."""
     if not text.startswith("---\n"):

@@ -15,7 +15,6 @@ from html import escape
 
 from kb.corpus.documents import CorpusDoc
 from kb.corpus.index import CorpusIndex
-from kb.corpus.tokenize import STOPWORDS
 from kb.corpus.tokenize import tokenize as terms_of
 
 TOKEN = re.compile(r"(?u)\b\w\w+\b")

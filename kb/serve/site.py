@@ -29,7 +29,8 @@ from kb.serve import urls
 from kb.serve.markdown import Fence, highlight_code, make_markdown, parse_file, pygments_css, render_file
 from kb.serve.plans import load_drops, load_plans
 from kb.serve.results import RESULTS_REL, Results, read_results
-from kb.serve.search import STOPWORDS, Section, SectionIndex
+from kb.corpus.tokenize import STOPWORDS
+from kb.serve.search import Section, SectionIndex
 from kb.serve.urls import Route, page_for_source, relative, root_prefix, safe_file
 
 HTML = "text/html; charset=utf-8"
