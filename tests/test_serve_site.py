@@ -503,3 +503,11 @@ def test_empty_workspace_renders(tmp_path):
     for path in ("/", "/plans.html", "/search.html?q=anything", "/_static/kb.css"):
         assert site.get(path).status == 200, path
     assert "0 sections match" in html(site, "/search.html?q=anything")
+
+
+def test_a_link_to_a_plan_since_filed_under_completed_still_works(demo):
+    (demo / "plans" / "completed").mkdir(parents=True, exist_ok=True)
+    (demo / "plans" / "performance.md").rename(demo / "plans" / "completed" / "performance.md")
+    page = html(Site(demo), "/knowledge/performance/00-gpu-profiling.html")
+    body = page.split('<article class="markdown">')[1]
+    assert 'href="../../plans.html#plan-plans-completed-performance-md">here</a>' in body

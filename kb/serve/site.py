@@ -283,8 +283,12 @@ class Site:
             rel = posixpath.normpath(joined)
             if rel in (".", "..") or rel.startswith("../"):
                 return None
-            # Older trees link knowledge files relative to knowledge/ (e.g. from plans).
-            for candidate in (rel, f"knowledge/{rel}"):
+            # Older trees link knowledge files relative to knowledge/ (e.g. from plans); a plan a file
+            # links to may since have been filed under plans/completed/ by kb consolidate.
+            candidates = [rel, f"knowledge/{rel}"]
+            if rel.startswith("plans/") and posixpath.dirname(rel) == "plans":
+                candidates.append(f"plans/completed/{posixpath.basename(rel)}")
+            for candidate in candidates:
                 if not is_image and self._topic_folder(urls.topic_page(candidate)) is not None:
                     return relative(page, urls.topic_page(candidate))
                 target = page_for_source(candidate)
