@@ -123,21 +123,32 @@ def read_knowledge(path: Path) -> KnowledgeDoc:
     return KnowledgeDoc(path=Path(path), meta=meta, body=post.content, has_front_matter=has_fm, raw_body=raw_body)
 
 
+# libyaml's emitter writes the same text as PyYAML's pure-Python one, about 6x faster
+# (a knowledge file and a drop per PART, 10,000 drops per consolidation).
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def dump_yaml(data: Any, width: int = 1000, sort_keys: bool = False) -> str:
+    """``yaml.safe_dump`` as kb writes front matter: unicode as is, keys in the given order."""
+    return yaml.dump(data, Dumper=_DUMPER, sort_keys=sort_keys, allow_unicode=True, width=width)
+
+
 def render_with_front_matter(meta: dict[str, Any], body: str) -> str:
     """YAML front matter + body, the way every kb-written Markdown file looks."""
-    head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000).strip()
+    head = dump_yaml(meta).strip()
     if not body.endswith("\n"):
         body += "\n"
     return f"---\n{head}\n---\n\n{body}"
 
 
-def write_knowledge(path: Path, meta: KnowledgeMeta, body: str) -> KnowledgeMeta:
-    """Write a knowledge file atomically, stamping the body's content hash into its front matter."""
+def write_knowledge(path: Path, meta: KnowledgeMeta, body: str, durable: bool = True) -> KnowledgeMeta:
+    """Write a knowledge file atomically, stamping the body's content hash into its front matter
+    (``durable``: see kb.fsutil.atomic_write_bytes)."""
     if not body.endswith("\n"):
         body += "\n"
     meta.content_hash = sha256_text(body)
     meta.created = meta.created or now_iso()
-    atomic_write_text(path, render_with_front_matter(meta.to_dict(), body))
+    atomic_write_text(path, render_with_front_matter(meta.to_dict(), body), durable=durable)
     return meta
 
 
@@ -226,9 +237,9 @@ def render_drop_body(drop: DropRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_drop(path: Path, drop: DropRecord) -> None:
+def write_drop(path: Path, drop: DropRecord, durable: bool = True) -> None:
     """Write a drop atomically (front matter + readable body)."""
-    atomic_write_text(path, render_with_front_matter(drop.front_matter(), render_drop_body(drop)))
+    atomic_write_text(path, render_with_front_matter(drop.front_matter(), render_drop_body(drop)), durable=durable)
 
 
 _BOLD_KEY = re.compile(r"^\*\*(?P<key>[^*:]+?)\*\*\s*:\s*(?P<value>.*?)\s*$", re.M)
@@ -263,7 +274,7 @@ _FM_CONSOLIDATED = re.compile(r"(?m)^consolidated:[^\n]*$")
 
 @functools.lru_cache(maxsize=8)
 def _consolidated_line(when: str) -> str:
-    return yaml.safe_dump({"consolidated": when}, allow_unicode=True, width=1000).strip()
+    return dump_yaml({"consolidated": when}).strip()
 
 
 def with_consolidated(text: str, when: str) -> str | None:

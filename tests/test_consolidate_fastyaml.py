@@ -9,7 +9,7 @@ import yaml
 
 from kb.consolidate.fastyaml import load
 from kb.consolidate.scan import drop_info, knowledge_info
-from kb.records import read_drop, read_knowledge
+from kb.records import dump_yaml, read_drop, read_knowledge
 from test_consolidate_support import add_drop, add_knowledge, make_workspace
 
 ALPHABET = string.ascii_letters + string.digits + " -_:#'\"\\/.,[]{}!&*|>%@`?~é✓\t"
@@ -17,8 +17,9 @@ TRICKY = ["yes", "no", "on", "null", "~", "1.5", "007", "0x1F", "0o17", "1_000",
           "1e3", "3f2a9c", "123e4567", "12:30", "-", "- x", "-x", "-3", "a: b", "a #b", "true", "True", "NaN", ".inf", ""]
 
 
-def test_the_fast_reader_returns_what_pyyaml_returns_or_nothing():
-    rng = random.Random(3)
+def random_records(seed: int, count: int):
+    """Front-matter-like mappings with tricky scalars, lists and nested mappings."""
+    rng = random.Random(seed)
 
     def text() -> str:
         return rng.choice(["".join(rng.choice(ALPHABET) for _ in range(rng.choice([1, 3, 8, 20]))), rng.choice(TRICKY)])
@@ -37,10 +38,22 @@ def test_the_fast_reader_returns_what_pyyaml_returns_or_nothing():
             return [{f"k{j}": value(1) for j in range(rng.randint(1, 3))} for _ in range(rng.randint(0, 2))]
         return {f"n{j}": value(1) for j in range(rng.randint(0, 3))}
 
+    for _ in range(count):
+        yield {f"key{j}": value() for j in range(rng.randint(1, 6))}
+
+
+def test_kb_writes_front_matter_byte_for_byte_as_pure_pyyaml_would():
+    # kb dumps with libyaml's emitter for speed; files must not change with it.
+    for data in random_records(5, 3000):
+        assert dump_yaml(data) == yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000), data
+    long = {"title": "é " * 900, "sections": ["x" * 1200], "nested": [{"a": "b: c"}]}
+    assert dump_yaml(long, width=1_000_000) == yaml.safe_dump(long, sort_keys=False, allow_unicode=True, width=1_000_000)
+
+
+def test_the_fast_reader_returns_what_pyyaml_returns_or_nothing():
     accepted = 0
-    for _ in range(3000):
-        data = {f"key{j}": value() for j in range(rng.randint(1, 6))}
-        dumped = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+    for data in random_records(3, 3000):
+        dumped = dump_yaml(data)
         got = load(dumped)
         if got is None:
             continue

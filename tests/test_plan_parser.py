@@ -199,3 +199,15 @@ def test_not_a_plan_is_rejected():
 
     with pytest.raises(PlanError, match="not an expansion plan"):
         parse_plan(b"just some text\n\nwith nothing in it\n", "x.md")
+
+
+def test_the_block_only_parse_reads_plans_as_a_full_commonmark_parse_does(seed_bytes, monkeypatch):
+    # The parser skips markdown-it's inline pass for speed; what it builds must not change.
+    import kb.plan.parser as parser
+    from markdown_it import MarkdownIt
+
+    fast = parse_plan(seed_bytes, "seed.md")
+    monkeypatch.setattr(parser, "_md", lambda: MarkdownIt("commonmark"))
+    full = parse_plan(seed_bytes, "seed.md")
+    assert fast == full
+    assert len(fast.parts) == 16 and fast.parts[3].sections and fast.parts[3].reads

@@ -220,23 +220,26 @@ def test_review_decline_is_recorded(ws):
     assert json.loads((ws.state_dir / "reviews.json").read_text())["plans/p.md"]["BATCH 1"]["note"] == "too thin"
 
 
-def test_checkpoints_live_in_sqlite_under_dot_kb_one_namespace_per_part(ws):
+def test_checkpoints_live_in_sqlite_under_dot_kb_one_saved_task_per_part(ws):
     write_plan(ws, [3])
     engine = make_engine(ws)
-    seen: list[tuple[int, set]] = []
+    seen: list[tuple[set, dict]] = []
 
     def look(payload):
         with sqlite3.connect(ws.state_dir / "checkpoints.sqlite") as db:
-            rows = db.execute("select checkpoint_ns from checkpoints where thread_id = ?",
-                              ("run-plan:plans/p.md:batch-1",)).fetchall()
-        seen.append((len(rows), {ns for (ns,) in rows}))
+            namespaces = {ns for (ns,) in db.execute("select checkpoint_ns from checkpoints where thread_id = ?",
+                                                     ("run-plan:plans/p.md:batch-1",))}
+            results = db.execute("select task_id, count(*) from writes where thread_id = ? and channel = 'results' "
+                                 "group by task_id", ("run-plan:plans/p.md:batch-1",)).fetchall()
+        seen.append((namespaces, dict(results)))
         return {"approved": True}
 
     run(ws, engine, review=True, ask=look)
-    count, namespaces = seen[0]
-    assert count > 3 * 6  # parent steps + every runner step of every PART, saved while paused at the gate
-    # One Send per PART: three runner tasks, each checkpointing in its own namespace.
-    assert len({ns for ns in namespaces if ns.startswith("runner:")}) == 3 and "" in namespaces
+    namespaces, results = seen[0]
+    # Checkpoints are the batch graph's only: the runner subgraph keeps none of its own.
+    assert namespaces == {""}
+    # One Send per PART: three runner tasks, each one's output saved as its own write.
+    assert len(results) == 3 and set(results.values()) == {1}
     assert not asyncio.run(unfinished(ws, Unit("plans/p.md", "BATCH 1", 1)))  # deleted once finished
 
 
@@ -246,3 +249,38 @@ def test_parts_sharing_a_drop_name_get_separate_drops(ws):
     names = sorted(p.name.rsplit("-", 4)[0] for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*.md"))
     assert names == ["KNOWLEDGE-DROP-part-3", "KNOWLEDGE-DROP-same-part-1", "KNOWLEDGE-DROP-same-part-2"]
     assert sorted(d.part for ds in drops_by_part(ws).values() for d in ds) == [1, 2, 3]
+
+
+class Killed(BaseException):
+    """Stands in for a kill -9: nothing in kb catches it, so the run stops where it is."""
+
+
+def test_a_part_cut_off_between_drop_and_tick_reruns_and_rewrites_its_own_drop(ws, monkeypatch):
+    import kb.runner.nodes as nodes
+
+    write_plan(ws, [3])
+    engine = make_engine(ws)
+    real_tick = nodes.stages.tick
+
+    async def tick_dies_on_part_2(ticker, plan_path, part, written=()):
+        if part.number == 2:
+            raise Killed()
+        return await real_tick(ticker, plan_path, part, written)
+
+    monkeypatch.setattr(nodes.stages, "tick", tick_dies_on_part_2)
+    with pytest.raises(Killed):
+        run(ws, engine, runners=1)
+    assert statuses(ws) == {1: "done", 2: "pending", 3: "pending"}
+    assert [d.part for ds in drops_by_part(ws).values() for d in ds] == [1, 2]  # PART 2's drop, unticked
+    written_before = len(engine.writer.calls)
+
+    # The resumed run starts PART 2 again from its first stage, minutes later by the clock.
+    monkeypatch.setattr(nodes.stages, "tick", real_tick)
+    monkeypatch.setattr(nodes.stages, "start_stamp", lambda now=None: "2031-01-01T09:59")
+    outcome = run(ws, engine, runners=1)
+    assert outcome.resumed
+    assert len(engine.writer.calls) - written_before == 2  # PARTs 2 and 3; PART 1 was finished
+    assert statuses(ws) == {1: "done", 2: "done", 3: "done"}
+    drops = drops_by_part(ws)
+    assert {n: len(ds) for n, ds in drops.items()} == {1: 1, 2: 1, 3: 1}  # PART 2 rewrote its drop, not a second one
+    assert all(ds[0].status == "complete" for ds in drops.values())

@@ -85,3 +85,48 @@ def test_a_part_that_cannot_be_ticked_fails_alone(plan):
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], TickFailed) and "PART 99" in str(results[1])
     assert {p.number for p in load_plan(plan).parts if p.status == "done"} == {1, 2, 3}
+
+
+def test_written_files_reach_the_disk_before_the_plan_is_ticked(plan, tmp_path, monkeypatch):
+    order: list[tuple[str, list[str]]] = []
+    flushed = ticker_module.flush_to_disk
+    real = ticker_module.set_part_status
+    monkeypatch.setattr(ticker_module, "flush_to_disk",
+                        lambda paths: order.append(("flush", sorted(Path(p).name for p in paths))) or flushed(paths))
+    monkeypatch.setattr(ticker_module, "set_part_status",
+                        lambda path, updates, now=None, **kw: order.append(("tick", sorted(map(str, updates))))
+                        or real(path, updates, now, **kw))
+    files = {n: [tmp_path / f"k{n}.md", tmp_path / f"d{n}.md"] for n in (1, 3)}
+    for paths in files.values():
+        for path in paths:
+            path.write_text("written without fsync\n", encoding="utf-8")
+
+    async def main():
+        ticker = PlanTicker()
+        await asyncio.gather(*(ticker.tick(plan, n, written=[str(p) for p in files[n]]) for n in (1, 3)))
+
+    asyncio.run(main())
+    flushed_names = [name for kind, names in order if kind == "flush" for name in names]
+    assert sorted(flushed_names) == ["d1.md", "d3.md", "k1.md", "k3.md"]
+    # Each tick comes after the flush that holds its PART's files.
+    for number in (1, 3):
+        tick_at = next(i for i, (kind, names) in enumerate(order) if kind == "tick" and str(number) in names)
+        flush_at = next(i for i, (kind, names) in enumerate(order) if kind == "flush" and f"k{number}.md" in names)
+        assert flush_at < tick_at
+    assert {p.number for p in load_plan(plan).parts if p.status == "done"} == {1, 2, 3}
+
+
+def test_a_failed_flush_fails_the_tick_and_leaves_the_plan_alone(plan, monkeypatch):
+    before = plan.read_bytes()
+
+    def broken(paths):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(ticker_module, "flush_to_disk", broken)
+
+    async def main():
+        return await PlanTicker().tick(plan, 1, written=["/nowhere/k1.md"])
+
+    with pytest.raises(TickFailed, match="could not be flushed to disk"):
+        asyncio.run(main())
+    assert plan.read_bytes() == before

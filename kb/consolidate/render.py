@@ -19,6 +19,7 @@ from urllib.parse import quote
 import yaml
 
 from kb.errors import ConfigError, KbError
+from kb.records import dump_yaml
 
 INDEX_MARKERS = ("<!-- kb:index:start -->", "<!-- kb:index:end -->")
 SKILL_MARKERS = ("<!-- kb:skill:start -->", "<!-- kb:skill:end -->")
@@ -169,7 +170,7 @@ def parse_front_matter(fm: str | None, where: str) -> dict[str, Any]:
 
 def set_front_matter(fm: str | None, fields: dict[str, str], where: str) -> str:
     """Front matter text with ``fields`` set first; other keys and comments kept as written."""
-    ours = yaml.safe_dump(fields, sort_keys=False, allow_unicode=True, width=1_000_000)
+    ours = dump_yaml(fields, width=1_000_000)
     if fm is None:
         return ours
     old = parse_front_matter(fm, where)
@@ -194,7 +195,7 @@ def set_front_matter(fm: str | None, fields: dict[str, str], where: str) -> str:
         return text
     # Unusual YAML (flow mappings, anchors...): rewrite it whole rather than guess.
     merged = {**fields, **{k: v for k, v in old.items() if k not in fields}}
-    return yaml.safe_dump(merged, sort_keys=False, allow_unicode=True, width=1_000_000)
+    return dump_yaml(merged, width=1_000_000)
 
 
 def humanize(topic: str) -> str:

@@ -20,54 +20,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import threading
 from pathlib import Path
+
+from kb.fsutil import flush_filesystem, fsync_file, fsync_folder
 
 TEMP_SUFFIX = ".kb-stamp.tmp"
 FLUSH_ALL_MIN = 16  # from this many files on, one filesystem flush beats one fsync each
 HOLD_PREFIX = "replaced-"
 
 
-def _syncfs_call():
-    """``syncfs(fd) -> int`` from libc on Linux, else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        call = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    call.argtypes = [ctypes.c_int]
-    call.restype = ctypes.c_int
-    return call
-
-
-def _flush_filesystem(folder: Path) -> bool:
-    """Flush every dirty file of ``folder``'s filesystem to disk; False when that cannot be done."""
-    call = _syncfs_call()
-    if call is None:
-        return False
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        return call(fd) == 0
-    finally:
-        os.close(fd)
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+# Module names, so a test can stand in for the filesystem flush or count the fsyncs.
+_flush_filesystem = flush_filesystem
+_fsync_folder = fsync_folder
+_fsync_path = fsync_file
 
 
 def remove_leftovers(folder: Path) -> int:
@@ -103,14 +69,6 @@ def _write_new(tmp: str, data: bytes, mode: int) -> None:
         os.close(fd)
     if not hasattr(os, "fchmod"):
         os.chmod(tmp, mode)
-
-
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def replace_many(files: dict[str, bytes] | dict[Path, bytes], hold: Path | None = None) -> None:

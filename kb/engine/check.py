@@ -16,7 +16,8 @@ from markdown_it import MarkdownIt
 from kb.engine.types import Draft, WriteRequest
 
 PYTHON = {"python", "py", "python3"}
-_MD = MarkdownIt("commonmark")
+# Block structure only (headings, fences, raw inline .content): the inline pass is half the time.
+_MD = MarkdownIt("commonmark").disable(["inline", "text_join"])
 # [3], [1, 2], [1][2]: a bracketed number not escaped (\[1\]), not a link ([1](url)) and not a reference definition.
 # "From the docstring of X [1]:" ends a line with a citation; "[1]: https://..." is a reference definition.
 _CITATION = re.compile(r"(?<!\\)\[(\d+(?:\s*,\s*\d+)*)\](?!\(|:[ \t]*\S)")

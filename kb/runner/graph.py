@@ -5,9 +5,18 @@ back to write with its reasons, at most ``max_rewrites`` times) -> drop -> tick;
 any failure skips to drop, which writes a failed drop and ends the task. The node
 that ends a task emits its summary row. This module only wires; the nodes are in
 kb.runner.nodes and the work in kb.runner.stages.
+
+Checkpoints are per PART, not per stage: the batch graph saves each finished task's
+output as it lands, and the runner subgraph runs without a checkpointer of its own.
+A kill therefore costs at most the PARTs in flight, which start again from their
+first stage (every file they write is replaced whole, and the drop keeps its name);
+checkpointing each of the six stages as well cost more than the rest of kb's
+orchestration together (bench/bench_orchestration.py).
 """
 
 from __future__ import annotations
+
+import functools
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy, Send
@@ -73,14 +82,22 @@ def fan_out(state: BatchState) -> list[Send] | str:
             "part": item["part"],
             "was": item["was"],
             "drop_slug": item.get("drop_slug"),
+            "stamp": item.get("stamp"),
         })
         for item in state["selected"]
     ]
 
 
+@functools.cache
+def compiled_runner(retry: RetryPolicy) -> object:
+    """The runner subgraph, compiled once per process: it holds no run state (no checkpointer),
+    and compiling it costs about as much as the rest of a run's start."""
+    return build_runner_graph(retry).compile(checkpointer=False)
+
+
 def build_batch_graph(checkpointer=None, *, retry: RetryPolicy = nodes.RETRY):
-    """The compiled graph for one batch run (the subgraph shares the checkpointer)."""
-    runner = build_runner_graph(retry).compile()
+    """The compiled graph for one batch run; only the batch level is checkpointed."""
+    runner = compiled_runner(retry)
     g = StateGraph(BatchState, context_schema=RunContext)
     g.add_node("select", nodes.select_node)
     g.add_node("runner", runner)

@@ -121,7 +121,7 @@ def _request(state: PartState) -> WriteRequest:
 
 async def context_stage(state: PartState, ctx: RunContext) -> dict:
     part = _part(state)
-    update: dict = {"stamp": stages.start_stamp(), "warnings": []}
+    update: dict = {"stamp": state.get("stamp") or stages.start_stamp(), "warnings": []}
     # Only a resumed run can meet a PART that was finished after it was selected (the lock keeps other
     # processes out), so only it pays for reading the plan again.
     if ctx.resuming and stages.finished_meanwhile(_plan_path(state, ctx), part.number, state.get("was") or {}):
@@ -191,27 +191,35 @@ def _facts(state: PartState, ctx: RunContext, status: str, reason: str | None = 
 
 
 async def drop_stage(state: PartState, ctx: RunContext) -> dict:
-    # In a thread: two files written and fsynced; the event loop serves the other runners meanwhile.
+    # In a thread: two files written; the event loop serves the other runners meanwhile.
     return await asyncio.to_thread(_drop, state, ctx)
 
 
 def _drop(state: PartState, ctx: RunContext) -> dict:
+    # A complete PART's two files are flushed to disk by its tick, together with those of the
+    # PARTs ticked at the same time and before the plan says done (one flush, not four fsyncs
+    # each). A failed PART gets no tick: its drop is made durable here.
     error = state.get("error")
+    written: list[str] = []
     if error is None:
         try:
             stages.save_knowledge(ctx.workspace, _part(state), state["plan_path"], draft_from_dict(state["draft"]),
-                                  force=ctx.force)
+                                  force=ctx.force, durable=False)
+            written.append(state["knowledge_file"])
         except stages.PartFailure as exc:
             error = str(exc)
     facts = _facts(state, ctx, "failed" if error else "complete", error)
-    path = stages.write_drop_record(ctx.workspace, facts)
+    path = stages.write_drop_record(ctx.workspace, facts, durable=bool(error))
+    if not error:
+        written.append(ctx.workspace.rel(path))
     return {"drop_file": ctx.workspace.rel(path), "error": error, "snippets": facts.snippets,
-            "sections_written": facts.sections}
+            "sections_written": facts.sections, "written": written}
 
 
 async def tick_stage(state: PartState, ctx: RunContext) -> dict:
     try:
-        await stages.tick(ctx.ticker, _plan_path(state, ctx), _part(state))
+        written = [str(ctx.workspace.root / rel) for rel in state.get("written") or []]
+        await stages.tick(ctx.ticker, _plan_path(state, ctx), _part(state), written=written)
     except stages.PartFailure as exc:
         stages.write_drop_record(ctx.workspace, _facts(state, ctx, "failed", str(exc)))
         return {"error": str(exc)}
@@ -254,6 +262,9 @@ def select_node(state: BatchState, runtime: Runtime[RunContext]) -> dict:
     unit = Unit(plan=state["plan"], label=state.get("label") or "", batch=state.get("batch"), part=state.get("part"))
     selection = select_parts(plan, unit, redo=bool(state.get("redo")))
     slugs = Counter(p.drop_slug for p in plan.parts)
+    # Taken here, where it is checkpointed: a task cut off by a kill starts again from its
+    # first stage, and with the same stamp its drop is rewritten rather than doubled.
+    stamp = stages.start_stamp()
     return {
         "plan_title": plan.title,
         "topic": plan.topic,
@@ -263,6 +274,7 @@ def select_node(state: BatchState, runtime: Runtime[RunContext]) -> dict:
                 "was": {"status": p.status, "completed_at": p.completed_at},
                 # Two PARTs naming the same drop would overwrite each other's drop: tell them apart.
                 "drop_slug": p.drop_slug if slugs[p.drop_slug] == 1 else f"{p.drop_slug}-part-{p.number}",
+                "stamp": stamp,
             }
             for p in selection.parts
         ],

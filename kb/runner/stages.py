@@ -139,7 +139,8 @@ def snippet_count(rel: str, body: str) -> int:
     return len(extract_snippets(rel, body))
 
 
-def save_knowledge(workspace: Workspace, part: Part, plan_rel: str, draft: Draft, *, force: bool) -> KnowledgeMeta:
+def save_knowledge(workspace: Workspace, part: Part, plan_rel: str, draft: Draft, *, force: bool,
+                   durable: bool = True) -> KnowledgeMeta:
     """Write the knowledge file (front matter + body), after checking again that no person edited it meanwhile."""
     path, rel = knowledge_target(workspace, part)
     protect_human_edits(path, rel, force=force)
@@ -154,7 +155,7 @@ def save_knowledge(workspace: Workspace, part: Part, plan_rel: str, draft: Draft
         model=draft.model,
         created=now_iso(),
     )
-    return write_knowledge(path, meta, draft.body)
+    return write_knowledge(path, meta, draft.body, durable=durable)
 
 
 @dataclass
@@ -183,7 +184,7 @@ def drop_path(workspace: Workspace, slug: str, stamp: str) -> Path:
     return workspace.drops_dir / drop_filename(slug, datetime.strptime(stamp, STAMP_FORMAT))
 
 
-def write_drop_record(workspace: Workspace, facts: DropFacts) -> Path:
+def write_drop_record(workspace: Workspace, facts: DropFacts, durable: bool = True) -> Path:
     """Write ``drops/KNOWLEDGE-DROP-<slug>-<date>-<HHMM>.md`` (same name on a resume: rewritten, not doubled)."""
     path = drop_path(workspace, facts.slug, facts.stamp)
     record = DropRecord(
@@ -205,14 +206,17 @@ def write_drop_record(workspace: Workspace, facts: DropFacts) -> Path:
         cost_usd=facts.cost_usd,
         seconds=round(facts.seconds, 2) if facts.seconds is not None else None,
     )
-    write_drop(path, record)
+    write_drop(path, record, durable=durable)
     return path
 
 
-async def tick(ticker: PlanTicker, plan_path: Path, part: Part) -> None:
-    """Tick the PART in the plan: ``- [✓] PART n: ... (Completed YYYY-MM-DD HH:MM)``; nothing else changes."""
+async def tick(ticker: PlanTicker, plan_path: Path, part: Part, written: list[str] = ()) -> None:
+    """Tick the PART in the plan: ``- [✓] PART n: ... (Completed YYYY-MM-DD HH:MM)``; nothing else changes.
+
+    ``written``: the PART's files, not yet flushed to disk; they are, before the tick is written.
+    """
     try:
-        await ticker.tick(plan_path, part.number, part.status_line)
+        await ticker.tick(plan_path, part.number, part.status_line, written=written)
     except TickFailed as exc:
         raise PartFailure(f"the file and drop were written, but the plan could not be ticked: {exc}") from None
 

@@ -48,9 +48,10 @@ class PartState(TypedDict, total=False):
     part: dict  # the PART as parsed when the run started
     was: dict  # {"status", "completed_at"} of the PART when the run started (resume guard)
     drop_slug: str  # the drop's name: KNOWLEDGE-DROP-<slug>-<date>-<HHMM>.md
-    stamp: str  # local time the task started (minutes): names its drop, stable across resumes
+    stamp: str  # local time the run selected the PART (minutes): names its drop, stable across resumes
     stage: str
     knowledge_file: str | None  # workspace-relative
+    written: list[str]  # workspace-relative files the drop stage wrote, flushed to disk by the tick
     context: list[dict]
     research: dict
     draft: dict

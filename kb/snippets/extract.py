@@ -68,8 +68,9 @@ def snippet_hash(info: str, code: str) -> str:
 @functools.cache
 def _parser() -> MarkdownIt:
     # CommonMark: fences (``` and ~~~) in lists and blockquotes; indented code is `code_block`.
-    # Built once per process: building one costs about as much as parsing a file.
-    return MarkdownIt("commonmark")
+    # Built once per process: building one costs about as much as parsing a file. Block
+    # rules only: fences are block tokens, and the inline pass is half of a parse.
+    return MarkdownIt("commonmark").disable(["inline", "text_join"])
 
 
 def extract_snippets(path: str | Path, text: str) -> list[Snippet]:
