@@ -13,15 +13,15 @@ from kb import __version__
 from kb.errors import KbError
 
 # Each module defines register(app); the order is the order of `kb --help`.
-COMMAND_MODULES = ("init", "plan", "serve", "consolidate", "validate", "run_plan", "report")
-
-app = typer.Typer(
-    name="kb",
-    help="Compile a curated Markdown knowledge base from expansion plans.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+COMMANDS = {
+    "init": "init",
+    "plan": "plan",
+    "serve": "serve",
+    "consolidate": "consolidate",
+    "validate-snippets": "validate",
+    "run-plan": "run_plan",
+    "report": "report",
+}
 
 
 def _version(value: bool) -> None:
@@ -30,21 +30,40 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """kb: expansion plans -> runner tasks -> a knowledge base."""
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"kb.commands.{_name}").register(app)
+def build_app(only: str | None = None) -> typer.Typer:
+    """The typer app with every command, or with just ``only`` (its module alone is imported)."""
+    app = typer.Typer(
+        name="kb",
+        help="Compile a curated Markdown knowledge base from expansion plans.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(_root)
+    for command, module in COMMANDS.items():
+        if only is None or command == only:
+            importlib.import_module(f"kb.commands.{module}").register(app)
+    return app
+
+
+def invoked_command(argv: list[str]) -> str | None:
+    """The command the arguments name, if they start with one of ours; else None (``--help``, typos...)."""
+    return argv[0] if argv and argv[0] in COMMANDS else None
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    # Importing every command's module costs about as much as a quick command itself.
+    app = build_app(invoked_command(args))
     try:
-        app(args=argv, prog_name="kb")
+        app(args=args, prog_name="kb")
     except KbError as exc:
         # escape(): messages name things like [llm.openai] that rich would eat as markup.
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]kb: error:[/] {escape(str(exc))}")

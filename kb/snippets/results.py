@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -37,6 +38,7 @@ def load_results(workspace: Workspace | Path) -> dict:
     return data
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every snippet and every file found beside them
 def snippet_dir(file: str) -> str:
     """snippets/<knowledge path without .md>/ for a workspace-relative Markdown path."""
     rel = PurePosixPath(file)

@@ -68,8 +68,12 @@ def knowledge_id(file: str, line: int) -> str:
     return f"{rel}#L{line}"
 
 
-def plan(files: dict[str, list[Snippet]], env: Environment, profile: Profile) -> tuple[list[Entry], list[Chain]]:
-    """Classify every snippet; return all entries and the chains that have something to run."""
+def plan(files: dict[str, list[Snippet]], env: Environment, profile: Profile,
+         inferred: dict[int, Requirements] | None = None) -> tuple[list[Entry], list[Chain]]:
+    """Classify every snippet; return all entries and the chains that have something to run.
+
+    ``inferred``: requirements already inferred, by ``id()`` of the snippet.
+    """
     entries: list[Entry] = []
     chains: list[Chain] = []
     for file, snippets in files.items():
@@ -80,7 +84,8 @@ def plan(files: dict[str, list[Snippet]], env: Environment, profile: Profile) ->
             if snippet.kind is None:
                 entry.status, entry.reason = "not-executable", snippet.not_executable_reason()
                 continue
-            entry.requirements = infer(snippet)
+            known = inferred.get(id(snippet)) if inferred else None
+            entry.requirements = known if known is not None else infer(snippet)
             joins = snippet.options.continue_ and snippet.kind == "python" and current is not None
             if joins:
                 entry.continues = current.entries[-1].snippet.line

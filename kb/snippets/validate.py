@@ -14,6 +14,7 @@ from kb.snippets.extract import Snippet, extract_snippets
 from kb.snippets.gpu import devices, gpu_record, require_cuda
 from kb.snippets.outcome import classify
 from kb.snippets.profiles import Profile, load_profile
+from kb.snippets.requirements import infer
 from kb.snippets.results import FAILING, build_document, entry_json, load_results, write_results, write_snippet_files
 from kb.snippets.sandbox.pool import Pool, SandboxTask, WorkerConfig
 from kb.snippets.tasks import Chain, Entry, plan
@@ -169,7 +170,9 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
     snippets = read_snippets(workspace, files)
     name = options.profile or (workspace.config.validate_.gpu_profile if options.gpu else workspace.config.validate_.profile)
     profile = load_profile(workspace.validators_dir, name)
-    modules = sorted({m for items in snippets.values() for s in items for m in _imports(s)})
+    # Each snippet's AST is walked once: for the modules to probe here, and by plan() to classify it.
+    inferred = {id(s): infer(s) for items in snippets.values() for s in items if s.kind is not None}
+    modules = sorted({m for items in snippets.values() for s in items if s.kind == "python" for m in inferred[id(s)].modules})
 
     backend = None
     if options.ray:
@@ -185,7 +188,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
             require_cuda(env)
             env.gpus = env.gpus[: len(devices(env))]  # CUDA_VISIBLE_DEVICES may hide some
 
-    entries, chains = plan(snippets, env, profile)
+    entries, chains = plan(snippets, env, profile, inferred)
     fingerprint = env.fingerprint
     cache = ResultCache(workspace.state_dir)
     for chain in chains:
@@ -255,8 +258,3 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
         seconds=time.perf_counter() - started,
     )
 
-
-def _imports(snippet: Snippet) -> list[str]:
-    from kb.snippets.requirements import infer
-
-    return infer(snippet).modules if snippet.kind == "python" else []
