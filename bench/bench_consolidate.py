@@ -111,7 +111,7 @@ def fast_generation():
     not measured (kb's atomic writes would make it take minutes)."""
     import kb.records as records
 
-    def plain_write(path: Path, text: str) -> None:
+    def plain_write(path: Path, text: str, durable: bool = True) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_bytes(text.encode("utf-8"))
 
