@@ -124,7 +124,7 @@ def read_knowledge(path: Path) -> KnowledgeDoc:
 
 
 # libyaml's emitter writes the same text as PyYAML's pure-Python one, about 6x faster
-# (a knowledge file and a drop per PART, 10,000 drops per consolidation).
+# (two front matters per PART: a run-plan's drop stage spent most of its time here).
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 

@@ -47,9 +47,9 @@ DROP_SLUG = re.compile(r"^KNOWLEDGE-DROP-(?P<slug>.+?)(?:-\d{4}-\d{2}-\d{2})?(?:
 
 @functools.cache
 def _md() -> MarkdownIt:
-    # Built once per process (building one costs about as much as a parse). Block structure only: the builder reads each inline token's raw .content, never its
-    # parsed children, and skipping the inline pass halves the parse (a plan is parsed
-    # when a run starts and whenever kb plan show reads it).
+    # Built once per process (building one costs about as much as a parse). Block structure
+    # only: the builder reads each inline token's raw .content, never its parsed children,
+    # and skipping the inline pass halves the parse (a run parses its plan as it starts).
     return MarkdownIt("commonmark").disable(["inline", "text_join"])
 
 

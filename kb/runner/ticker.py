@@ -5,9 +5,9 @@ status lines parsed when the run started, so it need not parse the plan again un
 the file changed shape), so when several runners finish at once, one edit ticks them
 all. Each caller still returns only after its own tick is on disk.
 
-The files a PART wrote (its knowledge file and drop, written without fsync) are flushed
-to disk first, each PART its own, without waiting for the plan's lock: after a power cut
-the plan never says done for a PART whose files are not there.
+The files the PARTs wrote (knowledge file and drop, written without fsync) are flushed to
+disk by the same commit, before the plan is edited: after a power cut the plan never says
+done for a PART whose files are not there, and PARTs ticked together share one flush.
 """
 
 from __future__ import annotations
@@ -44,11 +44,13 @@ class PlanTicker:
             self._lines.setdefault(plan_path, {})[number] = status_line
         async with self._locks.setdefault(plan_path, asyncio.Lock()):
             if not future.done():  # nobody committed it while we waited for the lock: commit all that wait
-                await self._commit(plan_path, self._waiting.pop(plan_path, {}), self._lines.get(plan_path, {}), self._written.pop(plan_path, []))
+                await self._commit(plan_path, self._waiting.pop(plan_path, {}), self._lines.get(plan_path, {}),
+                                   self._written.pop(plan_path, []))
         return future.result()
 
     @staticmethod
-    async def _commit(plan_path: Path, batch: dict[int, asyncio.Future], lines: dict[int, int], written) -> None:
+    async def _commit(plan_path: Path, batch: dict[int, asyncio.Future], lines: dict[int, int],
+                      written: list[str]) -> None:
         def edit(numbers) -> None:
             hints = {n: lines[n] for n in numbers if n in lines}
             set_part_status(plan_path, {n: "done" for n in numbers},
