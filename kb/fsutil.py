@@ -148,12 +148,13 @@ def relative_inside(relpath: str, what: str = "path") -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def resolve_inside(root: Path, candidate: Path | str, what: str = "path") -> Path:
-    """Resolve ``candidate`` (absolute or relative to the cwd) and require it to lie under ``root``.
+def resolve_inside(root: Path, candidate: Path | str, what: str = "path", *, root_resolved: bool = False) -> Path:
+    """Resolve ``candidate`` (absolute or relative to the cwd) and require it to lie under ``root``
+    (``root_resolved``: the caller resolved ``root`` already).
 
     Symlinks are resolved first, so a link pointing outside is refused too.
     """
-    root_resolved = Path(root).resolve()
+    root_resolved = Path(root) if root_resolved else Path(root).resolve()
     resolved = Path(candidate).expanduser().resolve()
     if resolved != root_resolved and root_resolved not in resolved.parents:
         raise PathError(f"{what} {str(candidate)!r} is outside the workspace {root_resolved}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -64,7 +65,18 @@ class Workspace:
 
     def rel(self, path: Path) -> str:
         """Workspace-relative POSIX path of a path inside the workspace."""
-        return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+        path = Path(path)
+        # kb's own paths are built from the (resolved) root: no file system calls for those.
+        if path.is_absolute() and ".." not in path.parts:
+            try:
+                return path.relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+    @functools.cached_property
+    def _knowledge_real(self) -> Path:
+        return self.knowledge_dir.resolve()
 
     def inside(self, candidate: Path | str, what: str = "path") -> Path:
         """Resolve a user-given path and refuse it unless it lies inside the workspace."""
@@ -77,7 +89,7 @@ class Workspace:
         """The file a PART target (relative to knowledge/) names; refuses escapes."""
         rel = relative_inside(target, "target")
         path = self.knowledge_dir / rel
-        return resolve_inside(self.knowledge_dir, path, "target")
+        return resolve_inside(self._knowledge_real, path, "target", root_resolved=True)
 
 
 def find_workspace(start: Path | None = None) -> Workspace:

@@ -207,7 +207,7 @@ def test_the_block_only_parse_reads_plans_as_a_full_commonmark_parse_does(seed_b
     from markdown_it import MarkdownIt
 
     fast = parse_plan(seed_bytes, "seed.md")
-    monkeypatch.setattr(parser, "_md", lambda: MarkdownIt("commonmark"))
+    monkeypatch.setattr(parser, "block_parser", lambda: MarkdownIt("commonmark"))
     full = parse_plan(seed_bytes, "seed.md")
     assert fast == full
     assert len(fast.parts) == 16 and fast.parts[3].sections and fast.parts[3].reads

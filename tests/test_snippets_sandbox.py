@@ -244,3 +244,59 @@ def test_processes_that_escape_the_process_group_are_killed(run):
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Path(f"/proc/{pid}").exists(), "a setsid'd child of the snippet outlived it"
+
+
+def _load_worker():
+    import importlib.util
+
+    from kb.snippets.sandbox import pool
+
+    spec = importlib.util.spec_from_file_location("kb_sandbox_worker_under_test", pool.WORKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_only_private_anonymous_memory_is_collapsed_to_huge_pages():
+    worker = _load_worker()
+    mib = 1 << 20
+    maps = [
+        "7f0000100000-7f0000900000 rw-p 00000000 00:00 0 \n",  # anonymous, 8 MiB from 1 MiB: 6 MiB aligned
+        "55d000000000-55d000600000 rw-p 00000000 00:00 0                          [heap]\n",
+        "7f1000000000-7f1000800000 rw-p 00001000 fd:01 1234                       /usr/lib/libtorch_cpu.so\n",
+        "7f2000000000-7f2000800000 r-xp 00000000 fd:01 1234                       /usr/lib/libtorch_cpu.so\n",
+        "7ffc00000000-7ffc00800000 rw-p 00000000 00:00 0                          [stack]\n",
+        "7f3000000000-7f3000100000 rw-p 00000000 00:00 0 \n",  # 1 MiB: no whole huge page in it
+        "garbage\n",
+    ]
+    ranges = worker.collapsible_ranges(maps)
+    assert ranges == [(0x7F0000200000, 0x7F0000800000), (0x55D000000000, 0x55D000600000)]
+    assert all(start % (2 * mib) == 0 and end % (2 * mib) == 0 for start, end in ranges)
+
+
+def _kernel_collapses_huge_pages() -> bool:
+    """Whether MADV_COLLAPSE works here (Linux 6.1+), tried on memory of this process."""
+    import ctypes
+    import mmap
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    except (OSError, AttributeError):
+        return False
+    region = mmap.mmap(-1, 8 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        region.write(b"x" * len(region))
+        base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+        start = -(-base // (2 << 20)) * (2 << 20)
+        return libc.madvise(start, 2 << 20, 25) == 0
+    finally:
+        region.close()
+
+
+def test_the_warm_worker_backs_its_heap_with_huge_pages_where_the_kernel_can(run):
+    huge = run[1].document["isolation"]["worker_huge_pages_mb"]
+    if _kernel_collapses_huge_pages():
+        assert huge >= 32  # the worker imported torch: well over 100 MiB of heap here
+    else:
+        assert huge == 0

@@ -11,13 +11,10 @@ from __future__ import annotations
 import ast
 import re
 
-from markdown_it import MarkdownIt
-
 from kb.engine.types import Draft, WriteRequest
+from kb.mdblocks import parse_blocks
 
 PYTHON = {"python", "py", "python3"}
-# Block structure only (headings, fences, raw inline .content): the inline pass is half the time.
-_MD = MarkdownIt("commonmark").disable(["inline", "text_join"])
 # [3], [1, 2], [1][2]: a bracketed number not escaped (\[1\]), not a link ([1](url)) and not a reference definition.
 # "From the docstring of X [1]:" ends a line with a citation; "[1]: https://..." is a reference definition.
 _CITATION = re.compile(r"(?<!\\)\[(\d+(?:\s*,\s*\d+)*)\](?!\(|:[ \t]*\S)")
@@ -62,7 +59,7 @@ def check_draft(draft: Draft, request: WriteRequest) -> list[str]:
     if not body.strip():
         return ["the body is empty"]
     reasons: list[str] = []
-    tokens = _MD.parse(body)
+    tokens = parse_blocks(body)
     headings = _headings(tokens)
     level2 = {_norm(text): line for level, text, line in headings if level == 2}
     for section in request.part.sections:

@@ -8,9 +8,9 @@ round trip that changes the text is strong evidence of mojibake.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 
-_CP1252_EXTRA = {ch: byte for byte in range(0x80, 0xA0) if (ch := bytes([byte]).decode("cp1252", "ignore"))}
 
 
 @dataclass
@@ -19,18 +19,21 @@ class DecodedText:
     repairs: list[str]
 
 
-def _encode_cp1252_lenient(text: str) -> bytes:
+def _c1_as_bytes(exc: UnicodeEncodeError) -> tuple[bytes, int]:
     # Lenient decoders keep the five bytes cp1252 leaves undefined as C1 control
-    # characters, which Python's strict codec refuses to encode back.
-    out = bytearray()
-    for index, ch in enumerate(text):
-        if ch in _CP1252_EXTRA:
-            out.append(_CP1252_EXTRA[ch])
-        elif ord(ch) < 0x100:
-            out.append(ord(ch))
-        else:
-            raise UnicodeEncodeError("cp1252", text, index, index + 1, "not a cp1252 character")
-    return bytes(out)
+    # characters, which Python's strict codec refuses to encode back: those (any
+    # character below U+0100) are their own byte; anything else is not cp1252.
+    chunk = exc.object[exc.start : exc.end]
+    if all(ord(ch) < 0x100 for ch in chunk):
+        return bytes(ord(ch) for ch in chunk), exc.end
+    raise exc
+
+
+codecs.register_error("kb-cp1252-lenient", _c1_as_bytes)
+
+
+def _encode_cp1252_lenient(text: str) -> bytes:
+    return text.encode("cp1252", errors="kb-cp1252-lenient")
 
 
 def _round_trip(text: str, codec: str) -> str | None:

@@ -8,15 +8,13 @@ line and a reason; only a file that is not a plan at all raises ``PlanError``.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import Counter
 from pathlib import Path
 
-from markdown_it import MarkdownIt
-
 from kb.errors import PathError, PlanError
 from kb.fsutil import relative_inside
+from kb.mdblocks import block_parser
 from kb.plan.encoding import decode_plan_bytes
 from kb.plan.model import Batch, Part, Plan, Problem, Read, Section
 
@@ -43,14 +41,6 @@ METADATA = re.compile(r"^\*\*(?P<key>[^*:]+?)\*\*\s*:\s*(?P<value>.*)$")
 PLANNED_LINES = re.compile(r"\s*\(\s*~?\s*(?P<n>[\d,]+)\s*lines?\s*\)\s*$", re.I)
 TRAILING_PARENS = re.compile(r"\s*\((?P<inner>[^()]*(?:\([^()]*\)[^()]*)*)\)\s*$")
 DROP_SLUG = re.compile(r"^KNOWLEDGE-DROP-(?P<slug>.+?)(?:-\d{4}-\d{2}-\d{2})?(?:-\[?TIME\]?|-\d{4})?\.md$", re.I)
-
-
-@functools.cache
-def _md() -> MarkdownIt:
-    # Built once per process (building one costs about as much as a parse). Block structure
-    # only: the builder reads each inline token's raw .content, never its parsed children,
-    # and skipping the inline pass halves the parse (a run parses its plan as it starts).
-    return MarkdownIt("commonmark").disable(["inline", "text_join"])
 
 
 def _strip_ticks(value: str) -> str:
@@ -118,7 +108,7 @@ class _PlanBuilder:
         self.plan.problems.append(Problem(line=line, message=message))
 
     def build(self) -> Plan:
-        tokens = _md().parse(self.text)
+        tokens = block_parser().parse(self.text)
         index = 0
         while index < len(tokens):
             token = tokens[index]

@@ -31,6 +31,7 @@ from kb.runner.serial import (
     research_from_dict,
     research_to_dict,
 )
+from kb.runner.lane import LANE_STAGES
 from kb.runner.select import Unit, select_parts
 from kb.runner.state import BatchState, PartState, RunContext
 from kb.runner.summary import summarize
@@ -63,6 +64,21 @@ def runner_node(stage: str, fn: StageFn, *, retry: RetryPolicy | None = None):
 
     async def node(state: PartState, runtime: Runtime[RunContext]) -> dict:
         attempt = runtime.execution_info.node_attempt
+        number = state["part"]["number"]
+        lane = runtime.context.lane if stage in LANE_STAGES else None
+        if lane is not None:
+            await lane.enter(number)  # held until the task ends or goes back to write
+        try:
+            update = await _run_stage(state, runtime, attempt)
+        except BaseException:
+            if lane is not None:
+                lane.leave(number)
+            raise
+        if lane is not None and (update.get("results") or rewrites(update) or (stage == "drop" and "tick" not in LANE_STAGES)):
+            lane.leave(number)
+        return update
+
+    async def _run_stage(state: PartState, runtime: Runtime[RunContext], attempt: int) -> dict:
         runtime.stream_writer({"part": state["part"]["number"], "stage": stage, "attempt": attempt,
                                "write": state.get("attempt", 0) + (1 if stage == "write" else 0)})
         started = time.perf_counter()
@@ -86,6 +102,11 @@ def runner_node(stage: str, fn: StageFn, *, retry: RetryPolicy | None = None):
 
     node.__name__ = stage
     return node
+
+
+def rewrites(state: PartState | dict) -> bool:
+    """Whether the check sends the task back to write (its reasons as feedback) rather than on to drop."""
+    return bool(state.get("feedback")) and not state.get("error")
 
 
 def is_final(stage: str, state: PartState) -> bool:

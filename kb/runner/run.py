@@ -20,6 +20,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command, RetryPolicy
 
 from kb.runner.graph import build_batch_graph, recursion_limit
+from kb.runner.lane import FinishLane
 from kb.runner.nodes import RETRY
 from kb.runner.select import Unit
 from kb.runner.state import RunContext
@@ -117,7 +118,7 @@ async def run_unit(
         }
         snapshot = await graph.aget_state(config)
         resumed = bool(snapshot.next) and not (options.redo and not options.resume)
-        context = dataclasses.replace(context, resuming=resumed)
+        context = dataclasses.replace(context, resuming=resumed, lane=FinishLane())
         payload: Any
         if resumed:
             payload = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
 from kb.engine.types import Draft, Researcher, WriteRequest, Writer
+from kb.runner.lane import FinishLane
 from kb.runner.ticker import PlanTicker
 from kb.workspace import Workspace
 
@@ -86,6 +87,7 @@ class RunContext:
     resuming: bool = False  # set by run_unit: a resumed run checks whether a killed run already finished a PART
     model: str | None = None  # the writer's model, for failed drops that never got a Draft
     ticker: PlanTicker = field(default_factory=PlanTicker)
+    lane: FinishLane = field(default_factory=FinishLane)  # run_unit gives each run its own
 
 
 def engine_model(engine: Any) -> str | None:

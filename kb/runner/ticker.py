@@ -56,16 +56,18 @@ class PlanTicker:
             set_part_status(plan_path, {n: "done" for n in numbers},
                             status_lines=hints if len(hints) == len(numbers) else None)
 
-        try:
-            await asyncio.to_thread(flush_to_disk, written)
-        except OSError as exc:
-            for future in batch.values():
-                future.set_exception(TickFailed(f"its files could not be flushed to disk: {exc}"))
-            return
+        def flush_then_edit(numbers) -> OSError | None:
+            try:
+                flush_to_disk(written)
+            except OSError as exc:
+                return exc  # nothing ticked
+            edit(numbers)
+            return None
 
-        # In a thread: the event loop keeps serving the other runners (and queues their ticks) meanwhile.
+        # In a thread (one hop for both): the event loop keeps serving the other runners, and
+        # queues their ticks for the next commit, meanwhile.
         try:
-            await asyncio.to_thread(edit, list(batch))
+            unflushed = await asyncio.to_thread(flush_then_edit, list(batch))
         except KbError as exc:
             if len(batch) == 1:
                 next(iter(batch.values())).set_exception(TickFailed(str(exc)))
@@ -83,4 +85,7 @@ class PlanTicker:
                     future.set_exception(exc)
             raise
         for future in batch.values():
-            future.set_result(None)
+            if unflushed is not None:
+                future.set_exception(TickFailed(f"its files could not be flushed to disk: {unflushed}"))
+            else:
+                future.set_result(None)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from markdown_it import MarkdownIt
-
+from kb.mdblocks import parse_blocks
 from kb.snippets.options import SnippetOptions, parse_info
 
 PYTHON = {"python", "py", "python3"}
@@ -65,19 +63,11 @@ def snippet_hash(info: str, code: str) -> str:
     return hashlib.sha256(f"{info.strip()}\n{code}".encode("utf-8")).hexdigest()[:20]
 
 
-@functools.cache
-def _parser() -> MarkdownIt:
-    # CommonMark: fences (``` and ~~~) in lists and blockquotes; indented code is `code_block`.
-    # Built once per process: building one costs about as much as parsing a file. Block
-    # rules only: fences are block tokens, and the inline pass is half of a parse.
-    return MarkdownIt("commonmark").disable(["inline", "text_join"])
-
-
 def extract_snippets(path: str | Path, text: str) -> list[Snippet]:
     """Every fenced block of ``text`` (the contents of ``path``), in document order."""
     file = Path(path).as_posix() if not isinstance(path, str) else path.replace("\\", "/")
     out: list[Snippet] = []
-    for token in _parser().parse(text):
+    for token in parse_blocks(text):
         if token.type != "fence" or not token.map:
             continue
         start, end = token.map

@@ -237,6 +237,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
                 isolation = dict(ready.get("isolation", {}))
                 isolation["worker_startup_seconds"] = round(ready.get("startup_seconds", 0.0), 3)
                 isolation["preimported"] = ready.get("preimported", [])
+                isolation["worker_huge_pages_mb"] = ready.get("huge_pages_mb", 0)
                 if ready.get("preimport_errors"):
                     isolation["preimport_errors"] = ready["preimport_errors"]
                 pool.run(work, on_result)
