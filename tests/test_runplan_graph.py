@@ -284,3 +284,48 @@ def test_a_part_cut_off_between_drop_and_tick_reruns_and_rewrites_its_own_drop(w
     drops = drops_by_part(ws)
     assert {n: len(ds) for n, ds in drops.items()} == {1: 1, 2: 1, 3: 1}  # PART 2 rewrote its drop, not a second one
     assert all(ds[0].status == "complete" for ds in drops.values())
+
+
+def test_finishing_stages_run_one_part_at_a_time(ws):
+    # Runners whose writers return together would otherwise take turns step by step and free
+    # their slots only when the last of them is done (kb.runner.lane).
+    write_plan(ws, [6])
+    events: list[dict] = []
+    outcome = run(ws, make_engine(ws), runners=6, events=events)
+    assert [r["status"] for r in outcome.summary["rows"]] == ["done"] * 6
+    holder = None
+    finishing = 0
+    for event in events:
+        stage, part = event["stage"], event["part"]
+        if stage in ("check", "drop", "tick"):
+            assert holder in (None, part), f"PART {part} entered {stage} while PART {holder} was finishing: {events}"
+            holder = part
+            finishing += 1
+        elif part == holder:  # its result (done/failed), or back to write
+            holder = None
+    assert finishing == 18
+
+
+def test_the_finish_lane_is_held_by_one_part_until_it_leaves():
+    from kb.runner.lane import FinishLane
+
+    async def scenario() -> list[str]:
+        lane, order = FinishLane(), []
+        await lane.enter(1)
+        await lane.enter(1)  # the same PART, a later stage: no wait
+        lane.leave(2)  # not the holder: nothing happens
+
+        async def second():
+            await lane.enter(2)
+            order.append("2 in")
+            lane.leave(2)
+
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.01)
+        order.append(f"holder {lane.holder}")
+        lane.leave(1)
+        await waiting
+        order.append(f"holder {lane.holder}")
+        return order
+
+    assert asyncio.run(scenario()) == ["holder 1", "2 in", "holder None"]
