@@ -294,8 +294,20 @@ def _kernel_collapses_huge_pages() -> bool:
         region.close()
 
 
-def test_the_warm_worker_backs_its_heap_with_huge_pages_where_the_kernel_can(run):
-    huge = run[1].document["isolation"]["worker_huge_pages_mb"]
+def test_a_small_run_does_not_pay_for_huge_pages(run):
+    assert run[1].document["isolation"]["worker_huge_pages_mb"] == 0  # fewer tasks than HUGE_PAGES_MIN_TASKS
+
+
+def test_a_big_run_backs_the_warm_worker_heap_with_huge_pages_where_the_kernel_can(tmp_path):
+    from kb.snippets.validate import HUGE_PAGES_MIN_TASKS
+
+    workspace, _ = init_workspace(tmp_path / "ws")
+    (workspace.root / "validators" / "test.toml").write_text(PROFILE)
+    count = HUGE_PAGES_MIN_TASKS + 4
+    (workspace.knowledge_dir / "many.md").write_text("".join(f"```python\nprint({n})\n```\n\n" for n in range(count)))
+    outcome = run_validation(workspace, Options(profile="test"))
+    assert [r["status"] for r in outcome.rows] == ["pass"] * count
+    huge = outcome.document["isolation"]["worker_huge_pages_mb"]
     if _kernel_collapses_huge_pages():
         assert huge >= 32  # the worker imported torch: well over 100 MiB of heap here
     else:

@@ -43,6 +43,7 @@ class WorkerConfig:
     sandbox_uid: int
     tail_chars: int
     extra_env: dict = field(default_factory=dict)
+    huge_pages: bool = False  # back the worker's heap with 2 MiB pages (cheaper forks, ~0.2 s once)
 
     def as_json(self) -> str:
         return json.dumps({
@@ -53,6 +54,7 @@ class WorkerConfig:
             "max_file_mb": self.max_file_mb,
             "sandbox_uid": self.sandbox_uid,
             "tail_chars": self.tail_chars,
+            "huge_pages": self.huge_pages,
         })
 
     def environment(self) -> dict:

@@ -518,7 +518,7 @@ def main() -> None:
     worker.detect_isolation()
     for slot in range(2 * worker.slots):  # a slot stays busy until its child is reaped, after the answer
         worker.make_netns(slot)
-    huge_mb = collapse_to_huge_pages()
+    huge_mb = collapse_to_huge_pages() if config.get("huge_pages") else 0
     rss = child.peak_rss_mb()
     worker.send({
         "op": "ready",
