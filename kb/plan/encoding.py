@@ -12,7 +12,6 @@ import codecs
 from dataclasses import dataclass
 
 
-
 @dataclass
 class DecodedText:
     text: str

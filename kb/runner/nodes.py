@@ -67,14 +67,14 @@ def runner_node(stage: str, fn: StageFn, *, retry: RetryPolicy | None = None):
         number = state["part"]["number"]
         lane = runtime.context.lane if stage in LANE_STAGES else None
         if lane is not None:
-            await lane.enter(number)  # held until the task ends or goes back to write
+            await lane.enter(number)
         try:
             update = await _run_stage(state, runtime, attempt)
         except BaseException:
             if lane is not None:
                 lane.leave(number)
             raise
-        if lane is not None and (update.get("results") or rewrites(update) or (stage == "drop" and "tick" not in LANE_STAGES)):
+        if lane is not None and (update.get("results") or rewrites(update)):  # the task ends, or goes back to write
             lane.leave(number)
         return update
 
