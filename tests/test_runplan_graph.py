@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
 import sys
@@ -270,6 +271,11 @@ def test_a_part_cut_off_between_drop_and_tick_reruns_and_rewrites_its_own_drop(w
     monkeypatch.setattr(nodes.stages, "tick", tick_dies_on_part_2)
     with pytest.raises(Killed):
         run(ws, engine, runners=1)
+    # A real kill ends the process. Killed in-process, a background checkpoint write cut off
+    # between its insert and its commit stays in a reference cycle, and SQLite keeps its
+    # closed connection (write lock included) until the statement is freed: free it, as the
+    # end of the process would. (tests/test_runplan_cli.py kills a real process with SIGKILL.)
+    gc.collect()
     assert statuses(ws) == {1: "done", 2: "pending", 3: "pending"}
     assert [d.part for ds in drops_by_part(ws).values() for d in ds] == [1, 2]  # PART 2's drop, unticked
     written_before = len(engine.writer.calls)
@@ -329,3 +335,30 @@ def test_the_finish_lane_is_held_by_one_part_until_it_leaves():
         return order
 
     assert asyncio.run(scenario()) == ["holder 1", "2 in", "holder None"]
+
+
+def test_each_stage_names_a_successor_the_graph_declares():
+    from langgraph.graph import END
+
+    from kb.runner.graph import compiled_runner
+    from kb.runner.nodes import DESTINATIONS, RETRY, next_stage
+
+    edges = {(e.source, e.target) for e in compiled_runner(RETRY).get_graph().edges}
+    states = {
+        "ok": {},
+        "failed": {"error": "boom"},
+        "rejected": {"feedback": ["section 1 is missing"]},
+        "skipped": {"skipped": "already done"},
+    }
+    expected = {
+        ("context", "ok"): "research", ("context", "failed"): "drop", ("context", "skipped"): END,
+        ("research", "ok"): "write", ("research", "failed"): "drop",
+        ("write", "ok"): "check", ("write", "failed"): "drop",
+        ("check", "ok"): "drop", ("check", "rejected"): "write", ("check", "failed"): "drop",
+        ("drop", "ok"): "tick", ("drop", "failed"): END,
+        ("tick", "ok"): END, ("tick", "failed"): END,
+    }
+    for (stage, name), successor in expected.items():
+        assert next_stage(stage, states[name]) == successor, (stage, name)
+        assert successor in DESTINATIONS[stage]
+        assert (stage, "__end__" if successor == END else successor) in edges

@@ -6,6 +6,12 @@ any failure skips to drop, which writes a failed drop and ends the task. The nod
 that ends a task emits its summary row. This module only wires; the nodes are in
 kb.runner.nodes and the work in kb.runner.stages.
 
+Each runner node names its successor itself (a LangGraph ``Command``, see
+``nodes.next_stage``) rather than through conditional edges: a conditional edge makes
+LangGraph build a fresh view of the task's state for its router at every step, which
+cost more than the routing (bench/bench_orchestration.py). The possible successors are
+declared here, as each node's destinations.
+
 Checkpoints are per PART, not per stage: the batch graph saves each finished task's
 output as it lands, and the runner subgraph runs without a checkpointer of its own.
 A kill therefore costs at most the PARTs in flight, which start again from their
@@ -25,53 +31,23 @@ from kb.runner import nodes
 from kb.runner.state import BatchState, PartOutput, PartState, RunContext
 
 
-# The routers are coroutines: LangGraph runs a plain function router in a worker thread,
-# and five thread hops per PART cost more than the routing itself.
-
-
-def _after(next_stage: str):
-    async def route(state: PartState) -> str:
-        return "drop" if state.get("error") else next_stage
-
-    return route
-
-
-async def _after_context(state: PartState) -> str:
-    if nodes.is_final("context", state):  # an earlier, killed run finished this PART
-        return END
-    return "drop" if state.get("error") else "research"
-
-
-async def _after_check(state: PartState) -> str:
-    return "write" if nodes.rewrites(state) else "drop"  # a rewrite gets the check's reasons as feedback
-
-
-async def _after_drop(state: PartState) -> str:
-    return END if nodes.is_final("drop", state) else "tick"
-
-
 def build_runner_graph(retry: RetryPolicy = nodes.RETRY) -> StateGraph:
     """One runner task (one PART), as a subgraph; its only output is its ``results`` row.
 
     Research and write reach search providers and models, so they carry ``retry``.
     """
     g = StateGraph(PartState, context_schema=RunContext, output_schema=PartOutput)
-    g.add_node("context", nodes.runner_node("context", nodes.context_stage))
-    g.add_node("research", nodes.runner_node("research", nodes.research_stage, retry=retry), retry_policy=retry)
-    g.add_node("write", nodes.runner_node("write", nodes.write_stage, retry=retry), retry_policy=retry)
-    g.add_node("check", nodes.runner_node("check", nodes.check_stage))
-    g.add_node("drop", nodes.runner_node("drop", nodes.drop_stage))
-    g.add_node("tick", nodes.runner_node("tick", nodes.tick_stage))
+    for stage, fn in (("context", nodes.context_stage), ("research", nodes.research_stage),
+                      ("write", nodes.write_stage), ("check", nodes.check_stage),
+                      ("drop", nodes.drop_stage), ("tick", nodes.tick_stage)):
+        retried = retry if stage in ("research", "write") else None
+        g.add_node(stage, nodes.runner_node(stage, fn, retry=retried), retry_policy=retried,
+                   destinations=nodes.DESTINATIONS[stage])
     g.add_edge(START, "context")
-    g.add_conditional_edges("context", _after_context, ["research", "drop", END])
-    g.add_conditional_edges("research", _after("write"), ["write", "drop"])
-    g.add_conditional_edges("write", _after("check"), ["check", "drop"])
-    g.add_conditional_edges("check", _after_check, ["write", "drop"])
-    g.add_conditional_edges("drop", _after_drop, ["tick", END])
-    g.add_edge("tick", END)
     return g
 
 
+# A coroutine: LangGraph runs a plain-function router in a worker thread.
 async def fan_out(state: BatchState) -> list[Send] | str:
     """One ``Send`` per selected PART: each is its own task, so a resume reruns only unfinished ones."""
     if not state.get("selected"):

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 from langgraph.runtime import Runtime
-from langgraph.types import RetryPolicy, interrupt
+from langgraph.graph import END
+from langgraph.types import Command, RetryPolicy, interrupt
 
 from kb.engine.types import WriteRequest
 from kb.errors import KbError
@@ -76,7 +77,7 @@ def runner_node(stage: str, fn: StageFn, *, retry: RetryPolicy | None = None):
             raise
         if lane is not None and (update.get("results") or rewrites(update)):  # the task ends, or goes back to write
             lane.leave(number)
-        return update
+        return Command(update=update, goto=next_stage(stage, {**state, **update}))
 
     async def _run_stage(state: PartState, runtime: Runtime[RunContext], attempt: int) -> dict:
         runtime.stream_writer({"part": state["part"]["number"], "stage": stage, "attempt": attempt,
@@ -104,13 +105,37 @@ def runner_node(stage: str, fn: StageFn, *, retry: RetryPolicy | None = None):
     return node
 
 
+# Where each stage may go next (the graph declares these; next_stage picks one).
+DESTINATIONS = {
+    "context": ("research", "drop", END),
+    "research": ("write", "drop"),
+    "write": ("check", "drop"),
+    "check": ("write", "drop"),
+    "drop": ("tick", END),
+    "tick": (END,),
+}
+_ON_SUCCESS = {"context": "research", "research": "write", "write": "check", "check": "drop", "drop": "tick"}
+
+
+def next_stage(stage: str, state: PartState) -> str:
+    """The stage after ``stage``, given the task's state after it: any failure goes to drop,
+    a failed check back to write (with its reasons), and the stage that ends the task to END."""
+    if is_final(stage, state):
+        return END
+    if stage == "check" and rewrites(state):
+        return "write"
+    if state.get("error"):
+        return "drop"
+    return _ON_SUCCESS[stage]
+
+
 def rewrites(state: PartState | dict) -> bool:
     """Whether the check sends the task back to write (its reasons as feedback) rather than on to drop."""
     return bool(state.get("feedback")) and not state.get("error")
 
 
 def is_final(stage: str, state: PartState) -> bool:
-    """Whether the task ends after ``stage`` (the graph's routers ask the same question)."""
+    """Whether the task ends after ``stage``."""
     if stage == "context" and state.get("skipped"):
         return True
     return stage == "tick" or (stage == "drop" and bool(state.get("error")))
