@@ -1,4 +1,5 @@
-"""Graph nodes: read the plain state, call a stage (kb.runner.stages), return the state update.
+"""Graph nodes: read the plain state, call a stage (kb.runner.stages), return the state update
+(a runner node returns it as a ``Command`` that also names the next stage: ``next_stage``).
 
 Each runner node reports its stage on LangGraph's custom stream (the progress view
 reads it), adds its wall time to the task's seconds, and turns an exception into
