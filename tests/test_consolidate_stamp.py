@@ -1,4 +1,5 @@
-"""Stamping many drops at once: each file replaced atomically, one flush, old copies freed later."""
+"""Stamping many drops at once: a redo journal, each drop rewritten in place, one flush;
+a crash at any point leaves every drop old, new, or replayed whole by the next run."""
 
 from __future__ import annotations
 
@@ -14,67 +15,118 @@ from test_consolidate_support import add_part, make_workspace
 def _files(tmp_path, n):
     folder = tmp_path / "d"
     folder.mkdir()
-    paths = [folder / f"f{i}.md" for i in range(n)]
-    for i, path in enumerate(paths):
-        path.write_text(f"old {i}\n")
-    return folder, paths
+    rels = [f"d/f{i}.md" for i in range(n)]
+    for i, rel in enumerate(rels):
+        (tmp_path / rel).write_text(f"old content of file {i}\n")
+    return folder, rels
 
 
-def test_replace_many_swaps_every_file_keeps_modes_and_holds_the_old_ones(tmp_path):
-    folder, paths = _files(tmp_path, 20)
-    os.chmod(paths[3], 0o600)
-    hold = tmp_path / "hold"
-    stamp.replace_many({p: f"new {i}\n".encode() for i, p in enumerate(paths)}, hold=hold)
-    assert [p.read_text() for p in paths] == [f"new {i}\n" for i in range(20)]
-    assert paths[3].stat().st_mode & 0o777 == 0o600 and paths[4].stat().st_mode & 0o777 == 0o644
-    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in paths)  # no temp file left
-    held = sorted(hold.iterdir(), key=lambda p: int(p.name))
-    assert [p.read_text() for p in held] == [f"old {i}\n" for i in range(20)]
-    stamp.Discard([hold]).start().wait()
-    assert not hold.exists()
+def _journal_folder(tmp_path):
+    return tmp_path / ".kb" / "consolidate"
 
 
-def test_replace_many_without_a_filesystem_flush_fsyncs_each_file(tmp_path, monkeypatch):
-    _, paths = _files(tmp_path, 20)
+def test_each_file_gets_its_new_bytes_in_place_longer_or_shorter_and_the_journal_goes(tmp_path):
+    folder, rels = _files(tmp_path, 20)
+    os.chmod(tmp_path / rels[3], 0o600)
+    inodes = [(tmp_path / rel).stat().st_ino for rel in rels]
+    new = {rel: (f"new {i}\n" if i % 2 else f"a much longer new content for file {i}\n" * 3).encode() for i, rel in enumerate(rels)}
+    stamp.rewrite_in_place(tmp_path, new, _journal_folder(tmp_path))
+    assert [(tmp_path / rel).read_bytes() for rel in rels] == list(new.values())
+    assert [(tmp_path / rel).stat().st_ino for rel in rels] == inodes  # the same files, no new inodes
+    assert (tmp_path / rels[3]).stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == sorted(rel.split("/")[1] for rel in rels)
+    assert list(_journal_folder(tmp_path).iterdir()) == []
+
+
+def test_without_a_filesystem_flush_each_file_is_fsynced(tmp_path, monkeypatch):
+    _, rels = _files(tmp_path, 20)
     monkeypatch.setattr(stamp, "_flush_filesystem", lambda folder: False)
     synced = []
-    original = stamp._fsync_path
-    monkeypatch.setattr(stamp, "_fsync_path", lambda path: synced.append(path) or original(path))
-    stamp.replace_many({p: b"new\n" for p in paths})
-    assert len(synced) == 20 and all(p.read_text() == "new\n" for p in paths)
+    monkeypatch.setattr(stamp, "_fsync_path", synced.append)
+    stamp.rewrite_in_place(tmp_path, {rel: b"new\n" for rel in rels}, _journal_folder(tmp_path))
+    assert sorted(synced) == sorted(str(tmp_path / rel) for rel in rels)
+    assert all((tmp_path / rel).read_text() == "new\n" for rel in rels)
 
 
-def test_a_failure_half_way_leaves_each_file_old_or_new_and_no_temp_files(tmp_path, monkeypatch):
-    folder, paths = _files(tmp_path, 20)
-    real_replace = os.replace
+def test_a_hard_linked_file_is_replaced_not_changed_under_its_other_name(tmp_path):
+    _, rels = _files(tmp_path, 3)
+    backup = tmp_path / "backup.md"
+    os.link(tmp_path / rels[1], backup)
+    stamp.rewrite_in_place(tmp_path, {rel: b"new\n" for rel in rels}, _journal_folder(tmp_path))
+    assert [(tmp_path / rel).read_text() for rel in rels] == ["new\n"] * 3
+    assert backup.read_text() == "old content of file 1\n"
+
+
+def test_a_crash_half_way_is_replayed_whole_from_the_journal(tmp_path, monkeypatch):
+    _, rels = _files(tmp_path, 20)
+    new = {rel: f"stamped {i}\n".encode() for i, rel in enumerate(rels)}
+    real_pwrite = os.pwrite
     calls = []
 
-    def flaky(src, dst):
-        calls.append(dst)
+    def dies(fd, data, offset):
+        calls.append(fd)
         if len(calls) == 5:
-            raise OSError("disk on fire")
-        real_replace(src, dst)
+            real_pwrite(fd, bytes(data[:3]), offset)  # a torn write, then the crash
+            raise KeyboardInterrupt("killed")
+        return real_pwrite(fd, data, offset)
 
-    monkeypatch.setattr(os, "replace", flaky)
-    with pytest.raises(OSError, match="disk on fire"):
-        stamp.replace_many({p: b"new\n" for p in paths})
+    monkeypatch.setattr(os, "pwrite", dies)
+    with pytest.raises(KeyboardInterrupt):
+        stamp.rewrite_in_place(tmp_path, new, _journal_folder(tmp_path))
     monkeypatch.undo()
-    texts = [p.read_text() for p in paths]
-    assert texts[:4] == ["new\n"] * 4 and texts[4:] == [f"old {i}\n" for i in range(4, 20)]
-    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in paths)
+    texts = [(tmp_path / rel).read_text() for rel in rels]
+    assert texts[:4] == [f"stamped {i}\n" for i in range(4)] and texts[4].startswith("sta") and texts[5] == "old content of file 5\n"
+    assert stamp.recover(tmp_path, _journal_folder(tmp_path)) == 20
+    assert [(tmp_path / rel).read_bytes() for rel in rels] == list(new.values())
+    assert list(_journal_folder(tmp_path).iterdir()) == []
+    assert stamp.recover(tmp_path, _journal_folder(tmp_path)) == 0  # nothing left to replay
 
 
-def test_leftovers_of_a_crashed_stamp_are_cleaned_and_the_drops_stamped(tmp_path):
+@pytest.mark.parametrize("damage", ["cut short", "flipped byte", "temp only"])
+def test_a_journal_that_is_not_whole_touches_nothing_and_is_removed(tmp_path, damage):
+    _, rels = _files(tmp_path, 4)
+    folder = _journal_folder(tmp_path)
+    folder.mkdir(parents=True)
+    blob = stamp._encode({rel: b"never\n" for rel in rels})
+    if damage == "cut short":
+        (folder / stamp.JOURNAL).write_bytes(blob[: len(blob) // 2])
+    elif damage == "flipped byte":
+        (folder / stamp.JOURNAL).write_bytes(blob[:20] + bytes([blob[20] ^ 1]) + blob[21:])
+    else:
+        (folder / f"{stamp.JOURNAL}.tmp").write_bytes(blob)
+    assert stamp.recover(tmp_path, folder) == 0
+    assert [(tmp_path / rel).read_text() for rel in rels] == [f"old content of file {i}\n" for i in range(4)]
+    assert list(folder.iterdir()) == []
+
+
+def test_a_journal_naming_a_path_outside_the_workspace_is_not_replayed(tmp_path):
+    folder = _journal_folder(tmp_path / "ws")
+    folder.mkdir(parents=True)
+    (folder / stamp.JOURNAL).write_bytes(stamp._encode({"../outside.md": b"escaped\n"}))
+    assert stamp.recover(tmp_path / "ws", folder) == 0
+    assert not (tmp_path / "outside.md").exists()
+
+
+def test_consolidate_replays_a_crashed_stamp_before_it_reads_the_drops(tmp_path, monkeypatch):
     ws = make_workspace(tmp_path, git=False)
-    for i in range(12):
+    for i in range(20):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
-    crashed = next(ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
-    (ws.drops_dir / f".{crashed.name}{stamp.TEMP_SUFFIX}").write_text("half a stamp")
-    held = ws.root / ".kb" / "consolidate" / f"{stamp.HOLD_PREFIX}123-456"
-    held.mkdir(parents=True)
-    (held / "0").write_text("an old drop")
-    result = consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
-    assert len(result.drops) == 12
-    assert all(read_drop(p).consolidated == "2025-11-20T10:00:00Z" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
-    assert not [p.name for p in ws.drops_dir.iterdir() if p.name.endswith(stamp.TEMP_SUFFIX)]
-    assert stamp.holding_folders(ws.root / ".kb" / "consolidate") == []  # this run's and the crashed one's
+    real_pwrite = os.pwrite
+    calls = []
+
+    def dies(fd, data, offset):
+        calls.append(fd)
+        if len(calls) == 7:
+            raise KeyboardInterrupt("killed")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", dies)
+    with pytest.raises(KeyboardInterrupt):
+        consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
+    monkeypatch.undo()
+    drops = sorted(ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
+    assert sum(read_drop(p).consolidated is not None for p in drops) == 6  # cut off at the 7th
+    again = consolidate(ws, commit=False, now="2025-11-21T09:00:00Z")
+    assert [read_drop(p).consolidated for p in drops] == ["2025-11-20T10:00:00Z"] * 20  # replayed, not restamped
+    assert again.drops == []
+    assert not (ws.root / ".kb" / "consolidate" / stamp.JOURNAL).exists()

@@ -353,6 +353,7 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
         if ctx is None:
             raise KbError(f"{root} is not inside a git repository: run `git init` there, or pass --no-commit")
     with workspace_lock(ws, "kb consolidate"):  # the one writer lock run-plan takes too
+        stamp.recover(root, root / ".kb" / "consolidate")  # a stamp a crash cut short
         listing = Listing(root)
         key = listing.key()
         state = cache_mod.load_state(root)
@@ -366,12 +367,11 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
                 commit_skipped="nothing to consolidate" if commit else None,
                 seconds=time.perf_counter() - started,
             )
-        background: list[stamp.Discard | gitops.Prestage] = []
+        background: list[gitops.Prestage] = []
         try:
             result = _consolidate(ws, listing, state, ctx, now or now_iso(), say, background)
         finally:
-            for work in background:
-                work.wait()  # e.g. the replaced drops' old inodes, freed while the commit ran
+            _wait_for_git(background)  # never leave a `git add` running
     result.seconds = time.perf_counter() - started
     return result
 
@@ -506,7 +506,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
         state.key = None
         cache_mod.save_state(root, state)
         say(f"stamping {len(new_drops)} drops")
-        background.append(_stamp_drops(root, new_drops, now))
+        _stamp_drops(root, new_drops, now)
         if moves:
             _wait_for_git(background)  # git mv needs the index
         mover = ctx if ctx is not None or not moves else _repo_for_moves(root)
@@ -564,18 +564,14 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     return result
 
 
-def _wait_for_git(background: list) -> None:
+def _wait_for_git(background: list[gitops.Prestage]) -> None:
     for work in background:
-        if isinstance(work, gitops.Prestage):
-            work.wait()
+        work.wait()
 
 
-def _stamp_drops(root: Path, drops: list[str], when: str) -> stamp.Discard:
-    """Record ``consolidated: when`` in each drop: kb's drops in one batch (one filesystem
-    flush, old copies freed in the background: wait on the returned Discard), older ones one by one."""
-    folder = root / ".kb" / "consolidate"
-    stamp.remove_leftovers(root / "drops")  # temp files of a batch that crashed
-    leftovers = stamp.holding_folders(folder)
+def _stamp_drops(root: Path, drops: list[str], when: str) -> None:
+    """Record ``consolidated: when`` in each drop: kb's drops in one journaled batch,
+    older ones (no such line yet) one by one."""
     batch: dict[str, bytes] = {}
     base = os.fspath(root)
     for rel in drops:
@@ -585,10 +581,8 @@ def _stamp_drops(root: Path, drops: list[str], when: str) -> stamp.Discard:
         if stamped is None:
             set_drop_consolidated(Path(path), when)
         else:
-            batch[path] = stamped.encode("utf-8")
-    hold = folder / f"{stamp.HOLD_PREFIX}{os.getpid()}-{time.time_ns()}"
-    stamp.replace_many(batch, hold=hold if len(batch) > 8 else None)
-    return stamp.Discard(leftovers + [hold]).start()
+            batch[rel] = stamped.encode("utf-8")
+    stamp.rewrite_in_place(root, batch, root / ".kb" / "consolidate")
 
 
 def _repo_for_moves(root: Path) -> gitops.GitContext | None:

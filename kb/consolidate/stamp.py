@@ -1,154 +1,144 @@
-"""Replace many files at once, each atomically (temp + rename), cheaply.
+"""Rewrite many drops at once, cheaply and without ever leaving one half-written.
 
-``fsutil.atomic_write_bytes`` pays one fsync per file (and its folder); for the 10,000
-drops a first consolidation stamps that is most of the run. Here the batch is:
+Stamping a drop changes one line of it. Replacing each of 10,000 drops with a new file
+(temp + rename) allocates 10,000 data blocks and frees 10,000 others, and on some
+filesystems (``discard`` mounts, ext4 without a journal) each of those costs a device
+round trip: seconds in all. So the batch goes through a redo journal instead:
 
-1. every new content goes to a hidden temp file beside its target (no fsync yet);
-2. ONE flush of the filesystem (Linux ``syncfs``) makes all of them durable; where that
-   call is missing each temp file is fsynced instead, as before;
-3. each temp file is renamed over its target (a reader sees the old or the new file,
-   never half of one), and each folder is fsynced once.
+1. every new content goes into ONE journal file under ``.kb/``, made durable (temp,
+   fsync, rename) before any drop is touched;
+2. each drop is rewritten in place (same inode, same blocks);
+3. one filesystem flush (Linux ``syncfs``; else one fsync per file) makes them durable;
+4. the journal is removed.
 
-The replaced files' old inodes are hard-linked into a holding folder before the rename
-and deleted later, in a background thread (:class:`Discard`). Freeing thousands of
-inodes is slow on some filesystems (``discard`` mounts wait on the device; ext4 without
-a journal then also scans past every recently freed inode on each create, so freeing
-while creating goes quadratic); deferring it lets that wait overlap the commit.
+A crash before step 1 completes leaves every drop untouched (no journal, or only its
+temp file); a crash after it leaves a journal that :func:`recover` replays, writing
+each listed file whole and atomically, before anything reads the drops again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
-import threading
-from pathlib import Path
+import struct
+from pathlib import Path, PurePosixPath
 
-from kb.fsutil import flush_filesystem, fsync_file, fsync_folder
+from kb.fsutil import atomic_write_bytes, flush_filesystem, flush_to_disk, fsync_file, fsync_folder
 
-TEMP_SUFFIX = ".kb-stamp.tmp"
+JOURNAL = "stamp.journal"
+MAGIC = b"KBSTAMP1\n"
 FLUSH_ALL_MIN = 16  # from this many files on, one filesystem flush beats one fsync each
-HOLD_PREFIX = "replaced-"
-
+_ENTRY = struct.Struct(">II")  # path length, data length
 
 # Module names, so a test can stand in for the filesystem flush or count the fsyncs.
 _flush_filesystem = flush_filesystem
-_fsync_folder = fsync_folder
 _fsync_path = fsync_file
 
 
-def remove_leftovers(folder: Path) -> int:
-    """Delete temp files a crashed batch left in ``folder``; returns how many."""
-    removed = 0
+class JournalError(ValueError):
+    """A stamp journal that is not whole (a crash while it was written): nothing was touched."""
+
+
+def _encode(files: dict[str, bytes]) -> bytes:
+    chunks = [MAGIC]
+    for rel, data in files.items():
+        name = rel.encode("utf-8", "surrogateescape")
+        chunks += [_ENTRY.pack(len(name), len(data)), name, data]
+    body = b"".join(chunks)
+    return body + hashlib.sha256(body).digest()
+
+
+def _decode(blob: bytes) -> dict[str, bytes]:
+    body, digest = blob[:-32], blob[-32:]
+    if not body.startswith(MAGIC) or hashlib.sha256(body).digest() != digest:
+        raise JournalError("not a whole stamp journal")
+    files: dict[str, bytes] = {}
+    at = len(MAGIC)
+    while at < len(body):
+        size_name, size_data = _ENTRY.unpack_from(body, at)
+        at += _ENTRY.size
+        rel = body[at : at + size_name].decode("utf-8", "surrogateescape")
+        at += size_name
+        files[rel] = body[at : at + size_data]
+        at += size_data
+    if at != len(body):
+        raise JournalError("a stamp journal entry runs past its end")
+    return files
+
+
+def _inside(root: Path, rel: str) -> Path:
+    posix = PurePosixPath(rel)
+    if posix.is_absolute() or ".." in posix.parts or not posix.parts:
+        raise JournalError(f"a stamp journal names a path outside the workspace: {rel}")
+    return root.joinpath(*posix.parts)
+
+
+def recover(root: Path, folder: Path) -> int:
+    """Finish a stamp a crash cut short: replay ``folder``'s journal (each file written
+    whole, atomically), then remove it. Returns how many files were replayed."""
+    journal = folder / JOURNAL
+    (folder / f"{JOURNAL}.tmp").unlink(missing_ok=True)  # never complete: nothing was touched
     try:
-        entries = [e for e in os.scandir(folder) if e.name.startswith(".") and e.name.endswith(TEMP_SUFFIX)]
-    except OSError:
+        blob = journal.read_bytes()
+    except FileNotFoundError:
         return 0
-    for entry in entries:
-        try:
-            os.unlink(entry.path)
-            removed += 1
-        except OSError:
-            pass
-    return removed
+    try:
+        files = _decode(blob)
+        paths = [_inside(root, rel) for rel in files]
+    except (JournalError, struct.error):
+        files, paths = {}, []  # cannot be a journal step 2 started from: drop it
+    for path, data in zip(paths, files.values()):
+        atomic_write_bytes(path, data, durable=False)
+    flush_to_disk(paths)
+    journal.unlink()
+    fsync_folder(folder)
+    return len(paths)
 
 
-def _write_new(tmp: str, data: bytes, mode: int) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+def _write_journal(folder: Path, files: dict[str, bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    journal, tmp = folder / JOURNAL, folder / f"{JOURNAL}.tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(_encode(files))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, journal)
+    fsync_folder(folder)
+    return journal
+
+
+def _rewrite(path: str, data: bytes, sync: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     try:
-        fd = os.open(tmp, flags, 0o600)
-    except FileExistsError:  # left by a crashed run: ours to replace
-        os.unlink(tmp)
-        fd = os.open(tmp, flags, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, mode)
+        if os.fstat(fd).st_nlink > 1:
+            # Another name shares this inode (a hard-linked backup, say): in place would change it too.
+            os.close(fd)
+            fd = -1
+            atomic_write_bytes(Path(path), data)
+            return
+        view, at = memoryview(data), 0
+        while at < len(data):
+            at += os.pwrite(fd, view[at:], at)
+        os.ftruncate(fd, len(data))
+        if sync:
+            os.fsync(fd)
     finally:
-        os.close(fd)
-    if not hasattr(os, "fchmod"):
-        os.chmod(tmp, mode)
+        if fd >= 0:
+            os.close(fd)
 
 
-def replace_many(files: dict[str, bytes] | dict[Path, bytes], hold: Path | None = None) -> None:
-    """Atomically replace each ``path`` with its bytes; one filesystem flush for the batch.
-
-    With ``hold`` (a folder on the same filesystem) the old files are kept there as hard
-    links, for :class:`Discard` to delete later; without it the rename frees them at once.
-    """
+def rewrite_in_place(root: Path, files: dict[str, bytes], folder: Path) -> None:
+    """Give each workspace-relative file in ``files`` its new bytes, through a redo journal
+    kept in ``folder``: a crash at any point leaves every file old, new, or replayable."""
     if not files:
         return
-    staged: list[tuple[str, str]] = []  # (temp, target); plain strings: this loop runs 10,000 times
-    done = 0  # staged files already renamed over their targets
-    try:
-        for path, data in files.items():
-            target = os.fspath(path)
-            try:
-                mode = os.stat(target).st_mode & 0o7777
-            except FileNotFoundError:
-                mode = 0o644
-            head, name = os.path.split(target)
-            tmp = os.path.join(head, f".{name}{TEMP_SUFFIX}")
-            _write_new(tmp, data, mode)
-            staged.append((tmp, target))
-        if len(staged) < FLUSH_ALL_MIN or not _flush_filesystem(Path(staged[0][1]).parent):
-            for tmp, _ in staged:
-                _fsync_path(tmp)
-        keep = None
-        if hold is not None:
-            try:
-                hold.mkdir(parents=True, exist_ok=True)
-                keep = os.fspath(hold)
-            except OSError:
-                keep = None
-        for number, (tmp, target) in enumerate(staged):
-            if keep is not None:
-                try:
-                    os.link(target, os.path.join(keep, str(number)))
-                except FileNotFoundError:
-                    pass  # the target is new: nothing to hold
-                except OSError:
-                    keep = None  # no hard links here (or another filesystem): free them now
-            os.replace(tmp, target)
-            done = number + 1
-    except BaseException:
-        for tmp, _ in staged[done:]:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise
-    for folder in {os.path.dirname(target) for _, target in staged}:
-        _fsync_folder(Path(folder))
-
-
-class Discard:
-    """Deletes holding folders in a background thread; :meth:`wait` before the process ends."""
-
-    def __init__(self, folders: list[Path]):
-        self.folders = [f for f in folders if f.exists()]
-        self.thread: threading.Thread | None = None
-
-    def start(self) -> "Discard":
-        if self.folders:
-            self.thread = threading.Thread(target=self._run, name="kb-discard", daemon=True)
-            self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        for folder in self.folders:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def wait(self) -> None:
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
-
-
-def holding_folders(parent: Path) -> list[Path]:
-    """Holding folders under ``parent`` (a crashed run's, or this run's)."""
-    try:
-        return sorted(p for p in parent.iterdir() if p.name.startswith(HOLD_PREFIX) and p.is_dir())
-    except OSError:
-        return []
+    journal = _write_journal(folder, files)
+    base = os.fspath(root)
+    one_flush = len(files) >= FLUSH_ALL_MIN
+    for rel, data in files.items():
+        _rewrite(os.path.join(base, rel), data, sync=not one_flush)
+    if one_flush and not _flush_filesystem(root):
+        for rel in files:
+            _fsync_path(os.path.join(base, rel))
+    journal.unlink()
+    fsync_folder(folder)
