@@ -1,9 +1,14 @@
-"""Many new files: `git add` writes one pack, starting in the background; the commit is the same."""
+"""Many new files: their blobs go into one pack kb writes (or git's bulk pack where kb
+cannot), `git add` starts in the background; the commit is the same."""
 
 from __future__ import annotations
 
-from kb.consolidate import consolidate, gitops
-from test_consolidate_support import add_part, make_workspace, run_git
+import subprocess
+
+import pytest
+
+from kb.consolidate import consolidate, gitops, gitpack
+from test_consolidate_support import add_part, git_init, make_workspace, run_git
 
 
 def _count_objects(root):
@@ -70,11 +75,74 @@ def test_a_file_changed_after_the_background_add_is_committed_as_it_is_now(tmp_p
     original = oracle._stamp_drops
     target = ws.knowledge_dir / "perf/01-x.md"
 
-    def stamp_then_edit(root, drops, when):  # runs after the background add of knowledge/ started
-        discard = original(root, drops, when)
+    def stamp_then_edit(root, drops, when, prepared):  # runs after the background add of knowledge/ started
+        original(root, drops, when, prepared)
         target.write_text(target.read_text() + "\nEdited while consolidating.\n")
-        return discard
 
     monkeypatch.setattr(oracle, "_stamp_drops", stamp_then_edit)
     assert consolidate(ws).commit is not None
     assert "Edited while consolidating." in run_git(ws.root, "show", "HEAD:knowledge/perf/01-x.md")
+
+
+def _packs(root):
+    return sorted((root / ".git" / "objects" / "pack").glob("pack-*.idx"))
+
+
+def test_kb_stores_the_new_blobs_in_one_pack_and_git_writes_no_loose_copy(tmp_path, monkeypatch):
+    monkeypatch.setattr(gitops, "BULK_MIN", 1)
+    written = []
+    original = gitpack.write_pack
+    monkeypatch.setattr(gitpack, "write_pack", lambda folder, blobs: written.append(blobs := list(blobs)) or original(folder, blobs))
+    ws = make_workspace(tmp_path)
+    (ws.root / "README.md").write_text("base\n")
+    run_git(ws.root, "add", "README.md")
+    run_git(ws.root, "commit", "-q", "-m", "base")
+    for i in range(5):
+        add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
+    result = consolidate(ws)
+    assert result.commit is not None and len(written) == 1 and len(written[0]) == 10  # 5 knowledge files + 5 stamped drops
+    assert len(_packs(ws.root)) == 1
+    verified = run_git(ws.root, "verify-pack", "-v", str(_packs(ws.root)[0]))
+    committed = {}  # path -> blob id, for the knowledge files and drops in HEAD
+    for line in run_git(ws.root, "ls-tree", "-r", "HEAD", "--", "knowledge", "drops").splitlines():
+        meta, path = line.split("\t")
+        if path.endswith(".md"):
+            committed[path] = meta.split()[2]
+    # Every committed knowledge file and (stamped) drop is one of kb's packed objects.
+    packed = {line.split()[0] for line in verified.splitlines() if " blob " in line}
+    assert len(committed) == 10 and set(committed.values()) <= packed
+    loose = {folder.name + f.name for folder in (ws.root / ".git" / "objects").glob("??") for f in folder.iterdir()}
+    assert loose and not loose & set(committed.values())  # git wrote trees, commits, INDEX.md...: not these
+    assert run_git(ws.root, "fsck", "--no-dangling").strip() == ""
+    assert run_git(ws.root, "status", "--porcelain", "--", "knowledge", "drops", "plans", "INDEX.md", "SKILL.md") == ""
+
+
+def test_files_git_already_holds_at_their_path_are_not_packed_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(gitops, "BULK_MIN", 1)
+    ws = make_workspace(tmp_path)
+    for i in range(3):
+        add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
+    run_git(ws.root, "add", "knowledge")  # a person staged the knowledge files already
+    stored = []
+    original = gitops.BlobStore.store
+    monkeypatch.setattr(gitops.BlobStore, "store", lambda self, blobs: stored.append(n := original(self, blobs)) or n)
+    assert consolidate(ws).commit is not None
+    assert stored == [3]  # the three stamped drops only
+
+
+def test_a_sha256_repository_is_left_to_git(tmp_path, monkeypatch):
+    monkeypatch.setattr(gitops, "BULK_MIN", 1)
+    ws = make_workspace(tmp_path, git=False)
+    try:
+        run_git(ws.root, "init", "-q", "--object-format=sha256", "-b", "main")
+    except subprocess.CalledProcessError:
+        pytest.skip("this git cannot make SHA-256 repositories")
+    git_init(ws.root)
+    for i in range(3):
+        add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
+    monkeypatch.setattr(gitpack, "write_pack", lambda folder, blobs: pytest.fail("kb wrote a SHA-1 pack into a SHA-256 repository"))
+    result = consolidate(ws)
+    assert result.commit is not None and len(result.commit["sha"]) == 64
+    assert run_git(ws.root, "fsck", "--no-dangling").strip() == ""
+    paths = run_git(ws.root, "show", "--name-only", "--format=", "HEAD").split()
+    assert len([p for p in paths if p.startswith("drops/KNOWLEDGE-DROP-")]) == 3

@@ -47,14 +47,14 @@ def test_a_no_op_rerun_reads_no_file_bodies(tmp_path, monkeypatch):
     def boom(*_args, **_kwargs):
         raise AssertionError("a no-op rerun read a file body")
 
-    monkeypatch.setattr(scan, "knowledge_info", boom)
-    monkeypatch.setattr(scan, "drop_info", boom)
+    monkeypatch.setattr(scan, "read_knowledge_file", boom)
+    monkeypatch.setattr(scan, "read_drop_file", boom)
     assert consolidate(ws, commit=False).nothing_to_consolidate
     # A changed knowledge file is re-read (and only that one), and INDEX.md follows it.
     monkeypatch.undo()
     seen = []
-    original = scan.knowledge_info
-    monkeypatch.setattr(scan, "knowledge_info", lambda root, rel: seen.append(rel) or original(root, rel))
+    original = scan.read_knowledge_file
+    monkeypatch.setattr(scan, "read_knowledge_file", lambda root, rel, options: seen.append(rel) or original(root, rel, options))
     add_knowledge(ws, "perf/02-x.md", "Renamed title", 2, plan="plans/p.md", part=3)
     result = consolidate(ws, commit=False)
     assert seen == ["knowledge/perf/02-x.md"]
@@ -91,10 +91,9 @@ def test_a_file_edited_while_consolidating_is_seen_by_the_next_run(tmp_path, mon
     add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
     original = oracle._stamp_drops
 
-    def stamp_and_edit(root, drops, when):
-        discard = original(root, drops, when)
+    def stamp_and_edit(root, drops, when, prepared):
+        original(root, drops, when, prepared)
         add_knowledge(ws, "perf/00-a.md", "Alpha edited meanwhile", 1, plan="plans/p.md", part=1)
-        return discard
 
     monkeypatch.setattr(oracle, "_stamp_drops", stamp_and_edit)
     consolidate(ws, commit=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kb.consolidate import scan
-from test_consolidate_support import add_drop, add_knowledge, make_workspace
+from test_consolidate_support import add_drop, add_knowledge, make_workspace, run_git
 
 
 @pytest.mark.parametrize("threads", [False, True])
@@ -20,7 +20,8 @@ def test_parallel_reading_matches_sequential_reading(tmp_path, monkeypatch, thre
     (ws.knowledge_dir / "t0" / "99-broken.md").write_text("---\ntitle: [unclosed\n---\nbody\n")
     rels.append("knowledge/t0/99-broken.md")
     add_drop(ws, "t0/00-x.md", "X0", plan="plans/p.md", part=0)
-    sequential = scan.read_many(ws.root, "knowledge", rels)
+    options = scan.ReadOptions(blobs=True)
+    sequential = scan.read_many(ws.root, "knowledge", rels, options)
     monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
     monkeypatch.setattr(scan.os, "cpu_count", lambda: 2)
     stop = threading.Event()
@@ -28,10 +29,15 @@ def test_parallel_reading_matches_sequential_reading(tmp_path, monkeypatch, thre
     if threads:
         spinner.start()
     try:
-        parallel = scan.read_many(ws.root, "knowledge", rels)
+        parallel = scan.read_many(ws.root, "knowledge", rels, options)
     finally:
         stop.set()
     assert parallel == sequential
-    assert [r for r, info, error in parallel if error] == ["knowledge/t0/99-broken.md"]
-    drops = scan.read_many(ws.root, "drops", [f"drops/{p.name}" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*")])
+    assert [r for r, info, error, extra in parallel if error] == ["knowledge/t0/99-broken.md"]
+    # The workers' blobs are git's own ids for the files.
+    first = parallel[0]
+    assert first[3].blob.sha.hex() == run_git(ws.root, "hash-object", "--no-filters", first[0]).strip()
+    drops = scan.read_many(ws.root, "drops", [f"drops/{p.name}" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*")],
+                           scan.ReadOptions(stamp="2025-11-20T10:00:00Z"))
     assert drops[0][1]["knowledge_file"] == "knowledge/t0/00-x.md"
+    assert b"consolidated: '2025-11-20T10:00:00Z'" in drops[0][3].stamped and drops[0][3].blob is None

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from kb.consolidate import gitpack
 from kb.errors import KbError
 from kb.fsutil import atomic_write_text
 from kb.workspace import MANAGED
@@ -218,6 +219,63 @@ class Prestage:
         if self.process is not None:
             self.process.wait()
             self.process = None
+
+
+class BlobStore:
+    """Stores the blobs a commit will need ahead of ``git add``, as one pack (see gitpack):
+    only those the index does not already hold at their path. Built before the files are
+    read, so git's listing of the index runs while they are."""
+
+    def __init__(self, ctx: GitContext, rels: tuple[str, ...]):
+        import subprocess
+
+        self.ctx = ctx
+        try:
+            fmt, objects = _run(ctx, "rev-parse", "--show-object-format", "--git-path", "objects").splitlines()
+        except (GitError, ValueError):  # a git too old to say: leave everything to `git add`
+            fmt, objects = "", ""
+        self.usable = fmt.strip() == "sha1"  # gitpack writes SHA-1 packs only
+        path = Path(objects.strip())
+        self.pack_dir = (path if path.is_absolute() else ctx.top / path) / "pack"
+        executable = getattr(ctx.git(), "GIT_PYTHON_GIT_EXECUTABLE", None) or "git"
+        self.listing = subprocess.Popen(
+            [executable, "ls-files", "-s", "-z", "--", *(ctx.spec(rel) for rel in rels)], cwd=ctx.top,
+            env={**os.environ, "GIT_LITERAL_PATHSPECS": "1"}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        ) if self.usable else None
+
+    def _staged(self) -> dict[str, bytes]:
+        """Workspace-relative path -> the blob id the index holds there."""
+        if self.listing is None:
+            return {}
+        out, _ = self.listing.communicate()
+        self.listing = None
+        staged: dict[str, bytes] = {}
+        strip = len(self.ctx.prefix)
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition(b"\t")
+            fields = meta.split()
+            if len(fields) == 3 and fields[2] == b"0":  # stage 0: no conflict
+                staged[path.decode("utf-8", "surrogateescape")[strip:]] = bytes.fromhex(fields[1].decode("ascii"))
+        return staged
+
+    def store(self, blobs: dict[str, gitpack.PackedBlob]) -> int:
+        """Write the blobs git does not already have at their path as one pack; returns how many."""
+        if not self.usable:
+            return 0
+        staged = self._staged()
+        new = [blob for rel, blob in blobs.items() if staged.get(rel) != blob.sha]
+        gitpack.write_pack(self.pack_dir, new)
+        return len(new)
+
+    def wait(self) -> None:
+        """Stop the index listing if :meth:`store` never read it."""
+        if self.listing is not None:
+            self.listing.kill()
+            self.listing.wait()
+            self.listing = None
 
 
 def commit_managed(ctx: GitContext, root: Path, message: str, message_file: Path) -> str:

@@ -17,6 +17,29 @@ KINDS = (
 )
 
 
+@dataclass(slots=True)
+class IndexFile:
+    """One knowledge file as INDEX.md's template sees it (``f.title``...). An object, not a
+    dict: jinja2 reads attributes first, and for 10,000 files a dict's failed attribute
+    lookup before each item lookup is most of the rendering time."""
+
+    path: str
+    link: str
+    title: str
+    summary: str
+    sections: list[str]
+    sources: int
+    snippets: int
+    results: dict[str, int]  # validation status -> count
+    snippet_status: str
+    plan: str | None
+    plan_path: str | None
+    plan_link: str | None
+    batch: int | None
+    part: int | None
+    edited: bool  # the body changed by hand since kb wrote it
+
+
 @dataclass
 class Finding:
     """One warning: what is wrong and where."""

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from kb.consolidate import cache as cache_mod
 from kb.consolidate import gitops, render, scan, stamp
-from kb.consolidate.model import DropDone, Finding, PlanDone, Result
+from kb.consolidate.model import DropDone, Finding, IndexFile, PlanDone, Result
 from kb.consolidate.plans import COMPLETED, completed_destination, is_finished, plan_info, resolve_plan_link
 from kb.consolidate.refs import KnowledgeIndex, read_is_missing
 from kb.consolidate.snippets import SnippetResults, describe, read_results
@@ -76,9 +76,11 @@ class Listing:
 
 def _read_cached(listing: dict[str, scan.Stat], cached: dict[str, list], read, findings: list[Finding]):
     """Infos for every listed file: from the cache when its stat is unchanged, else through
-    ``read(paths) -> [(path, info, error)]``. Returns (infos, the cache entries to keep)."""
+    ``read(paths) -> [(path, info, error, extra)]``. Returns (infos, the cache entries to
+    keep, the extras of the files read)."""
     infos: dict[str, Any] = {}
     fresh: dict[str, list] = {}
+    extras: dict[str, scan.Extra] = {}
     misses: list[str] = []
     for rel, stat in listing.items():
         hit = cached.get(rel)
@@ -87,13 +89,20 @@ def _read_cached(listing: dict[str, scan.Stat], cached: dict[str, list], read, f
             fresh[rel] = [list(stat), hit[1]]
         else:
             misses.append(rel)
-    for rel, info, error in read(misses) if misses else []:
+    for rel, info, error, extra in read(misses) if misses else []:
         if error is not None:
             findings.append(Finding("unreadable", f"{rel}: cannot be read ({error})", path=rel))
             continue
         infos[rel] = info
         fresh[rel] = [list(listing[rel]), info]
-    return infos, fresh
+        if extra is not None:
+            extras[rel] = extra
+    return infos, fresh, extras
+
+
+def _misses(listing: dict[str, scan.Stat], cached: dict[str, list]) -> int:
+    """How many listed files the cache cannot answer for."""
+    return sum(1 for rel, st in listing.items() if (hit := cached.get(rel)) is None or tuple(hit[0]) != tuple(st))
 
 
 def _fallback_knowledge(rel: str) -> dict[str, Any]:
@@ -181,7 +190,7 @@ def _contexts(
     results: SnippetResults | None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """(totals, INDEX topics by folder, SKILL topics by top-level folder)."""
-    by_folder: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_folder: dict[str, list[IndexFile]] = defaultdict(list)
     plan_link = PlanLinks(plan_files, moves)
     stems: dict[str, str] = {}
 
@@ -200,28 +209,28 @@ def _contexts(
         plan_path = plan_link(plan)
         status, counts = _snippet_status(int(info.get("snippets") or 0), results, rel)
         folder = rel.rsplit("/", 1)[0]
-        entry = {
-            "path": rel,
-            "link": render.md_link(rel),
-            "title": info["title"],
-            "summary": info.get("summary") or "",
-            "sections": list(info.get("sections") or []),
-            "sources": int(info.get("sources") or 0),
-            "snippets": int(info.get("snippets") or 0),
-            "results": counts,
-            "snippet_status": status,
-            "plan": stem(plan_path or plan) if plan else None,
-            "plan_path": plan_path,
-            "plan_link": render.md_link(plan_path) if plan_path else None,
-            "batch": batch,
-            "part": part,
-            "edited": bool(info.get("edited")),
-        }
+        entry = IndexFile(
+            path=rel,
+            link=render.md_link(rel),
+            title=info["title"],
+            summary=info.get("summary") or "",
+            sections=list(info.get("sections") or []),
+            sources=int(info.get("sources") or 0),
+            snippets=int(info.get("snippets") or 0),
+            results=counts,
+            snippet_status=status,
+            plan=stem(plan_path or plan) if plan else None,
+            plan_path=plan_path,
+            plan_link=render.md_link(plan_path) if plan_path else None,
+            batch=batch,
+            part=part,
+            edited=bool(info.get("edited")),
+        )
         by_folder[folder].append(entry)
         totals["files"] += 1
-        totals["sections"] += len(entry["sections"])
-        totals["sources"] += entry["sources"]
-        totals["snippets"] += max(entry["snippets"], sum(counts.values()))
+        totals["sections"] += len(entry.sections)
+        totals["sources"] += entry.sources
+        totals["snippets"] += max(entry.snippets, sum(counts.values()))
     if results is not None and not results.problem:
         totals["validated"] = dict(results.totals)
         totals["validation"] = describe(results.totals) or "no results"
@@ -235,7 +244,7 @@ def _contexts(
         top = topic["name"].split("/", 1)[0]
         entry = skill.setdefault(top, {"name": top, "link": render.md_link(f"knowledge/{top}/" if top != "(top level)" else "knowledge/"), "files": 0, "titles": []})
         entry["files"] += len(topic["files"])
-        entry["titles"].extend(f["title"] for f in topic["files"])
+        entry["titles"].extend(f.title for f in topic["files"])
     return totals, topics, list(skill.values())
 
 
@@ -367,7 +376,7 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
                 commit_skipped="nothing to consolidate" if commit else None,
                 seconds=time.perf_counter() - started,
             )
-        background: list[gitops.Prestage] = []
+        background: list[gitops.Prestage | gitops.BlobStore] = []
         try:
             result = _consolidate(ws, listing, state, ctx, now or now_iso(), say, background)
         finally:
@@ -381,22 +390,32 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     root = ws.root
     findings: list[Finding] = []
     cached = cache_mod.load_cache(root)
-    # Knowledge files read afresh: about how many git may find new or changed.
-    fresh_reads = sum(1 for rel, st in listing.knowledge.items() if (hit := cached["knowledge"].get(rel)) is None or tuple(hit[0]) != tuple(st))
+    # Files read afresh: about how many git may find new or changed.
+    fresh_reads = _misses(listing.knowledge, cached["knowledge"])
+    fresh_drops = _misses(listing.drops, cached["drops"])
+    bulk = fresh_reads + fresh_drops >= gitops.BULK_MIN
+    # With thousands of new files, storing their blobs for the commit is the costliest part of
+    # `git add`: the readers make them (see gitpack) and one pack holds them all.
+    blobs = gitops.BlobStore(ctx, ("knowledge", "drops")) if ctx is not None and bulk else None
+    if blobs is not None:
+        background.append(blobs)  # its `git ls-files` ends with the run, whatever happens
+    packing = blobs is not None and blobs.usable
     say(f"reading {len(listing.knowledge)} knowledge files")
-    knowledge, k_cache = _read_cached(
-        listing.knowledge, cached["knowledge"], lambda rels: scan.read_many(root, "knowledge", rels), findings
+    knowledge, k_cache, k_extra = _read_cached(
+        listing.knowledge, cached["knowledge"],
+        lambda rels: scan.read_many(root, "knowledge", rels, scan.ReadOptions(blobs=packing)), findings,
     )
     for rel in listing.knowledge:
         if rel not in knowledge:
             knowledge[rel] = _fallback_knowledge(rel)
     say(f"reading {len(listing.drops)} drops")
-    drops, d_cache = _read_cached(
-        listing.drops, cached["drops"], lambda rels: scan.read_many(root, "drops", rels), findings
+    drops, d_cache, d_extra = _read_cached(
+        listing.drops, cached["drops"],
+        lambda rels: scan.read_many(root, "drops", rels, scan.ReadOptions(blobs=packing, stamp=now)), findings,
     )
     say(f"reading {len(listing.plans)} plans")
-    plans, p_cache = _read_cached(
-        listing.plans, cached["plans"], lambda rels: scan.read_each(rels, lambda rel: plan_info(root, rel)), findings
+    plans, p_cache, _ = _read_cached(
+        listing.plans, cached["plans"], lambda rels: scan.read_each(rels, lambda rel: (plan_info(root, rel), None)), findings
     )
     results = read_results(root)
     if results is not None and results.problem:
@@ -445,11 +464,15 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     # costs most, so it starts now, in the background, for the paths consolidate only
     # reads (knowledge/, snippets/); the paths it writes follow once they are written.
     early = ctx is not None and bool(new_drops or moves)
-    bulk = len(new_drops) + fresh_reads >= gitops.BULK_MIN
+    packed = False
     if early:
         gitops.check_committable(ctx)  # before writing anything
+        if packing:
+            stamped = {rel: d_extra[rel].blob for rel in new_drops if rel in d_extra and d_extra[rel].blob is not None}
+            blobs.store({**{rel: extra.blob for rel, extra in k_extra.items() if extra.blob is not None}, **stamped})
+            packed = True
         if bulk:
-            background.append(gitops.Prestage(ctx, root, ("knowledge", "snippets")))
+            background.append(gitops.Prestage(ctx, root, ("knowledge", "snippets"), bulk=not packed))
 
     # Warnings: about the whole tree, so a rerun reports the same ones.
     index = KnowledgeIndex(knowledge)
@@ -506,7 +529,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
         state.key = None
         cache_mod.save_state(root, state)
         say(f"stamping {len(new_drops)} drops")
-        _stamp_drops(root, new_drops, now)
+        _stamp_drops(root, new_drops, now, {rel: (listing.drops[rel], extra.stamped) for rel, extra in d_extra.items() if extra.stamped})
         if moves:
             _wait_for_git(background)  # git mv needs the index
         mover = ctx if ctx is not None or not moves else _repo_for_moves(root)
@@ -518,7 +541,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
             atomic_write_text(ws.skill_path, new_skill)
         if early and bulk:
             _wait_for_git(background)  # one `git add` at a time
-            background.append(gitops.Prestage(ctx, root, ("drops", "plans", "INDEX.md", "SKILL.md")))
+            background.append(gitops.Prestage(ctx, root, ("drops", "plans", "INDEX.md", "SKILL.md"), bulk=not packed))
         say("recording the new state")
         # The cache must describe the files as they are now (drops were rewritten, plans moved).
         for rel in new_drops:
@@ -552,7 +575,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
         return result
     say("committing")
     _wait_for_git(background)
-    changes = gitops.stage_managed(ctx, root, expected=len(new_drops) + fresh_reads + len(moves) + 2)
+    changes = gitops.stage_managed(ctx, root, expected=0 if packed else len(new_drops) + fresh_reads + len(moves) + 2)
     if not changes:
         result.commit_skipped = "the managed paths already match HEAD"
     else:
@@ -564,18 +587,23 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     return result
 
 
-def _wait_for_git(background: list[gitops.Prestage]) -> None:
+def _wait_for_git(background: list[gitops.Prestage | gitops.BlobStore]) -> None:
     for work in background:
         work.wait()
 
 
-def _stamp_drops(root: Path, drops: list[str], when: str) -> None:
+def _stamp_drops(root: Path, drops: list[str], when: str, prepared: dict[str, tuple[scan.Stat, bytes]]) -> None:
     """Record ``consolidated: when`` in each drop: kb's drops in one journaled batch,
-    older ones (no such line yet) one by one."""
+    older ones (no such line yet) one by one. ``prepared``: stamped bytes the readers made,
+    with the file's stat then; used while the file still has that stat."""
     batch: dict[str, bytes] = {}
     base = os.fspath(root)
     for rel in drops:
         path = os.path.join(base, rel)
+        ready = prepared.get(rel)
+        if ready is not None and scan.stat_or_none(Path(path)) == ready[0]:
+            batch[rel] = ready[1]
+            continue
         with open(path, "rb") as handle:
             stamped = with_consolidated(handle.read().decode("utf-8", errors="replace"), when)
         if stamped is None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from kb.consolidate import fastyaml
+from kb.consolidate import fastyaml, gitpack
+from kb.consolidate.gitpack import PackedBlob
 from kb.errors import PathError
 from kb.fsutil import relative_inside, sha256_text
-from kb.records import DROP_PREFIX, DropRecord, KnowledgeMeta, read_drop, read_knowledge
+from kb.records import DROP_PREFIX, DropRecord, KnowledgeMeta, read_drop, read_knowledge, with_consolidated
 
 Stat = tuple[int, int, int]  # (mtime_ns, size, inode): atomic writes always change the inode
 
@@ -241,9 +243,8 @@ def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str] | None:
     return data, text[end + 5 :]
 
 
-def _read_knowledge(path: Path) -> tuple[KnowledgeMeta, str, bool]:
+def _read_knowledge(path: Path, text: str) -> tuple[KnowledgeMeta, str, bool]:
     """(meta, body, has front matter): records.read_knowledge's result, read faster for kb's own files."""
-    text = path.read_text(encoding="utf-8", errors="replace")
     split = split_front_matter(text)
     if split is None:
         doc = read_knowledge(path)
@@ -269,14 +270,40 @@ def _edited_by_hand(content_hash: str | None, body: str) -> bool:
     return not any(sha256_text(c) == content_hash for c in candidates)
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a read makes besides each file's info (worker processes get a copy)."""
+
+    blobs: bool = False  # each file's git blob (for gitpack), made of the bytes just read
+    stamp: str | None = None  # drops not yet consolidated: their text stamped at this time
+
+
+@dataclass
+class Extra:
+    """What a read made besides the info: never cached, used by this run only."""
+
+    blob: PackedBlob | None = None
+    stamped: bytes | None = None  # a drop's bytes with ``consolidated:`` set
+
+
+PLAIN = ReadOptions()
+
+
 def knowledge_info(root: Path, rel: str, want_signature: bool = True) -> dict[str, Any]:
     """What INDEX.md and the checks need from one knowledge file."""
+    return read_knowledge_file(root, rel, PLAIN, want_signature)[0]
+
+
+def read_knowledge_file(root: Path, rel: str, options: ReadOptions, want_signature: bool = True) -> tuple[dict[str, Any], Extra | None]:
+    """:func:`knowledge_info`, plus what ``options`` ask for."""
     from kb.consolidate.similar import signature
 
-    meta, body, has_fm = _read_knowledge(root / rel)
+    path = root / rel
+    raw = path.read_bytes()
+    meta, body, has_fm = _read_knowledge(path, raw.decode("utf-8", errors="replace"))
     sections = [_section_title(s) for s in meta.sections if s.strip().lower().rstrip(":") not in NON_CONTENT_SECTIONS]
     sources = len(meta.sources) or count_body_sources(body)
-    return {
+    info = {
         "title": " ".join(meta.title.split()) or PurePosixPath(rel).stem,
         "summary": summarize(body),
         "sections": sections,
@@ -289,6 +316,7 @@ def knowledge_info(root: Path, rel: str, want_signature: bool = True) -> dict[st
         "edited": _edited_by_hand(meta.content_hash, body),
         "sig": signature(body) if want_signature else None,
     }
+    return info, (Extra(blob=gitpack.blob(raw)) if options.blobs else None)
 
 
 # -- drops -----------------------------------------------------------------
@@ -315,10 +343,16 @@ def knowledge_ref(value: str | None) -> str | None:
 
 def drop_info(root: Path, rel: str) -> dict[str, Any]:
     """A drop's record, reduced to what consolidation uses."""
+    return read_drop_file(root, rel, PLAIN)[0]
+
+
+def read_drop_file(root: Path, rel: str, options: ReadOptions) -> tuple[dict[str, Any], Extra | None]:
+    """:func:`drop_info`, plus what ``options`` ask for (its stamped bytes, their blob)."""
     path = root / rel
-    split = split_front_matter(path.read_text(encoding="utf-8", errors="replace"))
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    split = split_front_matter(text)
     drop = DropRecord.from_dict(split[0], path=path) if split is not None else read_drop(path)
-    return {
+    info = {
         "title": drop.title,
         "plan": str(drop.plan) if drop.plan else None,
         "batch": drop.batch,
@@ -330,6 +364,13 @@ def drop_info(root: Path, rel: str) -> dict[str, Any]:
         "sections": len(drop.sections_written),
         "snippets": drop.snippets_written,
     }
+    if options.stamp is None or info["consolidated"]:
+        return info, None
+    stamped = with_consolidated(text, options.stamp)
+    if stamped is None:
+        return info, None  # no ``consolidated:`` line to set: the stamp rewrites its front matter
+    data = stamped.encode("utf-8")
+    return info, Extra(blob=gitpack.blob(data) if options.blobs else None, stamped=data)
 
 
 # -- reading many files -------------------------------------------------------
@@ -338,32 +379,39 @@ READ_ERRORS = (OSError, UnicodeError, ValueError, TypeError, KeyError, yaml.YAML
 PARALLEL_MIN = 1500  # below this, starting worker processes costs more than it saves
 
 
+Read = tuple[str, Any, "str | None", "Extra | None"]  # (path, info, error, extra)
+
+
 def _reader(kind: str):
-    return {"knowledge": knowledge_info, "drops": drop_info}[kind]
+    return {"knowledge": read_knowledge_file, "drops": read_drop_file}[kind]
 
 
-def read_each(rels: list[str], reader) -> list[tuple[str, Any, str | None]]:
-    """(path, info, error) for each file, read one after the other."""
-    out = []
+def read_each(rels: list[str], reader) -> list[Read]:
+    """(path, info, error, extra) for each file, read one after the other; ``reader(rel)``
+    returns (info, extra)."""
+    out: list[Read] = []
     for rel in rels:
         try:
-            out.append((rel, reader(rel), None))
+            info, extra = reader(rel)
         except READ_ERRORS as exc:
-            out.append((rel, None, f"{exc.__class__.__name__}: {str(exc)[:160]}"))
+            out.append((rel, None, f"{exc.__class__.__name__}: {str(exc)[:160]}", None))
+            continue
+        out.append((rel, info, None, extra))
     return out
 
 
-def read_batch(root: str, kind: str, rels: list[str]) -> list[tuple[str, Any, str | None]]:
+def read_batch(root: str, kind: str, rels: list[str], options: ReadOptions = PLAIN) -> list[Read]:
     """:func:`read_each` with the ``kind`` reader; what a worker process runs."""
     reader = _reader(kind)
-    return read_each(rels, lambda rel: reader(Path(root), rel))
+    base = Path(root)
+    return read_each(rels, lambda rel: reader(base, rel, options))
 
 
-def read_many(root: Path, kind: str, rels: list[str]) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+def read_many(root: Path, kind: str, rels: list[str], options: ReadOptions = PLAIN) -> list[Read]:
     """Read ``rels`` with the ``kind`` reader, on every core when there are thousands of them."""
     workers = min(os.cpu_count() or 1, 8)
     if len(rels) < PARALLEL_MIN or workers < 2:
-        return read_batch(str(root), kind, rels)
+        return read_batch(str(root), kind, rels, options)
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor
@@ -379,5 +427,5 @@ def read_many(root: Path, kind: str, rels: list[str]) -> list[tuple[str, dict[st
         context = multiprocessing.get_context("spawn")
     chunks = [rels[i : i + 500] for i in range(0, len(rels), 500)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        results = pool.map(read_batch, [str(root)] * len(chunks), [kind] * len(chunks), chunks)
+        results = pool.map(read_batch, [str(root)] * len(chunks), [kind] * len(chunks), chunks, [options] * len(chunks))
         return [item for chunk in results for item in chunk]
