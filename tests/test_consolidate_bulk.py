@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from kb.consolidate import consolidate, gitops, gitpack
-from test_consolidate_support import add_part, git_init, make_workspace, run_git
+from test_consolidate_support import add_part, git_init, make_workspace, plan_text, run_git
 
 
 def _count_objects(root):
@@ -20,9 +20,9 @@ def test_a_big_batch_goes_into_one_pack_and_commits_the_same_paths(tmp_path, mon
     started = []
     original = gitops.Prestage.__init__
 
-    def spy(self, ctx, root, rels, bulk=True):
+    def spy(self, ctx, root, rels, bulk=True, first=None):
         started.append(rels)
-        original(self, ctx, root, rels, bulk)
+        original(self, ctx, root, rels, bulk, first)
 
     monkeypatch.setattr(gitops.Prestage, "__init__", spy)
     ws = make_workspace(tmp_path)
@@ -50,10 +50,10 @@ def test_a_big_batch_goes_into_one_pack_and_commits_the_same_paths(tmp_path, mon
 def test_the_final_staging_decides_even_when_the_background_add_did_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(gitops, "BULK_MIN", 1)
 
-    def idle(self, ctx, root, rels, bulk=True):
-        self.process = None  # e.g. git could not be started, or the index was locked
+    def idle(command, cwd, first):
+        pass  # e.g. git could not be started, or the index was locked
 
-    monkeypatch.setattr(gitops.Prestage, "__init__", idle)
+    monkeypatch.setattr(gitops.Prestage, "_run", staticmethod(idle))
     ws = make_workspace(tmp_path)
     for i in range(3):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
@@ -122,12 +122,14 @@ def test_files_git_already_holds_at_their_path_are_not_packed_again(tmp_path, mo
     ws = make_workspace(tmp_path)
     for i in range(3):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
+    (ws.plans_dir / "p.md").write_text(plan_text([(i + 1, f"perf/{i:02d}-x.md", True) for i in range(3)]))
     run_git(ws.root, "add", "knowledge")  # a person staged the knowledge files already
     stored = []
     original = gitops.BlobStore.store
-    monkeypatch.setattr(gitops.BlobStore, "store", lambda self, blobs: stored.append(n := original(self, blobs)) or n)
+    monkeypatch.setattr(gitops.BlobStore, "store", lambda self, blobs, root, unread: stored.append(n := original(self, blobs, root, unread)) or n)
     assert consolidate(ws).commit is not None
-    assert stored == [3]  # the three stamped drops only
+    assert stored == [4]  # the three stamped drops and the new plan: not the knowledge files
+    assert "plans/completed/p.md" in run_git(ws.root, "ls-files", "plans/completed").split()  # finished: moved
 
 
 def test_a_sha256_repository_is_left_to_git(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""The commit: only managed paths, one commit, none on a rerun; plans move with git mv."""
+"""The commit: only managed paths, one commit, none on a rerun; plans move so that history follows them."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_unrelated_staged_and_unstaged_work_stays_out_of_the_commit(tmp_path):
     assert "- knowledge/perf/00-a.md" in message and "Knowledge files added (1):" in message
 
 
-def test_a_completed_plan_moves_with_git_mv_and_keeps_its_history(tmp_path):
+def test_a_completed_plan_moves_and_keeps_its_history(tmp_path):
     ws = make_workspace(tmp_path)
     plan = "plans/perf.md"
     (ws.root / plan).write_text(plan_text([(1, "perf/00-a.md", True), (2, "perf/01-b.md", False)]))
@@ -78,6 +78,19 @@ def test_a_completed_plan_moves_with_git_mv_and_keeps_its_history(tmp_path):
     assert "plans/perf.md: BATCH 1, PART 2 (1 drop); completed, moved to plans/completed/perf.md" in message
     # The INDEX links to the plan where it now lives.
     assert "](plans/completed/perf.md) PART 2" in ws.index_path.read_text()
+
+
+def test_with_no_commit_a_tracked_plan_moves_with_git_mv(tmp_path):
+    ws = make_workspace(tmp_path)
+    plan = "plans/perf.md"
+    (ws.root / plan).write_text(plan_text([(1, "perf/00-a.md", True)]))
+    run_git(ws.root, "add", plan)
+    run_git(ws.root, "commit", "-q", "-m", "add the plan")
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan=plan, part=1)
+    assert consolidate(ws, commit=False).plans[0].moved_to == "plans/completed/perf.md"
+    staged = run_git(ws.root, "diff", "--cached", "-M", "--name-status")
+    assert "plans/perf.md\tplans/completed/perf.md" in staged  # the index has the move, nothing else kb wrote
+    assert [line for line in staged.splitlines() if not line.startswith("R")] == []
 
 
 def test_no_commit_then_commit_commits_what_was_consolidated(tmp_path):

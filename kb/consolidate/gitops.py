@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 
 from kb.consolidate import gitpack
 from kb.errors import KbError
@@ -192,33 +194,43 @@ def _reset_outside(ctx: GitContext, roots: tuple[str, ...], env: dict[str, str])
 
 
 class Prestage:
-    """``git add -A`` of some managed paths, in a background process, so that hashing and
-    storing thousands of new files overlaps consolidate's own work. It stages into the
-    real index, as :func:`stage_managed` does (which still runs last and decides what is
+    """``git add -A`` of some managed paths, in the background, so that hashing and storing
+    thousands of new files overlaps consolidate's own work; ``first`` (storing kb's pack of
+    their blobs, say) runs before it, in the same background thread. It stages into the real
+    index, as :func:`stage_managed` does (which still runs last and decides what is
     committed; files already staged cost it one ``lstat``). Only one may run at a time,
     and nothing else may touch the index meanwhile: :meth:`wait` first."""
 
-    def __init__(self, ctx: GitContext, root: Path, rels: tuple[str, ...], bulk: bool = True):
+    def __init__(self, ctx: GitContext, root: Path, rels: tuple[str, ...], bulk: bool = True,
+                 first: Callable[[], object] | None = None):
+        specs = [ctx.spec(rel) for rel in rels if (root / rel).exists()]
+        config = [item for setting in (BULK_CONFIG if bulk else ()) for item in ("-c", setting)]
+        executable = getattr(ctx.git(), "GIT_PYTHON_GIT_EXECUTABLE", None) or "git"
+        command = [executable, *config, "add", "-A", "--", *specs] if specs else None
+        self.thread = threading.Thread(target=self._run, args=(command, ctx.top, first), name="kb-prestage", daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _run(command: list[str] | None, cwd: Path, first: Callable[[], object] | None) -> None:
         import subprocess
 
-        self.process = None
-        specs = [ctx.spec(rel) for rel in rels if (root / rel).exists()]
-        if not specs:
+        if first is not None:
+            try:
+                first()
+            except OSError:
+                pass  # a head start only: `git add` stores whatever is missing
+        if command is None:
             return
-        config = [item for setting in (BULK_CONFIG if bulk else ()) for item in ("-c", setting)]
         env = {**os.environ, "GIT_LITERAL_PATHSPECS": "1"}
-        executable = getattr(ctx.git(), "GIT_PYTHON_GIT_EXECUTABLE", None) or "git"
         try:
-            self.process = subprocess.Popen([executable, *config, "add", "-A", "--", *specs], cwd=ctx.top, env=env,
-                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
         except OSError:
-            self.process = None  # then stage_managed does all the work
+            pass  # then stage_managed does all the work, and reports git's errors
 
     def wait(self) -> None:
         """Wait for it to finish; a failure is ignored (stage_managed reports git's errors)."""
-        if self.process is not None:
-            self.process.wait()
-            self.process = None
+        self.thread.join()
 
 
 class BlobStore:
@@ -230,6 +242,8 @@ class BlobStore:
         import subprocess
 
         self.ctx = ctx
+        self.lock = threading.Lock()  # store() runs in a Prestage thread
+        self.staged: dict[str, bytes] = {}
         try:
             fmt, objects = _run(ctx, "rev-parse", "--show-object-format", "--git-path", "objects").splitlines()
         except (GitError, ValueError):  # a git too old to say: leave everything to `git add`
@@ -246,36 +260,40 @@ class BlobStore:
 
     def _staged(self) -> dict[str, bytes]:
         """Workspace-relative path -> the blob id the index holds there."""
-        if self.listing is None:
-            return {}
-        out, _ = self.listing.communicate()
-        self.listing = None
-        staged: dict[str, bytes] = {}
-        strip = len(self.ctx.prefix)
-        for record in out.split(b"\0"):
-            if not record:
-                continue
-            meta, _, path = record.partition(b"\t")
-            fields = meta.split()
-            if len(fields) == 3 and fields[2] == b"0":  # stage 0: no conflict
-                staged[path.decode("utf-8", "surrogateescape")[strip:]] = bytes.fromhex(fields[1].decode("ascii"))
-        return staged
+        with self.lock:
+            if self.listing is not None:
+                out, _ = self.listing.communicate()
+                self.listing = None
+                strip = len(self.ctx.prefix)
+                for record in out.split(b"\0"):
+                    meta, _, path = record.partition(b"\t")
+                    fields = meta.split()
+                    if len(fields) == 3 and fields[2] == b"0":  # stage 0: no conflict
+                        self.staged[path.decode("utf-8", "surrogateescape")[strip:]] = bytes.fromhex(fields[1].decode("ascii"))
+            return self.staged
 
-    def store(self, blobs: dict[str, gitpack.PackedBlob]) -> int:
-        """Write the blobs git does not already have at their path as one pack; returns how many."""
+    def store(self, blobs: dict[str, gitpack.PackedBlob], root: Path, unread: Iterable[str] = ()) -> int:
+        """Write the blobs git does not already have at their path as one pack; returns how many.
+
+        ``unread``: more workspace-relative files (ones the run only listed) to read and pack
+        when the index has nothing at their path yet.
+        """
         if not self.usable:
             return 0
         staged = self._staged()
         new = [blob for rel, blob in blobs.items() if staged.get(rel) != blob.sha]
+        for rel in unread:
+            if rel not in staged and rel not in blobs:
+                try:
+                    new.append(gitpack.blob((root / rel).read_bytes()))
+                except OSError:
+                    continue  # gone meanwhile: `git add` says what it finds
         gitpack.write_pack(self.pack_dir, new)
         return len(new)
 
     def wait(self) -> None:
-        """Stop the index listing if :meth:`store` never read it."""
-        if self.listing is not None:
-            self.listing.kill()
-            self.listing.wait()
-            self.listing = None
+        """Collect the index listing (a few milliseconds of git) if :meth:`store` never did."""
+        self._staged()
 
 
 def commit_managed(ctx: GitContext, root: Path, message: str, message_file: Path) -> str:

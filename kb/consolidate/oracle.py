@@ -396,7 +396,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     bulk = fresh_reads + fresh_drops >= gitops.BULK_MIN
     # With thousands of new files, storing their blobs for the commit is the costliest part of
     # `git add`: the readers make them (see gitpack) and one pack holds them all.
-    blobs = gitops.BlobStore(ctx, ("knowledge", "drops")) if ctx is not None and bulk else None
+    blobs = gitops.BlobStore(ctx, ("knowledge", "drops", "plans")) if ctx is not None and bulk else None
     if blobs is not None:
         background.append(blobs)  # its `git ls-files` ends with the run, whatever happens
     packing = blobs is not None and blobs.usable
@@ -464,15 +464,16 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     # costs most, so it starts now, in the background, for the paths consolidate only
     # reads (knowledge/, snippets/); the paths it writes follow once they are written.
     early = ctx is not None and bool(new_drops or moves)
-    packed = False
+    packed = early and packing
     if early:
         gitops.check_committable(ctx)  # before writing anything
-        if packing:
+        store = None
+        if packed:
             stamped = {rel: d_extra[rel].blob for rel in new_drops if rel in d_extra and d_extra[rel].blob is not None}
-            blobs.store({**{rel: extra.blob for rel, extra in k_extra.items() if extra.blob is not None}, **stamped})
-            packed = True
+            new_blobs = {**{rel: extra.blob for rel, extra in k_extra.items() if extra.blob is not None}, **stamped}
+            store = functools.partial(blobs.store, new_blobs, root, unread=[*listing.plans, *listing.completed])
         if bulk:
-            background.append(gitops.Prestage(ctx, root, ("knowledge", "snippets"), bulk=not packed))
+            background.append(gitops.Prestage(ctx, root, ("knowledge", "snippets"), bulk=not packed, first=store))
 
     # Warnings: about the whole tree, so a rerun reports the same ones.
     index = KnowledgeIndex(knowledge)
@@ -530,9 +531,10 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
         cache_mod.save_state(root, state)
         say(f"stamping {len(new_drops)} drops")
         _stamp_drops(root, new_drops, now, {rel: (listing.drops[rel], extra.stamped) for rel, extra in d_extra.items() if extra.stamped})
-        if moves:
-            _wait_for_git(background)  # git mv needs the index
-        mover = ctx if ctx is not None or not moves else _repo_for_moves(root)
+        # With a commit to come, a rename is all a move needs: the commit's `git add -A` stages
+        # it exactly as `git mv` would (git records no renames), without waiting for the
+        # background add. Without one, `git mv` puts the move in the index.
+        mover = _repo_for_moves(root) if ctx is None and moves else None
         for src, dest in moves.items():
             gitops.move(mover, root, src, dest)
         if index_changed:

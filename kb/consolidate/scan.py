@@ -223,8 +223,13 @@ def count_body_sources(body: str) -> int:
     return count
 
 
+_SECTION_NUMBER = re.compile(r"^Section\s+\d+\s*[:.\-–—]\s*", re.I)
+_H2_LINE = re.compile(r"(?m)^##\s+(.+?)\s*$")
+_MD_PATH = re.compile(r"[^\s`'\"()]+\.md\b")
+
+
 def _section_title(title: str) -> str:
-    return re.sub(r"^Section\s+\d+\s*[:.\-–—]\s*", "", title.strip(), flags=re.I)
+    return _SECTION_NUMBER.sub("", title.strip())
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str] | None:
@@ -255,7 +260,7 @@ def _read_knowledge(path: Path, text: str) -> tuple[KnowledgeMeta, str, bool]:
         match = _H1.search(body)
         meta.title = match.group(1) if match else path.stem
     if not meta.sections:
-        meta.sections = [m.group(1).strip() for m in re.finditer(r"(?m)^##\s+(.+?)\s*$", body)]
+        meta.sections = [m.group(1).strip() for m in _H2_LINE.finditer(body)]
     return meta, body, True
 
 
@@ -326,7 +331,7 @@ def knowledge_ref(value: str | None) -> str | None:
     """A drop's target as a workspace-relative ``knowledge/...`` path (None if it names none)."""
     if not value:
         return None
-    match = re.search(r"[^\s`'\"()]+\.md\b", str(value))
+    match = _MD_PATH.search(str(value))
     if not match:
         return None
     raw = match.group(0)

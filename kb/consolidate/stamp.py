@@ -110,7 +110,8 @@ def _write_journal(folder: Path, files: dict[str, bytes]) -> Path:
 def _rewrite(path: str, data: bytes, sync: bool) -> None:
     fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     try:
-        if os.fstat(fd).st_nlink > 1:
+        st = os.fstat(fd)
+        if st.st_nlink > 1:
             # Another name shares this inode (a hard-linked backup, say): in place would change it too.
             os.close(fd)
             fd = -1
@@ -119,7 +120,8 @@ def _rewrite(path: str, data: bytes, sync: bool) -> None:
         view, at = memoryview(data), 0
         while at < len(data):
             at += os.pwrite(fd, view[at:], at)
-        os.ftruncate(fd, len(data))
+        if len(data) < st.st_size:
+            os.ftruncate(fd, len(data))
         if sync:
             os.fsync(fd)
     finally:
