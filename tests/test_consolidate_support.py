@@ -148,3 +148,40 @@ def test_summary_prefers_the_bold_tagline_then_the_overview():
 def test_snippets_are_fenced_blocks_also_inside_lists():
     body = "```python\nx = 1\n```\n\n- item\n\n  ~~~bash\n  ls\n  ~~~\n\n    indented code is no snippet\n"
     assert count_snippets(body) == 2
+
+
+def test_the_tagline_shortcut_agrees_with_the_general_summary():
+    """kb's own files open with H1 + bold tagline; that shape is matched in one go. Wherever
+    the shortcut applies it must say what the general reading of the paragraphs says."""
+    import random
+
+    from kb.consolidate import scan
+
+    rng = random.Random(5)
+    heads = ["# Title", "#  Spaced title  ", "# T #", "#\tTab", "## Not h1", "#NoSpace", "plain first line", "# "]
+    gaps = ["", "\n", "\n  \n", "\n\t\n\n"]
+    bolds = ["**Bold tagline. Second sentence.**", "**Key**: value", "**Bold**.", "**Bold**:", "  **Indented bold**  ",
+             "**a*b**", "**x**y", "**Trailing** ", "**Cites [1] and [a link](x.md).**", "**two", "plain"]
+    tails = ["", "\n", "\n\nMore prose.", "\nsecond line**", "\n## Overview\n\nProse.", "\n- item", "\n#NoSpace",
+             "\n\n```\ncode\n```", "\n> quote"]
+    hits = 0
+    for _ in range(4000):
+        body = rng.choice(["", "\n", " \n"]) + rng.choice(heads) + "\n" + rng.choice(gaps) + rng.choice(bolds) + rng.choice(tails)
+        fast = scan._TAGLINE.match(body)
+        if fast is not None:
+            hits += 1
+            assert scan._first_sentence(fast.group("text")) == scan._summarize(body), body
+    assert hits > 300  # the shortcut was exercised, not just skipped
+
+
+def test_a_plain_knowledge_path_is_taken_as_it_is_only_where_the_general_reading_agrees():
+    from kb.consolidate import scan
+
+    plain = ["knowledge/a.md", "knowledge/perf/04-gpu-memory.md", "knowledge/a/b_c/d-e.f.md", "knowledge/x..y/z.md"]
+    for value in plain:
+        assert scan._PLAIN_REF.fullmatch(value) and scan._find_knowledge_ref(value) == value
+    # Everything else goes the general way (and comes out normalised, or not at all).
+    for value, want in [("knowledge/./a.md", "knowledge/a.md"), ("knowledge//a.md", "knowledge/a.md"), ("perf/a.md", "knowledge/perf/a.md"),
+                        ("knowledge/../x.md", None), ("`knowledge/a.md` (new)", "knowledge/a.md"), ("/abs/knowledge/a.md", "knowledge/a.md")]:
+        assert not scan._PLAIN_REF.fullmatch(value)
+        assert scan.knowledge_ref(value) == want, value

@@ -13,10 +13,6 @@ from typing import Any
 
 import yaml
 
-_KEY = r"[A-Za-z_][A-Za-z0-9_]*"
-_TOP = re.compile(rf"^({_KEY}):(?: (.*))?$")
-_NESTED = re.compile(rf"^  ({_KEY}):(?: (.*))?$")
-_ITEM_KEY = re.compile(rf"^- ({_KEY}):(?: (.*))?$")
 _INT = re.compile(r"^-?(?:0|[1-9][0-9]*)$")
 _FLOAT = re.compile(r"^-?(?:0|[1-9][0-9]*)\.[0-9]+(?:e[-+][0-9]+)?$")
 # PyYAML's own implicit resolvers (by first character) decide whether a plain scalar is a string.
@@ -77,6 +73,20 @@ def _parse_scalar(raw: str) -> Any:
     return raw
 
 
+def _key_value(line: str, indent: int) -> tuple[str, str | None] | None:
+    """``key: value`` (or ``key:``) after ``indent`` characters of prefix: (key, raw value or
+    None); None when the line is not that. str methods, not a regex: this runs 30 times a file."""
+    key, colon, rest = line.partition(":")
+    key = key[indent:]
+    if not colon or not key or not key.isascii() or not key.isidentifier():
+        return None
+    if not rest:
+        return key, None
+    if rest[0] != " ":
+        return None
+    return key, rest[1:]
+
+
 def load(text: str) -> dict[str, Any] | None:
     """The mapping ``text`` holds, or None when it is not in the simple shape kb writes."""
     out: dict[str, Any] = {}
@@ -88,10 +98,10 @@ def load(text: str) -> dict[str, Any] | None:
         if not line:
             i += 1
             continue
-        top = _TOP.match(line)
+        top = _key_value(line, 0)
         if top is None:
             return None
-        key, raw = top.group(1), top.group(2)
+        key, raw = top
         if key in out:
             return None
         i += 1
@@ -105,7 +115,7 @@ def load(text: str) -> dict[str, Any] | None:
         if i < n and lines[i].startswith("- "):
             items: list[Any] = []
             while i < n and lines[i].startswith("- "):
-                item = _ITEM_KEY.match(lines[i])
+                item = _key_value(lines[i], 2) if ":" in lines[i] else None
                 if item is None:
                     value = _scalar(lines[i][2:])
                     if value is _MISSING or isinstance(value, (list, dict)):
@@ -114,7 +124,7 @@ def load(text: str) -> dict[str, Any] | None:
                     i += 1
                     continue
                 mapping: dict[str, Any] = {}
-                k, v = item.group(1), item.group(2)
+                k, v = item
                 while True:
                     if v is None or k in mapping:
                         return None
@@ -123,22 +133,22 @@ def load(text: str) -> dict[str, Any] | None:
                         return None
                     mapping[k] = value
                     i += 1
-                    nested = _NESTED.match(lines[i]) if i < n else None
+                    nested = _key_value(lines[i], 2) if i < n and lines[i].startswith("  ") else None
                     if nested is None:
                         break
-                    k, v = nested.group(1), nested.group(2)
+                    k, v = nested
                 items.append(mapping)
             out[key] = items
         elif i < n and lines[i].startswith("  "):
             mapping = {}
             while i < n and lines[i].startswith("  "):
-                nested = _NESTED.match(lines[i])
-                if nested is None or nested.group(2) is None or nested.group(1) in mapping:
+                nested = _key_value(lines[i], 2)
+                if nested is None or nested[1] is None or nested[0] in mapping:
                     return None
-                value = _scalar(nested.group(2))
+                value = _scalar(nested[1])
                 if value is _MISSING:
                     return None
-                mapping[nested.group(1)] = value
+                mapping[nested[0]] = value
                 i += 1
             out[key] = mapping
         else:

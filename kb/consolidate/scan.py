@@ -141,8 +141,17 @@ def _paragraphs(lines: list[str]) -> list[tuple[int, str]]:
     return out
 
 
+# The shape kb's own files open with: the H1, a blank line, a one-line bold tagline, then a
+# blank line or a heading. One match instead of a pass over the head's lines; anything
+# else (a "**Key**:" line, a two-line paragraph...) goes the general way.
+_TAGLINE = re.compile(r"(?:[ \t]*\n)*#[ \t]+[^\n]*\S[^\n]*\n(?:[ \t]*\n)+[ \t]*\*\*(?P<text>[^*\n]+?)\*\*\.?[ \t]*(?:\n[ \t]*\n|\n#{1,6}[ \t]|\n?\Z)")
+
+
 def summarize(body: str) -> str:
     """The bold tagline under the title, else the first sentence of the Overview, else of the first paragraph."""
+    tagline = _TAGLINE.match(body)
+    if tagline is not None:
+        return _first_sentence(tagline.group("text"))
     # The tagline and the Overview open the file: look at its head first (whole paragraphs).
     cut = body.find("\n\n", SUMMARY_HEAD)
     if cut > 0:
@@ -248,17 +257,17 @@ def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str] | None:
     return data, text[end + 5 :]
 
 
-def _read_knowledge(path: Path, text: str) -> tuple[KnowledgeMeta, str, bool]:
+def _read_knowledge(path: str, text: str) -> tuple[KnowledgeMeta, str, bool]:
     """(meta, body, has front matter): records.read_knowledge's result, read faster for kb's own files."""
     split = split_front_matter(text)
     if split is None:
-        doc = read_knowledge(path)
+        doc = read_knowledge(Path(path))
         return doc.meta, doc.body, doc.has_front_matter
     data, body = split
     meta = KnowledgeMeta.from_dict(data)
     if not meta.title:
         match = _H1.search(body)
-        meta.title = match.group(1) if match else path.stem
+        meta.title = match.group(1) if match else PurePosixPath(path).stem
     if not meta.sections:
         meta.sections = [m.group(1).strip() for m in _H2_LINE.finditer(body)]
     return meta, body, True
@@ -303,9 +312,9 @@ def read_knowledge_file(root: Path, rel: str, options: ReadOptions, want_signatu
     """:func:`knowledge_info`, plus what ``options`` ask for."""
     from kb.consolidate.similar import signature
 
-    path = root / rel
-    raw = path.read_bytes()
-    meta, body, has_fm = _read_knowledge(path, raw.decode("utf-8", errors="replace"))
+    with open(os.path.join(root, rel), "rb") as handle:
+        raw = handle.read()
+    meta, body, has_fm = _read_knowledge(os.path.join(root, rel), raw.decode("utf-8", errors="replace"))
     sections = [_section_title(s) for s in meta.sections if s.strip().lower().rstrip(":") not in NON_CONTENT_SECTIONS]
     sources = len(meta.sources) or count_body_sources(body)
     info = {
@@ -327,11 +336,21 @@ def read_knowledge_file(root: Path, rel: str, options: ReadOptions, want_signatu
 # -- drops -----------------------------------------------------------------
 
 
+_PLAIN_REF = re.compile(r"knowledge/(?:[A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*\.md")
+
+
 def knowledge_ref(value: str | None) -> str | None:
     """A drop's target as a workspace-relative ``knowledge/...`` path (None if it names none)."""
     if not value:
         return None
-    match = _MD_PATH.search(str(value))
+    text = str(value)
+    if _PLAIN_REF.fullmatch(text):
+        return text  # what kb writes: already normal (no "..", ".", "//" or backslash)
+    return _find_knowledge_ref(text)
+
+
+def _find_knowledge_ref(text: str) -> str | None:
+    match = _MD_PATH.search(text)
     if not match:
         return None
     raw = match.group(0)
@@ -353,10 +372,11 @@ def drop_info(root: Path, rel: str) -> dict[str, Any]:
 
 def read_drop_file(root: Path, rel: str, options: ReadOptions) -> tuple[dict[str, Any], Extra | None]:
     """:func:`drop_info`, plus what ``options`` ask for (its stamped bytes, their blob)."""
-    path = root / rel
-    text = path.read_bytes().decode("utf-8", errors="replace")
+    path = os.path.join(root, rel)  # plain strings: pathlib costs more than parsing here
+    with open(path, "rb") as handle:
+        text = handle.read().decode("utf-8", errors="replace")
     split = split_front_matter(text)
-    drop = DropRecord.from_dict(split[0], path=path) if split is not None else read_drop(path)
+    drop = DropRecord.from_dict(split[0]) if split is not None else read_drop(Path(path))
     info = {
         "title": drop.title,
         "plan": str(drop.plan) if drop.plan else None,
