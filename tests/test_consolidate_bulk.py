@@ -50,8 +50,8 @@ def test_a_big_batch_goes_into_one_pack_and_commits_the_same_paths(tmp_path, mon
 def test_the_final_staging_decides_even_when_the_background_add_did_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(gitops, "BULK_MIN", 1)
 
-    def idle(command, cwd, first):
-        pass  # e.g. git could not be started, or the index was locked
+    def idle(command, cwd, first, first_done):
+        first_done.set()  # and nothing else: e.g. git could not be started, or the index was locked
 
     monkeypatch.setattr(gitops.Prestage, "_run", staticmethod(idle))
     ws = make_workspace(tmp_path)
@@ -88,7 +88,7 @@ def _packs(root):
     return sorted((root / ".git" / "objects" / "pack").glob("pack-*.idx"))
 
 
-def test_kb_stores_the_new_blobs_in_one_pack_and_git_writes_no_loose_copy(tmp_path, monkeypatch):
+def test_kb_stores_the_new_blobs_in_its_packs_and_git_writes_no_loose_copy(tmp_path, monkeypatch):
     monkeypatch.setattr(gitops, "BULK_MIN", 1)
     written = []
     original = gitpack.write_pack
@@ -100,16 +100,18 @@ def test_kb_stores_the_new_blobs_in_one_pack_and_git_writes_no_loose_copy(tmp_pa
     for i in range(5):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
     result = consolidate(ws)
-    assert result.commit is not None and len(written) == 1 and len(written[0]) == 10  # 5 knowledge files + 5 stamped drops
-    assert len(_packs(ws.root)) == 1
-    verified = run_git(ws.root, "verify-pack", "-v", str(_packs(ws.root)[0]))
+    # One pack of the knowledge files (written while the drops are read), one of the stamped drops.
+    assert result.commit is not None and sorted(len(blobs) for blobs in written) == [5, 5]
+    assert len(_packs(ws.root)) == 2
+    packed = set()
+    for index in _packs(ws.root):
+        packed |= {line.split()[0] for line in run_git(ws.root, "verify-pack", "-v", str(index)).splitlines() if " blob " in line}
     committed = {}  # path -> blob id, for the knowledge files and drops in HEAD
     for line in run_git(ws.root, "ls-tree", "-r", "HEAD", "--", "knowledge", "drops").splitlines():
         meta, path = line.split("\t")
         if path.endswith(".md"):
             committed[path] = meta.split()[2]
     # Every committed knowledge file and (stamped) drop is one of kb's packed objects.
-    packed = {line.split()[0] for line in verified.splitlines() if " blob " in line}
     assert len(committed) == 10 and set(committed.values()) <= packed
     loose = {folder.name + f.name for folder in (ws.root / ".git" / "objects").glob("??") for f in folder.iterdir()}
     assert loose and not loose & set(committed.values())  # git wrote trees, commits, INDEX.md...: not these
@@ -128,7 +130,7 @@ def test_files_git_already_holds_at_their_path_are_not_packed_again(tmp_path, mo
     original = gitops.BlobStore.store
     monkeypatch.setattr(gitops.BlobStore, "store", lambda self, blobs, root, unread: stored.append(n := original(self, blobs, root, unread)) or n)
     assert consolidate(ws).commit is not None
-    assert stored == [4]  # the three stamped drops and the new plan: not the knowledge files
+    assert sorted(stored) == [1, 3]  # the new plan, then the three stamped drops: not the knowledge files
     assert "plans/completed/p.md" in run_git(ws.root, "ls-files", "plans/completed").split()  # finished: moved
 
 

@@ -41,3 +41,21 @@ def test_parallel_reading_matches_sequential_reading(tmp_path, monkeypatch, thre
                            scan.ReadOptions(stamp="2025-11-20T10:00:00Z"))
     assert drops[0][1]["knowledge_file"] == "knowledge/t0/00-x.md"
     assert b"consolidated: '2025-11-20T10:00:00Z'" in drops[0][3].stamped and drops[0][3].blob is None
+
+
+def test_several_kinds_share_one_pool_and_come_back_in_request_order(tmp_path, monkeypatch):
+    ws = make_workspace(tmp_path, git=False)
+    for i in range(12):
+        add_knowledge(ws, f"t/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i)
+        add_drop(ws, f"t/{i:02d}-x.md", f"X{i}", plan="plans/p.md", part=i)
+    knowledge = sorted(f"knowledge/t/{p.name}" for p in (ws.knowledge_dir / "t").iterdir())
+    drops = sorted(f"drops/{p.name}" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
+    requests = [("knowledge", knowledge, scan.PLAIN), ("drops", drops, scan.ReadOptions(stamp="2025-11-20T10:00:00Z"))]
+    sequential = list(scan.read_kinds(ws.root, requests))
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
+    monkeypatch.setattr(scan, "CHUNK", 5)  # several tasks per kind
+    monkeypatch.setattr(scan.os, "cpu_count", lambda: 2)
+    parallel = list(scan.read_kinds(ws.root, requests))
+    assert parallel == sequential
+    assert [r[0] for r in parallel[0]] == knowledge and [r[0] for r in parallel[1]] == drops
+    assert all(extra.stamped for _, _, _, extra in parallel[1])

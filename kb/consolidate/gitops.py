@@ -207,18 +207,22 @@ class Prestage:
         config = [item for setting in (BULK_CONFIG if bulk else ()) for item in ("-c", setting)]
         executable = getattr(ctx.git(), "GIT_PYTHON_GIT_EXECUTABLE", None) or "git"
         command = [executable, *config, "add", "-A", "--", *specs] if specs else None
-        self.thread = threading.Thread(target=self._run, args=(command, ctx.top, first), name="kb-prestage", daemon=True)
+        self.first_done = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(command, ctx.top, first, self.first_done), name="kb-prestage",
+                                       daemon=True)
         self.thread.start()
 
     @staticmethod
-    def _run(command: list[str] | None, cwd: Path, first: Callable[[], object] | None) -> None:
+    def _run(command: list[str] | None, cwd: Path, first: Callable[[], object] | None, first_done: threading.Event) -> None:
         import subprocess
 
-        if first is not None:
-            try:
+        try:
+            if first is not None:
                 first()
-            except OSError:
-                pass  # a head start only: `git add` stores whatever is missing
+        except OSError:
+            pass  # a head start only: `git add` stores whatever is missing
+        finally:
+            first_done.set()
         if command is None:
             return
         env = {**os.environ, "GIT_LITERAL_PATHSPECS": "1"}
@@ -227,6 +231,10 @@ class Prestage:
                            stderr=subprocess.DEVNULL, check=False)
         except OSError:
             pass  # then stage_managed does all the work, and reports git's errors
+
+    def wait_first(self) -> None:
+        """Wait until ``first`` is done (``git add`` may still be running)."""
+        self.first_done.wait()
 
     def wait(self) -> None:
         """Wait for it to finish; a failure is ignored (stage_managed reports git's errors)."""
@@ -242,8 +250,9 @@ class BlobStore:
         import subprocess
 
         self.ctx = ctx
-        self.lock = threading.Lock()  # store() runs in a Prestage thread
+        self.lock = threading.Lock()  # store() runs in threads of its own
         self.staged: dict[str, bytes] = {}
+        self.threads: list[threading.Thread] = []
         try:
             fmt, objects = _run(ctx, "rev-parse", "--show-object-format", "--git-path", "objects").splitlines()
         except (GitError, ValueError):  # a git too old to say: leave everything to `git add`
@@ -291,8 +300,23 @@ class BlobStore:
         gitpack.write_pack(self.pack_dir, new)
         return len(new)
 
+    def store_in_background(self, blobs: dict[str, gitpack.PackedBlob], root: Path, unread: Iterable[str] = ()) -> None:
+        """:meth:`store`, in a thread of its own (best started while the main thread waits on
+        worker processes: its Python work then costs nothing); :meth:`wait` joins it."""
+        thread = threading.Thread(target=self._store_quietly, args=(blobs, root, list(unread)), name="kb-pack", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _store_quietly(self, blobs: dict[str, gitpack.PackedBlob], root: Path, unread: list[str]) -> None:
+        try:
+            self.store(blobs, root, unread)
+        except OSError:
+            pass  # a head start only: `git add` stores whatever is missing
+
     def wait(self) -> None:
-        """Collect the index listing (a few milliseconds of git) if :meth:`store` never did."""
+        """Wait for the packs being written, and collect the index listing if nothing did."""
+        for thread in list(self.threads):
+            thread.join()
         self._staged()
 
 

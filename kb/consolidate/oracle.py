@@ -74,13 +74,11 @@ class Listing:
 # -- reading, with the cache ------------------------------------------------
 
 
-def _read_cached(listing: dict[str, scan.Stat], cached: dict[str, list], read, findings: list[Finding]):
-    """Infos for every listed file: from the cache when its stat is unchanged, else through
-    ``read(paths) -> [(path, info, error, extra)]``. Returns (infos, the cache entries to
-    keep, the extras of the files read)."""
+def _from_cache(listing: dict[str, scan.Stat], cached: dict[str, list]) -> tuple[dict[str, Any], dict[str, list], list[str]]:
+    """(infos the cache holds for files whose stat is unchanged, the cache entries to keep,
+    the paths to read)."""
     infos: dict[str, Any] = {}
     fresh: dict[str, list] = {}
-    extras: dict[str, scan.Extra] = {}
     misses: list[str] = []
     for rel, stat in listing.items():
         hit = cached.get(rel)
@@ -89,7 +87,14 @@ def _read_cached(listing: dict[str, scan.Stat], cached: dict[str, list], read, f
             fresh[rel] = [list(stat), hit[1]]
         else:
             misses.append(rel)
-    for rel, info, error, extra in read(misses) if misses else []:
+    return infos, fresh, misses
+
+
+def _take_reads(reads: list[scan.Read], listing: dict[str, scan.Stat], infos: dict[str, Any], fresh: dict[str, list],
+                findings: list[Finding]) -> dict[str, scan.Extra]:
+    """Add what was read to ``infos`` and the cache entries; returns the reads' extras."""
+    extras: dict[str, scan.Extra] = {}
+    for rel, info, error, extra in reads:
         if error is not None:
             findings.append(Finding("unreadable", f"{rel}: cannot be read ({error})", path=rel))
             continue
@@ -97,12 +102,14 @@ def _read_cached(listing: dict[str, scan.Stat], cached: dict[str, list], read, f
         fresh[rel] = [list(listing[rel]), info]
         if extra is not None:
             extras[rel] = extra
-    return infos, fresh, extras
+    return extras
 
 
-def _misses(listing: dict[str, scan.Stat], cached: dict[str, list]) -> int:
-    """How many listed files the cache cannot answer for."""
-    return sum(1 for rel, st in listing.items() if (hit := cached.get(rel)) is None or tuple(hit[0]) != tuple(st))
+def _read_cached(listing: dict[str, scan.Stat], cached: dict[str, list], read, findings: list[Finding]):
+    """Infos for every listed file, from the cache or through ``read(paths)``: (infos, cache entries)."""
+    infos, fresh, misses = _from_cache(listing, cached)
+    _take_reads(read(misses) if misses else [], listing, infos, fresh, findings)
+    return infos, fresh
 
 
 def _fallback_knowledge(rel: str) -> dict[str, Any]:
@@ -390,10 +397,11 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     root = ws.root
     findings: list[Finding] = []
     cached = cache_mod.load_cache(root)
+    knowledge, k_cache, k_misses = _from_cache(listing.knowledge, cached["knowledge"])
+    drops, d_cache, d_misses = _from_cache(listing.drops, cached["drops"])
     # Files read afresh: about how many git may find new or changed.
-    fresh_reads = _misses(listing.knowledge, cached["knowledge"])
-    fresh_drops = _misses(listing.drops, cached["drops"])
-    bulk = fresh_reads + fresh_drops >= gitops.BULK_MIN
+    fresh_reads = len(k_misses)
+    bulk = fresh_reads + len(d_misses) >= gitops.BULK_MIN
     # With thousands of new files, storing their blobs for the commit is the costliest part of
     # `git add`: the readers make them (see gitpack) and one pack holds them all.
     blobs = gitops.BlobStore(ctx, ("knowledge", "drops", "plans")) if ctx is not None and bulk else None
@@ -401,20 +409,20 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
         background.append(blobs)  # its `git ls-files` ends with the run, whatever happens
     packing = blobs is not None and blobs.usable
     say(f"reading {len(listing.knowledge)} knowledge files")
-    knowledge, k_cache, k_extra = _read_cached(
-        listing.knowledge, cached["knowledge"],
-        lambda rels: scan.read_many(root, "knowledge", rels, scan.ReadOptions(blobs=packing)), findings,
-    )
+    reads = scan.read_kinds(root, [("knowledge", k_misses, scan.ReadOptions(blobs=packing)),
+                                   ("drops", d_misses, scan.ReadOptions(blobs=packing, stamp=now))])
+    k_extra = _take_reads(next(reads), listing.knowledge, knowledge, k_cache, findings)
     for rel in listing.knowledge:
         if rel not in knowledge:
             knowledge[rel] = _fallback_knowledge(rel)
+    if packing:  # written while the workers read the drops: this process only waits on them then
+        blobs.store_in_background({rel: extra.blob for rel, extra in k_extra.items() if extra.blob is not None}, root,
+                                  unread=[*listing.plans, *listing.completed])
     say(f"reading {len(listing.drops)} drops")
-    drops, d_cache, d_extra = _read_cached(
-        listing.drops, cached["drops"],
-        lambda rels: scan.read_many(root, "drops", rels, scan.ReadOptions(blobs=packing, stamp=now)), findings,
-    )
+    d_extra = _take_reads(next(reads), listing.drops, drops, d_cache, findings)
+    reads.close()
     say(f"reading {len(listing.plans)} plans")
-    plans, p_cache, _ = _read_cached(
+    plans, p_cache = _read_cached(
         listing.plans, cached["plans"], lambda rels: scan.read_each(rels, lambda rel: (plan_info(root, rel), None)), findings
     )
     results = read_results(root)
@@ -467,13 +475,10 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     packed = early and packing
     if early:
         gitops.check_committable(ctx)  # before writing anything
-        store = None
         if packed:
-            stamped = {rel: d_extra[rel].blob for rel in new_drops if rel in d_extra and d_extra[rel].blob is not None}
-            new_blobs = {**{rel: extra.blob for rel, extra in k_extra.items() if extra.blob is not None}, **stamped}
-            store = functools.partial(blobs.store, new_blobs, root, unread=[*listing.plans, *listing.completed])
-        if bulk:
-            background.append(gitops.Prestage(ctx, root, ("knowledge", "snippets"), bulk=not packed, first=store))
+            blobs.store_in_background({rel: d_extra[rel].blob for rel in new_drops if rel in d_extra and d_extra[rel].blob is not None}, root)
+        if bulk:  # `git add` once kb's packs are in place
+            background.append(gitops.Prestage(ctx, root, ("knowledge", "snippets"), bulk=not packed, first=blobs.wait if packed else None))
 
     # Warnings: about the whole tree, so a rerun reports the same ones.
     index = KnowledgeIndex(knowledge)
@@ -530,6 +535,11 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
         state.key = None
         cache_mod.save_state(root, state)
         say(f"stamping {len(new_drops)} drops")
+        for work in background:
+            if isinstance(work, gitops.Prestage):
+                # The pack's Python work would hold the GIL between stamping's 40,000 system
+                # calls (each would wait out a switch interval); the `git add` after it is a process.
+                work.wait_first()
         _stamp_drops(root, new_drops, now, {rel: (listing.drops[rel], extra.stamped) for rel, extra in d_extra.items() if extra.stamped})
         # With a commit to come, a rename is all a move needs: the commit's `git add -A` stages
         # it exactly as `git mv` would (git records no renames), without waiting for the

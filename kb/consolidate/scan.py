@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -434,15 +434,28 @@ def read_batch(root: str, kind: str, rels: list[str], options: ReadOptions = PLA
 
 def read_many(root: Path, kind: str, rels: list[str], options: ReadOptions = PLAIN) -> list[Read]:
     """Read ``rels`` with the ``kind`` reader, on every core when there are thousands of them."""
+    return next(read_kinds(root, [(kind, rels, options)]))
+
+
+CHUNK = 500  # files per task handed to a worker
+
+
+def read_kinds(root: Path, requests: list[tuple[str, list[str], ReadOptions]]) -> Iterator[list[Read]]:
+    """The reads of each ``(kind, paths, options)`` request, yielded in turn. With thousands of
+    files every request goes to one pool of worker processes at once, so while the caller
+    works on the first kind's results the workers already read the next kind."""
     workers = min(os.cpu_count() or 1, 8)
-    if len(rels) < PARALLEL_MIN or workers < 2:
-        return read_batch(str(root), kind, rels, options)
+    if sum(len(rels) for _, rels, _ in requests) < PARALLEL_MIN or workers < 2:
+        for kind, rels, options in requests:
+            yield read_batch(str(root), kind, rels, options)
+        return
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
     # fork is cheapest, but only safe while this process runs no other thread (a progress
-    # spinner, say); otherwise a fork server that has imported the readers once.
+    # spinner, say); otherwise a fork server that has imported the readers once. The
+    # workers are all started by the first submit, before the caller starts any thread.
     if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("fork")
     elif "forkserver" in multiprocessing.get_all_start_methods():
@@ -450,7 +463,10 @@ def read_many(root: Path, kind: str, rels: list[str], options: ReadOptions = PLA
         context.set_forkserver_preload(["kb.consolidate.scan"])
     else:
         context = multiprocessing.get_context("spawn")
-    chunks = [rels[i : i + 500] for i in range(0, len(rels), 500)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        results = pool.map(read_batch, [str(root)] * len(chunks), [kind] * len(chunks), chunks, [options] * len(chunks))
-        return [item for chunk in results for item in chunk]
+        pending = [
+            [pool.submit(read_batch, str(root), kind, rels[i : i + CHUNK], options) for i in range(0, len(rels), CHUNK)]
+            for kind, rels, options in requests
+        ]
+        for futures in pending:
+            yield [item for future in futures for item in future.result()]
