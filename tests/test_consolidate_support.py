@@ -185,3 +185,18 @@ def test_a_plain_knowledge_path_is_taken_as_it_is_only_where_the_general_reading
                         ("knowledge/../x.md", None), ("`knowledge/a.md` (new)", "knowledge/a.md"), ("/abs/knowledge/a.md", "knowledge/a.md")]:
         assert not scan._PLAIN_REF.fullmatch(value)
         assert scan.knowledge_ref(value) == want, value
+
+
+def test_natural_order_puts_9_before_10_and_ignores_case():
+    import random
+    import re
+
+    from kb.consolidate.oracle import natural_key
+
+    assert sorted(["b/file-10.md", "B/file-9.md", "a/x.md"], key=natural_key) == ["a/x.md", "B/file-9.md", "b/file-10.md"]
+    # The key is the plain reading of the rule: text pieces lowercased, digit runs (any script) as numbers.
+    plain = lambda path: tuple(int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", path))  # noqa: E731
+    rng = random.Random(2)
+    for _ in range(3000):
+        path = "".join(rng.choice("aB9/-_.0١٢x") for _ in range(rng.randint(0, 12)))
+        assert natural_key(path) == plain(path), path

@@ -96,6 +96,5 @@ def save_cache(root: Path, cache: dict[str, dict[str, list]]) -> None:
 def fingerprint(parts: list[tuple[str, Any]]) -> str:
     """A digest of (name, stat) pairs: equal digests mean nothing consolidate reads has changed."""
     digest = hashlib.blake2b(_stamp().encode(), digest_size=20)
-    for name, value in parts:
-        digest.update(f"{name}\0{value}\n".encode("utf-8", "surrogateescape"))
+    digest.update("".join(f"{name}\0{value}\n" for name, value in parts).encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
