@@ -404,7 +404,7 @@ READ_ERRORS = (OSError, UnicodeError, ValueError, TypeError, KeyError, yaml.YAML
 PARALLEL_MIN = 1500  # below this, starting worker processes costs more than it saves
 
 
-Read = tuple[str, Any, "str | None", "Extra | None"]  # (path, info, error, extra)
+Read = tuple[str, Any, str | None, Extra | None]  # (path, info, error, extra)
 
 
 def _reader(kind: str):
