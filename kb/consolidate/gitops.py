@@ -195,8 +195,8 @@ def _reset_outside(ctx: GitContext, roots: tuple[str, ...], env: dict[str, str])
 
 class Prestage:
     """``git add -A`` of some managed paths, in the background, so that hashing and storing
-    thousands of new files overlaps consolidate's own work; ``first`` (storing kb's pack of
-    their blobs, say) runs before it, in the same background thread. It stages into the real
+    thousands of new files overlaps consolidate's own work; ``first`` (waiting for kb's packs
+    of their blobs, say) runs before it, in the same background thread. It stages into the real
     index, as :func:`stage_managed` does (which still runs last and decides what is
     committed; files already staged cost it one ``lstat``). Only one may run at a time,
     and nothing else may touch the index meanwhile: :meth:`wait` first."""
@@ -219,10 +219,8 @@ class Prestage:
         try:
             if first is not None:
                 first()
-        except OSError:
-            pass  # a head start only: `git add` stores whatever is missing
         finally:
-            first_done.set()
+            first_done.set()  # even if it failed: nobody may wait on it forever
         if command is None:
             return
         env = {**os.environ, "GIT_LITERAL_PATHSPECS": "1"}
