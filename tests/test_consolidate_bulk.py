@@ -76,8 +76,9 @@ def test_a_file_changed_after_the_background_add_is_committed_as_it_is_now(tmp_p
     target = ws.knowledge_dir / "perf/01-x.md"
 
     def stamp_then_edit(root, drops, when, prepared):  # runs after the background add of knowledge/ started
-        original(root, drops, when, prepared)
+        journaled = original(root, drops, when, prepared)
         target.write_text(target.read_text() + "\nEdited while consolidating.\n")
+        return journaled
 
     monkeypatch.setattr(oracle, "_stamp_drops", stamp_then_edit)
     assert consolidate(ws).commit is not None

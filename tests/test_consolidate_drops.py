@@ -92,8 +92,9 @@ def test_a_file_edited_while_consolidating_is_seen_by_the_next_run(tmp_path, mon
     original = oracle._stamp_drops
 
     def stamp_and_edit(root, drops, when, prepared):
-        original(root, drops, when, prepared)
+        journaled = original(root, drops, when, prepared)
         add_knowledge(ws, "perf/00-a.md", "Alpha edited meanwhile", 1, plan="plans/p.md", part=1)
+        return journaled
 
     monkeypatch.setattr(oracle, "_stamp_drops", stamp_and_edit)
     consolidate(ws, commit=False)

@@ -51,11 +51,13 @@ def test_several_kinds_share_one_pool_and_come_back_in_request_order(tmp_path, m
     knowledge = sorted(f"knowledge/t/{p.name}" for p in (ws.knowledge_dir / "t").iterdir())
     drops = sorted(f"drops/{p.name}" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
     requests = [("knowledge", knowledge, scan.PLAIN), ("drops", drops, scan.ReadOptions(stamp="2025-11-20T10:00:00Z"))]
-    sequential = list(scan.read_kinds(ws.root, requests))
+    sequential = list(scan.read_kinds(ws.root, requests, None))
     monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
     monkeypatch.setattr(scan, "CHUNK", 5)  # several tasks per kind
     monkeypatch.setattr(scan.os, "cpu_count", lambda: 2)
-    parallel = list(scan.read_kinds(ws.root, requests))
+    with scan.worker_pool(24) as pool:
+        assert pool is not None
+        parallel = list(scan.read_kinds(ws.root, requests, pool))
     assert parallel == sequential
     assert [r[0] for r in parallel[0]] == knowledge and [r[0] for r in parallel[1]] == drops
     assert all(extra.stamped for _, _, _, extra in parallel[1])

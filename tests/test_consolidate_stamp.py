@@ -144,9 +144,35 @@ def test_a_drop_edited_after_it_was_read_is_stamped_as_it_is_now(tmp_path, monke
     def edit_then_stamp(root, drops, when, prepared):
         assert len(prepared) == 3  # the readers stamped all three already
         edited.write_text(edited.read_text() + "\nA note added while consolidate ran.\n")
-        original(root, drops, when, prepared)
+        return original(root, drops, when, prepared)
 
     monkeypatch.setattr(oracle, "_stamp_drops", edit_then_stamp)
     consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
     assert "A note added while consolidate ran." in edited.read_text()
     assert all(read_drop(p).consolidated == "2025-11-20T10:00:00Z" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
+
+
+_REAL_APPLY = stamp.apply_journal
+
+
+def _apply_and_say_where(root, folder):
+    """Stands in for stamp.apply_journal: notes which process applied the journal."""
+    (root / "applied-by").write_text(str(os.getpid()))
+    return _REAL_APPLY(root, folder)
+
+
+def test_with_worker_processes_a_worker_applies_the_journal(tmp_path, monkeypatch):
+    from kb.consolidate import scan
+
+    ws = make_workspace(tmp_path, git=False)
+    for i in range(20):
+        add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
+    monkeypatch.setattr(scan.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(stamp, "apply_journal", _apply_and_say_where)
+    result = consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
+    assert len(result.drops) == 20
+    assert int((ws.root / "applied-by").read_text()) != os.getpid()
+    assert all(read_drop(p).consolidated == "2025-11-20T10:00:00Z" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
+    assert not (ws.root / ".kb" / "consolidate" / stamp.JOURNAL).exists()
+    assert consolidate(ws, commit=False).nothing_to_consolidate  # the cache saw the stamped drops as they are

@@ -121,6 +121,11 @@ def _read_cached(listing: dict[str, scan.Stat], cached: dict[str, list], read, f
     return infos, fresh
 
 
+def _misses(listing: dict[str, scan.Stat], cached: dict[str, list]) -> int:
+    """How many listed files the cache cannot answer for."""
+    return sum(1 for rel, stat in listing.items() if (hit := cached.get(rel)) is None or tuple(hit[0]) != tuple(stat))
+
+
 def _fallback_knowledge(rel: str) -> dict[str, Any]:
     return {"title": PurePosixPath(rel).stem, "summary": "", "sections": [], "sources": 0, "snippets": 0,
             "plan": None, "batch": None, "part": None, "front_matter": False, "edited": False, "sig": None}
@@ -378,7 +383,7 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
         if ctx is None:
             raise KbError(f"{root} is not inside a git repository: run `git init` there, or pass --no-commit")
     with workspace_lock(ws, "kb consolidate"), _collector_paused():  # the one writer lock run-plan takes too
-        stamp.recover(root, root / ".kb" / "consolidate")  # a stamp a crash cut short
+        stamp.recover(root, _stamp_folder(root))  # a stamp a crash cut short
         listing = Listing(root)
         key = listing.key()
         state = cache_mod.load_state(root)
@@ -392,9 +397,12 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
                 commit_skipped="nothing to consolidate" if commit else None,
                 seconds=time.perf_counter() - started,
             )
+        cached = cache_mod.load_cache(root)
+        unread = _misses(listing.knowledge, cached["knowledge"]) + _misses(listing.drops, cached["drops"])
         background: list[gitops.Prestage | gitops.BlobStore] = []
         try:
-            result = _consolidate(ws, listing, state, ctx, now or now_iso(), say, background)
+            with scan.worker_pool(unread) as pool:
+                result = _consolidate(ws, listing, state, cached, pool, ctx, now or now_iso(), say, background)
         finally:
             _wait_for_git(background)  # never leave a `git add` running
     result.seconds = time.perf_counter() - started
@@ -415,11 +423,10 @@ def _collector_paused():
             gc.enable()
 
 
-def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: gitops.GitContext | None, now: str, say: Progress,
-                 background: list) -> Result:
+def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached: dict[str, dict[str, list]], pool,
+                 ctx: gitops.GitContext | None, now: str, say: Progress, background: list) -> Result:
     root = ws.root
     findings: list[Finding] = []
-    cached = cache_mod.load_cache(root)
     knowledge, k_cache, k_misses = _from_cache(listing.knowledge, cached["knowledge"])
     drops, d_cache, d_misses = _from_cache(listing.drops, cached["drops"])
     # Files read afresh: about how many git may find new or changed.
@@ -433,7 +440,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     packing = blobs is not None and blobs.usable
     say(f"reading {len(listing.knowledge)} knowledge files")
     reads = scan.read_kinds(root, [("knowledge", k_misses, scan.ReadOptions(blobs=packing)),
-                                   ("drops", d_misses, scan.ReadOptions(blobs=packing, stamp=now))])
+                                   ("drops", d_misses, scan.ReadOptions(blobs=packing, stamp=now))], pool)
     k_extra = _take_reads(next(reads), listing.knowledge, knowledge, k_cache, findings)
     for rel in listing.knowledge:
         if rel not in knowledge:
@@ -505,15 +512,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
             first = blobs.wait if packed else None
             background.append(gitops.Prestage(ctx, root, ("knowledge", "snippets"), bulk=not packed, first=first))
 
-    # Warnings: about the whole tree, so a rerun reports the same ones.
-    index = KnowledgeIndex(knowledge)
-    findings += _plan_findings(root, plans, index)
-    findings += _tree_findings(root, knowledge, drops)
-    say("checking plans, drops and near-duplicate files")
-    findings += _duplicate_findings(knowledge)
-    findings.sort(key=Finding.sort_key)
-
-    # INDEX.md and SKILL.md.
+    # INDEX.md and SKILL.md, rendered before anything is written: a broken template changes nothing.
     say("rendering INDEX.md and SKILL.md")
     drop_by_target: dict[str, dict] = {}
     for rel in sorted(drops, key=lambda r: (str(drops[r].get("created") or ""), r)):
@@ -533,9 +532,42 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     new_skill, skill_name = render.render_skill_file(old_skill, skill_block, root.name, description)
     index_changed = new_index != old_index
     skill_changed = new_skill != old_skill
-    totals["warnings"] = len(findings)
 
     nothing = not new_drops and not moves and not index_changed and not skill_changed
+    will_commit = ctx is not None and (not nothing or bool(state.pending))
+    if will_commit and not early:
+        gitops.check_committable(ctx)  # before writing anything
+    applying = None
+    if not nothing:
+        # Remember what is being consolidated before touching anything: if this run dies
+        # half-way, the next one still commits it.
+        state.pending = _merge_pending(state.pending, done, plan_done, index_changed, skill_changed)
+        state.key = None
+        cache_mod.save_state(root, state)
+        say(f"stamping {len(new_drops)} drops")
+        for work in background:
+            if isinstance(work, gitops.Prestage):
+                # Writing a pack holds the GIL in stretches, and each of stamping's 10,000
+                # stat calls would wait one out; the `git add` after it is a process.
+                work.wait_first()
+        prepared = {rel: (listing.drops[rel], extra.stamped) for rel, extra in d_extra.items() if extra.stamped}
+        if _stamp_drops(root, new_drops, now, prepared):
+            # Rewriting thousands of drops is system calls and disk waits: a worker does it
+            # while this process works out the warnings.
+            if pool is not None:
+                applying = pool.submit(stamp.apply_journal, root, _stamp_folder(root))
+            else:
+                stamp.apply_journal(root, _stamp_folder(root))
+
+    # Warnings: about the whole tree, so a rerun reports the same ones.
+    index = KnowledgeIndex(knowledge)
+    findings += _plan_findings(root, plans, index)
+    findings += _tree_findings(root, knowledge, drops)
+    say("checking plans, drops and near-duplicate files")
+    findings += _duplicate_findings(knowledge)
+    findings.sort(key=Finding.sort_key)
+    totals["warnings"] = len(findings)
+
     result = Result(
         workspace=str(root),
         nothing_to_consolidate=nothing,
@@ -549,24 +581,8 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
     )
     moved_plans = set(moves)
     kept_warnings = [f.to_dict() for f in findings if f.plan not in moved_plans]
-    will_commit = ctx is not None and (not nothing or bool(state.pending))
     raced = False
-    if will_commit and not early:
-        gitops.check_committable(ctx)  # before writing anything
     if not nothing:
-        # Remember what is being consolidated before touching anything: if this run dies
-        # half-way, the next one still commits it.
-        state.pending = _merge_pending(state.pending, done, plan_done, index_changed, skill_changed)
-        state.key = None
-        cache_mod.save_state(root, state)
-        say(f"stamping {len(new_drops)} drops")
-        for work in background:
-            if isinstance(work, gitops.Prestage):
-                # Writing a pack holds the GIL in stretches, and each of stamping's 40,000
-                # system calls would wait one out; the `git add` after it is a process.
-                work.wait_first()
-        prepared = {rel: (listing.drops[rel], extra.stamped) for rel, extra in d_extra.items() if extra.stamped}
-        _stamp_drops(root, new_drops, now, prepared)
         # With a commit to come, a rename is all a move needs: the commit's `git add -A` stages
         # it exactly as `git mv` would (git records no renames), without waiting for the
         # background add. Without one, `git mv` puts the move in the index.
@@ -577,6 +593,8 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, ctx: g
             atomic_write_text(ws.index_path, new_index)
         if skill_changed:
             atomic_write_text(ws.skill_path, new_skill)
+        if applying is not None:
+            applying.result()  # the drops are stamped and on disk
         if early and bulk:
             _wait_for_git(background)  # one `git add` at a time
             background.append(gitops.Prestage(ctx, root, ("drops", "plans", "INDEX.md", "SKILL.md"), bulk=not packed))
@@ -630,10 +648,15 @@ def _wait_for_git(background: list[gitops.Prestage | gitops.BlobStore]) -> None:
         work.wait()
 
 
-def _stamp_drops(root: Path, drops: list[str], when: str, prepared: dict[str, tuple[scan.Stat, bytes]]) -> None:
-    """Record ``consolidated: when`` in each drop: kb's drops in one journaled batch,
-    older ones (no such line yet) one by one. ``prepared``: stamped bytes the readers made,
-    with the file's stat then; used while the file still has that stat."""
+def _stamp_folder(root: Path) -> Path:
+    return root / ".kb" / "consolidate"
+
+
+def _stamp_drops(root: Path, drops: list[str], when: str, prepared: dict[str, tuple[scan.Stat, bytes]]) -> bool:
+    """Record ``consolidated: when`` in each drop: older drops (no such line yet) one by one
+    now; kb's drops in one journal (see stamp), applied by the caller. ``prepared``: stamped
+    bytes the readers made, with the file's stat then; used while the file still has that
+    stat. Returns whether a journal was written."""
     batch: dict[str, bytes] = {}
     base = os.fspath(root)
     for rel in drops:
@@ -648,7 +671,7 @@ def _stamp_drops(root: Path, drops: list[str], when: str, prepared: dict[str, tu
             set_drop_consolidated(Path(path), when)
         else:
             batch[rel] = stamped.encode("utf-8")
-    stamp.rewrite_in_place(root, batch, root / ".kb" / "consolidate")
+    return stamp.write_journal(_stamp_folder(root), batch)
 
 
 def _repo_for_moves(root: Path) -> gitops.GitContext | None:

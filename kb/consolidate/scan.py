@@ -3,11 +3,12 @@ INDEX.md needs from each knowledge file and drop (plain dicts, so they can be ca
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import yaml
 
@@ -16,6 +17,9 @@ from kb.consolidate.gitpack import PackedBlob
 from kb.errors import PathError
 from kb.fsutil import relative_inside, sha256_text
 from kb.records import DROP_PREFIX, DropRecord, KnowledgeMeta, read_drop, read_knowledge, with_consolidated
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 Stat = tuple[int, int, int]  # (mtime_ns, size, inode): atomic writes always change the inode
 
@@ -434,28 +438,28 @@ def read_batch(root: str, kind: str, rels: list[str], options: ReadOptions = PLA
 
 def read_many(root: Path, kind: str, rels: list[str], options: ReadOptions = PLAIN) -> list[Read]:
     """Read ``rels`` with the ``kind`` reader, on every core when there are thousands of them."""
-    return next(read_kinds(root, [(kind, rels, options)]))
+    with worker_pool(len(rels)) as pool:
+        return next(read_kinds(root, [(kind, rels, options)], pool))
 
 
 CHUNK = 500  # files per task handed to a worker
 
 
-def read_kinds(root: Path, requests: list[tuple[str, list[str], ReadOptions]]) -> Iterator[list[Read]]:
-    """The reads of each ``(kind, paths, options)`` request, yielded in turn. With thousands of
-    files every request goes to one pool of worker processes at once, so while the caller
-    works on the first kind's results the workers already read the next kind."""
+@contextlib.contextmanager
+def worker_pool(files: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Worker processes for reading ``files`` files (and for work that follows, such as
+    applying a stamp journal), or None when there are too few to pay for starting them."""
     workers = min(os.cpu_count() or 1, 8)
-    if sum(len(rels) for _, rels, _ in requests) < PARALLEL_MIN or workers < 2:
-        for kind, rels, options in requests:
-            yield read_batch(str(root), kind, rels, options)
+    if files < PARALLEL_MIN or workers < 2:
+        yield None
         return
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
     # fork is cheapest, but only safe while this process runs no other thread (a progress
-    # spinner, say); otherwise a fork server that has imported the readers once. The
-    # workers are all started by the first submit, before the caller starts any thread.
+    # spinner, say); otherwise a fork server that has imported the readers once. With fork
+    # the workers are all started by the first submit: submit before starting any thread.
     if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("fork")
     elif "forkserver" in multiprocessing.get_all_start_methods():
@@ -464,9 +468,20 @@ def read_kinds(root: Path, requests: list[tuple[str, list[str], ReadOptions]]) -
     else:
         context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending = [
-            [pool.submit(read_batch, str(root), kind, rels[i : i + CHUNK], options) for i in range(0, len(rels), CHUNK)]
-            for kind, rels, options in requests
-        ]
-        for futures in pending:
-            yield [item for future in futures for item in future.result()]
+        yield pool
+
+
+def read_kinds(root: Path, requests: list[tuple[str, list[str], ReadOptions]], pool: ProcessPoolExecutor | None) -> Iterator[list[Read]]:
+    """The reads of each ``(kind, paths, options)`` request, yielded in turn. With a pool every
+    request is handed to it at once, so while the caller works on the first kind's results
+    the workers already read the next kind."""
+    if pool is None:
+        for kind, rels, options in requests:
+            yield read_batch(str(root), kind, rels, options)
+        return
+    pending = [
+        [pool.submit(read_batch, str(root), kind, rels[i : i + CHUNK], options) for i in range(0, len(rels), CHUNK)]
+        for kind, rels, options in requests
+    ]
+    for futures in pending:
+        yield [item for future in futures for item in future.result()]

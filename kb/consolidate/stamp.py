@@ -12,8 +12,9 @@ round trip: seconds in all. So the batch goes through a redo journal instead:
 4. the journal is removed.
 
 A crash before step 1 completes leaves every drop untouched (no journal, or only its
-temp file); a crash after it leaves a journal that :func:`recover` replays, writing
-each listed file whole and atomically, before anything reads the drops again.
+temp file); a crash after it leaves a journal that :func:`recover` replays, rewriting
+each listed file whole, before anything reads the drops again. Steps 2-4
+(:func:`apply_journal`) may run in another process: the journal is all they need.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import struct
 from pathlib import Path, PurePosixPath
 
-from kb.fsutil import atomic_write_bytes, flush_filesystem, flush_to_disk, fsync_file, fsync_folder
+from kb.fsutil import atomic_write_bytes, flush_filesystem, fsync_file, fsync_folder
 
 JOURNAL = "stamp.journal"
 MAGIC = b"KBSTAMP1\n"
@@ -73,29 +74,11 @@ def _inside(root: Path, rel: str) -> Path:
     return root.joinpath(*posix.parts)
 
 
-def recover(root: Path, folder: Path) -> int:
-    """Finish a stamp a crash cut short: replay ``folder``'s journal (each file written
-    whole, atomically), then remove it. Returns how many files were replayed."""
-    journal = folder / JOURNAL
-    (folder / f"{JOURNAL}.tmp").unlink(missing_ok=True)  # never complete: nothing was touched
-    try:
-        blob = journal.read_bytes()
-    except FileNotFoundError:
-        return 0
-    try:
-        files = _decode(blob)
-        paths = [_inside(root, rel) for rel in files]
-    except (JournalError, struct.error):
-        files, paths = {}, []  # cannot be a journal step 2 started from: drop it
-    for path, data in zip(paths, files.values()):
-        atomic_write_bytes(path, data, durable=False)
-    flush_to_disk(paths)
-    journal.unlink()
-    fsync_folder(folder)
-    return len(paths)
-
-
-def _write_journal(folder: Path, files: dict[str, bytes]) -> Path:
+def write_journal(folder: Path, files: dict[str, bytes]) -> bool:
+    """Make the journal of ``files`` (workspace-relative path -> new bytes) durable in
+    ``folder``; no file is touched yet. False when there is nothing to write."""
+    if not files:
+        return False
     folder.mkdir(parents=True, exist_ok=True)
     journal, tmp = folder / JOURNAL, folder / f"{JOURNAL}.tmp"
     with open(tmp, "wb") as handle:
@@ -104,11 +87,44 @@ def _write_journal(folder: Path, files: dict[str, bytes]) -> Path:
         os.fsync(handle.fileno())
     os.replace(tmp, journal)
     fsync_folder(folder)
-    return journal
+    return True
+
+
+def apply_journal(root: Path, folder: Path) -> int:
+    """Rewrite each file ``folder``'s journal names in place, make them durable, remove the
+    journal; returns how many files. A journal that is not whole is removed untouched (no
+    file was rewritten from it). The same call finishes a stamp a crash cut short."""
+    journal = folder / JOURNAL
+    (folder / f"{JOURNAL}.tmp").unlink(missing_ok=True)  # never complete: nothing was touched
+    try:
+        blob = journal.read_bytes()
+    except FileNotFoundError:
+        return 0
+    try:
+        files = _decode(blob)
+        paths = [os.fspath(_inside(root, rel)) for rel in files]
+    except (JournalError, struct.error):
+        files, paths = {}, []  # cannot be a journal a rewrite started from: drop it
+    one_flush = len(paths) >= FLUSH_ALL_MIN
+    for path, data in zip(paths, files.values()):
+        _rewrite(path, data, sync=not one_flush)
+    if one_flush and not _flush_filesystem(root):
+        for path in paths:
+            _fsync_path(path)
+    journal.unlink()
+    fsync_folder(folder)
+    return len(paths)
+
+
+recover = apply_journal  # at the start of a run: what a crash left
 
 
 def _rewrite(path: str, data: bytes, sync: bool) -> None:
-    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        atomic_write_bytes(Path(path), data)  # gone since (a replay after someone deleted it)
+        return
     try:
         st = os.fstat(fd)
         if st.st_nlink > 1:
@@ -132,15 +148,5 @@ def _rewrite(path: str, data: bytes, sync: bool) -> None:
 def rewrite_in_place(root: Path, files: dict[str, bytes], folder: Path) -> None:
     """Give each workspace-relative file in ``files`` its new bytes, through a redo journal
     kept in ``folder``: a crash at any point leaves every file old, new, or replayable."""
-    if not files:
-        return
-    journal = _write_journal(folder, files)
-    base = os.fspath(root)
-    one_flush = len(files) >= FLUSH_ALL_MIN
-    for rel, data in files.items():
-        _rewrite(os.path.join(base, rel), data, sync=not one_flush)
-    if one_flush and not _flush_filesystem(root):
-        for rel in files:
-            _fsync_path(os.path.join(base, rel))
-    journal.unlink()
-    fsync_folder(folder)
+    if write_journal(folder, files):
+        apply_journal(root, folder)
