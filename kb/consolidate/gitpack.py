@@ -1,4 +1,4 @@
-"""Git blob objects made where consolidate reads the files anyway, stored as ONE pack.
+"""Git blob objects made where consolidate reads the files anyway, stored as packs.
 
 A first consolidation of thousands of files leaves git to hash, compress and store every
 one of them (`git add`): on a slow filesystem that costs more than the rest of the run,

@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from kb.consolidate import cache as cache_mod
 from kb.consolidate import gitops, render, scan, stamp
@@ -29,6 +29,9 @@ from kb.fsutil import atomic_write_text
 from kb.records import now_iso, set_drop_consolidated, with_consolidated
 from kb.runner.lock import workspace_lock
 from kb.workspace import Workspace
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 Progress = Callable[[str], None]
 LIST_LIMIT = 50  # entries per list in a commit message
@@ -423,8 +426,9 @@ def _collector_paused():
             gc.enable()
 
 
-def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached: dict[str, dict[str, list]], pool,
-                 ctx: gitops.GitContext | None, now: str, say: Progress, background: list) -> Result:
+def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached: dict[str, dict[str, list]],
+                 pool: ProcessPoolExecutor | None, ctx: gitops.GitContext | None, now: str, say: Progress,
+                 background: list) -> Result:
     root = ws.root
     findings: list[Finding] = []
     knowledge, k_cache, k_misses = _from_cache(listing.knowledge, cached["knowledge"])
