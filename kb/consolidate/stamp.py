@@ -119,6 +119,13 @@ def apply_journal(root: Path, folder: Path) -> int:
 recover = apply_journal  # at the start of a run: what a crash left
 
 
+def _write_at(fd: int, data: memoryview, offset: int) -> int:
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows has no pwrite
+    return os.write(fd, data)
+
+
 def _rewrite(path: str, data: bytes, sync: bool) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
@@ -135,7 +142,7 @@ def _rewrite(path: str, data: bytes, sync: bool) -> None:
             return
         view, at = memoryview(data), 0
         while at < len(data):
-            at += os.pwrite(fd, view[at:], at)
+            at += _write_at(fd, view[at:], at)
         if len(data) < st.st_size:
             os.ftruncate(fd, len(data))
         if sync:
