@@ -116,3 +116,25 @@ def test_consolidate_refuses_while_another_kb_process_writes(tmp_path):
         with pytest.raises(LockedError, match="kb run-plan"):
             consolidate(ws, commit=False)
     assert consolidate(ws, commit=False).drops  # and works once the lock is free
+
+
+def test_a_drop_that_lands_while_consolidating_is_consolidated_by_the_next_run(tmp_path, monkeypatch):
+    import kb.consolidate.oracle as oracle
+
+    ws = make_workspace(tmp_path, git=False)
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
+    original = oracle._stamp_drops
+
+    def stamp_while_a_runner_finishes(root, drops, when, prepared):
+        journaled = original(root, drops, when, prepared)
+        add_part(ws, "perf/01-b.md", "Beta", 2, plan="plans/p.md", part=2)  # another process's PART lands now
+        return journaled
+
+    monkeypatch.setattr(oracle, "_stamp_drops", stamp_while_a_runner_finishes)
+    first = consolidate(ws, commit=False)
+    monkeypatch.undo()
+    assert [d.part for d in first.drops] == [1]
+    again = consolidate(ws, commit=False)
+    assert not again.nothing_to_consolidate and [d.part for d in again.drops] == [2]
+    assert "Beta" in ws.index_path.read_text()
+    assert consolidate(ws, commit=False).nothing_to_consolidate

@@ -96,5 +96,6 @@ def save_cache(root: Path, cache: dict[str, dict[str, list]]) -> None:
 def fingerprint(parts: list[tuple[str, Any]]) -> str:
     """A digest of (name, stat) pairs: equal digests mean nothing consolidate reads has changed."""
     digest = hashlib.blake2b(_stamp().encode(), digest_size=20)
-    digest.update("".join(f"{name}\0{value}\n" for name, value in parts).encode("utf-8", "surrogateescape"))
+    # marshal version 2 writes no back-references, so equal data always gives equal bytes.
+    digest.update(marshal.dumps(parts, 2))
     return digest.hexdigest()

@@ -585,7 +585,6 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
     )
     moved_plans = set(moves)
     kept_warnings = [f.to_dict() for f in findings if f.plan not in moved_plans]
-    raced = False
     if not nothing:
         # With a commit to come, a rename is all a move needs: the commit's `git add -A` stages
         # it exactly as `git mv` would (git records no renames), without waiting for the
@@ -603,26 +602,27 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
             _wait_for_git(background)  # one `git add` at a time
             background.append(gitops.Prestage(ctx, root, ("drops", "plans", "INDEX.md", "SKILL.md"), bulk=not packed))
         say("recording the new state")
-        # The cache must describe the files as they are now (drops were rewritten, plans moved).
+        # The cache and the fingerprint must describe what kb just wrote as it is now (drops
+        # stamped, plans moved, INDEX.md and SKILL.md). Every other file keeps the stat it was
+        # read with: one that someone changed while we ran no longer matches it, so the next
+        # run reads it again instead of trusting the fingerprint.
         for rel in new_drops:
+            stat = scan.stat_or_none(root / rel)
             entry = d_cache.get(rel)
-            if entry is not None:
-                entry[1] = {**entry[1], "consolidated": now}
-        after = Listing(root)
-        for rel, stat in after.drops.items():
-            if rel in d_cache:
-                d_cache[rel][0] = list(stat)
+            if stat is None or entry is None:
+                listing.drops.pop(rel, None)
+                d_cache.pop(rel, None)
+                continue
+            listing.drops[rel] = stat
+            d_cache[rel] = [list(stat), {**entry[1], "consolidated": now}]
         for src, dest in moves.items():
+            listing.plans.pop(src, None)
             p_cache.pop(src, None)
-        # A file someone changed while we ran must not be hidden behind the fingerprint.
-        stamped = set(new_drops)
-        raced = (
-            after.knowledge != listing.knowledge
-            or any(after.drops.get(rel) != stat for rel, stat in listing.drops.items() if rel not in stamped)
-            or {rel: st for rel, st in after.plans.items()} != {rel: st for rel, st in listing.plans.items() if rel not in moves}
-        )
-        listing = after
-    state.key = None if raced else listing.key()
+            stat = scan.stat_or_none(root / dest)
+            if stat is not None:
+                listing.completed[dest] = stat
+        listing.extras = {rel: scan.stat_or_none(root / rel) for rel in Listing.EXTRAS}
+    state.key = listing.key()
     state.warnings = kept_warnings
     state.totals = totals
     state.skill_name = skill_name
