@@ -173,3 +173,23 @@ def test_a_staged_deletion_outside_kb_paths_is_neither_committed_nor_lost(tmp_pa
     assert consolidate(ws).commit is not None
     assert run_git(ws.root, "ls-tree", "--name-only", "HEAD", "notes.txt") == "notes.txt\n"
     assert sorted(run_git(ws.root, "status", "--porcelain", "--", "notes.txt").splitlines()) == ["?? notes.txt", "D  notes.txt"]
+
+
+def test_a_commit_a_hook_refuses_is_made_by_the_next_run(tmp_path):
+    import pytest
+
+    from kb.errors import KbError
+
+    ws = make_workspace(tmp_path)
+    hook = ws.root / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'not today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
+    with pytest.raises(KbError, match="not today"):
+        consolidate(ws)
+    assert commits(ws.root) == []
+    hook.unlink()
+    later = consolidate(ws)  # the drop is stamped already; what was pending is committed now
+    assert later.drops == [] and later.commit is not None and "1 drop" in later.commit["summary"]
+    assert "perf/00-a.md" in run_git(ws.root, "show", "--name-only", "--format=", "HEAD")
+    assert consolidate(ws).commit is None

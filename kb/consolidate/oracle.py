@@ -627,12 +627,13 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
     state.totals = totals
     state.skill_name = skill_name
     cache_mod.save_cache(root, {"knowledge": k_cache, "drops": d_cache, "plans": p_cache})
-    cache_mod.save_state(root, state)
-
     if not will_commit:
+        cache_mod.save_state(root, state)
         if ctx is not None:
             result.commit_skipped = "nothing to consolidate"
         return result
+    # The state is saved once, after the commit. Should the commit fail, the state saved
+    # before the stamp (what is pending, no fingerprint to trust) makes the next run commit.
     say("committing")
     _wait_for_git(background)
     changes = gitops.stage_managed(ctx, root, expected=0 if packed else len(new_drops) + fresh_reads + len(moves) + 2)
