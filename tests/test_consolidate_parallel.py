@@ -8,6 +8,12 @@ from kb.consolidate import scan
 from test_consolidate_support import add_drop, add_knowledge, make_workspace, run_git
 
 
+def _read(root, kind, rels, options):
+    """One kind of file read as consolidate reads it: on worker processes when there are enough."""
+    with scan.worker_pool(len(rels)) as pool:
+        return next(scan.read_kinds(root, [(kind, rels, options)], pool))
+
+
 @pytest.mark.parametrize("threads", [False, True])
 def test_parallel_reading_matches_sequential_reading(tmp_path, monkeypatch, threads):
     import threading
@@ -21,7 +27,7 @@ def test_parallel_reading_matches_sequential_reading(tmp_path, monkeypatch, thre
     rels.append("knowledge/t0/99-broken.md")
     add_drop(ws, "t0/00-x.md", "X0", plan="plans/p.md", part=0)
     options = scan.ReadOptions(blobs=True)
-    sequential = scan.read_many(ws.root, "knowledge", rels, options)
+    sequential = _read(ws.root, "knowledge", rels, options)
     monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
     monkeypatch.setattr(scan.os, "cpu_count", lambda: 2)
     stop = threading.Event()
@@ -29,7 +35,7 @@ def test_parallel_reading_matches_sequential_reading(tmp_path, monkeypatch, thre
     if threads:
         spinner.start()
     try:
-        parallel = scan.read_many(ws.root, "knowledge", rels, options)
+        parallel = _read(ws.root, "knowledge", rels, options)
     finally:
         stop.set()
     assert parallel == sequential
@@ -37,7 +43,7 @@ def test_parallel_reading_matches_sequential_reading(tmp_path, monkeypatch, thre
     # The workers' blobs are git's own ids for the files.
     first = parallel[0]
     assert first[3].blob.sha.hex() == run_git(ws.root, "hash-object", "--no-filters", first[0]).strip()
-    drops = scan.read_many(ws.root, "drops", [f"drops/{p.name}" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*")],
+    drops = _read(ws.root, "drops", [f"drops/{p.name}" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*")],
                            scan.ReadOptions(stamp="2025-11-20T10:00:00Z"))
     assert drops[0][1]["knowledge_file"] == "knowledge/t0/00-x.md"
     assert b"consolidated: '2025-11-20T10:00:00Z'" in drops[0][3].stamped and drops[0][3].blob is None

@@ -25,12 +25,18 @@ def _journal_folder(tmp_path):
     return tmp_path / ".kb" / "consolidate"
 
 
+def _stamp(root, files, folder):
+    """What consolidate does: the journal first, then the rewrites it names."""
+    if stamp.write_journal(folder, files):
+        stamp.apply_journal(root, folder)
+
+
 def test_each_file_gets_its_new_bytes_in_place_longer_or_shorter_and_the_journal_goes(tmp_path):
     folder, rels = _files(tmp_path, 20)
     os.chmod(tmp_path / rels[3], 0o600)
     inodes = [(tmp_path / rel).stat().st_ino for rel in rels]
     new = {rel: (f"new {i}\n" if i % 2 else f"a much longer new content for file {i}\n" * 3).encode() for i, rel in enumerate(rels)}
-    stamp.rewrite_in_place(tmp_path, new, _journal_folder(tmp_path))
+    _stamp(tmp_path, new, _journal_folder(tmp_path))
     assert [(tmp_path / rel).read_bytes() for rel in rels] == list(new.values())
     assert [(tmp_path / rel).stat().st_ino for rel in rels] == inodes  # the same files, no new inodes
     assert (tmp_path / rels[3]).stat().st_mode & 0o777 == 0o600
@@ -43,7 +49,7 @@ def test_without_a_filesystem_flush_each_file_is_fsynced(tmp_path, monkeypatch):
     monkeypatch.setattr(stamp, "_flush_filesystem", lambda folder: False)
     synced = []
     monkeypatch.setattr(stamp, "_fsync_path", synced.append)
-    stamp.rewrite_in_place(tmp_path, {rel: b"new\n" for rel in rels}, _journal_folder(tmp_path))
+    _stamp(tmp_path, {rel: b"new\n" for rel in rels}, _journal_folder(tmp_path))
     assert sorted(synced) == sorted(str(tmp_path / rel) for rel in rels)
     assert all((tmp_path / rel).read_text() == "new\n" for rel in rels)
 
@@ -52,7 +58,7 @@ def test_a_hard_linked_file_is_replaced_not_changed_under_its_other_name(tmp_pat
     _, rels = _files(tmp_path, 3)
     backup = tmp_path / "backup.md"
     os.link(tmp_path / rels[1], backup)
-    stamp.rewrite_in_place(tmp_path, {rel: b"new\n" for rel in rels}, _journal_folder(tmp_path))
+    _stamp(tmp_path, {rel: b"new\n" for rel in rels}, _journal_folder(tmp_path))
     assert [(tmp_path / rel).read_text() for rel in rels] == ["new\n"] * 3
     assert backup.read_text() == "old content of file 1\n"
 
@@ -72,7 +78,7 @@ def test_a_crash_half_way_is_replayed_whole_from_the_journal(tmp_path, monkeypat
 
     monkeypatch.setattr(os, "pwrite", dies)
     with pytest.raises(KeyboardInterrupt):
-        stamp.rewrite_in_place(tmp_path, new, _journal_folder(tmp_path))
+        _stamp(tmp_path, new, _journal_folder(tmp_path))
     monkeypatch.undo()
     texts = [(tmp_path / rel).read_text() for rel in rels]
     assert texts[:4] == [f"stamped {i}\n" for i in range(4)] and texts[4].startswith("sta") and texts[5] == "old content of file 5\n"

@@ -436,12 +436,6 @@ def read_batch(root: str, kind: str, rels: list[str], options: ReadOptions = PLA
     return read_each(rels, lambda rel: reader(base, rel, options))
 
 
-def read_many(root: Path, kind: str, rels: list[str], options: ReadOptions = PLAIN) -> list[Read]:
-    """Read ``rels`` with the ``kind`` reader, on every core when there are thousands of them."""
-    with worker_pool(len(rels)) as pool:
-        return next(read_kinds(root, [(kind, rels, options)], pool))
-
-
 CHUNK = 500  # files per task handed to a worker
 
 

@@ -151,9 +151,3 @@ def _rewrite(path: str, data: bytes, sync: bool) -> None:
         if fd >= 0:
             os.close(fd)
 
-
-def rewrite_in_place(root: Path, files: dict[str, bytes], folder: Path) -> None:
-    """Give each workspace-relative file in ``files`` its new bytes, through a redo journal
-    kept in ``folder``: a crash at any point leaves every file old, new, or replayable."""
-    if write_journal(folder, files):
-        apply_journal(root, folder)
