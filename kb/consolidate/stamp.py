@@ -150,4 +150,3 @@ def _rewrite(path: str, data: bytes, sync: bool) -> None:
     finally:
         if fd >= 0:
             os.close(fd)
-
