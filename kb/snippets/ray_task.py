@@ -12,6 +12,7 @@ def run_task(task: dict, config_json: str, sources: dict, gpu_ids: list | None =
     """Run ``task`` in this Ray worker's warm sandbox; return the worker's result plus where it ran."""
     import json
     import os
+    import shutil
     import socket
     import subprocess
     import sys
@@ -39,7 +40,12 @@ def run_task(task: dict, config_json: str, sources: dict, gpu_ids: list | None =
             [sys.executable, "-u", os.path.join(folder, "worker.py"), config_json],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd="/", start_new_session=True,
         )
-        ready = json.loads(proc.stdout.readline() or b"{}")
+        try:
+            ready = json.loads(proc.stdout.readline() or b"{}")
+        finally:
+            # worker.py has loaded child.py by the time it says ready; nothing reads the
+            # folder again, and a Ray worker may be killed without running any cleanup.
+            shutil.rmtree(folder, ignore_errors=True)
         state = {"proc": proc, "ready": ready}
         holder.workers[config_json] = state
     proc = state["proc"]
