@@ -42,7 +42,7 @@ def test_ray_local_cluster_runs_the_same_tasks(tmp_path):
     workspace, _ = init_workspace(tmp_path / "ws")
     (workspace.root / "validators" / "cpu.toml").write_text("timeout_s = 30\nmemory_limit_mb = 1024\nmax_processes = 64\n")
     (workspace.root / "knowledge" / "r.md").write_text(DOC)
-    sandboxes = set(Path(tempfile.gettempdir()).glob("kb-ray-sandbox-*"))
+    sandboxes = set(Path(tempfile.gettempdir()).glob("kb-*sandbox-*"))
     ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         outcome = run_validation(workspace, Options(ray="local"))
@@ -55,5 +55,5 @@ def test_ray_local_cluster_runs_the_same_tasks(tmp_path):
     assert (rows[16]["status"], rows[20]["stdout_tail"]) == ("pass", "42\n")
     assert outcome.document["isolation"]["backend"].startswith("ray (local")
     assert outcome.document["environment"]["backend"] == "ray:local"
-    # The sandbox's copy of worker.py and child.py is not left behind in the temp folder.
-    assert set(Path(tempfile.gettempdir()).glob("kb-ray-sandbox-*")) == sandboxes
+    # Neither the sandbox's copy of worker.py and child.py nor its scratch folder is left behind.
+    assert set(Path(tempfile.gettempdir()).glob("kb-*sandbox-*")) == sandboxes

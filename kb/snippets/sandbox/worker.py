@@ -118,7 +118,9 @@ class Worker:
         self.free_slots = list(range(self.slots))
         self.running: dict[int, Running] = {}
         self.by_fd: dict[int, Running] = {}
-        self.tmp_root = tempfile.mkdtemp(prefix="kb-sandbox-", dir=config.get("tmp_root") or None)
+        # Made for the first task and removed whenever no task runs: a worker killed while
+        # idle (Ray kills its workers' children with SIGKILL) leaves nothing in /tmp.
+        self.tmp_root: str | None = None
         self.sel = selectors.DefaultSelector()
         self.root = os.geteuid() == 0
         self.iso: dict = {}
@@ -235,6 +237,8 @@ class Worker:
         received = time.monotonic()
         used = {r.slot for r in self.running.values()}
         slot = self.free_slots.pop(0) if self.free_slots else max(used, default=self.slots - 1) + 1
+        if self.tmp_root is None:
+            self.tmp_root = tempfile.mkdtemp(prefix="kb-sandbox-", dir=self.config.get("tmp_root") or None)
         cwd = tempfile.mkdtemp(prefix=f"s{slot}-", dir=self.tmp_root)
         for sub in ("home", "tmp"):
             os.mkdir(os.path.join(cwd, sub))
@@ -390,6 +394,9 @@ class Worker:
             self.free_slots.append(run.slot)
             self.free_slots.sort()
         shutil.rmtree(run.cwd, ignore_errors=True)
+        if not self.running and self.tmp_root is not None:
+            shutil.rmtree(self.tmp_root, ignore_errors=True)
+            self.tmp_root = None
 
     def report(self, run: Running) -> None:
         run.sent = True
@@ -499,7 +506,8 @@ class Worker:
                             self.report(run)
             self.reap()
             self.check_deadlines()
-        shutil.rmtree(self.tmp_root, ignore_errors=True)
+        if self.tmp_root is not None:
+            shutil.rmtree(self.tmp_root, ignore_errors=True)
 
 
 def main() -> None:
