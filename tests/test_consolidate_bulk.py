@@ -50,10 +50,10 @@ def test_a_big_batch_goes_into_one_pack_and_commits_the_same_paths(tmp_path, mon
 def test_the_final_staging_decides_even_when_the_background_add_did_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(gitops, "BULK_MIN", 1)
 
-    def idle(command, cwd, first, first_done):
-        first_done.set()  # and nothing else: e.g. git could not be started, or the index was locked
+    def idle(self, command, cwd, first):
+        self.first_done.set()  # and nothing else: e.g. git could not be started, or the index was locked
 
-    monkeypatch.setattr(gitops.Prestage, "_run", staticmethod(idle))
+    monkeypatch.setattr(gitops.Prestage, "_run", idle)
     ws = make_workspace(tmp_path)
     for i in range(3):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
@@ -62,6 +62,22 @@ def test_the_final_staging_decides_even_when_the_background_add_did_nothing(tmp_
     paths = run_git(ws.root, "show", "--name-only", "--format=", "HEAD").split()
     assert {f"knowledge/perf/{i:02d}-x.md" for i in range(3)} <= set(paths)
     assert len([p for p in paths if p.startswith("drops/KNOWLEDGE-DROP-")]) == 3
+    assert run_git(ws.root, "status", "--porcelain", "--", "knowledge", "drops", "plans", "INDEX.md", "SKILL.md") == ""
+
+
+def test_what_the_late_background_add_staged_is_not_added_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(gitops, "BULK_MIN", 1)
+    calls = []
+    original = gitops._run
+    monkeypatch.setattr(gitops, "_run", lambda ctx, *args, **kw: calls.append(args) or original(ctx, *args, **kw))
+    ws = make_workspace(tmp_path)
+    for i in range(3):
+        add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
+    assert consolidate(ws).commit is not None
+    final_adds = [args for args in calls if args[0] == "add"]
+    # knowledge/ is added again (a person may have changed a file meanwhile); kb's own writes are not.
+    assert final_adds == [("add", "-A", "--", "knowledge", "snippets")]
+    assert len([p for p in run_git(ws.root, "show", "--name-only", "--format=", "HEAD").split() if p.startswith("drops/KNOWLEDGE-DROP-")]) == 3
     assert run_git(ws.root, "status", "--porcelain", "--", "knowledge", "drops", "plans", "INDEX.md", "SKILL.md") == ""
 
 

@@ -158,16 +158,17 @@ def test_a_drop_edited_after_it_was_read_is_stamped_as_it_is_now(tmp_path, monke
     assert all(read_drop(p).consolidated == "2025-11-20T10:00:00Z" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
 
 
-_REAL_APPLY = stamp.apply_journal
+_REAL_REWRITE = stamp.rewrite_from_journal
 
 
-def _apply_and_say_where(root, folder):
-    """Stands in for stamp.apply_journal: notes which process applied the journal."""
-    (root / "applied-by").write_text(str(os.getpid()))
-    return _REAL_APPLY(root, folder)
+def _rewrite_and_say_where(root, folder, shard, shards):
+    """Stands in for stamp.rewrite_from_journal: notes which process rewrote which shard."""
+    count = _REAL_REWRITE(root, folder, shard, shards)
+    (root / f"shard-{shard}-of-{shards}").write_text(f"{os.getpid()} {count}")
+    return count
 
 
-def test_with_worker_processes_a_worker_applies_the_journal(tmp_path, monkeypatch):
+def test_with_worker_processes_the_workers_share_the_rewrite(tmp_path, monkeypatch):
     from kb.consolidate import scan
 
     ws = make_workspace(tmp_path, git=False)
@@ -175,10 +176,29 @@ def test_with_worker_processes_a_worker_applies_the_journal(tmp_path, monkeypatc
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
     monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
     monkeypatch.setattr(scan.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(stamp, "apply_journal", _apply_and_say_where)
+    monkeypatch.setattr(stamp, "rewrite_from_journal", _rewrite_and_say_where)
+    real_flush = stamp._flush_filesystem
+    monkeypatch.setattr(stamp, "_flush_filesystem", lambda root: (root / "flushed-by").write_text(str(os.getpid())) and real_flush(root))
     result = consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
     assert len(result.drops) == 20
-    assert int((ws.root / "applied-by").read_text()) != os.getpid()
+    shards = [(ws.root / f"shard-{i}-of-2").read_text().split() for i in range(2)]
+    assert sorted(int(count) for _, count in shards) == [10, 10]  # every drop rewritten, once
+    assert all(int(pid) != os.getpid() for pid, _ in shards)  # by the workers
+    assert int((ws.root / "flushed-by").read_text()) != os.getpid()  # made durable by a worker too
     assert all(read_drop(p).consolidated == "2025-11-20T10:00:00Z" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
     assert not (ws.root / ".kb" / "consolidate" / stamp.JOURNAL).exists()
     assert consolidate(ws, commit=False).nothing_to_consolidate  # the cache saw the stamped drops as they are
+
+
+def test_rewrite_shards_cover_the_journal_and_only_finish_removes_it(tmp_path):
+    folder = _journal_folder(tmp_path)
+    rels = [f"drops/d{i}.md" for i in range(40)]
+    for rel in rels:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("old\n")
+    assert stamp.write_journal(folder, {rel: f"new {rel}\n".encode() for rel in rels})
+    assert [stamp.rewrite_from_journal(tmp_path, folder, i, 3) for i in range(3)] == [14, 13, 13]
+    assert [(tmp_path / rel).read_text() for rel in rels] == [f"new {rel}\n" for rel in rels]
+    assert (folder / stamp.JOURNAL).exists()  # not durable yet: a crash now replays it
+    stamp.finish_journal(tmp_path, folder, stamp.journal_paths(tmp_path, rels))
+    assert not (folder / stamp.JOURNAL).exists()

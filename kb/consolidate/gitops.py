@@ -132,16 +132,21 @@ BULK_MIN = 256
 BULK_CONFIG = ("core.bigFileThreshold=1", "pack.compression=1")
 
 
-def stage_managed(ctx: GitContext, root: Path, expected: int = 0) -> list[Change]:
+def stage_managed(ctx: GitContext, root: Path, expected: int = 0, staged: frozenset[str] = frozenset()) -> list[Change]:
     """Stage the managed paths' working-tree state; return what differs from HEAD there.
 
     ``expected``: about how many files changed (new drops, re-read knowledge files...);
     from BULK_MIN on, new objects go into one pack rather than thousands of loose files.
+    ``staged``: pathspecs a :class:`Prestage` already added since kb last wrote there.
     """
     specs = _managed_specs(ctx, root)
     if not specs:
         return []
-    _run(ctx, "add", "-A", "--", *specs, config=BULK_CONFIG if expected >= BULK_MIN else ())
+    # Adding them again would cost one lstat per file, and a re-hash of each file written in
+    # the same second as the index (git's "racily clean" entries): thousands of drops.
+    left = [spec for spec in specs if spec not in staged]
+    if left:
+        _run(ctx, "add", "-A", "--", *left, config=BULK_CONFIG if expected >= BULK_MIN else ())
     out = _run(ctx, "diff", "--cached", "--name-status", "-M", "-z", "--", *specs)
     fields = out.split("\0")
     changes: list[Change] = []
@@ -203,32 +208,33 @@ class Prestage:
 
     def __init__(self, ctx: GitContext, root: Path, rels: tuple[str, ...], bulk: bool = True,
                  first: Callable[[], object] | None = None):
-        specs = [ctx.spec(rel) for rel in rels if (root / rel).exists()]
+        self.specs = [ctx.spec(rel) for rel in rels if (root / rel).exists()]
         config = [item for setting in (BULK_CONFIG if bulk else ()) for item in ("-c", setting)]
         executable = getattr(ctx.git(), "GIT_PYTHON_GIT_EXECUTABLE", None) or "git"
-        command = [executable, *config, "add", "-A", "--", *specs] if specs else None
+        command = [executable, *config, "add", "-A", "--", *self.specs] if self.specs else None
+        self.ok = False  # whether `git add` staged every one of ``specs``
         self.first_done = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(command, ctx.top, first, self.first_done), name="kb-prestage",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(command, ctx.top, first), name="kb-prestage", daemon=True)
         self.thread.start()
 
-    @staticmethod
-    def _run(command: list[str] | None, cwd: Path, first: Callable[[], object] | None, first_done: threading.Event) -> None:
+    def _run(self, command: list[str] | None, cwd: Path, first: Callable[[], object] | None) -> None:
         import subprocess
 
         try:
             if first is not None:
                 first()
         finally:
-            first_done.set()  # even if it failed: nobody may wait on it forever
+            self.first_done.set()  # even if it failed: nobody may wait on it forever
         if command is None:
+            self.ok = True
             return
         env = {**os.environ, "GIT_LITERAL_PATHSPECS": "1"}
         try:
-            subprocess.run(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, check=False)
+            done = subprocess.run(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, check=False)
         except OSError:
-            pass  # then stage_managed does all the work, and reports git's errors
+            return  # then stage_managed does all the work, and reports git's errors
+        self.ok = done.returncode == 0
 
     def wait_first(self) -> None:
         """Wait until ``first`` is done (``git add`` may still be running)."""

@@ -402,12 +402,12 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
             )
         cached = cache_mod.load_cache(root)
         unread = _misses(listing.knowledge, cached["knowledge"]) + _misses(listing.drops, cached["drops"])
-        background: list[gitops.Prestage | gitops.BlobStore] = []
+        background: list[gitops.Prestage | gitops.BlobStore | _Finishing] = []
         try:
             with scan.worker_pool(unread) as pool:
                 result = _consolidate(ws, listing, state, cached, pool, ctx, now or now_iso(), say, background)
         finally:
-            _wait_for_git(background)  # never leave a `git add` running
+            _wait_for_git(background, everything=True)  # never leave a `git add` or a flush running
     result.seconds = time.perf_counter() - started
     return result
 
@@ -542,6 +542,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
     if will_commit and not early:
         gitops.check_committable(ctx)  # before writing anything
     applying = None
+    late: gitops.Prestage | None = None
     if not nothing:
         # Remember what is being consolidated before touching anything: if this run dies
         # half-way, the next one still commits it.
@@ -555,13 +556,17 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
                 # stat calls would wait one out; the `git add` after it is a process.
                 work.wait_first()
         prepared = {rel: (listing.drops[rel], extra.stamped) for rel, extra in d_extra.items() if extra.stamped}
-        if _stamp_drops(root, new_drops, now, prepared):
-            # Rewriting thousands of drops is system calls and disk waits: a worker does it
-            # while this process works out the warnings.
-            if pool is not None:
-                applying = pool.submit(stamp.apply_journal, root, _stamp_folder(root))
-            else:
-                stamp.apply_journal(root, _stamp_folder(root))
+        journaled = _stamp_drops(root, new_drops, now, prepared)
+        if journaled and pool is not None:
+            # Rewriting thousands of drops is system calls: the workers share it while this
+            # process works out the warnings. Making them durable (one filesystem flush)
+            # waits on the disk; nothing else does, so that runs alongside the commit.
+            folder = _stamp_folder(root)
+            shards = scan.pool_size()
+            rewriting = [pool.submit(stamp.rewrite_from_journal, root, folder, i, shards) for i in range(shards)]
+            applying = (rewriting, stamp.journal_paths(root, journaled))
+        elif journaled:
+            stamp.apply_journal(root, _stamp_folder(root))
 
     # Warnings: about the whole tree, so a rerun reports the same ones.
     index = KnowledgeIndex(knowledge)
@@ -597,10 +602,14 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
         if skill_changed:
             atomic_write_text(ws.skill_path, new_skill)
         if applying is not None:
-            applying.result()  # the drops are stamped and on disk
+            rewriting, paths = applying
+            for shard in rewriting:
+                shard.result()  # every drop is stamped (in the page cache)
+            background.append(_Finishing(pool.submit(stamp.finish_journal, root, _stamp_folder(root), paths)))
         if early and bulk:
             _wait_for_git(background)  # one `git add` at a time
-            background.append(gitops.Prestage(ctx, root, ("drops", "plans", "INDEX.md", "SKILL.md"), bulk=not packed))
+            late = gitops.Prestage(ctx, root, ("drops", "plans", "INDEX.md", "SKILL.md"), bulk=not packed)
+            background.append(late)
         say("recording the new state")
         # The cache and the fingerprint must describe what kb just wrote as it is now (drops
         # stamped, plans moved, INDEX.md and SKILL.md). Every other file keeps the stat it was
@@ -636,7 +645,12 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
     # before the stamp (what is pending, no fingerprint to trust) makes the next run commit.
     say("committing")
     _wait_for_git(background)
-    changes = gitops.stage_managed(ctx, root, expected=0 if packed else len(new_drops) + fresh_reads + len(moves) + 2)
+    # What kb wrote (drops, plans, INDEX.md, SKILL.md) was staged by the `git add` started
+    # after its last write: no second add (see stage_managed). knowledge/ is added again, so
+    # a file a person changed meanwhile is committed as it is now.
+    staged = frozenset(late.specs) if late is not None and late.ok else frozenset()
+    changes = gitops.stage_managed(ctx, root, expected=0 if packed else len(new_drops) + fresh_reads + len(moves) + 2,
+                                   staged=staged)
     if not changes:
         result.commit_skipped = "the managed paths already match HEAD"
     else:
@@ -648,20 +662,32 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
     return result
 
 
-def _wait_for_git(background: list[gitops.Prestage | gitops.BlobStore]) -> None:
+class _Finishing:
+    """A stamp's flush and journal removal, running in a worker: waited for with the git work."""
+
+    def __init__(self, future):
+        self.future = future
+
+    def wait(self) -> None:
+        self.future.result()
+
+
+def _wait_for_git(background: list, everything: bool = False) -> None:
+    """Wait for the git work in ``background`` (and for the stamp's flush, with ``everything``)."""
     for work in background:
-        work.wait()
+        if everything or not isinstance(work, _Finishing):
+            work.wait()
 
 
 def _stamp_folder(root: Path) -> Path:
     return root / ".kb" / "consolidate"
 
 
-def _stamp_drops(root: Path, drops: list[str], when: str, prepared: dict[str, tuple[scan.Stat, bytes]]) -> bool:
+def _stamp_drops(root: Path, drops: list[str], when: str, prepared: dict[str, tuple[scan.Stat, bytes]]) -> list[str]:
     """Record ``consolidated: when`` in each drop: older drops (no such line yet) one by one
     now; kb's drops in one journal (see stamp), applied by the caller. ``prepared``: stamped
     bytes the readers made, with the file's stat then; used while the file still has that
-    stat. Returns whether a journal was written."""
+    stat. Returns the drops the journal holds (none when none was written)."""
     batch: dict[str, bytes] = {}
     base = os.fspath(root)
     for rel in drops:
@@ -676,7 +702,7 @@ def _stamp_drops(root: Path, drops: list[str], when: str, prepared: dict[str, tu
             set_drop_consolidated(Path(path), when)
         else:
             batch[rel] = stamped.encode("utf-8")
-    return stamp.write_journal(_stamp_folder(root), batch)
+    return list(batch) if stamp.write_journal(_stamp_folder(root), batch) else []
 
 
 def _repo_for_moves(root: Path) -> gitops.GitContext | None:

@@ -439,11 +439,16 @@ def read_batch(root: str, kind: str, rels: list[str], options: ReadOptions = PLA
 CHUNK = 500  # files per task handed to a worker
 
 
+def pool_size() -> int:
+    """How many worker processes :func:`worker_pool` starts."""
+    return min(os.cpu_count() or 1, 8)
+
+
 @contextlib.contextmanager
 def worker_pool(files: int) -> Iterator[ProcessPoolExecutor | None]:
     """Worker processes for reading ``files`` files (and for work that follows, such as
     applying a stamp journal), or None when there are too few to pay for starting them."""
-    workers = min(os.cpu_count() or 1, 8)
+    workers = pool_size()
     if files < PARALLEL_MIN or workers < 2:
         yield None
         return

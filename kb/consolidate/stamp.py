@@ -11,10 +11,14 @@ round trip: seconds in all. So the batch goes through a redo journal instead:
 3. one filesystem flush (Linux ``syncfs``; else one fsync per file) makes them durable;
 4. the journal is removed.
 
+Step 2 may be shared by several processes (:func:`rewrite_from_journal`, one shard each)
+and steps 3-4 (:func:`finish_journal`) may come later, while the caller goes on: until
+the journal is gone, a crash at any point is repaired by replaying it.
+
 A crash before step 1 completes leaves every drop untouched (no journal, or only its
 temp file); a crash after it leaves a journal that :func:`recover` replays, rewriting
 each listed file whole, before anything reads the drops again. Steps 2-4
-(:func:`apply_journal`) may run in another process: the journal is all they need.
+(:func:`apply_journal`) may run in other processes: the journal is all they need.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import hashlib
 import os
 import struct
 from pathlib import Path, PurePosixPath
+from typing import Iterable
 
 from kb.fsutil import atomic_write_bytes, flush_filesystem, fsync_file, fsync_folder
 
@@ -94,26 +99,53 @@ def apply_journal(root: Path, folder: Path) -> int:
     """Rewrite each file ``folder``'s journal names in place, make them durable, remove the
     journal; returns how many files. A journal that is not whole is removed untouched (no
     file was rewritten from it). The same call finishes a stamp a crash cut short."""
-    journal = folder / JOURNAL
     (folder / f"{JOURNAL}.tmp").unlink(missing_ok=True)  # never complete: nothing was touched
-    try:
-        blob = journal.read_bytes()
-    except FileNotFoundError:
+    files = _read_journal(root, folder)
+    if files is None:
         return 0
-    try:
-        files = _decode(blob)
-        paths = [os.fspath(_inside(root, rel)) for rel in files]
-    except (JournalError, struct.error):
-        files, paths = {}, []  # cannot be a journal a rewrite started from: drop it
-    one_flush = len(paths) >= FLUSH_ALL_MIN
-    for path, data in zip(paths, files.values()):
-        _rewrite(path, data, sync=not one_flush)
-    if one_flush and not _flush_filesystem(root):
+    for path, data in files:
+        _rewrite(path, data, sync=len(files) < FLUSH_ALL_MIN)
+    finish_journal(root, folder, [path for path, _ in files])
+    return len(files)
+
+
+def rewrite_from_journal(root: Path, folder: Path, shard: int = 0, shards: int = 1) -> int:
+    """Step 2 alone, for every ``shards``-th file of the journal from the ``shard``-th on,
+    so that several processes share it; returns how many files. Nothing is made durable
+    and the journal stays: :func:`finish_journal` follows once every shard is done."""
+    files = _read_journal(root, folder) or []
+    mine = files[shard::shards]
+    for path, data in mine:
+        _rewrite(path, data, sync=len(files) < FLUSH_ALL_MIN)
+    return len(mine)
+
+
+def finish_journal(root: Path, folder: Path, paths: list[str]) -> None:
+    """Steps 3 and 4: make the rewritten ``paths`` durable, then remove the journal."""
+    if len(paths) >= FLUSH_ALL_MIN and not _flush_filesystem(root):
         for path in paths:
             _fsync_path(path)
-    journal.unlink()
+    (folder / JOURNAL).unlink(missing_ok=True)
     fsync_folder(folder)
-    return len(paths)
+
+
+def journal_paths(root: Path, rels: Iterable[str]) -> list[str]:
+    """The files a journal of ``rels`` rewrites, as :func:`finish_journal` takes them."""
+    return [os.fspath(_inside(root, rel)) for rel in rels]
+
+
+def _read_journal(root: Path, folder: Path) -> list[tuple[str, bytes]] | None:
+    """(path, new bytes) for each file the journal names; None when there is no journal, and
+    [] for one that is not whole (a crash while it was written: nothing was touched)."""
+    try:
+        blob = (folder / JOURNAL).read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        files = _decode(blob)
+        return list(zip(journal_paths(root, files), files.values()))
+    except (JournalError, struct.error):
+        return []
 
 
 recover = apply_journal  # at the start of a run: what a crash left
