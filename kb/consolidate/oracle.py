@@ -615,8 +615,9 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
         # stamped, plans moved, INDEX.md and SKILL.md). Every other file keeps the stat it was
         # read with: one that someone changed while we ran no longer matches it, so the next
         # run reads it again instead of trusting the fingerprint.
+        base = os.fspath(root)
         for rel in new_drops:
-            stat = scan.stat_or_none(root / rel)
+            stat = scan.stat_or_none(os.path.join(base, rel))
             entry = d_cache.get(rel)
             if stat is None or entry is None:
                 listing.drops.pop(rel, None)
@@ -693,7 +694,7 @@ def _stamp_drops(root: Path, drops: list[str], when: str, prepared: dict[str, tu
     for rel in drops:
         path = os.path.join(base, rel)
         ready = prepared.get(rel)
-        if ready is not None and scan.stat_or_none(Path(path)) == ready[0]:
+        if ready is not None and scan.stat_or_none(path) == ready[0]:
             batch[rel] = ready[1]
             continue
         with open(path, "rb") as handle:

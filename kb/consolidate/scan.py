@@ -4,6 +4,7 @@ INDEX.md needs from each knowledge file and drop (plain dicts, so they can be ca
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 from dataclasses import dataclass
@@ -86,11 +87,12 @@ def walk_drops(root: Path) -> dict[str, Stat]:
     return out
 
 
-def stat_or_none(path: Path) -> Stat | None:
+def stat_or_none(path: str | os.PathLike) -> Stat | None:
     try:
-        return stat_of(path)
+        st = os.stat(path)
     except OSError:
         return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 # -- knowledge files -------------------------------------------------------
@@ -456,6 +458,8 @@ def worker_pool(files: int) -> Iterator[ProcessPoolExecutor | None]:
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
+    importlib.import_module("kb.consolidate.similar")  # numpy: imported once here, not once per worker
+
     # fork is cheapest, but only safe while this process runs no other thread (a progress
     # spinner, say); otherwise a fork server that has imported the readers once. With fork
     # the workers are all started by the first submit: submit before starting any thread.
@@ -463,7 +467,7 @@ def worker_pool(files: int) -> Iterator[ProcessPoolExecutor | None]:
         context = multiprocessing.get_context("fork")
     elif "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["kb.consolidate.scan"])
+        context.set_forkserver_preload(["kb.consolidate.scan", "kb.consolidate.similar"])
     else:
         context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:

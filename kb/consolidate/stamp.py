@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterable
 
 from kb.fsutil import atomic_write_bytes, flush_filesystem, fsync_file, fsync_folder
@@ -72,11 +72,12 @@ def _decode(blob: bytes) -> dict[str, bytes]:
     return files
 
 
-def _inside(root: Path, rel: str) -> Path:
-    posix = PurePosixPath(rel)
-    if posix.is_absolute() or ".." in posix.parts or not posix.parts:
+def _inside(root: Path, rel: str) -> str:
+    # Plain string checks: this runs once per drop, 10,000 times for a big first run.
+    parts = rel.split("/")
+    if rel.startswith("/") or ".." in parts or all(part in ("", ".") for part in parts):
         raise JournalError(f"a stamp journal names a path outside the workspace: {rel}")
-    return root.joinpath(*posix.parts)
+    return os.path.join(root, rel)
 
 
 def write_journal(folder: Path, files: dict[str, bytes]) -> bool:
@@ -131,7 +132,7 @@ def finish_journal(root: Path, folder: Path, paths: list[str]) -> None:
 
 def journal_paths(root: Path, rels: Iterable[str]) -> list[str]:
     """The files a journal of ``rels`` rewrites, as :func:`finish_journal` takes them."""
-    return [os.fspath(_inside(root, rel)) for rel in rels]
+    return [_inside(root, rel) for rel in rels]
 
 
 def _read_journal(root: Path, folder: Path) -> list[tuple[str, bytes]] | None:
