@@ -47,14 +47,14 @@ def test_a_no_op_rerun_reads_no_file_bodies(tmp_path, monkeypatch):
     def boom(*_args, **_kwargs):
         raise AssertionError("a no-op rerun read a file body")
 
-    monkeypatch.setattr(scan, "read_knowledge_file", boom)
+    monkeypatch.setattr(scan, "read_knowledge_parts", boom)
     monkeypatch.setattr(scan, "read_drop_file", boom)
     assert consolidate(ws, commit=False).nothing_to_consolidate
     # A changed knowledge file is re-read (and only that one), and INDEX.md follows it.
     monkeypatch.undo()
     seen = []
-    original = scan.read_knowledge_file
-    monkeypatch.setattr(scan, "read_knowledge_file", lambda root, rel, options: seen.append(rel) or original(root, rel, options))
+    original = scan.read_knowledge_parts
+    monkeypatch.setattr(scan, "read_knowledge_parts", lambda root, rel, options: seen.append(rel) or original(root, rel, options))
     add_knowledge(ws, "perf/02-x.md", "Renamed title", 2, plan="plans/p.md", part=3)
     result = consolidate(ws, commit=False)
     assert seen == ["knowledge/perf/02-x.md"]

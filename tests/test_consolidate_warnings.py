@@ -4,7 +4,7 @@ whose file is missing, near-duplicate files."""
 from __future__ import annotations
 
 from kb.consolidate import consolidate
-from kb.consolidate.similar import near_duplicates, signature
+from kb.consolidate.similar import near_duplicates, signature, signatures, similarity
 from test_consolidate_support import add_drop, add_knowledge, add_part, body_text, make_workspace, plan_text
 
 
@@ -75,3 +75,40 @@ def test_near_duplicates_scale_linearly_through_lsh_buckets():
     assert sigs["tiny"] is None
     pairs = near_duplicates(sigs)
     assert [(p.a, p.b) for p in pairs] == [("dup", "f7")] and pairs[0].similarity > 0.9
+
+
+def test_a_signature_is_the_same_alone_or_in_any_batch():
+    # Cached signatures meet fresh ones: batching must never change a text's signature.
+    texts = [body_text(f"T{i}", i, words=80) for i in range(30)]
+    texts[3] = "too short"
+    texts[5] = "one-enormous-word-" * 10  # long enough, but a single word: no pair
+    texts[7] = texts[6].upper().replace(" ", "\n\t  ")  # case and whitespace do not count
+    alone = [signature(text) for text in texts]
+    assert alone[3] is None and alone[5] is None and alone[7] == alone[6]
+    assert signatures(texts) == alone
+    assert signatures(texts[::-1]) == alone[::-1]
+    assert signatures(texts[10:13] + texts[:2]) == alone[10:13] + alone[:2]
+
+
+def test_similarity_falls_with_the_share_of_words_changed():
+    import base64
+    import random
+
+    import numpy as np
+
+    rng = random.Random(4)
+    base = body_text("Base", 9, words=600)
+    words = base.split(" ")
+
+    def edited(share):
+        out = list(words)
+        for i in rng.sample(range(len(out)), int(len(out) * share)):
+            out[i] = f"changed{rng.randint(0, 10**6)}"
+        return " ".join(out)
+
+    def sim(a, b):
+        return similarity(*(np.frombuffer(base64.b64decode(signature(t)), dtype=np.uint32) for t in (a, b)))
+
+    estimates = [sim(base, edited(share)) for share in (0.0, 0.01, 0.1, 0.3)]
+    assert estimates[0] == 1.0 and estimates[1] >= 0.85  # a near copy is caught
+    assert estimates[2] < 0.85 and estimates[3] < estimates[2]  # a real rewrite is not

@@ -20,7 +20,8 @@ from typing import Any
 from kb import __version__
 from kb.fsutil import atomic_write_bytes, atomic_write_text
 
-FORMAT = 1  # bump when cached info or the rendering inputs change meaning
+FORMAT = 1  # bump when the state or the rendering inputs change meaning
+CACHE_FORMAT = 2  # bump when what is cached per file changes meaning (2: word-pair signatures)
 
 
 @dataclass
@@ -36,8 +37,8 @@ def _folder(root: Path) -> Path:
     return root / ".kb" / "consolidate"
 
 
-def _stamp() -> str:
-    return f"{FORMAT}:{__version__}"
+def _stamp(fmt: int = FORMAT) -> str:
+    return f"{fmt}:{__version__}"
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -83,13 +84,13 @@ def load_cache(root: Path) -> dict[str, dict[str, list]]:
         data = marshal.loads((_folder(root) / CACHE).read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         data = None
-    if not isinstance(data, dict) or data.get("format") != _stamp():
+    if not isinstance(data, dict) or data.get("format") != _stamp(CACHE_FORMAT):
         data = {}
     return {kind: dict(data.get(kind) or {}) for kind in KINDS}
 
 
 def save_cache(root: Path, cache: dict[str, dict[str, list]]) -> None:
-    data = {"format": _stamp(), **{kind: cache.get(kind) or {} for kind in KINDS}}
+    data = {"format": _stamp(CACHE_FORMAT), **{kind: cache.get(kind) or {} for kind in KINDS}}
     atomic_write_bytes(_folder(root) / CACHE, marshal.dumps(data), durable=False)
 
 
