@@ -211,3 +211,19 @@ def test_the_block_only_parse_reads_plans_as_a_full_commonmark_parse_does(seed_b
     full = parse_plan(seed_bytes, "seed.md")
     assert fast == full
     assert len(fast.parts) == 16 and fast.parts[3].sections and fast.parts[3].reads
+
+
+def test_a_plan_that_is_not_cp1252_mojibake_leaves_no_reference_cycle():
+    # The codec's error handler refuses "✓": the exception it raises must not keep the
+    # frames of everything up the stack alive (consolidate's whole run, once) until the
+    # cycle collector runs.
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        text = "Plan ✓ with a caf\u00c3\u00a9 that is not mojibake once ✓ is in it"
+        assert decode_plan_bytes(text.encode("utf-8")).text == text
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

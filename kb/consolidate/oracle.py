@@ -386,30 +386,36 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
         if ctx is None:
             raise KbError(f"{root} is not inside a git repository: run `git init` there, or pass --no-commit")
     with workspace_lock(ws, "kb consolidate"), _collector_paused():  # the one writer lock run-plan takes too
-        stamp.recover(root, _stamp_folder(root))  # a stamp a crash cut short
-        listing = Listing(root)
-        key = listing.key()
-        state = cache_mod.load_state(root)
-        if state.key == key and not (commit and state.pending):
-            return Result(
-                workspace=str(root),
-                nothing_to_consolidate=True,
-                totals=state.totals,
-                skill_name=state.skill_name,
-                warnings=[Finding.from_dict(w) for w in state.warnings],
-                commit_skipped="nothing to consolidate" if commit else None,
-                seconds=time.perf_counter() - started,
-            )
-        cached = cache_mod.load_cache(root)
-        unread = _misses(listing.knowledge, cached["knowledge"]) + _misses(listing.drops, cached["drops"])
-        background: list[gitops.Prestage | gitops.BlobStore | _Finishing] = []
-        try:
-            with scan.worker_pool(unread) as pool:
-                result = _consolidate(ws, listing, state, cached, pool, ctx, now or now_iso(), say, background)
-        finally:
-            _wait_for_git(background, everything=True)  # never leave a `git add` or a flush running
+        # Everything the run builds is local to _locked and gone when the collector resumes:
+        # its first pass then walks the result only, not the 300,000 objects of a big run.
+        result = _locked(ws, ctx, now, say)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _locked(ws: Workspace, ctx: gitops.GitContext | None, now: str | None, say: Progress) -> Result:
+    root = ws.root
+    stamp.recover(root, _stamp_folder(root))  # a stamp a crash cut short
+    listing = Listing(root)
+    key = listing.key()
+    state = cache_mod.load_state(root)
+    if state.key == key and not (ctx is not None and state.pending):
+        return Result(
+            workspace=str(root),
+            nothing_to_consolidate=True,
+            totals=state.totals,
+            skill_name=state.skill_name,
+            warnings=[Finding.from_dict(w) for w in state.warnings],
+            commit_skipped="nothing to consolidate" if ctx is not None else None,
+        )
+    cached = cache_mod.load_cache(root)
+    unread = _misses(listing.knowledge, cached["knowledge"]) + _misses(listing.drops, cached["drops"])
+    background: list[gitops.Prestage | gitops.BlobStore | _Finishing] = []
+    try:
+        with scan.worker_pool(unread) as pool:
+            return _consolidate(ws, listing, state, cached, pool, ctx, now or now_iso(), say, background)
+    finally:
+        _wait_for_git(background, everything=True)  # never leave a `git add` or a flush running
 
 
 @contextlib.contextmanager
@@ -567,6 +573,8 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
             applying = (rewriting, stamp.journal_paths(root, journaled))
         elif journaled:
             stamp.apply_journal(root, _stamp_folder(root))
+    if pool is not None and applying is None:
+        _release(pool)
 
     # Warnings: about the whole tree, so a rerun reports the same ones.
     index = KnowledgeIndex(knowledge)
@@ -606,6 +614,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
             for shard in rewriting:
                 shard.result()  # every drop is stamped (in the page cache)
             background.append(_Finishing(pool.submit(stamp.finish_journal, root, _stamp_folder(root), paths)))
+            _release(pool)
         if early and bulk:
             _wait_for_git(background)  # one `git add` at a time
             late = gitops.Prestage(ctx, root, ("drops", "plans", "INDEX.md", "SKILL.md"), bulk=not packed)
@@ -661,6 +670,13 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
     state.pending = None
     cache_mod.save_state(root, state)
     return result
+
+
+def _release(pool: ProcessPoolExecutor) -> None:
+    """Nothing more will be submitted: the workers exit once their last task is done. Exiting
+    takes them a few tenths of a second (their memory is torn down); begun now, that overlaps
+    the rest of the run instead of ending it (the pool's context still joins them)."""
+    pool.shutdown(wait=False)
 
 
 class _Finishing:

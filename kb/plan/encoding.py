@@ -25,7 +25,13 @@ def _c1_as_bytes(exc: UnicodeEncodeError) -> tuple[bytes, int]:
     chunk = exc.object[exc.start : exc.end]
     if all(ord(ch) < 0x100 for ch in chunk):
         return bytes(ord(ch) for ch in chunk), exc.end
-    raise exc
+    try:
+        raise exc
+    finally:
+        # The traceback holds this frame; were ``exc`` still in it, exception and frame would
+        # hold each other, and with them every caller's frame up the stack (consolidate's
+        # whole run) until the cycle collector came by.
+        del exc
 
 
 codecs.register_error("kb-cp1252-lenient", _c1_as_bytes)
