@@ -200,3 +200,17 @@ def test_natural_order_puts_9_before_10_and_ignores_case():
     for _ in range(3000):
         path = "".join(rng.choice("aB9/-_.0١٢x") for _ in range(rng.randint(0, 12)))
         assert natural_key(path) == plain(path), path
+
+
+def test_a_link_skips_quoting_only_where_quoting_would_change_nothing():
+    import random
+    from urllib.parse import quote
+
+    from kb.consolidate.render import md_link
+
+    rng = random.Random(8)
+    alphabet = "ab/-_.~ %[]()é#?&+Z09"
+    paths = ["knowledge/topic-01/00-x.md", "knowledge/a b/c[1].md", "knowledge/é.md"]
+    paths += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(2000)]
+    for path in paths:
+        assert md_link(path) == quote(path, safe="/-_.~"), path

@@ -68,8 +68,13 @@ def md_text(value: Any) -> str:
     return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]").replace("<", "&lt;")
 
 
+_LINK_SAFE = re.compile(r"[A-Za-z0-9/_.~-]*")  # what quote() leaves alone: kb's own paths
+
+
 def md_link(path: str) -> str:
     """A relative link target for a workspace path (spaces and brackets percent-encoded)."""
+    if _LINK_SAFE.fullmatch(path):
+        return path  # 20,000 links a big INDEX.md: most need no quoting at all
     return quote(path, safe="/-_.~")
 
 
