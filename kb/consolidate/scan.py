@@ -422,10 +422,6 @@ PARALLEL_MIN = 1500  # below this, starting worker processes costs more than it 
 Read = tuple[str, Any, str | None, Extra | None]  # (path, info, error, extra)
 
 
-def _reader(kind: str):
-    return {"knowledge": read_knowledge_file, "drops": read_drop_file}[kind]
-
-
 def read_each(rels: list[str], reader) -> list[Read]:
     """(path, info, error, extra) for each file, read one after the other; ``reader(rel)``
     returns (info, extra)."""
@@ -443,9 +439,10 @@ def read_each(rels: list[str], reader) -> list[Read]:
 def read_batch(root: str, kind: str, rels: list[str], options: ReadOptions = PLAIN) -> list[Read]:
     """:func:`read_each` with the ``kind`` reader; what a worker process runs."""
     base = Path(root)
+    if kind == "drops":
+        return read_each(rels, lambda rel: read_drop_file(base, rel, options))
     if kind != "knowledge":
-        reader = _reader(kind)
-        return read_each(rels, lambda rel: reader(base, rel, options))
+        raise ValueError(f"no reader for {kind!r}")
     from kb.consolidate.similar import signatures
 
     # The signatures of the whole batch in one go (see similar): far cheaper than one by one.
