@@ -244,6 +244,33 @@ def test_checkpoints_live_in_sqlite_under_dot_kb_one_saved_task_per_part(ws):
     assert not asyncio.run(unfinished(ws, Unit("plans/p.md", "BATCH 1", 1)))  # deleted once finished
 
 
+def test_a_finished_part_is_saved_while_later_parts_still_wait_for_a_runner(ws):
+    # LangGraph queues checkpoint writes behind the tasks waiting for a max_concurrency slot; kb's
+    # saver starts them at once, so a kill at this point would not lose PART 1's finished task.
+    write_plan(ws, [3])
+    engine = make_engine(ws)
+    plain_write = engine.writer.write
+    saved_while_part_2_writes: list[int] = []
+
+    def saved_results() -> int:
+        with sqlite3.connect(ws.state_dir / "checkpoints.sqlite") as db:
+            return db.execute("select count(*) from writes where channel = 'results'").fetchone()[0]
+
+    async def write(request):
+        if request.part.number == 2:  # PART 3 waits for this runner (runners=1)
+            for _ in range(200):
+                if saved_results():
+                    break
+                await asyncio.sleep(0.01)
+            saved_while_part_2_writes.append(saved_results())
+        return await plain_write(request)
+
+    engine.writer.write = write
+    outcome = run(ws, engine, runners=1)
+    assert [r["status"] for r in outcome.summary["rows"]] == ["done"] * 3
+    assert saved_while_part_2_writes == [1]
+
+
 def test_parts_sharing_a_drop_name_get_separate_drops(ws):
     write_plan(ws, [3], drops={1: "same", 2: "same"})
     run(ws, make_engine(ws))
@@ -362,3 +389,20 @@ def test_each_stage_names_a_successor_the_graph_declares():
         assert next_stage(stage, states[name]) == successor, (stage, name)
         assert successor in DESTINATIONS[stage]
         assert (stage, "__end__" if successor == END else successor) in edges
+
+
+def test_select_uses_the_plan_read_ahead_only_while_the_file_still_holds_it(ws):
+    from kb.runner.nodes import _plan_now
+    from kb.runner.run import read_plan_ahead
+
+    rel = write_plan(ws, [2])
+    path = ws.root / rel
+    early = read_plan_ahead(path, rel)
+
+    async def ahead():
+        return early
+
+    assert asyncio.run(_plan_now(path, rel, ahead())) is early[1]
+    path.write_text(plan_text([3]), encoding="utf-8")  # changed after the early read
+    assert [p.number for p in asyncio.run(_plan_now(path, rel, ahead())).parts] == [1, 2, 3]
+    assert read_plan_ahead(ws.root / "plans/none.md", "plans/none.md") is None  # select reports that itself

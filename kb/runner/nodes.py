@@ -21,6 +21,7 @@ from langgraph.types import Command, RetryPolicy, interrupt
 
 from kb.engine.types import WriteRequest
 from kb.errors import KbError
+from kb.plan.model import Plan
 from kb.plan.parser import load_plan
 from kb.runner import stages
 from kb.runner.serial import (
@@ -76,9 +77,10 @@ def runner_node(stage: str, fn: StageFn, *, retry: RetryPolicy | None = None):
             if lane is not None:
                 lane.leave(number)
             raise
-        if lane is not None and (update.get("results") or rewrites(update)):  # the task ends, or goes back to write
+        goto = next_stage(stage, {**state, **update})
+        if lane is not None and goto not in LANE_STAGES:  # the task ends, goes back to write, or leaves the lane
             lane.leave(number)
-        return Command(update=update, goto=next_stage(stage, {**state, **update}))
+        return Command(update=update, goto=goto)
 
     async def _run_stage(state: PartState, runtime: Runtime[RunContext], attempt: int) -> dict:
         runtime.stream_writer({"part": state["part"]["number"], "stage": stage, "attempt": attempt,
@@ -302,10 +304,10 @@ def result_row(state: PartState, ctx: RunContext) -> dict:
 # --- batch nodes ----------------------------------------------------------------------------------
 
 
-def select_node(state: BatchState, runtime: Runtime[RunContext]) -> dict:
+async def select_node(state: BatchState, runtime: Runtime[RunContext]) -> dict:
     """Snapshot the PARTs this run takes (a resume keeps this snapshot, whatever the plan says later)."""
     ws = runtime.context.workspace
-    plan = load_plan(ws.root / state["plan"], state["plan"])
+    plan = await _plan_now(ws.root / state["plan"], state["plan"], runtime.context.plan_ahead)
     unit = Unit(plan=state["plan"], label=state.get("label") or "", batch=state.get("batch"), part=state.get("part"))
     selection = select_parts(plan, unit, redo=bool(state.get("redo")))
     slugs = Counter(p.drop_slug for p in plan.parts)
@@ -328,7 +330,20 @@ def select_node(state: BatchState, runtime: Runtime[RunContext]) -> dict:
     }
 
 
-def review_node(state: BatchState, runtime: Runtime[RunContext]) -> dict:
+async def _plan_now(path, rel: str, ahead) -> Plan:
+    """The plan as the file holds it now: the one read ahead if the file has not changed since."""
+    early = await ahead if ahead is not None else None
+    if early is not None:
+        raw, plan = early
+        try:
+            if path.read_bytes() == raw:
+                return plan
+        except OSError:
+            pass
+    return await asyncio.to_thread(load_plan, path, rel)
+
+
+async def review_node(state: BatchState, runtime: Runtime[RunContext]) -> dict:
     """The review gate: the batch summary, and with --review a pause for a person's verdict."""
     summary = summarize(state.get("results") or [], label=state.get("label") or "")
     if not state.get("review"):
@@ -336,5 +351,6 @@ def review_node(state: BatchState, runtime: Runtime[RunContext]) -> dict:
     answer = interrupt({"label": state.get("label"), "plan": state["plan"], "summary": summary})
     if not isinstance(answer, dict):
         answer = {"approved": bool(answer)}
-    entry = stages.record_review(runtime.context.workspace, state["plan"], state.get("label") or "", answer)
+    entry = await asyncio.to_thread(stages.record_review, runtime.context.workspace, state["plan"],
+                                    state.get("label") or "", answer)
     return {"summary": summary, "reviewed": entry}

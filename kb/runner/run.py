@@ -8,17 +8,21 @@ run of the unit starts afresh.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command, RetryPolicy
 
+from kb.plan.model import Plan
+from kb.plan.parser import parse_plan
 from kb.runner.graph import build_batch_graph, recursion_limit
 from kb.runner.lane import FinishLane
 from kb.runner.nodes import RETRY
@@ -73,6 +77,25 @@ class RunOutcome:
         }
 
 
+class EagerWritesSaver(AsyncSqliteSaver):
+    """An AsyncSqliteSaver that starts saving a finished task's output the moment LangGraph hands it over.
+
+    LangGraph runs checkpoint writes through the same ``max_concurrency`` gate as the tasks
+    themselves, behind every task still waiting for a slot: with more PARTs than runners, a
+    finished PART's output would be saved only once the batch's last PART had started (a kill
+    before that loses it), and the whole batch's saves would land together at the end, while
+    the last PARTs finish. LangGraph still awaits the returned task behind its gate; by then
+    the rows are written.
+    """
+
+    def aput_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> Any:  # type: ignore[override]
+        save = super().aput_writes(config, writes, task_id, task_path)
+        try:
+            return asyncio.get_running_loop().create_task(save)
+        except RuntimeError:  # no running loop here: LangGraph awaits it later, as it would the plain saver's
+            return save
+
+
 @asynccontextmanager
 async def open_checkpointer(workspace: Workspace) -> AsyncIterator[AsyncSqliteSaver]:
     """The workspace's LangGraph checkpointer: ``.kb/checkpoints.sqlite``."""
@@ -81,7 +104,7 @@ async def open_checkpointer(workspace: Workspace) -> AsyncIterator[AsyncSqliteSa
         # The saver turns on WAL; with WAL, synchronous=NORMAL still survives a killed process
         # (only a power cut can lose the last commits) and commits stop waiting for fsync.
         await conn.execute("PRAGMA synchronous=NORMAL")
-        yield AsyncSqliteSaver(conn)
+        yield EagerWritesSaver(conn)
 
 
 async def unfinished(workspace: Workspace, unit: Unit) -> bool:
@@ -108,6 +131,8 @@ async def run_unit(
     """Run (or resume) one unit to the end; ``ask`` answers the review interrupt (--review)."""
     started = time.perf_counter()
     notes: list[str] = []
+    # Parsing the plan (select needs it) overlaps opening the checkpoints; a resume does not use it.
+    ahead = asyncio.create_task(asyncio.to_thread(read_plan_ahead, workspace.root / unit.plan, unit.plan))
     async with open_checkpointer(workspace) as saver:
         graph = build_batch_graph(saver, retry=retry or RETRY)
         config: dict[str, Any] = {
@@ -118,7 +143,7 @@ async def run_unit(
         }
         snapshot = await graph.aget_state(config)
         resumed = bool(snapshot.next) and not (options.redo and not options.resume)
-        context = dataclasses.replace(context, resuming=resumed, lane=FinishLane())
+        context = dataclasses.replace(context, resuming=resumed, lane=FinishLane(), plan_ahead=ahead)
         payload: Any
         if resumed:
             payload = None
@@ -157,6 +182,16 @@ async def run_unit(
         thread_id=unit.thread_id,
         notes=notes,
     )
+
+
+def read_plan_ahead(path: Path, display: str) -> tuple[bytes, Plan] | None:
+    """The plan's bytes and their parse, or None where either fails (the select step then
+    reads the plan again and reports the failure as it would have)."""
+    try:
+        raw = path.read_bytes()
+        return raw, parse_plan(raw, display)
+    except Exception:
+        return None
 
 
 def _ask(ask: Ask | None, payload: dict) -> dict:

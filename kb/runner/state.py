@@ -8,11 +8,12 @@ progress hooks are not state: they travel in the LangGraph runtime context.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
 from kb.engine.types import Draft, Researcher, WriteRequest, Writer
+from kb.plan.model import Plan
 from kb.runner.lane import FinishLane
 from kb.runner.ticker import PlanTicker
 from kb.workspace import Workspace
@@ -88,6 +89,9 @@ class RunContext:
     model: str | None = None  # the writer's model, for failed drops that never got a Draft
     ticker: PlanTicker = field(default_factory=PlanTicker)
     lane: FinishLane = field(default_factory=FinishLane)  # run_unit gives each run its own
+    # run_unit starts reading the plan while it opens the checkpoints: an awaitable of
+    # (bytes, Plan), or of None when that read failed (select then reads the plan itself).
+    plan_ahead: Awaitable[tuple[bytes, Plan] | None] | None = None
 
 
 def engine_model(engine: Any) -> str | None:
