@@ -80,3 +80,19 @@ def test_consolidate_reads_records_as_records_reads_them(tmp_path):
     assert (got["plan"], got["part"], got["batch"], got["status"], got["consolidated"]) == (
         record.plan, record.part, record.batch, record.status, record.consolidated)
     assert got["knowledge_file"] == record.knowledge_file == "knowledge/perf/00-a.md"
+
+
+def test_lines_read_before_give_the_same_values_and_fresh_lists():
+    text = dump_yaml({"warnings": [], "tokens": {}, "sections": ["A", "B"], "sources": [{"id": 1, "tags": []}],
+                      "nested": {"input": 0, "extra": []}})
+    first, second = load(text), load(text)  # the second is read from the remembered lines
+    assert first == second == yaml.safe_load(text)
+    first["warnings"].append("changed")
+    first["sources"][0]["tags"].append("changed")
+    first["nested"]["extra"].append("changed")
+    first["tokens"]["changed"] = 1
+    third = load(text)
+    assert third == second == yaml.safe_load(text)
+    # The same line means the same everywhere, whatever document it is met in first.
+    assert load("a: x\nb:\n- a: x\n  b: y\n") == {"a": "x", "b": [{"a": "x", "b": "y"}]}
+    assert load("b:\n- a: x\n  b:\n") is None and load("b:\n  b:\n") is None

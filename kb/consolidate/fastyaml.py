@@ -87,6 +87,72 @@ def _key_value(line: str, indent: int) -> tuple[str, str | None] | None:
     return key, rest[1:]
 
 
+# Lines, read once each: a front matter repeats most of its lines from one file to the next
+# ("batch: 1", "- Topic 1", "  input: 0"), so each distinct line is parsed once per process.
+# Values that are lists or maps ("[]", "{}") are kept as markers and made afresh per use.
+_BLOCK = object()  # ``key:`` with nothing after it: a block (list, map or null) follows
+_NEW_LIST = object()
+_NEW_MAP = object()
+_TOP: dict[str, tuple[str, Any] | None] = {}  # "key: value" -> (key, value)
+_ITEM: dict[str, tuple[str | None, Any] | None] = {}  # "- value" -> (None, value); "- key: value" -> (key, value)
+_NESTED: dict[str, tuple[str, Any] | None] = {}  # "  key: value" -> (key, value)
+_LINES_MAX = 100_000
+
+
+def _value(raw: str) -> Any:
+    value = _scalar(raw)
+    if isinstance(value, list):
+        return _NEW_LIST
+    if isinstance(value, dict):
+        return _NEW_MAP
+    return value
+
+
+def _fresh(value: Any) -> Any:
+    return [] if value is _NEW_LIST else {} if value is _NEW_MAP else value
+
+
+def _read_top(line: str) -> tuple[str, Any] | None:
+    pair = _key_value(line, 0)
+    if pair is None:
+        return None
+    key, raw = pair
+    if raw is None or raw == "":
+        return key, _BLOCK
+    value = _value(raw)
+    return None if value is _MISSING else (key, value)
+
+
+def _read_item(line: str) -> tuple[str | None, Any] | None:
+    pair = _key_value(line, 2) if ":" in line else None
+    if pair is None:
+        value = _value(line[2:])
+        # A list or map inside a list is beyond this reader.
+        return None if value is _MISSING or value is _NEW_LIST or value is _NEW_MAP else (None, value)
+    return _read_pair(pair)
+
+
+def _read_nested(line: str) -> tuple[str, Any] | None:
+    pair = _key_value(line, 2)
+    return None if pair is None else _read_pair(pair)
+
+
+def _read_pair(pair: tuple[str, str | None]) -> tuple[str, Any] | None:
+    key, raw = pair
+    if raw is None:
+        return None
+    value = _value(raw)
+    return None if value is _MISSING else (key, value)
+
+
+def _remember(memo: dict, reader, line: str):
+    """``reader(line)``, stored in ``memo`` (the callers look there first, inline: this runs 30 times a file)."""
+    if len(memo) >= _LINES_MAX:
+        memo.clear()
+    found = memo[line] = reader(line)
+    return found
+
+
 def load(text: str) -> dict[str, Any] | None:
     """The mapping ``text`` holds, or None when it is not in the simple shape kb writes."""
     out: dict[str, Any] = {}
@@ -98,57 +164,55 @@ def load(text: str) -> dict[str, Any] | None:
         if not line:
             i += 1
             continue
-        top = _key_value(line, 0)
+        top = _TOP.get(line, _MISSING)
+        if top is _MISSING:
+            top = _remember(_TOP, _read_top, line)
         if top is None:
             return None
-        key, raw = top
+        key, value = top
         if key in out:
             return None
         i += 1
-        if raw is not None and raw != "":
-            value = _scalar(raw)
-            if value is _MISSING:
-                return None
-            out[key] = value
+        if value is not _BLOCK:
+            out[key] = value if value is not _NEW_LIST and value is not _NEW_MAP else _fresh(value)
             continue
         # A block: a list ("- ...") or a nested mapping ("  key: ...") follows, or nothing (null).
         if i < n and lines[i].startswith("- "):
             items: list[Any] = []
             while i < n and lines[i].startswith("- "):
-                item = _key_value(lines[i], 2) if ":" in lines[i] else None
+                item = _ITEM.get(lines[i], _MISSING)
+                if item is _MISSING:
+                    item = _remember(_ITEM, _read_item, lines[i])
                 if item is None:
-                    value = _scalar(lines[i][2:])
-                    if value is _MISSING or isinstance(value, (list, dict)):
-                        return None
-                    items.append(value)
-                    i += 1
+                    return None
+                i += 1
+                k, value = item
+                if k is None:
+                    items.append(value)  # a scalar: never a list or map (see _read_item)
                     continue
-                mapping: dict[str, Any] = {}
-                k, v = item
-                while True:
-                    if v is None or k in mapping:
-                        return None
-                    value = _scalar(v)
-                    if value is _MISSING:
-                        return None
-                    mapping[k] = value
-                    i += 1
-                    nested = _key_value(lines[i], 2) if i < n and lines[i].startswith("  ") else None
+                mapping: dict[str, Any] = {k: _fresh(value)}
+                while i < n and lines[i].startswith("  "):
+                    nested = _NESTED.get(lines[i], _MISSING)
+                    if nested is _MISSING:
+                        nested = _remember(_NESTED, _read_nested, lines[i])
                     if nested is None:
-                        break
-                    k, v = nested
+                        break  # not a key of this item: the caller's next line decides
+                    k, value = nested
+                    if k in mapping:
+                        return None
+                    mapping[k] = _fresh(value)
+                    i += 1
                 items.append(mapping)
             out[key] = items
         elif i < n and lines[i].startswith("  "):
             mapping = {}
             while i < n and lines[i].startswith("  "):
-                nested = _key_value(lines[i], 2)
-                if nested is None or nested[1] is None or nested[0] in mapping:
+                nested = _NESTED.get(lines[i], _MISSING)
+                if nested is _MISSING:
+                    nested = _remember(_NESTED, _read_nested, lines[i])
+                if nested is None or nested[0] in mapping:
                     return None
-                value = _scalar(nested[1])
-                if value is _MISSING:
-                    return None
-                mapping[nested[0]] = value
+                mapping[nested[0]] = _fresh(nested[1])
                 i += 1
             out[key] = mapping
         else:
