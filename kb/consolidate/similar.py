@@ -65,7 +65,7 @@ def signatures(texts: list[str]) -> list[str | None]:
     offsets = np.cumsum([0] + [len(piece) for piece in pieces[:-1]])
     first_word = np.searchsorted(starts, offsets)
     counts = np.diff(np.append(first_word, starts.size))
-    owner = np.repeat(np.arange(len(pieces)), counts)
+    base = np.repeat(np.arange(0, len(pieces) * BINS, BINS), counts)  # each word's text's first bin
     read = np.ndarray(shape=(raw.size - 7,), dtype="<u8", buffer=buf, strides=(1,))
     keep = _KEEP[np.minimum(ends - starts + 1, 8)]
     head = read[starts]
@@ -79,10 +79,11 @@ def signatures(texts: list[str]) -> list[str | None]:
     h ^= h >> np.uint64(29)
     h *= _M3
     h ^= h >> np.uint64(32)
-    # A pair of words from two texts belongs to neither: it goes to a spare row.
-    row = np.where(owner[:-1] == owner[1:], owner[:-1], len(pieces))
-    sig = np.full((len(pieces) + 1) * BINS, _EMPTY, dtype=np.uint32)
-    np.minimum.at(sig, row * BINS + (h >> np.uint64(58)).astype(np.intp), (h & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+    # A pair of words from two texts belongs to neither: all ones makes it the value _EMPTY,
+    # which lowers no bin (cheaper than routing every pair by its two words' texts).
+    h[first_word[1:] - 1] = np.uint64(0xFFFFFFFFFFFFFFFF)
+    sig = np.full(len(pieces) * BINS, _EMPTY, dtype=np.uint32)
+    np.minimum.at(sig, base[:-1] + (h >> np.uint64(58)).astype(np.intp), (h & np.uint64(0xFFFFFFFF)).astype(np.uint32))
     raw = sig.tobytes()
     size = BINS * 4
     for k, i in enumerate(owners):
