@@ -138,3 +138,24 @@ def test_a_drop_that_lands_while_consolidating_is_consolidated_by_the_next_run(t
     assert not again.nothing_to_consolidate and [d.part for d in again.drops] == [2]
     assert "Beta" in ws.index_path.read_text()
     assert consolidate(ws, commit=False).nothing_to_consolidate
+
+
+def test_a_first_run_that_cannot_read_a_file_still_leaves_a_no_op_rerun(tmp_path, monkeypatch):
+    # The first run lists files by name only and takes each stat from its read (see Listing):
+    # the one file no read could stat is stat'ed apart, or the rerun would not match.
+    import kb.consolidate.scan as scan
+
+    ws = make_workspace(tmp_path, git=False)
+    add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
+    (ws.knowledge_dir / "perf" / "01-broken.md").write_text("---\ntitle: [unclosed\n---\nbody\n")
+    first = consolidate(ws, commit=False)
+    assert [w.path for w in first.warnings if w.kind == "unreadable"] == ["knowledge/perf/01-broken.md"]
+
+    def boom(*_args, **_kwargs):
+        raise AssertionError("the rerun read a file body")
+
+    monkeypatch.setattr(scan, "read_knowledge_parts", boom)
+    monkeypatch.setattr(scan, "read_drop_file", boom)
+    again = consolidate(ws, commit=False)
+    assert again.nothing_to_consolidate
+    assert [w.path for w in again.warnings if w.kind == "unreadable"] == ["knowledge/perf/01-broken.md"]

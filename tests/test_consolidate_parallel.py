@@ -39,7 +39,7 @@ def test_parallel_reading_matches_sequential_reading(tmp_path, monkeypatch, thre
     finally:
         stop.set()
     assert parallel == sequential
-    assert [r for r, info, error, extra in parallel if error] == ["knowledge/t0/99-broken.md"]
+    assert [r for r, info, error, extra, stat in parallel if error] == ["knowledge/t0/99-broken.md"]
     # The workers' blobs are git's own ids for the files.
     first = parallel[0]
     assert first[3].blob.sha.hex() == run_git(ws.root, "hash-object", "--no-filters", first[0]).strip()
@@ -66,4 +66,4 @@ def test_several_kinds_share_one_pool_and_come_back_in_request_order(tmp_path, m
         parallel = list(scan.read_kinds(ws.root, requests, pool))
     assert parallel == sequential
     assert [r[0] for r in parallel[0]] == knowledge and [r[0] for r in parallel[1]] == drops
-    assert all(extra.stamped for _, _, _, extra in parallel[1])
+    assert all(extra.stamped for _, _, _, extra, _ in parallel[1])

@@ -78,6 +78,11 @@ CACHE = "cache.marshal"
 KINDS = ("knowledge", "drops", "plans")
 
 
+def has_cache(root: Path) -> bool:
+    """Whether a cache file is there to compare the workspace's files with."""
+    return (_folder(root) / CACHE).is_file()
+
+
 def load_cache(root: Path) -> dict[str, dict[str, list]]:
     """``{"knowledge"|"drops"|"plans": {path: [stat, info]}}``; empty when missing, stale or damaged."""
     try:
