@@ -163,9 +163,9 @@ _REAL_REWRITE = stamp.rewrite_from_journal
 
 def _rewrite_and_say_where(root, folder, shard, shards):
     """Stands in for stamp.rewrite_from_journal: notes which process rewrote which shard."""
-    count = _REAL_REWRITE(root, folder, shard, shards)
-    (root / f"shard-{shard}-of-{shards}").write_text(f"{os.getpid()} {count}")
-    return count
+    stats = _REAL_REWRITE(root, folder, shard, shards)
+    (root / f"shard-{shard}-of-{shards}").write_text(f"{os.getpid()} {len(stats)}")
+    return stats
 
 
 def test_with_worker_processes_the_workers_share_the_rewrite(tmp_path, monkeypatch):
@@ -187,7 +187,10 @@ def test_with_worker_processes_the_workers_share_the_rewrite(tmp_path, monkeypat
     assert int((ws.root / "flushed-by").read_text()) != os.getpid()  # made durable by a worker too
     assert all(read_drop(p).consolidated == "2025-11-20T10:00:00Z" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
     assert not (ws.root / ".kb" / "consolidate" / stamp.JOURNAL).exists()
-    assert consolidate(ws, commit=False).nothing_to_consolidate  # the cache saw the stamped drops as they are
+    # The cache holds the stamped drops with the stats the workers saw as they wrote them:
+    # the rerun trusts it and reads no drop again.
+    monkeypatch.setattr(scan, "read_drop_file", lambda *_: pytest.fail("the rerun read a drop"))
+    assert consolidate(ws, commit=False).nothing_to_consolidate
 
 
 def test_rewrite_shards_cover_the_journal_and_only_finish_removes_it(tmp_path):
@@ -197,8 +200,14 @@ def test_rewrite_shards_cover_the_journal_and_only_finish_removes_it(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("old\n")
     assert stamp.write_journal(folder, {rel: f"new {rel}\n".encode() for rel in rels})
-    assert [stamp.rewrite_from_journal(tmp_path, folder, i, 3) for i in range(3)] == [14, 13, 13]
+    shards = [stamp.rewrite_from_journal(tmp_path, folder, i, 3) for i in range(3)]
+    assert [len(shard) for shard in shards] == [14, 13, 13]
     assert [(tmp_path / rel).read_text() for rel in rels] == [f"new {rel}\n" for rel in rels]
+    # Each shard says what it wrote as a stat would: the caller records the drops with these.
+    for shard in shards:
+        for path, (mtime_ns, size, inode) in shard.items():
+            st = os.stat(path)
+            assert (mtime_ns, size, inode) == (st.st_mtime_ns, st.st_size, st.st_ino)
     assert (folder / stamp.JOURNAL).exists()  # not durable yet: a crash now replays it
     stamp.finish_journal(tmp_path, folder, stamp.journal_paths(tmp_path, rels))
     assert not (folder / stamp.JOURNAL).exists()

@@ -629,10 +629,11 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
             atomic_write_text(ws.index_path, new_index)
         if skill_changed:
             atomic_write_text(ws.skill_path, new_skill)
+        written: dict[str, scan.Stat] = {}  # path -> its stat once stamped, from the workers that wrote it
         if applying is not None:
             rewriting, paths = applying
             for shard in rewriting:
-                shard.result()  # every drop is stamped (in the page cache)
+                written.update(shard.result())  # every drop is stamped (in the page cache)
             background.append(_Finishing(pool.submit(stamp.finish_journal, root, _stamp_folder(root), paths)))
             _release(pool)
         if early and bulk:
@@ -640,13 +641,14 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
             late = gitops.Prestage(ctx, root, ("drops", "plans", "INDEX.md", "SKILL.md"), bulk=not packed)
             background.append(late)
         say("recording the new state")
-        # The cache and the fingerprint must describe what kb just wrote as it is now (drops
+        # The cache and the fingerprint must describe what kb just wrote as it was written (drops
         # stamped, plans moved, INDEX.md and SKILL.md). Every other file keeps the stat it was
         # read with: one that someone changed while we ran no longer matches it, so the next
         # run reads it again instead of trusting the fingerprint.
         base = os.fspath(root)
         for rel in new_drops:
-            stat = scan.stat_or_none(os.path.join(base, rel))
+            path = os.path.join(base, rel)
+            stat = written.get(path) or scan.stat_or_none(path)
             entry = d_cache.get(rel)
             if stat is None or entry is None:
                 listing.drops.pop(rel, None)

@@ -110,15 +110,16 @@ def apply_journal(root: Path, folder: Path) -> int:
     return len(files)
 
 
-def rewrite_from_journal(root: Path, folder: Path, shard: int = 0, shards: int = 1) -> int:
+Stat = tuple[int, int, int]  # (mtime_ns, size, inode), as consolidate's listing keeps them
+
+
+def rewrite_from_journal(root: Path, folder: Path, shard: int = 0, shards: int = 1) -> dict[str, Stat]:
     """Step 2 alone, for every ``shards``-th file of the journal from the ``shard``-th on,
-    so that several processes share it; returns how many files. Nothing is made durable
-    and the journal stays: :func:`finish_journal` follows once every shard is done."""
+    so that several processes share it; returns each rewritten path's stat as it was just
+    written (the caller records it without a stat of its own). Nothing is made durable and
+    the journal stays: :func:`finish_journal` follows once every shard is done."""
     files = _read_journal(root, folder) or []
-    mine = files[shard::shards]
-    for path, data in mine:
-        _rewrite(path, data, sync=len(files) < FLUSH_ALL_MIN)
-    return len(mine)
+    return {path: _rewrite(path, data, sync=len(files) < FLUSH_ALL_MIN) for path, data in files[shard::shards]}
 
 
 def finish_journal(root: Path, folder: Path, paths: list[str]) -> None:
@@ -159,12 +160,17 @@ def _write_at(fd: int, data: memoryview, offset: int) -> int:
     return os.write(fd, data)
 
 
-def _rewrite(path: str, data: bytes, sync: bool) -> None:
+def _stat(st: os.stat_result) -> Stat:
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _rewrite(path: str, data: bytes, sync: bool) -> Stat:
+    """Write ``data`` over ``path``; returns the file's stat once written."""
     try:
         fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         atomic_write_bytes(Path(path), data)  # gone since (a replay after someone deleted it)
-        return
+        return _stat(os.stat(path))
     try:
         st = os.fstat(fd)
         if st.st_nlink > 1:
@@ -172,7 +178,7 @@ def _rewrite(path: str, data: bytes, sync: bool) -> None:
             os.close(fd)
             fd = -1
             atomic_write_bytes(Path(path), data)
-            return
+            return _stat(os.stat(path))
         view, at = memoryview(data), 0
         while at < len(data):
             at += _write_at(fd, view[at:], at)
@@ -180,6 +186,7 @@ def _rewrite(path: str, data: bytes, sync: bool) -> None:
             os.ftruncate(fd, len(data))
         if sync:
             os.fsync(fd)
+        return _stat(os.fstat(fd))
     finally:
         if fd >= 0:
             os.close(fd)
