@@ -113,6 +113,19 @@ def test_a_journal_naming_a_path_outside_the_workspace_is_not_replayed(tmp_path)
     assert not (tmp_path / "outside.md").exists()
 
 
+@pytest.mark.parametrize("rel,inside", [
+    ("drops/KNOWLEDGE-DROP-a-2025-11-16-1438.md", True), ("./drops/x.md", True), ("drops/a..b.md", True),
+    ("...", True), ("a/.../b", True), ("../outside.md", False), ("drops/../../x", False), ("a/..", False),
+    ("..", False), ("/etc/passwd", False), ("", False), (".", False), ("./", False), ("././/", False),
+])
+def test_journal_paths_refuse_every_name_that_leaves_the_workspace(tmp_path, rel, inside):
+    if inside:
+        assert stamp.journal_paths(tmp_path, [rel]) == [os.path.join(tmp_path, rel)]
+    else:
+        with pytest.raises(stamp.JournalError):
+            stamp.journal_paths(tmp_path, [rel])
+
+
 def test_consolidate_replays_a_crashed_stamp_before_it_reads_the_drops(tmp_path, monkeypatch):
     ws = make_workspace(tmp_path, git=False)
     for i in range(20):

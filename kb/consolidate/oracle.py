@@ -43,9 +43,8 @@ _DIGITS = re.compile(r"(\d+)")
 @functools.lru_cache(maxsize=1 << 16)  # the same paths are sorted several times a run
 def natural_key(path: str) -> tuple:
     """Sort key that puts ``file-9`` before ``file-10``: text pieces lowercased, digit runs as numbers."""
-    pieces: list = _DIGITS.split(path)  # text, digits, text, ...: the digit runs at odd places
+    pieces: list = _DIGITS.split(path.lower())  # text, digits, text, ...: the digit runs at odd places
     pieces[1::2] = map(int, pieces[1::2])
-    pieces[0::2] = [piece.lower() for piece in pieces[0::2]]
     return tuple(pieces)
 
 
