@@ -88,6 +88,11 @@ def test_a_signature_is_the_same_alone_or_in_any_batch():
     assert signatures(texts) == alone
     assert signatures(texts[::-1]) == alone[::-1]
     assert signatures(texts[10:13] + texts[:2]) == alone[10:13] + alone[:2]
+    # Long enough, but no word at all (every byte a separator), first, between and last.
+    blank = "\x01" * 100
+    assert signature(blank) is None
+    assert signatures([blank, texts[0], blank, texts[1], blank]) == [None, alone[0], None, alone[1], None]
+    assert signatures([blank, blank]) == [None, None]
 
 
 def test_similarity_falls_with_the_share_of_words_changed():

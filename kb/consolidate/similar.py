@@ -81,7 +81,9 @@ def signatures(texts: list[str]) -> list[str | None]:
     h ^= h >> np.uint64(32)
     # A pair of words from two texts belongs to neither: all ones makes it the value _EMPTY,
     # which lowers no bin (cheaper than routing every pair by its two words' texts).
-    h[first_word[1:] - 1] = np.uint64(0xFFFFFFFFFFFFFFFF)
+    # (A text may hold no word at all, every byte a separator: only pairs that exist count.)
+    boundary = first_word[1:]
+    h[boundary[(boundary > 0) & (boundary < starts.size)] - 1] = np.uint64(0xFFFFFFFFFFFFFFFF)
     sig = np.full(len(pieces) * BINS, _EMPTY, dtype=np.uint32)
     np.minimum.at(sig, base[:-1] + (h >> np.uint64(58)).astype(np.intp), (h & np.uint64(0xFFFFFFFF)).astype(np.uint32))
     raw = sig.tobytes()
