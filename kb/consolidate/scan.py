@@ -39,14 +39,13 @@ SUMMARY_CHARS = 200
 SUMMARY_HEAD = 4000  # characters
 
 
+def stat_key(st: os.stat_result) -> Stat:
+    """What the listing keeps of a stat."""
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def stat_of(entry: os.DirEntry | Path) -> Stat:
-    st = entry.stat()
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def _fstat(fd: int) -> Stat:
-    st = os.fstat(fd)
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    return stat_key(entry.stat())
 
 
 def walk(root: Path, folder: str, suffix: str = ".md", exclude: tuple[str, ...] = (), stat: bool = True) -> dict[str, Stat | None]:
@@ -95,10 +94,9 @@ def walk_drops(root: Path, stat: bool = True) -> dict[str, Stat | None]:
 
 def stat_or_none(path: str | os.PathLike) -> Stat | None:
     try:
-        st = os.stat(path)
+        return stat_key(os.stat(path))
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 # -- knowledge files -------------------------------------------------------
@@ -335,7 +333,7 @@ def read_knowledge_parts(root: Path, rel: str, options: ReadOptions) -> tuple[di
     what every read of a knowledge file runs; a batch makes the signatures of all its bodies at once."""
     with open(os.path.join(root, rel), "rb") as handle:
         raw = handle.read()
-        stat = _fstat(handle.fileno())
+        stat = stat_key(os.fstat(handle.fileno()))
     meta, body, has_fm = _read_knowledge(os.path.join(root, rel), raw.decode("utf-8", errors="replace"))
     sections = [_section_title(s) for s in meta.sections if s.strip().lower().rstrip(":") not in NON_CONTENT_SECTIONS]
     sources = len(meta.sources) or count_body_sources(body)
@@ -398,7 +396,7 @@ def read_drop_file(root: Path, rel: str, options: ReadOptions) -> tuple[dict[str
     path = os.path.join(root, rel)  # plain strings: pathlib costs more than parsing here
     with open(path, "rb") as handle:
         text = handle.read().decode("utf-8", errors="replace")
-        stat = _fstat(handle.fileno())
+        stat = stat_key(os.fstat(handle.fileno()))
     split = split_front_matter(text)
     drop = DropRecord.from_dict(split[0]) if split is not None else read_drop(Path(path))
     info = {

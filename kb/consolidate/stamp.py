@@ -29,6 +29,7 @@ import struct
 from pathlib import Path
 from typing import Iterable
 
+from kb.consolidate.scan import Stat, stat_key
 from kb.fsutil import atomic_write_bytes, flush_filesystem, fsync_file, fsync_folder
 
 JOURNAL = "stamp.journal"
@@ -113,9 +114,6 @@ def apply_journal(root: Path, folder: Path) -> int:
     return len(files)
 
 
-Stat = tuple[int, int, int]  # (mtime_ns, size, inode), as consolidate's listing keeps them
-
-
 def rewrite_from_journal(root: Path, folder: Path, shard: int = 0, shards: int = 1) -> dict[str, Stat]:
     """Step 2 alone, for every ``shards``-th file of the journal from the ``shard``-th on,
     so that several processes share it; returns each rewritten path's stat as it was just
@@ -164,17 +162,13 @@ def _write_at(fd: int, data: memoryview, offset: int) -> int:
     return os.write(fd, data)
 
 
-def _stat(st: os.stat_result) -> Stat:
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
 def _rewrite(path: str, data: bytes, sync: bool) -> Stat:
     """Write ``data`` over ``path``; returns the file's stat once written."""
     try:
         fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         atomic_write_bytes(Path(path), data)  # gone since (a replay after someone deleted it)
-        return _stat(os.stat(path))
+        return stat_key(os.stat(path))
     try:
         st = os.fstat(fd)
         if st.st_nlink > 1:
@@ -182,7 +176,7 @@ def _rewrite(path: str, data: bytes, sync: bool) -> Stat:
             os.close(fd)
             fd = -1
             atomic_write_bytes(Path(path), data)
-            return _stat(os.stat(path))
+            return stat_key(os.stat(path))
         view, at = memoryview(data), 0
         while at < len(data):
             at += _write_at(fd, view[at:], at)
@@ -190,7 +184,7 @@ def _rewrite(path: str, data: bytes, sync: bool) -> Stat:
             os.ftruncate(fd, len(data))
         if sync:
             os.fsync(fd)
-        return _stat(os.fstat(fd))
+        return stat_key(os.fstat(fd))
     finally:
         if fd >= 0:
             os.close(fd)
