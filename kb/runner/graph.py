@@ -53,7 +53,7 @@ async def fan_out(state: BatchState) -> list[Send] | str:
     if not state.get("selected"):
         return "review"
     return [
-        Send("runner", {
+        Send("runner", {"task": {
             "plan_path": state["plan"],
             "plan_title": state.get("plan_title"),
             "plan_topic": state.get("topic"),
@@ -61,7 +61,7 @@ async def fan_out(state: BatchState) -> list[Send] | str:
             "was": item["was"],
             "drop_slug": item.get("drop_slug"),
             "stamp": item.get("stamp"),
-        })
+        }})
         for item in state["selected"]
     ]
 

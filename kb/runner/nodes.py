@@ -1,7 +1,7 @@
 """Graph nodes: read the plain state, call a stage (kb.runner.stages), return the state update
 (a runner node returns it as a ``Command`` that also names the next stage: ``next_stage``).
 
-Each runner node reports its stage on LangGraph's custom stream (the progress view
+Each runner node reports its stage to the run's ``report`` hook (the progress view
 reads it), adds its wall time to the task's seconds, and turns an exception into
 the PART's failure reason, except a transient one on a node with a RetryPolicy,
 which it re-raises until the last attempt so LangGraph retries it.
@@ -36,7 +36,7 @@ from kb.runner.serial import (
 )
 from kb.runner.lane import LANE_STAGES
 from kb.runner.select import Unit, select_parts
-from kb.runner.state import BatchState, PartState, RunContext
+from kb.runner.state import BatchState, PartState, PartView, RunContext
 from kb.runner.summary import summarize
 
 
@@ -52,7 +52,7 @@ def is_transient(exc: BaseException) -> bool:
 # Research and write talk to search providers and models: retried twice, 1 s then 2 s apart (with jitter).
 RETRY = RetryPolicy(initial_interval=1.0, backoff_factor=2.0, max_interval=30.0, max_attempts=3, retry_on=is_transient)
 
-StageFn = Callable[[PartState, RunContext], Awaitable[dict]]
+StageFn = Callable[[PartView, RunContext], Awaitable[dict]]
 
 
 def describe(exc: BaseException) -> str:
@@ -65,26 +65,32 @@ def describe(exc: BaseException) -> str:
 def runner_node(stage: str, fn: StageFn, *, retry: RetryPolicy | None = None):
     """Wrap a stage adapter as a runner-subgraph node (``retry``: the RetryPolicy the node is added with)."""
 
-    async def node(state: PartState, runtime: Runtime[RunContext]) -> dict:
+    async def node(state: PartState, runtime: Runtime[RunContext]) -> Command:
         attempt = runtime.execution_info.node_attempt
-        number = state["part"]["number"]
+        work = state.get("work") or {}
+        view: PartView = {**state["task"], **work}  # type: ignore[typeddict-item]
+        number = view["part"]["number"]
         lane = runtime.context.lane if stage in LANE_STAGES else None
         if lane is not None:
             await lane.enter(number)
         try:
-            update = await _run_stage(state, runtime, attempt)
+            update = await _run_stage(view, runtime, attempt)
         except BaseException:
             if lane is not None:
                 lane.leave(number)
             raise
-        goto = next_stage(stage, {**state, **update})
+        results = update.pop("results", None)
+        work = {**work, **update}
+        goto = next_stage(stage, {**view, **update})
         if lane is not None and goto not in LANE_STAGES:  # the task ends, goes back to write, or leaves the lane
             lane.leave(number)
-        return Command(update=update, goto=goto)
+        return Command(update={"work": work} if results is None else {"work": work, "results": results}, goto=goto)
 
-    async def _run_stage(state: PartState, runtime: Runtime[RunContext], attempt: int) -> dict:
-        runtime.stream_writer({"part": state["part"]["number"], "stage": stage, "attempt": attempt,
-                               "write": state.get("attempt", 0) + (1 if stage == "write" else 0)})
+    async def _run_stage(state: PartView, runtime: Runtime[RunContext], attempt: int) -> dict:
+        report = runtime.context.report
+        if report is not None:
+            report({"part": state["part"]["number"], "stage": stage, "attempt": attempt,
+                    "write": state.get("attempt", 0) + (1 if stage == "write" else 0)})
         started = time.perf_counter()
         try:
             update = await fn(state, runtime.context)
@@ -101,7 +107,8 @@ def runner_node(stage: str, fn: StageFn, *, retry: RetryPolicy | None = None):
         if is_final(stage, merged):  # the task ends here: its one output, a row for the batch summary
             row = result_row(merged, runtime.context)
             update["results"] = [row]
-            runtime.stream_writer({"part": row["part"], "stage": row["status"], "result": row})
+            if report is not None:
+                report({"part": row["part"], "stage": row["status"], "result": row})
         return update
 
     node.__name__ = stage
@@ -120,7 +127,7 @@ DESTINATIONS = {
 _ON_SUCCESS = {"context": "research", "research": "write", "write": "check", "check": "drop", "drop": "tick"}
 
 
-def next_stage(stage: str, state: PartState) -> str:
+def next_stage(stage: str, state: PartView) -> str:
     """The stage after ``stage``, given the task's state after it: any failure goes to drop,
     a failed check back to write (with its reasons), and the stage that ends the task to END."""
     if is_final(stage, state):
@@ -132,27 +139,27 @@ def next_stage(stage: str, state: PartState) -> str:
     return _ON_SUCCESS[stage]
 
 
-def rewrites(state: PartState | dict) -> bool:
+def rewrites(state: PartView | dict) -> bool:
     """Whether the check sends the task back to write (its reasons as feedback) rather than on to drop."""
     return bool(state.get("feedback")) and not state.get("error")
 
 
-def is_final(stage: str, state: PartState) -> bool:
+def is_final(stage: str, state: PartView) -> bool:
     """Whether the task ends after ``stage``."""
     if stage == "context" and state.get("skipped"):
         return True
     return stage == "tick" or (stage == "drop" and bool(state.get("error")))
 
 
-def _part(state: PartState):
+def _part(state: PartView):
     return part_from_dict(state["part"])
 
 
-def _plan_path(state: PartState, ctx: RunContext):
+def _plan_path(state: PartView, ctx: RunContext):
     return ctx.workspace.root / state["plan_path"]
 
 
-def _request(state: PartState) -> WriteRequest:
+def _request(state: PartView) -> WriteRequest:
     return WriteRequest(
         plan_title=state.get("plan_title"),
         topic=state.get("plan_topic"),
@@ -168,7 +175,7 @@ def _request(state: PartState) -> WriteRequest:
 # --- stage adapters ------------------------------------------------------------------------------
 
 
-async def context_stage(state: PartState, ctx: RunContext) -> dict:
+async def context_stage(state: PartView, ctx: RunContext) -> dict:
     part = _part(state)
     update: dict = {"stamp": state.get("stamp") or stages.start_stamp(), "warnings": []}
     # Only a resumed run can meet a PART that was finished after it was selected (the lock keeps other
@@ -187,12 +194,12 @@ async def context_stage(state: PartState, ctx: RunContext) -> dict:
     return update
 
 
-async def research_stage(state: PartState, ctx: RunContext) -> dict:
+async def research_stage(state: PartView, ctx: RunContext) -> dict:
     found = await stages.research(ctx.researcher, _part(state), context_from_dicts(state.get("context") or []))
     return {"research": research_to_dict(found), "warnings": list(state.get("warnings") or []) + list(found.warnings)}
 
 
-async def write_stage(state: PartState, ctx: RunContext) -> dict:
+async def write_stage(state: PartView, ctx: RunContext) -> dict:
     draft = await stages.write(ctx.writer, _request(state))
     tokens = dict(state.get("tokens") or {"input": 0, "output": 0})
     tokens["input"] = tokens.get("input", 0) + draft.tokens_in
@@ -203,7 +210,7 @@ async def write_stage(state: PartState, ctx: RunContext) -> dict:
     return {"draft": draft_to_dict(draft), "attempt": state.get("attempt", 0) + 1, "tokens": tokens, "cost_usd": cost}
 
 
-async def check_stage(state: PartState, ctx: RunContext) -> dict:
+async def check_stage(state: PartView, ctx: RunContext) -> dict:
     reasons = stages.check(ctx.check, draft_from_dict(state["draft"]), _request(state))
     if not reasons:
         return {"feedback": []}
@@ -214,7 +221,7 @@ async def check_stage(state: PartState, ctx: RunContext) -> dict:
     return {"feedback": reasons}
 
 
-def _facts(state: PartState, ctx: RunContext, status: str, reason: str | None = None):
+def _facts(state: PartView, ctx: RunContext, status: str, reason: str | None = None):
     part = _part(state)
     draft = draft_from_dict(state["draft"]) if state.get("draft") else None
     rel = state.get("knowledge_file")
@@ -239,12 +246,12 @@ def _facts(state: PartState, ctx: RunContext, status: str, reason: str | None = 
     )
 
 
-async def drop_stage(state: PartState, ctx: RunContext) -> dict:
+async def drop_stage(state: PartView, ctx: RunContext) -> dict:
     # In a thread: two files written; the event loop serves the other runners meanwhile.
     return await asyncio.to_thread(_drop, state, ctx)
 
 
-def _drop(state: PartState, ctx: RunContext) -> dict:
+def _drop(state: PartView, ctx: RunContext) -> dict:
     # A complete PART's two files are flushed to disk by its tick, together with those of the
     # PARTs ticked at the same time and before the plan says done (one flush, not four fsyncs
     # each). A failed PART gets no tick: its drop is made durable here.
@@ -265,7 +272,7 @@ def _drop(state: PartState, ctx: RunContext) -> dict:
             "sections_written": facts.sections, "written": written}
 
 
-async def tick_stage(state: PartState, ctx: RunContext) -> dict:
+async def tick_stage(state: PartView, ctx: RunContext) -> dict:
     try:
         written = [str(ctx.workspace.root / rel) for rel in state.get("written") or []]
         await stages.tick(ctx.ticker, _plan_path(state, ctx), _part(state), written=written)
@@ -275,7 +282,7 @@ async def tick_stage(state: PartState, ctx: RunContext) -> dict:
     return {}
 
 
-def result_row(state: PartState, ctx: RunContext) -> dict:
+def result_row(state: PartView, ctx: RunContext) -> dict:
     """What the batch summary and the progress view show for a finished task."""
     part = state["part"]
     draft = state.get("draft") or {}

@@ -143,7 +143,7 @@ async def run_unit(
         }
         snapshot = await graph.aget_state(config)
         resumed = bool(snapshot.next) and not (options.redo and not options.resume)
-        context = dataclasses.replace(context, resuming=resumed, lane=FinishLane(), plan_ahead=ahead)
+        context = dataclasses.replace(context, resuming=resumed, lane=FinishLane(), plan_ahead=ahead, report=on_event)
         payload: Any
         if resumed:
             payload = None
@@ -157,11 +157,7 @@ async def run_unit(
             payload = {"plan": unit.plan, "label": unit.label, "batch": unit.batch, "part": unit.part,
                        "redo": options.redo, "review": options.review}
         while True:
-            async for _namespace, chunk in graph.astream(
-                payload, config, context=context, stream_mode="custom", subgraphs=True, durability=DURABILITY
-            ):
-                if on_event is not None and isinstance(chunk, dict):
-                    on_event(chunk)
+            await graph.ainvoke(payload, config, context=context, durability=DURABILITY)
             snapshot = await graph.aget_state(config)
             if snapshot.interrupts:  # the review gate asks for a verdict
                 payload = Command(resume=_ask(ask, snapshot.interrupts[0].value))

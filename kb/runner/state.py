@@ -41,8 +41,8 @@ class BatchState(BatchInput, total=False):
     reviewed: dict | None  # {"approved": bool, "note": str, "at": iso} once the gate was passed
 
 
-class PartState(TypedDict, total=False):
-    """One runner task. Keys differ from BatchState's except ``results``, its only output."""
+class PartTask(TypedDict, total=False):
+    """What a runner task starts from (its ``Send``); no stage changes it."""
 
     plan_path: str
     plan_title: str | None
@@ -51,6 +51,12 @@ class PartState(TypedDict, total=False):
     was: dict  # {"status", "completed_at"} of the PART when the run started (resume guard)
     drop_slug: str  # the drop's name: KNOWLEDGE-DROP-<slug>-<date>-<HHMM>.md
     stamp: str  # local time the run selected the PART (minutes): names its drop, stable across resumes
+
+
+class PartWork(TypedDict, total=False):
+    """What the stages find and make; each stage hands on the whole of it, updated."""
+
+    stamp: str  # the task's stamp, or the time its first stage ran where the task came without one
     stage: str
     knowledge_file: str | None  # workspace-relative
     written: list[str]  # workspace-relative files the drop stage wrote, flushed to disk by the tick
@@ -68,6 +74,20 @@ class PartState(TypedDict, total=False):
     drop_file: str | None
     snippets: int  # code fences in the written file
     sections_written: list[str]
+
+
+class PartView(PartTask, PartWork, total=False):
+    """What a stage reads: the task and its work so far, as one flat dict."""
+
+
+class PartState(TypedDict, total=False):
+    """One runner task, in three channels. Each LangGraph step costs more the more channels the
+    state has (every step reads, writes and copies each one), so the task's many fields travel
+    in two plain dicts rather than a channel each. Keys differ from BatchState's except
+    ``results``, the task's only output."""
+
+    task: PartTask
+    work: PartWork
     results: Annotated[list[dict], operator.add]
 
 
@@ -92,6 +112,10 @@ class RunContext:
     # run_unit starts reading the plan while it opens the checkpoints: an awaitable of
     # (bytes, Plan), or of None when that read failed (select then reads the plan itself).
     plan_ahead: Awaitable[tuple[bytes, Plan] | None] | None = None
+    # Told each runner stage as it starts and each task's result row as it ends (the progress
+    # view). A direct call, not LangGraph's custom stream: streaming the subgraphs to reach those
+    # events cost the run more than all of kb's stage bookkeeping (bench/bench_orchestration.py).
+    report: Callable[[dict], None] | None = None
 
 
 def engine_model(engine: Any) -> str | None:
