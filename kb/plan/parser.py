@@ -131,7 +131,8 @@ class _PlanBuilder:
     @staticmethod
     def _first_inline(tokens, index):
         depth = 0
-        for token in tokens[index + 1 :]:
+        for position in range(index + 1, len(tokens)):  # not tokens[index + 1:]: a copy per item is quadratic
+            token = tokens[position]
             if token.type == "list_item_close" and depth == 0:
                 return None
             if token.type in ("bullet_list_open", "ordered_list_open"):
@@ -145,7 +146,7 @@ class _PlanBuilder:
     @staticmethod
     def _inside_list(tokens, index) -> bool:
         return tokens[index].level > 0 and any(
-            t.type == "list_item_open" and t.level < tokens[index].level for t in tokens[:index][-8:]
+            t.type == "list_item_open" and t.level < tokens[index].level for t in tokens[max(0, index - 8) : index]
         )
 
     # -- block handlers -----------------------------------------------
