@@ -131,9 +131,11 @@ async def run_unit(
     """Run (or resume) one unit to the end; ``ask`` answers the review interrupt (--review)."""
     started = time.perf_counter()
     notes: list[str] = []
-    # Parsing the plan (select needs it) overlaps opening the checkpoints; a resume does not use it.
-    ahead = asyncio.create_task(asyncio.to_thread(read_plan_ahead, workspace.root / unit.plan, unit.plan))
     async with open_checkpointer(workspace) as saver:
+        # Parsing the plan (select needs it; a resume does not use it) overlaps setting up and
+        # reading the checkpoints. Not earlier: the parse holds the GIL, and the connection's
+        # thread, started after it, waited for the whole parse (bench: first write 7 ms later).
+        ahead = asyncio.create_task(asyncio.to_thread(read_plan_ahead, workspace.root / unit.plan, unit.plan))
         graph = build_batch_graph(saver, retry=retry or RETRY)
         config: dict[str, Any] = {
             "configurable": {"thread_id": unit.thread_id},
