@@ -159,15 +159,15 @@ async def run_unit(
             payload = {"plan": unit.plan, "label": unit.label, "batch": unit.batch, "part": unit.part,
                        "redo": options.redo, "review": options.review}
         while True:
-            await graph.ainvoke(payload, config, context=context, durability=DURABILITY)
-            snapshot = await graph.aget_state(config)
-            if snapshot.interrupts:  # the review gate asks for a verdict
-                payload = Command(resume=_ask(ask, snapshot.interrupts[0].value))
+            # "v2": the final state and the interrupts come apart (and from the values stream alone).
+            out = await graph.ainvoke(payload, config, context=context, durability=DURABILITY, version="v2")
+            if out.interrupts:  # the review gate asks for a verdict
+                payload = Command(resume=_ask(ask, out.interrupts[0].value))
                 continue
             break
-        values = snapshot.values
-        if not snapshot.next:
-            await saver.adelete_thread(unit.thread_id)
+        values = out.value
+        # Back without an interrupt, the run is finished (a failure raises): its checkpoints go.
+        await saver.adelete_thread(unit.thread_id)
     summary = values.get("summary") or {"label": unit.label, "rows": [], "counts": {"done": 0, "failed": 0, "skipped": 0},
                                         "seconds": 0.0, "tokens": {"input": 0, "output": 0}}
     return RunOutcome(
