@@ -167,3 +167,48 @@ def test_a_sha256_repository_is_left_to_git(tmp_path, monkeypatch):
     assert run_git(ws.root, "fsck", "--no-dangling").strip() == ""
     paths = run_git(ws.root, "show", "--name-only", "--format=", "HEAD").split()
     assert len([p for p in paths if p.startswith("drops/KNOWLEDGE-DROP-")]) == 3
+
+
+def test_with_worker_processes_each_stores_the_blobs_it_makes(tmp_path, monkeypatch):
+    from kb.consolidate import scan
+
+    monkeypatch.setattr(gitops, "BULK_MIN", 1)
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
+    monkeypatch.setattr(scan.os, "cpu_count", lambda: 2)
+    stored = []
+    original = gitops.BlobStore.store
+    monkeypatch.setattr(gitops.BlobStore, "store", lambda self, blobs, root, unread: stored.append(sorted(blobs)) or original(self, blobs, root, unread))
+    ws = make_workspace(tmp_path)
+    for i in range(5):
+        add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
+    result = consolidate(ws)
+    assert result.commit is not None
+    assert stored == [[], []]  # this process packed no knowledge file and no drop: the workers did
+    packed = set()
+    for index in _packs(ws.root):
+        packed |= {line.split()[0] for line in run_git(ws.root, "verify-pack", "-v", str(index)).splitlines() if " blob " in line}
+    committed = {line.split("\t")[0].split()[2] for line in run_git(ws.root, "ls-tree", "-r", "HEAD", "--", "knowledge", "drops").splitlines()
+                 if line.endswith(".md")}
+    assert len(committed) == 10 and committed <= packed
+    assert run_git(ws.root, "fsck", "--no-dangling").strip() == ""
+    assert run_git(ws.root, "status", "--porcelain", "--", "knowledge", "drops", "plans", "INDEX.md", "SKILL.md") == ""
+
+
+def test_with_worker_processes_files_git_already_holds_are_still_not_packed_again(tmp_path, monkeypatch):
+    from kb.consolidate import scan
+
+    monkeypatch.setattr(gitops, "BULK_MIN", 1)
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
+    monkeypatch.setattr(scan.os, "cpu_count", lambda: 2)
+    ws = make_workspace(tmp_path)
+    for i in range(3):
+        add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
+    run_git(ws.root, "add", "knowledge")  # a person staged the knowledge files already
+    stored = []
+    original = gitops.BlobStore.store
+    monkeypatch.setattr(gitops.BlobStore, "store", lambda self, blobs, root, unread: stored.append(n := original(self, blobs, root, unread)) or n)
+    assert consolidate(ws).commit is not None
+    # This process packs (the workers do not: git holds some of what they read): the three
+    # stamped drops, and not the knowledge files git already holds.
+    assert sorted(stored) == [0, 3]
+    assert run_git(ws.root, "fsck", "--no-dangling").strip() == ""

@@ -67,3 +67,35 @@ def test_several_kinds_share_one_pool_and_come_back_in_request_order(tmp_path, m
     assert parallel == sequential
     assert [r[0] for r in parallel[0]] == knowledge and [r[0] for r in parallel[1]] == drops
     assert all(extra.stamped for _, _, _, extra, _ in parallel[1])
+
+
+def test_workers_given_a_pack_folder_store_their_blobs_there_and_send_none_back(tmp_path, monkeypatch):
+    ws = make_workspace(tmp_path)
+    for i in range(12):
+        add_knowledge(ws, f"t/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i)
+    rels = sorted(f"knowledge/t/{p.name}" for p in (ws.knowledge_dir / "t").iterdir())
+    pack_dir = ws.root / ".git" / "objects" / "pack"
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
+    monkeypatch.setattr(scan, "CHUNK", 2)
+    monkeypatch.setattr(scan, "PACK_TASKS", 3)  # 12 files: 3 tasks of 4, not 6 of 2
+    monkeypatch.setattr(scan.os, "cpu_count", lambda: 2)
+    with scan.worker_pool(len(rels)) as pool:
+        assert pool is not None
+        reads = next(scan.read_kinds(ws.root, [("knowledge", rels, scan.ReadOptions(blobs=True, pack_dir=str(pack_dir)))], pool))
+    assert [r[0] for r in reads] == rels and all(extra.blob is None for _, _, _, extra, _ in reads)
+    assert len(list(pack_dir.glob("pack-*.idx"))) == 3
+    for rel in rels:  # git finds each file's blob in the workers' packs
+        sha = run_git(ws.root, "hash-object", "--no-filters", rel).strip()
+        assert run_git(ws.root, "cat-file", "-p", sha) == (ws.root / rel).read_text(encoding="utf-8")
+
+
+def test_reads_keep_their_blobs_when_the_pack_cannot_be_written(tmp_path):
+    ws = make_workspace(tmp_path, git=False)
+    for i in range(3):
+        add_knowledge(ws, f"t/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i)
+    rels = sorted(f"knowledge/t/{p.name}" for p in (ws.knowledge_dir / "t").iterdir())
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the pack folder should be\n")
+    reads = scan.read_batch(str(ws.root), "knowledge", rels, scan.ReadOptions(blobs=True, pack_dir=str(blocked)))
+    assert all(extra.blob is not None for _, _, _, extra, _ in reads)  # for the parent to store
+    assert scan.store_blobs(reads, blocked) == 0 and blocked.read_text().startswith("a file")

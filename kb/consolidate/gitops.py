@@ -285,6 +285,14 @@ class BlobStore:
                         self.staged[path.decode("utf-8", "surrogateescape")[strip:]] = bytes.fromhex(fields[1].decode("ascii"))
             return self.staged
 
+    def holds_none(self, rels: Iterable[str]) -> bool:
+        """Whether the index holds none of ``rels`` (waits for git's listing of it): then
+        every blob made of them is new, and whoever makes it may store it unfiltered."""
+        if not self.usable:
+            return False
+        staged = self._staged()
+        return not any(rel in staged for rel in rels)
+
     def store(self, blobs: dict[str, gitpack.PackedBlob], root: Path, unread: Iterable[str] = ()) -> int:
         """Write the blobs git does not already have at their path as one pack; returns how many.
 

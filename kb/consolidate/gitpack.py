@@ -4,10 +4,12 @@ A first consolidation of thousands of files leaves git to hash, compress and sto
 one of them (`git add`): on a slow filesystem that costs more than the rest of the run,
 and one loose object file each makes it worse. Here each blob is compressed by the
 worker process that reads the file (ISA-L's zlib-format deflate, several times faster
-than zlib's), the parent writes them as a pack + index in git's own format
-(gitformat-pack: pack version 2, index version 2), and the `git add` that follows finds
-every object present and only updates the index. A later `git gc` repacks the pack like
-any other. SHA-1 repositories only: elsewhere the caller leaves everything to git.
+than zlib's) and written as a pack + index in git's own format (gitformat-pack: pack
+version 2, index version 2): by that worker, one pack per batch of files, when git holds
+none of the files yet; else by the parent, leaving out what git already holds at each
+path. The `git add` that follows finds every object present and only updates the index.
+A later `git gc` repacks the packs like any other. SHA-1 repositories only: elsewhere the
+caller leaves everything to git.
 """
 
 from __future__ import annotations

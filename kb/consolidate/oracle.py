@@ -465,9 +465,13 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
     if blobs is not None:
         background.append(blobs)  # its `git ls-files` ends with the run, whatever happens
     packing = blobs is not None and blobs.usable
+    # Worker processes store the blobs they make as packs themselves when git holds none of
+    # the files they read (a first consolidation: every blob is new); otherwise this process
+    # stores only those git does not hold at their path yet.
+    pack_dir = str(blobs.pack_dir) if packing and pool is not None and blobs.holds_none([*k_misses, *d_misses]) else None
     say(f"reading {len(listing.knowledge)} knowledge files")
-    reads = scan.read_kinds(root, [("knowledge", k_misses, scan.ReadOptions(blobs=packing)),
-                                   ("drops", d_misses, scan.ReadOptions(blobs=packing, stamp=now))], pool)
+    reads = scan.read_kinds(root, [("knowledge", k_misses, scan.ReadOptions(blobs=packing, pack_dir=pack_dir)),
+                                   ("drops", d_misses, scan.ReadOptions(blobs=packing, stamp=now, pack_dir=pack_dir))], pool)
     k_extra = _take_reads(next(reads), listing.knowledge, knowledge, k_cache, findings)
     for rel in listing.knowledge:
         if rel not in knowledge:

@@ -300,6 +300,9 @@ class ReadOptions:
 
     blobs: bool = False  # each file's git blob (for gitpack), made of the bytes just read
     stamp: str | None = None  # drops not yet consolidated: their text stamped at this time
+    # With ``blobs``: each batch stores its blobs as a pack in this folder (git's objects/pack)
+    # where they are made, and its reads come back without the blob bytes.
+    pack_dir: str | None = None
 
 
 @dataclass
@@ -447,18 +450,37 @@ def read_batch(root: str, kind: str, rels: list[str], options: ReadOptions = PLA
     """:func:`read_each` with the ``kind`` reader; what a worker process runs."""
     base = Path(root)
     if kind == "drops":
-        return read_each(rels, lambda rel: read_drop_file(base, rel, options))
-    if kind != "knowledge":
-        raise ValueError(f"no reader for {kind!r}")
-    from kb.consolidate.similar import signatures
+        reads = read_each(rels, lambda rel: read_drop_file(base, rel, options))
+    elif kind == "knowledge":
+        from kb.consolidate.similar import signatures
 
-    # The signatures of the whole batch in one go (see similar): far cheaper than one by one.
-    bodies: list[str] = []
-    reads = read_each(rels, lambda rel: _with_body(read_knowledge_parts(base, rel, options), bodies))
-    infos = [info for _, info, _, _, _ in reads if info is not None]
-    for info, sig in zip(infos, signatures(bodies)):
-        info["sig"] = sig
+        # The signatures of the whole batch in one go (see similar): far cheaper than one by one.
+        bodies: list[str] = []
+        reads = read_each(rels, lambda rel: _with_body(read_knowledge_parts(base, rel, options), bodies))
+        infos = [info for _, info, _, _, _ in reads if info is not None]
+        for info, sig in zip(infos, signatures(bodies)):
+            info["sig"] = sig
+    else:
+        raise ValueError(f"no reader for {kind!r}")
+    if options.blobs and options.pack_dir is not None:
+        store_blobs(reads, Path(options.pack_dir))
     return reads
+
+
+def store_blobs(reads: list[Read], pack_dir: Path) -> int:
+    """Write the blobs of ``reads`` as one pack in ``pack_dir`` and take them off the reads
+    (shipping their bytes to the parent cost more than packing them here); returns how many.
+    Where the pack cannot be written the reads keep their blobs, for the caller to store."""
+    extras = [extra for _, _, _, extra, _ in reads if extra is not None and extra.blob is not None]
+    if not extras:
+        return 0
+    try:
+        gitpack.write_pack(pack_dir, [extra.blob for extra in extras])
+    except OSError:
+        return 0
+    for extra in extras:
+        extra.blob = None
+    return len(extras)
 
 
 def _with_body(read: tuple[dict[str, Any], Extra | None, str, Stat], bodies: list[str]) -> tuple[dict[str, Any], Extra | None, Stat]:
@@ -468,6 +490,9 @@ def _with_body(read: tuple[dict[str, Any], Extra | None, str, Stat], bodies: lis
 
 
 CHUNK = 500  # files per task handed to a worker
+# Where the workers write packs (one per task), a kind's files go in at most this many tasks:
+# git repacks everything by itself once a repository holds 50 packs (gc.autoPackLimit).
+PACK_TASKS = 8
 
 
 def pool_size() -> int:
@@ -511,9 +536,9 @@ def read_kinds(root: Path, requests: list[tuple[str, list[str], ReadOptions]], p
         for kind, rels, options in requests:
             yield read_batch(str(root), kind, rels, options)
         return
-    pending = [
-        [pool.submit(read_batch, str(root), kind, rels[i : i + CHUNK], options) for i in range(0, len(rels), CHUNK)]
-        for kind, rels, options in requests
-    ]
+    pending = []
+    for kind, rels, options in requests:
+        size = max(CHUNK, -(-len(rels) // PACK_TASKS)) if options.pack_dir is not None else CHUNK
+        pending.append([pool.submit(read_batch, str(root), kind, rels[i : i + size], options) for i in range(0, len(rels), size)])
     for futures in pending:
         yield [item for future in futures for item in future.result()]
