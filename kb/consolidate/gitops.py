@@ -173,17 +173,14 @@ def _index_path(ctx: GitContext) -> Path:
     return path if path.is_absolute() else ctx.top / path
 
 
-def _outside(path: str, roots: tuple[str, ...]) -> bool:
-    return not any(path == r or path.startswith(r + "/") for r in roots)
-
-
 def _reset_outside(ctx: GitContext, roots: tuple[str, ...], env: dict[str, str]) -> None:
     """In the index ``env`` names (a copy of the real one), put every entry outside ``roots``
     back as HEAD has it: the person's staged work there stays out of the commit."""
     head = ctx.repo.head.is_valid()
     listed = _run(ctx, "diff-index", "--cached", "--no-renames", "--name-only", "-z", "HEAD", env=env) if head \
         else _run(ctx, "ls-files", "-z", env=env)
-    staged = {path for path in listed.split("\0") if path and _outside(path, roots)}
+    folders = tuple(root + "/" for root in roots)  # one startswith for all: 20,000 paths a big run
+    staged = {path for path in listed.split("\0") if path and path not in roots and not path.startswith(folders)}
     if not staged:
         return
     lines: dict[str, str] = {}

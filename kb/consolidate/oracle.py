@@ -340,10 +340,14 @@ def commit_message(pending: dict[str, Any], changes: list[gitops.Change], warnin
     """Summary line + body: plans, batches, PARTs, knowledge files added/changed, with counts."""
     drops = pending.get("drops") or []
     plans = pending.get("plans") or []
-    def knowledge(codes: str) -> list[str]:
-        return sorted((c.path for c in changes if c.path.startswith("knowledge/") and c.path.endswith(".md") and c.status in codes), key=natural_key)
-
-    k_added, k_changed, k_removed = knowledge("AC"), knowledge("MRT"), knowledge("D")
+    k_added, k_changed, k_removed = [], [], []  # one pass over the changes (20,000 in a big run)
+    by_code = {"A": k_added, "C": k_added, "M": k_changed, "R": k_changed, "T": k_changed, "D": k_removed}
+    for c in changes:
+        bucket = by_code.get(c.status)
+        if bucket is not None and c.path.startswith("knowledge/") and c.path.endswith(".md"):
+            bucket.append(c.path)
+    for bucket in (k_added, k_changed, k_removed):
+        bucket.sort(key=natural_key)
     moved = [p for p in plans if p.get("moved_to")]
     bits = []
     if drops:
