@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kb.consolidate import scan
-from test_consolidate_support import add_drop, add_knowledge, make_workspace, run_git
+from test_consolidate_support import add_drop, add_knowledge, make_workspace, plan_text, run_git
 
 
 def _read(root, kind, rels, options):
@@ -99,3 +99,21 @@ def test_reads_keep_their_blobs_when_the_pack_cannot_be_written(tmp_path):
     reads = scan.read_batch(str(ws.root), "knowledge", rels, scan.ReadOptions(blobs=True, pack_dir=str(blocked)))
     assert all(extra.blob is not None for _, _, _, extra, _ in reads)  # for the parent to store
     assert scan.store_blobs(reads, blocked) == 0 and blocked.read_text().startswith("a file")
+
+
+def test_plans_are_read_on_the_workers_as_they_are_read_here(tmp_path, monkeypatch):
+    ws = make_workspace(tmp_path, git=False)
+    (ws.plans_dir / "p.md").write_text(plan_text([(1, "perf/00-x.md", True), (2, "perf/01-y.md", False)]), encoding="utf-8")
+    (ws.plans_dir / "notes.md").write_text("just notes, no plan here\n", encoding="utf-8")
+    requests = [("plans", ["plans/notes.md", "plans/p.md"], scan.PLAIN)]
+    sequential = list(scan.read_kinds(ws.root, requests, None))
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
+    monkeypatch.setattr(scan.os, "cpu_count", lambda: 2)
+    with scan.worker_pool(2) as pool:
+        assert pool is not None
+        parallel = list(scan.read_kinds(ws.root, requests, pool))
+    assert parallel == sequential
+    infos = {rel: info for rel, info, _, _, _ in parallel[0]}
+    assert infos["plans/notes.md"] is None  # a Markdown file that is no plan
+    assert [(p["number"], p["status"], p["target"]) for p in infos["plans/p.md"]["parts"]] == [
+        (1, "done", "perf/00-x.md"), (2, "pending", "perf/01-y.md")]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kb.consolidate import cache as cache_mod
 from kb.consolidate import gitops, render, scan, stamp
 from kb.consolidate.model import DropDone, Finding, IndexFile, PlanDone, Result
-from kb.consolidate.plans import COMPLETED, completed_destination, is_finished, plan_info, resolve_plan_link
+from kb.consolidate.plans import COMPLETED, completed_destination, is_finished, resolve_plan_link
 from kb.consolidate.refs import KnowledgeIndex, read_is_missing
 from kb.consolidate.snippets import SnippetResults, describe, read_results
 from kb.errors import KbError
@@ -132,13 +132,6 @@ def _take_reads(reads: list[scan.Read], listing: dict[str, scan.Stat | None], in
         if extra is not None:
             extras[rel] = extra
     return extras
-
-
-def _read_cached(listing: dict[str, scan.Stat], cached: dict[str, list], read, findings: list[Finding]):
-    """Infos for every listed file, from the cache or through ``read(paths)``: (infos, cache entries)."""
-    infos, fresh, misses = _from_cache(listing, cached)
-    _take_reads(read(misses) if misses else [], listing, infos, fresh, findings)
-    return infos, fresh
 
 
 def _misses(listing: dict[str, scan.Stat], cached: dict[str, list]) -> int:
@@ -473,9 +466,12 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
     # the files they read (a first consolidation: every blob is new); otherwise this process
     # stores only those git does not hold at their path yet.
     pack_dir = str(blobs.pack_dir) if packing and pool is not None and blobs.holds_none([*k_misses, *d_misses]) else None
+    plans, p_cache, p_misses = _from_cache(listing.plans, cached["plans"])
     say(f"reading {len(listing.knowledge)} knowledge files")
+    # Plans last: on worker processes, they are parsed while this process takes in the drops.
     reads = scan.read_kinds(root, [("knowledge", k_misses, scan.ReadOptions(blobs=packing, pack_dir=pack_dir)),
-                                   ("drops", d_misses, scan.ReadOptions(blobs=packing, stamp=now, pack_dir=pack_dir))], pool)
+                                   ("drops", d_misses, scan.ReadOptions(blobs=packing, stamp=now, pack_dir=pack_dir)),
+                                   ("plans", p_misses, scan.PLAIN)], pool)
     k_extra = _take_reads(next(reads), listing.knowledge, knowledge, k_cache, findings)
     for rel in listing.knowledge:
         if rel not in knowledge:
@@ -485,13 +481,11 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
                                   unread=[*listing.plans, *listing.completed])
     say(f"reading {len(listing.drops)} drops")
     d_extra = _take_reads(next(reads), listing.drops, drops, d_cache, findings)
-    reads.close()
     if not listing.stat:
         listing.fill(root)
     say(f"reading {len(listing.plans)} plans")
-    plans, p_cache = _read_cached(
-        listing.plans, cached["plans"], lambda rels: scan.read_each(rels, lambda rel: (plan_info(root, rel), None, None)), findings
-    )
+    _take_reads(next(reads), listing.plans, plans, p_cache, findings)
+    reads.close()
     results = read_results(root)
     if results is not None and results.problem:
         findings.append(Finding("unreadable", results.problem, path="snippets/results.json"))

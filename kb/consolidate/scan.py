@@ -460,6 +460,10 @@ def read_batch(root: str, kind: str, rels: list[str], options: ReadOptions = PLA
         infos = [info for _, info, _, _, _ in reads if info is not None]
         for info, sig in zip(infos, signatures(bodies)):
             info["sig"] = sig
+    elif kind == "plans":
+        from kb.consolidate.plans import plan_info
+
+        reads = read_each(rels, lambda rel: (plan_info(base, rel), None, None))
     else:
         raise ValueError(f"no reader for {kind!r}")
     if options.blobs and options.pack_dir is not None:
