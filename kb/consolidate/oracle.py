@@ -468,10 +468,11 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
     pack_dir = str(blobs.pack_dir) if packing and pool is not None and blobs.holds_none([*k_misses, *d_misses]) else None
     plans, p_cache, p_misses = _from_cache(listing.plans, cached["plans"])
     say(f"reading {len(listing.knowledge)} knowledge files")
-    # Plans last: on worker processes, they are parsed while this process takes in the drops.
+    # Plans between the two: on worker processes, one parses them while the other starts on the
+    # drops, instead of after the last drop while this process waits.
     reads = scan.read_kinds(root, [("knowledge", k_misses, scan.ReadOptions(blobs=packing, pack_dir=pack_dir)),
-                                   ("drops", d_misses, scan.ReadOptions(blobs=packing, stamp=now, pack_dir=pack_dir)),
-                                   ("plans", p_misses, scan.PLAIN)], pool)
+                                   ("plans", p_misses, scan.PLAIN),
+                                   ("drops", d_misses, scan.ReadOptions(blobs=packing, stamp=now, pack_dir=pack_dir))], pool)
     k_extra = _take_reads(next(reads), listing.knowledge, knowledge, k_cache, findings)
     for rel in listing.knowledge:
         if rel not in knowledge:
@@ -479,13 +480,14 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
     if packing:  # written while the workers read the drops: this process only waits on them then
         blobs.store_in_background({rel: extra.blob for rel, extra in k_extra.items() if extra.blob is not None}, root,
                                   unread=[*listing.plans, *listing.completed])
+    plan_reads = next(reads)
     say(f"reading {len(listing.drops)} drops")
     d_extra = _take_reads(next(reads), listing.drops, drops, d_cache, findings)
+    reads.close()
     if not listing.stat:
         listing.fill(root)
     say(f"reading {len(listing.plans)} plans")
-    _take_reads(next(reads), listing.plans, plans, p_cache, findings)
-    reads.close()
+    _take_reads(plan_reads, listing.plans, plans, p_cache, findings)
     results = read_results(root)
     if results is not None and results.problem:
         findings.append(Finding("unreadable", results.problem, path="snippets/results.json"))
