@@ -406,3 +406,19 @@ def test_select_uses_the_plan_read_ahead_only_while_the_file_still_holds_it(ws):
     path.write_text(plan_text([3]), encoding="utf-8")  # changed after the early read
     assert [p.number for p in asyncio.run(_plan_now(path, rel, ahead())).parts] == [1, 2, 3]
     assert read_plan_ahead(ws.root / "plans/none.md", "plans/none.md") is None  # select reports that itself
+
+
+def test_a_task_an_older_kb_checkpointed_flat_fails_with_a_clear_error(ws):
+    # kb before 2026-12 sent each runner task its fields flat ({"plan_path": ..., "part": ...});
+    # a resume of such a run finds no "task" and must say what to do, not raise a KeyError.
+    from kb.errors import WorkspaceError
+    from kb.runner.graph import compiled_runner
+
+    write_plan(ws, [2])
+    engine = make_engine(ws)
+    ctx = RunContext(workspace=ws, researcher=engine.researcher, writer=engine.writer, check=engine.check)
+    flat = {"plan_path": "plans/p.md", "part": {"number": 1, "title": "x"}, "was": {"status": "pending"},
+            "drop_slug": "x", "stamp": "2026-11-30T10:00"}
+    with pytest.raises(WorkspaceError, match="older kb .*--redo"):
+        asyncio.run(compiled_runner(FAST_RETRY).ainvoke(flat, context=ctx))
+    assert not any(ws.drops_dir.glob("KNOWLEDGE-DROP-*"))  # nothing written for it

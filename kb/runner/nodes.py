@@ -20,7 +20,7 @@ from langgraph.graph import END
 from langgraph.types import Command, RetryPolicy, interrupt
 
 from kb.engine.types import WriteRequest
-from kb.errors import KbError
+from kb.errors import KbError, WorkspaceError
 from kb.plan.model import Plan
 from kb.plan.parser import load_plan
 from kb.runner import stages
@@ -53,6 +53,7 @@ def is_transient(exc: BaseException) -> bool:
 RETRY = RetryPolicy(initial_interval=1.0, backoff_factor=2.0, max_interval=30.0, max_attempts=3, retry_on=is_transient)
 
 StageFn = Callable[[PartView, RunContext], Awaitable[dict]]
+OLDER_RUN = "the unfinished run in .kb/checkpoints.sqlite was saved by an older kb and cannot be resumed"
 
 
 def describe(exc: BaseException) -> str:
@@ -67,6 +68,8 @@ def runner_node(stage: str, fn: StageFn, *, retry: RetryPolicy | None = None):
 
     async def node(state: PartState, runtime: Runtime[RunContext]) -> Command:
         attempt = runtime.execution_info.node_attempt
+        if "task" not in state:  # checkpointed by a kb whose task state was flat: nothing to resume from
+            raise WorkspaceError(f"{OLDER_RUN}; rerun with --redo to start the batch afresh")
         work = state.get("work") or {}
         view: PartView = {**state["task"], **work}  # type: ignore[typeddict-item]
         number = view["part"]["number"]
