@@ -310,3 +310,22 @@ def test_unreadable_front_matter_and_non_plans_are_reported_not_fatal(tmp_path):
     assert (entry.sections_present, entry.citations, entry.citations_unresolved) == (1, 1, 1)
     assert report.skipped_plans == [{"path": "plans/README.md", "reason": "no PART found: not a plan"}]
     assert any("could not be read" in p for p in report.problems())
+
+
+def test_a_plan_with_a_5000_digit_part_number_breaks_neither_report_nor_serve_build(tmp_path):
+    workspace, _ = init_workspace(tmp_path / "ws")
+    root = workspace.root
+    (root / "plans" / "demo.md").write_text(PLAN, encoding="utf-8")
+    huge = "7" * 5000
+    (root / "plans" / "huge.md").write_text(
+        f"# Knowledge Expansion: Huge\n\n# BATCH 1: B\n\n## PART {huge}: H\n- [ ] PART {huge}: Create t/h.md\n\n"
+        "## PART 1: One\n- [ ] PART 1: Create t/one.md\n", encoding="utf-8")
+    result = _report(root)
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+    doc = json.loads(result.out)
+    assert [(p["path"], p["total"]) for p in doc["plans"]] == [("plans/demo.md", 4), ("plans/huge.md", 1)]
+    built = run_kb("serve", "--build", "site", cwd=root, timeout=120)
+    assert built.code == 0, built.err
+    assert "Traceback" not in built.err
+    assert (root / "site" / "index.html").is_file()

@@ -1,21 +1,34 @@
-"""Decode plan bytes and undo whole-file mojibake.
+"""Decode plan bytes line by line, undo mojibake, and encode edited lines back losslessly.
 
 Plans travel through editors and chat tools that read UTF-8 as Mac Roman or
-cp1252 (``✓`` becomes ``‚úì`` or ``âœ“``). A legitimate non-ASCII text almost
+cp1252 (``✓`` becomes ``‚úì`` or ``âœ“``), or that save one pasted line in a
+legacy encoding. Each line is decoded on its own (UTF-8, else cp1252), so one
+stray byte costs one line, not the file. A legitimate non-ASCII text almost
 never survives "encode as the wrong codec, decode as UTF-8", so a successful
 round trip that changes the text is strong evidence of mojibake.
+
+Writing back (:meth:`PlanText.encode`) keeps every line that did not change
+byte for byte, and refuses any result that does not decode to exactly the text
+meant: kb never writes what it could not read back.
 """
 
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
+from kb.errors import PlanError
 
-@dataclass
-class DecodedText:
-    text: str
-    repairs: list[str]
+BOM = b"\xef\xbb\xbf"
+REPLACEMENT = "\ufffd"
+# Only \r\n, \r and \n end a line: str.splitlines() also splits on form feeds and
+# U+2028, which would shift line numbers against markdown-it's.
+_RAW_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+UTF8 = "utf-8"
+CP1252 = "cp1252"
+MOJIBAKE_CODECS = (("mac_roman", "Mac Roman"), ("cp1252", "cp1252"))
 
 
 def _c1_as_bytes(exc: UnicodeEncodeError) -> tuple[bytes, int]:
@@ -34,29 +47,52 @@ def _c1_as_bytes(exc: UnicodeEncodeError) -> tuple[bytes, int]:
         del exc
 
 
+def _bytes_as_c1(exc: UnicodeDecodeError) -> tuple[str, int]:
+    # The reverse: a byte cp1252 leaves undefined decodes to the C1 character of the same value,
+    # so every byte string decodes and encodes back to itself.
+    return "".join(chr(b) for b in exc.object[exc.start : exc.end]), exc.end
+
+
 codecs.register_error("kb-cp1252-lenient", _c1_as_bytes)
+codecs.register_error("kb-cp1252-lenient-decode", _bytes_as_c1)
 
 
-def _encode_cp1252_lenient(text: str) -> bytes:
-    return text.encode("cp1252", errors="kb-cp1252-lenient")
+def _encode(text: str, codec: str) -> bytes:
+    return text.encode(codec, errors="kb-cp1252-lenient") if codec == CP1252 else text.encode(codec)
 
 
-def _round_trip(text: str, codec: str) -> str | None:
+def _decode(raw: bytes, codec: str) -> str:
+    return raw.decode(codec, errors="kb-cp1252-lenient-decode") if codec == CP1252 else raw.decode(codec)
+
+
+def _unmojibake(text: str, codec: str) -> str | None:
+    """``text`` read back as the UTF-8 it was before ``codec`` garbled it, or None."""
     try:
-        raw = _encode_cp1252_lenient(text) if codec == "cp1252" else text.encode(codec)
-        fixed = raw.decode("utf-8")
+        return _encode(text, codec).decode(UTF8)
     except (UnicodeEncodeError, UnicodeDecodeError):
         return None
-    return fixed if fixed != text else None
+
+
+def _remojibake(text: str, codec: str) -> str:
+    """The inverse of :func:`_unmojibake`: how ``codec`` garbles ``text``'s UTF-8."""
+    return _decode(text.encode(UTF8), codec)
+
+
+@dataclass
+class DecodedText:
+    """Mojibake repair of a str (see :func:`repair_mojibake`)."""
+
+    text: str
+    repairs: list[str]
 
 
 def repair_mojibake(text: str) -> DecodedText:
-    """Undo a whole-file Mac Roman or cp1252 misreading of UTF-8, reporting what was done."""
+    """Undo a whole-text Mac Roman or cp1252 misreading of UTF-8, reporting what was done."""
     if text.isascii():
         return DecodedText(text, [])
-    for codec, label in (("mac_roman", "Mac Roman"), ("cp1252", "cp1252")):
-        fixed = _round_trip(text, codec)
-        if fixed is not None:
+    for codec, label in MOJIBAKE_CODECS:
+        fixed = _unmojibake(text, codec)
+        if fixed is not None and fixed != text and _remojibake(fixed, codec) == text:
             changed = sum(1 for a in set(text) if not a.isascii())
             return DecodedText(
                 fixed,
@@ -65,16 +101,89 @@ def repair_mojibake(text: str) -> DecodedText:
     return DecodedText(text, [])
 
 
-def decode_plan_bytes(raw: bytes) -> DecodedText:
-    """Bytes -> text: strip a BOM, decode UTF-8 (or cp1252 as a fallback), repair mojibake."""
+@dataclass
+class PlanText:
+    """A plan file as lines: the bytes of each, how they were read, and the text kb works on."""
+
+    bom: bytes
+    raw_lines: list[bytes]
+    lines: list[str]  # decoded (and repaired) text of each line, its line ending included
+    codecs: list[str]  # how each raw line was decoded: utf-8 or cp1252
+    mojibake: str | None = None  # the codec whose misreading was undone on the UTF-8 lines
+    repairs: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def lost_characters(self) -> list[int]:
+        """1-based lines holding U+FFFD: characters an earlier tool lost to a wrong decoding."""
+        return [i + 1 for i, line in enumerate(self.lines) if REPLACEMENT in line]
+
+    def _line_bytes(self, index: int, text: str, *, repaired: bool) -> bytes:
+        if self.codecs[index] == CP1252:
+            try:
+                return _encode(text, CP1252)
+            except UnicodeEncodeError:
+                return text.encode(UTF8)  # a mark cp1252 has no byte for: the line becomes UTF-8
+        if self.mojibake and not repaired:
+            return _remojibake(text, self.mojibake).encode(UTF8)
+        return text.encode(UTF8)
+
+    def encode(self, new_lines: list[str], changed: set[int]) -> tuple[bytes, list[str]]:
+        """The file's bytes with ``new_lines`` (only indexes in ``changed`` differ), and the repairs
+        the bytes carry (a mojibake file is written back repaired where every line round-trips).
+
+        Lines not changed keep their bytes; the result is decoded again and refused (PlanError)
+        unless it reads as exactly ``new_lines``."""
+        attempts = [True, False] if self.mojibake else [False]
+        for repaired in attempts:
+            out = [self.bom]
+            for index, raw in enumerate(self.raw_lines):
+                rewrite = index in changed or (repaired and self.codecs[index] == UTF8)
+                out.append(self._line_bytes(index, new_lines[index], repaired=repaired) if rewrite else raw)
+            data = b"".join(out)
+            if decode_plan_bytes(data).lines == new_lines:
+                return data, ([r for r in self.repairs if r.startswith("repaired mojibake")] if repaired else [])
+        raise PlanError("the edited plan would not read back as written (mixed encodings); nothing was written")
+
+
+def decode_plan_bytes(raw: bytes) -> PlanText:
+    """Bytes -> lines: skip a BOM, decode each line as UTF-8 (else cp1252), repair mojibake."""
     repairs: list[str] = []
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-        repairs.append("removed a UTF-8 byte-order mark")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        text = raw.decode("cp1252", errors="replace")
-        repairs.append(f"the file is not UTF-8 (byte {exc.start}); decoded it as cp1252")
-    decoded = repair_mojibake(text)
-    return DecodedText(decoded.text, repairs + decoded.repairs)
+    bom = b""
+    if raw.startswith(BOM):
+        bom, raw = BOM, raw[len(BOM):]
+        repairs.append("read past a UTF-8 byte-order mark (kept in the file)")
+    raw_lines = _RAW_LINE.findall(raw)
+    lines: list[str] = []
+    line_codecs: list[str] = []
+    legacy: list[int] = []
+    for number, chunk in enumerate(raw_lines, 1):
+        try:
+            lines.append(chunk.decode(UTF8))
+            line_codecs.append(UTF8)
+        except UnicodeDecodeError:
+            lines.append(_decode(chunk, CP1252))
+            line_codecs.append(CP1252)
+            legacy.append(number)
+    if legacy:
+        shown = ", ".join(map(str, legacy[:10])) + (f" and {len(legacy) - 10} more" if len(legacy) > 10 else "")
+        many = len(legacy) > 1
+        repairs.append(f"line{'s' if many else ''} {shown} {'are' if many else 'is'} not UTF-8; read as cp1252 "
+                       f"(kept as {'they are' if many else 'it is'} unless a PART's status line there changes)")
+    text = PlanText(bom, raw_lines, lines, line_codecs, repairs=repairs)
+    utf8 = [i for i, codec in enumerate(line_codecs) if codec == UTF8]
+    sample = "".join(lines[i] for i in utf8)
+    if REPLACEMENT not in sample:
+        fixed = repair_mojibake(sample)
+        codec = next((c for c, label in MOJIBAKE_CODECS if fixed.repairs and label in fixed.repairs[0]), None)
+        if codec is not None:
+            repaired = [_unmojibake(lines[i], codec) for i in utf8]
+            # Per line, and only where every line undoes and redoes exactly (it should: the whole did).
+            if all(r is not None and _remojibake(r, codec) == lines[i] for r, i in zip(repaired, utf8)):
+                for r, i in zip(repaired, utf8):
+                    lines[i] = r
+                text.mojibake = codec
+                repairs.extend(fixed.repairs)
+    return text

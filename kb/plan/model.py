@@ -38,7 +38,8 @@ class Part:
     target: str | None = None
     status: PartStatus = "pending"
     completed_at: str | None = None
-    status_line: int | None = None
+    status_line: int | None = None  # the first status line (a PART listed twice has more: status_lines)
+    status_lines: list[int] = field(default_factory=list)
     planned_lines: int | None = None
     reads: list[Read] = field(default_factory=list)
     influenced_by: str | None = None
@@ -57,6 +58,7 @@ class Part:
     def to_dict(self) -> dict:
         data = asdict(self)
         data.pop("status_line")
+        data.pop("status_lines")
         data.pop("planned_lines")
         data.pop("batch")
         return {
@@ -74,6 +76,7 @@ class Part:
             "line": data["line"],
             "batch": self.batch,
             "status_line": self.status_line,
+            "status_lines": list(self.status_lines),
             "planned_lines": self.planned_lines,
         }
 
@@ -84,10 +87,16 @@ class Batch:
     name: str
     line: int
     parts: list[Part] = field(default_factory=list)
+    label: str = ""  # the batch as the plan writes it: "2", or "2a" (whose number is one no other batch has)
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = str(self.number)
 
     def to_dict(self) -> dict:
         return {
             "number": self.number,
+            "label": self.label,
             "name": self.name,
             "line": self.line,
             "parts": [p.to_dict() for p in self.parts],
