@@ -36,14 +36,38 @@ def _root(
     """kb: expansion plans -> runner tasks -> a knowledge base."""
 
 
+def _plain_help_types() -> None:
+    """typer labels every parameter's type in --help, flags included (``<bool>``) and lists as
+    ``<list[Path]>``: a flag takes no value, so it gets no label, and a list reads as its items' type."""
+    from typer import core
+
+    base = getattr(core, "_TyperParameter", None)
+    original = getattr(base, "display_type", None)
+    if original is None or getattr(original, "_kb_plain", False):
+        return  # another typer: leave its help as it is
+
+    def display_type(self, ctx):
+        if getattr(self, "is_flag", False):
+            return None
+        label = original(self, ctx)
+        if isinstance(label, str) and label.startswith("<list[") and label.endswith("]>"):
+            return f"<{label[6:-2].lower()}>"
+        return label
+
+    display_type._kb_plain = True
+    base.display_type = display_type
+
+
 def build_app(only: str | None = None) -> typer.Typer:
     """The typer app with every command, or with just ``only`` (its module alone is imported)."""
+    _plain_help_types()
     app = typer.Typer(
         name="kb",
         help="Compile a curated Markdown knowledge base from expansion plans.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
     for command, module in COMMANDS.items():

@@ -10,23 +10,28 @@ from rich.table import Table
 from kb.commands.common import WorkspaceOption, console, err_console, print_json
 from kb.errors import PlanError
 from kb.plan import Plan, load_plan
-from kb.plan.edit import set_part_status
-from kb.workspace import find_workspace, open_workspace
+from kb.plan.edit import EditResult, set_part_status
 from kb.errors import WorkspaceError
+from kb.workspace import Workspace, find_workspace, open_workspace
 
 plan_app = typer.Typer(help="Inspect and edit expansion plans.", no_args_is_help=True)
 
 STATUS_STYLE = {"done": "[green]done[/]", "pending": "[yellow]pending[/]", "failed": "[red]failed[/]"}
 
 
-def resolve_plan_path(path: Path, workspace_root: Path | None) -> tuple[Path, str]:
-    """A plan path and how to show it. Inside a workspace it must stay inside it."""
-    root = None
+def _plan_workspace(path: Path, workspace_root: Path | None) -> Workspace | None:
+    """The workspace a plan path belongs to (``--workspace``, else the one holding the file), or None."""
     try:
         near = path if path.is_absolute() else Path.cwd() / path
-        root = (open_workspace(workspace_root) if workspace_root else find_workspace(near.parent)).root
+        return open_workspace(workspace_root) if workspace_root else find_workspace(near.parent)
     except WorkspaceError:
-        root = None
+        return None
+
+
+def resolve_plan_path(path: Path, workspace_root: Path | None) -> tuple[Path, str]:
+    """A plan path and how to show it. Inside a workspace it must stay inside it."""
+    ws = _plan_workspace(path, workspace_root)
+    root = ws.root if ws is not None else None
     candidate = path if path.is_absolute() else Path.cwd() / path
     if root is not None and not candidate.exists() and (root / path).exists():
         candidate = root / path
@@ -101,17 +106,15 @@ def reset(
 ) -> None:
     """Untick PARTs (all, one batch, or one PART); only their status lines change."""
     resolved, display = resolve_plan_path(path, workspace)
-    plan = load_plan(resolved, display)
-    if batch is not None and plan.batch(batch) is None:
-        raise PlanError(f"{display}: there is no BATCH {batch}")
-    if part is not None and plan.part(part) is None:
-        raise PlanError(f"{display}: there is no PART {part}")
-    chosen = [
-        p
-        for p in plan.parts
-        if (batch is None or p.batch == batch) and (part is None or p.number == part) and p.status_line is not None
-    ]
-    result = set_part_status(resolved, {p.number: "pending" for p in chosen})
+    ws = _plan_workspace(resolved, workspace)
+    if ws is None:
+        result = _reset(resolved, display, batch, part)
+    else:
+        from kb.runner.lock import workspace_lock
+
+        # The workspace's one writer lock, as run-plan and consolidate take it: no reset under a running batch.
+        with workspace_lock(ws, f"kb plan reset {display}"):
+            result = _reset(resolved, display, batch, part)
     if as_json:
         print_json({"plan": display, "reset": result.changed_parts, "repairs_written": result.repairs_written})
         return
@@ -122,6 +125,20 @@ def reset(
         out.print(f"Reset {len(result.changed_parts)} PARTs in {display}: {', '.join(map(str, result.changed_parts))}")
     else:
         out.print(f"Nothing to reset in {display}: the chosen PARTs are already pending.")
+
+
+def _reset(resolved: Path, display: str, batch: int | None, part: int | None) -> EditResult:
+    plan = load_plan(resolved, display)
+    if batch is not None and plan.batch(batch) is None:
+        raise PlanError(f"{display}: there is no BATCH {batch}")
+    if part is not None and plan.part(part) is None:
+        raise PlanError(f"{display}: there is no PART {part}")
+    chosen = [
+        p
+        for p in plan.parts
+        if (batch is None or p.batch == batch) and (part is None or p.number == part) and p.status_line is not None
+    ]
+    return set_part_status(resolved, {p.number: "pending" for p in chosen})
 
 
 def register(app: typer.Typer) -> None:

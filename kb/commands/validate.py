@@ -8,6 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kb.commands.common import WorkspaceOption, console, err_console, print_json, workspace_from
+from kb.errors import PathError
+from kb.runner.lock import workspace_lock
 from kb.snippets.report import print_report
 from kb.snippets.results import write_junit
 from kb.snippets.validate import Options, run_validation
@@ -32,24 +34,16 @@ def register(app: typer.Typer) -> None:
         Results go to snippets/results.json and snippets/<file>/<NN>-L<line>.py.
         """
         workspace = workspace_from(workspace_root)
+        if junit is not None and not junit.expanduser().resolve().parent.is_dir():
+            # Refused before anything runs, and no folder is made for it (a typo could make one at /).
+            raise PathError(f"--junit {junit}: the folder {junit.expanduser().resolve().parent} does not exist")
         options = Options(paths=list(paths or []), gpu=gpu, ray=ray, force=force, profile=profile, jobs=jobs)
-        if as_json:
-            outcome = run_validation(workspace, options)
-        else:
-            with Progress(
-                TextColumn("[bold]validating[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.description}"), console=err_console(), transient=True,
-            ) as bar:
-                task = bar.add_task("", total=None)
-
-                def progress(done: int, total: int, entry) -> None:
-                    label = f"{entry.file}:{entry.snippet.line} {entry.status}" if entry is not None else ""
-                    bar.update(task, completed=done, total=total, description=label)
-
-                outcome = run_validation(workspace, options, progress)
-        rows = outcome.rows
-        if junit is not None:
-            write_junit(junit, outcome.document, rows)
+        # The workspace's one writer lock (run-plan and consolidate take it too): results go to snippets/.
+        with workspace_lock(workspace, "kb validate-snippets"):
+            outcome = _validate(workspace, options, as_json)
+            rows = outcome.rows
+            if junit is not None:
+                write_junit(junit, outcome.document, rows)
         if as_json:
             doc = dict(outcome.document)
             doc["snippets"] = rows
@@ -59,3 +53,22 @@ def register(app: typer.Typer) -> None:
             print_report(console(), rows, outcome.document, outcome.ran, outcome.cached, outcome.seconds, not quiet)
         if outcome.failed:
             raise typer.Exit(1)
+
+
+def _validate(workspace, options: Options, as_json: bool):
+    """Run the validation, with a progress bar on stderr unless the output is JSON."""
+    err = err_console()
+    if as_json or not err.is_terminal:
+        # Off a terminal a transient bar cannot erase itself: it would leave a blank line before any error.
+        return run_validation(workspace, options)
+    with Progress(
+        TextColumn("[bold]validating[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), console=err, transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(done: int, total: int, entry) -> None:
+            label = f"{entry.file}:{entry.snippet.line} {entry.status}" if entry is not None else ""
+            bar.update(task, completed=done, total=total, description=label)
+
+        return run_validation(workspace, options, progress)
