@@ -85,3 +85,19 @@ def test_shell_completion_completes_commands_and_options(tmp_path):
     assert complete("kb pl", 1) == ["plan"]
     assert "--batch" in complete("kb run-plan --ba", 2)
     assert "--install-completion" in __import__("conftest").run_kb("--help").out
+
+
+def test_the_run_header_counts_the_runners_that_can_be_busy(kb_cli, tmp_path):
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    sys.path.insert(0, str(tests))
+    from runplan_fakes import plan_text
+
+    workspace, _ = init_workspace(tmp_path / "ws")
+    (workspace.plans_dir / "p.md").write_text(plan_text([1]), encoding="utf-8")
+    result = kb_cli("run-plan", "plans/p.md", "--batch", "1", "--runners", "4", "--engine", "runplan_fakes:make_engine",
+                    cwd=workspace.root, env={"PYTHONPATH": str(tests)})
+    assert result.code == 0, result.err
+    assert "1 PART pending, 1 at once" in result.out, result.out

@@ -177,7 +177,8 @@ async def _run_units(ws: Workspace, plan_path: Path, units: list[Unit], *, optio
         if not as_json:
             what = "resuming the unfinished run" if pending_run and not (options.redo and not options.resume) else "running"
             out.print(f"{unit.label}: {what}, {len(selection.parts)} PART{'s' if len(selection.parts) != 1 else ''} "
-                      f"pending, {options.runners} at once ({getattr(bundle, 'engine', '?')} engine).")
+                      f"pending, {min(options.runners, max(1, len(selection.parts)))} at once "
+                      f"({getattr(bundle, 'engine', '?')} engine).")
         view.start(unit.label, selection.parts)
         try:
             outcome = await run_unit(ws, unit, context, options, on_event=view.event,
