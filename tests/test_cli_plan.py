@@ -109,3 +109,46 @@ def test_init_refuses_a_missing_plan_before_creating_anything(kb_cli, tmp_path):
     result = kb_cli("init", str(tmp_path / "demo"), "--plan", str(tmp_path / "nope.md"), cwd=tmp_path)
     assert result.code == 2 and "no plan file" in result.err
     assert not (tmp_path / "demo").exists()
+
+
+def _git(root, *args: str) -> str:
+    import subprocess
+
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+GIT_ID = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.org",
+          "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.org"}
+
+
+def test_init_commits_the_new_workspace(kb_cli, tmp_path):
+    target = tmp_path / "demo"
+    result = kb_cli("init", str(target), "--plan", str(SEED), "--json", cwd=tmp_path, env=GIT_ID)
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
+    assert doc["git_init"] is True and doc["commit"]
+    assert _git(target, "log", "--format=%s").splitlines() == ["kb init: a new kb workspace"]
+    assert _git(target, "status", "--porcelain") == ""
+    tracked = _git(target, "ls-files").splitlines()
+    for rel in ("kb.toml", ".gitignore", "INDEX.md", "SKILL.md", "plans/seed-002-performance-plan.txt"):
+        assert rel in tracked, rel
+    assert any(t.startswith("runners/") for t in tracked) and any(t.startswith("validators/") for t in tracked)
+    bare = kb_cli("init", str(tmp_path / "nogit"), "--no-git", "--json", cwd=tmp_path)
+    assert bare.code == 0 and json.loads(bare.out)["commit"] is None and not (tmp_path / "nogit" / ".git").exists()
+
+
+def test_init_rerun_with_the_same_plan_says_so_and_exits_0(kb_cli, tmp_path):
+    target = tmp_path / "demo"
+    assert kb_cli("init", str(target), "--plan", str(SEED), cwd=tmp_path).code == 0
+    plan = target / "plans" / "seed-002-performance-plan.txt"
+    kb_cli("plan", "reset", str(plan), cwd=tmp_path)
+    before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file() and ".git" not in p.parts}
+    again = kb_cli("init", str(target), "--plan", str(SEED), cwd=tmp_path)
+    assert again.code == 0, again.err
+    assert "already a kb workspace with plans/seed-002-performance-plan.txt from the same plan; nothing changed" in again.out
+    after = {p: p.read_bytes() for p in target.rglob("*") if p.is_file() and ".git" not in p.parts}
+    assert after == before
+    other = tmp_path / "other.md"
+    other.write_text("# Knowledge Expansion: O\n\n# BATCH 1: B\n\n## PART 1: X\n- [ ] PART 1: Create o/x.md\n")
+    different = kb_cli("init", str(target), "--plan", str(other), cwd=tmp_path)
+    assert different.code == 2 and "already a kb workspace" in different.err

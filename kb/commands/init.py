@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 
 from kb.commands.common import console, print_json
-from kb.errors import PathError, PlanError
+from kb.errors import KbError, PathError, PlanError
 from kb.fsutil import atomic_write_bytes
-from kb.plan import load_plan
+from kb.plan import Plan, load_plan
 from kb.plan.edit import set_part_status
-from kb.workspace import Workspace, init_workspace
+from kb.workspace import CONFIG_NAME, Workspace, init_workspace, open_workspace
 
 
 def _git_init(root: Path) -> bool:
@@ -28,6 +28,49 @@ def _git_init(root: Path) -> bool:
     except git.GitCommandNotFound:
         return False  # kb works without git; consolidate says so when it needs it
     return True
+
+
+def _first_commit(root: Path, plans: list[dict]) -> tuple[str | None, str | None]:
+    """Commit what ``kb init`` wrote as the new repository's first commit: (short hash, None), or
+    (None, why not) where git cannot commit (no identity configured)."""
+    import git
+
+    repo = git.Repo(root)
+    try:
+        repo.git.var("GIT_COMMITTER_IDENT")
+        repo.git.var("GIT_AUTHOR_IDENT")
+    except git.GitCommandError:
+        return None, "git has no identity (git config user.name and user.email), so no first commit was made"
+    message = "kb init: a new kb workspace"
+    if plans:
+        message += "\n\n" + "\n".join(f"{p['plan']}: {p['parts']} PARTs, from {Path(p['from']).name}" for p in plans)
+    try:
+        repo.git.add("-A", "--", ".")
+        repo.git.commit("-q", "-m", message)
+    except git.GitCommandError as exc:
+        return None, f"git commit failed: {(exc.stderr or str(exc)).strip()}"
+    return repo.head.commit.hexsha[:7], None
+
+
+def _plan_shape(plan: Plan) -> tuple:
+    """What makes two copies of a plan the same plan, whatever their ticks say."""
+    return plan.title, [(p.number, p.target) for p in plan.parts]
+
+
+def already_made(directory: Path, sources: list[Path]) -> Workspace | None:
+    """The workspace in ``directory`` when an earlier ``kb init`` made it with these same plans (a rerun
+    of the same command), else None."""
+    if not sources or not (directory / CONFIG_NAME).is_file():
+        return None
+    try:
+        ws = open_workspace(directory)
+        for source in sources:
+            copy = ws.plans_dir / source.expanduser().name
+            if not copy.is_file() or _plan_shape(load_plan(copy)) != _plan_shape(load_plan(source.expanduser())):
+                return None
+    except KbError:
+        return None
+    return ws
 
 
 def add_plan(ws: Workspace, source: Path) -> dict:
@@ -55,23 +98,40 @@ def register(app: typer.Typer) -> None:
         directory: Path = typer.Argument(Path("."), help="Folder for the new workspace (created if missing)."),
         plans: list[Path] = typer.Option([], "--plan", help="Copy this plan into plans/ with every PART pending "
                                          "again (repeatable): a fresh run of an existing plan."),
-        git_init: bool = typer.Option(True, "--git/--no-git", help="git init the folder unless it already lies "
-                                      "in a git repository (kb consolidate commits there)."),
+        git_init: bool = typer.Option(True, "--git/--no-git", help="git init the folder and commit the new "
+                                      "workspace, unless it already lies in a git repository (kb consolidate commits "
+                                      "there)."),
         as_json: bool = typer.Option(False, "--json", help="Print what was created as JSON."),
     ) -> None:
         """Create a workspace: folders, kb.toml, runners/, validators/, INDEX.md, SKILL.md."""
         for source in plans:  # refuse a missing plan before creating anything
             if not source.expanduser().is_file():
                 raise PathError(f"no plan file at {source}; nothing created")
+        made = already_made(directory.resolve(), plans)
+        if made is not None:
+            # The same command again (the README's set-up line, rerun): nothing to do, and no error.
+            names = [made.rel(made.plans_dir / source.expanduser().name) for source in plans]
+            if as_json:
+                print_json({"root": str(made.root), "created": [], "plans": [], "git_init": False, "commit": None,
+                            "already": names})
+            else:
+                console().print(f"{made.root} is already a kb workspace with {', '.join(names)} from the same "
+                                "plan; nothing changed.", soft_wrap=True)
+            return
         workspace, created = init_workspace(directory)
         copied = [add_plan(workspace, source) for source in plans]
         repo = _git_init(workspace.root) if git_init else False
+        commit, why = _first_commit(workspace.root, copied) if repo else (None, None)
         if as_json:
-            print_json({"root": str(workspace.root), "created": created, "plans": copied, "git_init": repo})
+            print_json({"root": str(workspace.root), "created": created, "plans": copied, "git_init": repo,
+                        "commit": commit, **({"commit_skipped": why} if why else {})})
             return
         out = console()
         out.print(f"Created a kb workspace in [bold]{workspace.root}[/] ({len(created)} entries"
-                  + ("; a new git repository" if repo else "") + ").")
+                  + ("; a new git repository" if repo else "")
+                  + (f", first commit {commit}" if commit else "") + ").")
+        if why:
+            out.print(f"[yellow]note[/]: {why}.")
         for plan in copied:
             reset = f", {len(plan['reset'])} of them reset to pending" if plan["reset"] else ""
             out.print(f"Added {plan['plan']} ({plan['parts']} PARTs{reset}).")
