@@ -329,3 +329,21 @@ def test_a_plan_with_a_5000_digit_part_number_breaks_neither_report_nor_serve_bu
     assert built.code == 0, built.err
     assert "Traceback" not in built.err
     assert (root / "site" / "index.html").is_file()
+
+
+@pytest.mark.parametrize("columns", ["80", "60", "200"])
+def test_every_file_name_shows_whole_at_any_width(ws, columns):
+    # 80 columns is a terminal's default and what rich assumes for every pipe (`kb report | cat`).
+    long_name = ws.root / "knowledge" / "performance" / "07-activation-checkpointing-strategies.md"
+    long_name.parent.mkdir(exist_ok=True)
+    long_name.write_text("# Activation checkpointing\n\n## Overview\n\nText.\n", encoding="utf-8")
+    try:
+        result = run_kb("report", "-w", str(ws.root), timeout=60, env={"COLUMNS": columns})
+    finally:
+        long_name.unlink()
+        long_name.parent.rmdir()
+    assert result.code == 0, result.err
+    for name in ("demo/00-alpha.md", "demo/01-beta.md", "demo/02-gamma.md", "legacy/old.md",
+                 "performance/07-activation-checkpointing-strategies.md"):
+        assert name in result.out, (columns, result.out)
+    assert "plans/demo.md: 3/4 parts done, 1 failed" in result.out

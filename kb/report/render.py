@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
 
 from kb.report.model import FileReport, PlanProgress, Report
@@ -70,6 +72,39 @@ def file_table(report: Report) -> Table:
     return table
 
 
+def _snippet_words(f: FileReport) -> str:
+    counts = [(f.snippets["pass"], "pass", "green"), (f.snippets["fail"], "fail", "red"),
+              (f.snippets["skip"], "skip", "yellow"), (f.snippets["not_run"], "not run", "yellow")]
+    words = [f"[{style}]{n} {word}[/]" for n, word, style in counts if n]
+    return ", ".join(words) if words else "[dim]none[/]"
+
+
+def file_list(out: Console, report: Report) -> None:
+    """The per-file report for a narrow console (80 columns, a pipe): each file's path on a line of
+    its own, never cut, then its numbers on an indented line below."""
+    out.print("[bold]kb report: knowledge files[/]")
+    for f in report.files:
+        name = escape(f.file.removeprefix("knowledge/"))
+        notes = (" [dim](no front matter)[/]" if not f.front_matter else "") + \
+                (f" [red]({escape(f.error)})[/]" if f.error else "")
+        out.print(f"[bold]{name}[/]{notes}", soft_wrap=True)
+        # Sources by kind are left to the totals and --json: the line stays within 80 columns.
+        citations = _ratio(f.citations_resolved, f.citations) if f.citations else "[dim]0/0[/]"
+        numbers = (f"sections {_ratio(f.sections_present, f.sections_planned)}, {f.sections_cited} cited · "
+                   f"citations {citations} · snippets {_snippet_words(f)} · drop {_drop_cell(f)}")
+        out.print(Padding(numbers, (0, 0, 0, 4), expand=False))
+    out.print("[dim]sections: planned present/planned (?: no PART plans the file), and how many cite a source · "
+              "citations: resolved/total · drop: done = consolidated, pending = waiting for kb consolidate · "
+              "a wider terminal shows a table[/]")
+
+
+def _table_fits(out: Console, table: Table) -> bool:
+    """Whether the table fits the console unshrunk: shrunk, rich folds the file column first, and at
+    80 columns (a terminal's default, and every pipe) it leaves no room for a file name at all."""
+    unbounded = out.options.update(width=100_000, max_width=100_000)  # Measurement.get clamps to the options' width
+    return Measurement.get(out, unbounded, table).maximum <= out.width
+
+
 def _plan_line(plan: PlanProgress) -> str:
     state = " [dim](completed)[/]" if plan.completed else ""
     head = f"{escape(plan.path)}{state}: {plan.done}/{plan.total} parts done"
@@ -85,7 +120,11 @@ def print_report(out: Console, report: Report) -> None:
     """The whole report on ``out``."""
     totals = report.totals()
     if report.files:
-        out.print(file_table(report))
+        table = file_table(report)
+        if _table_fits(out, table):
+            out.print(table)
+        else:
+            file_list(out, report)
     else:
         out.print("[yellow]no knowledge files yet[/] (knowledge/ has no .md file)")
     t = totals
