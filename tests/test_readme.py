@@ -194,3 +194,29 @@ def test_llm_blocks_with_loopback_model_and_search(demo):
     finally:
         for server in (llm, search, pages):
             server.stop()
+
+
+def test_setup_names_the_prerequisites_and_which_torch_a_user_gets():
+    setup = README[README.index("## Set up"):README.index("## Walk-through")]
+    # The prerequisites, as pyproject.toml has them.
+    assert 'requires-python = ">=3.11"' in (REPO / "pyproject.toml").read_text()
+    assert "Python 3.11 or newer" in setup and "git" in setup
+    # PyPI's torch==2.13.0 is the CUDA build; the README says so, and how to choose the CPU build.
+    assert "CUDA build" in setup and "nvidia-*" in setup
+    assert "--index-url https://download.pytorch.org/whl/cpu" in setup
+    assert "so a fresh install never pulls a multi-GB" not in setup  # the claim that held on one machine only
+    # The set-up line can be rerun.
+    assert "can be rerun" in setup
+
+
+@pytest.mark.slow
+def test_main_command_can_be_rerun(demo):
+    root, first = demo
+    assert first.returncode == 0, first.stdout + first.stderr
+    (setup,) = blocks("setup")
+    kb_steps = [s.strip() for s in setup.split("&&") if s.strip().startswith(".venv/bin/kb")]
+    script = " && ".join(s.replace(".venv/bin/kb", "kb").replace("../kb-demo", shlex.quote(str(root)))
+                         for s in kb_steps)
+    again = shell(script, cwd=REPO)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already a kb workspace" in again.stdout and "Nothing to do" in again.stdout
