@@ -15,6 +15,7 @@ meant: kb never writes what it could not read back.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ REPLACEMENT = "\ufffd"
 # Only \r\n, \r and \n end a line: str.splitlines() also splits on form feeds and
 # U+2028, which would shift line numbers against markdown-it's.
 _RAW_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_TEXT_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 UTF8 = "utf-8"
 CP1252 = "cp1252"
@@ -106,11 +108,16 @@ class PlanText:
     """A plan file as lines: the bytes of each, how they were read, and the text kb works on."""
 
     bom: bytes
-    raw_lines: list[bytes]
+    body: bytes  # the file's bytes after the BOM
     lines: list[str]  # decoded (and repaired) text of each line, its line ending included
     codecs: list[str]  # how each raw line was decoded: utf-8 or cp1252
     mojibake: str | None = None  # the codec whose misreading was undone on the UTF-8 lines
     repairs: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def raw_lines(self) -> list[bytes]:
+        """Each line's bytes, its line ending included (split only when an edit needs them)."""
+        return _RAW_LINE.findall(self.body)
 
     @property
     def text(self) -> str:
@@ -155,35 +162,47 @@ def decode_plan_bytes(raw: bytes) -> PlanText:
     if raw.startswith(BOM):
         bom, raw = BOM, raw[len(BOM):]
         repairs.append("read past a UTF-8 byte-order mark (kept in the file)")
-    raw_lines = _RAW_LINE.findall(raw)
-    lines: list[str] = []
-    line_codecs: list[str] = []
-    legacy: list[int] = []
-    for number, chunk in enumerate(raw_lines, 1):
-        try:
-            lines.append(chunk.decode(UTF8))
-            line_codecs.append(UTF8)
-        except UnicodeDecodeError:
-            lines.append(_decode(chunk, CP1252))
-            line_codecs.append(CP1252)
-            legacy.append(number)
-    if legacy:
+    try:
+        whole = raw.decode(UTF8)
+    except UnicodeDecodeError:
+        whole = None
+    if whole is not None:  # the usual case: one decode, and the lines split as text
+        lines = _TEXT_LINE.findall(whole)
+        line_codecs = [UTF8] * len(lines)
+    else:
+        lines, line_codecs, legacy = [], [], []
+        for number, chunk in enumerate(_RAW_LINE.findall(raw), 1):
+            try:
+                lines.append(chunk.decode(UTF8))
+                line_codecs.append(UTF8)
+            except UnicodeDecodeError:
+                lines.append(_decode(chunk, CP1252))
+                line_codecs.append(CP1252)
+                legacy.append(number)
         shown = ", ".join(map(str, legacy[:10])) + (f" and {len(legacy) - 10} more" if len(legacy) > 10 else "")
         many = len(legacy) > 1
         repairs.append(f"line{'s' if many else ''} {shown} {'are' if many else 'is'} not UTF-8; read as cp1252 "
                        f"(kept as {'they are' if many else 'it is'} unless a PART's status line there changes)")
-    text = PlanText(bom, raw_lines, lines, line_codecs, repairs=repairs)
+    text = PlanText(bom, raw, lines, line_codecs, repairs=repairs)
     utf8 = [i for i, codec in enumerate(line_codecs) if codec == UTF8]
-    sample = "".join(lines[i] for i in utf8)
-    if REPLACEMENT not in sample:
-        fixed = repair_mojibake(sample)
-        codec = next((c for c, label in MOJIBAKE_CODECS if fixed.repairs and label in fixed.repairs[0]), None)
-        if codec is not None:
-            repaired = [_unmojibake(lines[i], codec) for i in utf8]
-            # Per line, and only where every line undoes and redoes exactly (it should: the whole did).
-            if all(r is not None and _remojibake(r, codec) == lines[i] for r, i in zip(repaired, utf8)):
-                for r, i in zip(repaired, utf8):
-                    lines[i] = r
-                text.mojibake = codec
-                repairs.extend(fixed.repairs)
+    sample = whole if whole is not None else "".join(lines[i] for i in utf8)
+    if REPLACEMENT in sample:
+        return text
+    fixed = repair_mojibake(sample)
+    codec = next((c for c, label in MOJIBAKE_CODECS if fixed.repairs and label in fixed.repairs[0]), None)
+    if codec is None:
+        return text
+    if whole is not None:
+        # The whole repaired and round-tripped, so does each line: \r and \n are themselves in either codec.
+        repaired = _TEXT_LINE.findall(fixed.text)
+        if len(repaired) != len(lines):
+            return text
+    else:
+        repaired = [_unmojibake(lines[i], codec) for i in utf8]
+        if not all(r is not None and _remojibake(r, codec) == lines[i] for r, i in zip(repaired, utf8)):
+            return text
+    for r, i in zip(repaired, utf8):
+        lines[i] = r
+    text.mojibake = codec
+    repairs.extend(fixed.repairs)
     return text
