@@ -152,3 +152,30 @@ def test_init_rerun_with_the_same_plan_says_so_and_exits_0(kb_cli, tmp_path):
     other.write_text("# Knowledge Expansion: O\n\n# BATCH 1: B\n\n## PART 1: X\n- [ ] PART 1: Create o/x.md\n")
     different = kb_cli("init", str(target), "--plan", str(other), cwd=tmp_path)
     assert different.code == 2 and "already a kb workspace" in different.err
+
+
+def test_a_5000_digit_part_number_is_a_problem_not_a_traceback(kb_cli, tmp_path):
+    from kb.workspace import init_workspace
+
+    workspace, _ = init_workspace(tmp_path / "ws")
+    huge = "4" * 5000
+    plan = workspace.plans_dir / "huge.md"
+    plan.write_text(f"# Knowledge Expansion: H\n\n# BATCH 1: B\n\n## PART {huge}: H\n- [ ] PART {huge}: Create t/h.md\n\n"
+                    "## PART 1: One\n- [✓] PART 1: Create t/one.md (Completed 2025-01-01 01:01)\n", encoding="utf-8")
+    shown = kb_cli("plan", "show", "plans/huge.md", cwd=workspace.root)
+    assert shown.code == 0 and "Traceback" not in shown.err, shown.err
+    assert "huge.md:5: a PART number of 5000 digits" in shown.out
+    reset = kb_cli("plan", "reset", "plans/huge.md", "--json", cwd=workspace.root)
+    assert reset.code == 0, reset.err
+    assert json.loads(reset.out)["reset"] == [1]
+    dry = kb_cli("run-plan", "plans/huge.md", "--batch", "1", "--dry-run", cwd=workspace.root)
+    assert dry.code == 0 and "Traceback" not in dry.err, dry.err
+
+
+def test_plan_show_names_a_lettered_batch_as_the_plan_does(kb_cli, tmp_path):
+    plan = tmp_path / "p.md"
+    plan.write_text("# Knowledge Expansion: T\n\n# BATCH 1: A\n\n## PART 1: X\n- [ ] PART 1: Create t/x.md\n\n"
+                    "# BATCH 1b: Added\n\n## PART 2: Y\n- [ ] PART 2: Create t/y.md\n", encoding="utf-8")
+    shown = kb_cli("plan", "show", str(plan), cwd=tmp_path)
+    assert shown.code == 0, shown.err
+    assert "BATCH 1b: Added (--batch 2)" in shown.out

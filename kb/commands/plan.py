@@ -53,7 +53,7 @@ def plan_table(plan: Plan) -> Table:
     for batch in plan.batches:
         for part in batch.parts:
             table.add_row(
-                str(batch.number) if part is batch.parts[0] else "",
+                batch.label if part is batch.parts[0] else "",
                 str(part.number),
                 part.target or "[red](none)[/]",
                 STATUS_STYLE[part.status],
@@ -62,7 +62,7 @@ def plan_table(plan: Plan) -> Table:
                 str(len(part.searches)),
             )
         if not batch.parts:
-            table.add_row(str(batch.number), "", "[red](no parts)[/]", "", "", "", "")
+            table.add_row(batch.label, "", "[red](no parts)[/]", "", "", "", "")
         table.add_section()
     return table
 
@@ -90,7 +90,8 @@ def show(
     out = console()
     out.print(plan_table(plan))
     for batch in plan.batches:
-        out.print(f"  BATCH {batch.number}: {batch.name}")
+        number = f" (--batch {batch.number})" if batch.label != str(batch.number) else ""
+        out.print(f"  BATCH {batch.label}: {batch.name}{number}")
     done = sum(p.status == "done" for p in plan.parts)
     out.print(f"{len(plan.batches)} batches, {len(plan.parts)} parts, {done} done, {len(plan.problems)} problems")
     print_problems(plan)
