@@ -213,3 +213,11 @@ def test_a_knowledge_prefixed_target_lands_in_knowledge_not_knowledge_knowledge(
     workspace, _ = init_workspace(tmp_path / "ws")
     plan = parse_plan(b"# Knowledge Expansion: T\n\n# BATCH 1: B\n\n## PART 1: One\n- [ ] PART 1: Create knowledge/io/x.md\n")
     assert workspace.knowledge_path(plan.part(1).target) == workspace.knowledge_dir / "io" / "x.md"
+
+
+def test_a_mention_of_a_part_in_a_plain_list_is_no_status_line():
+    plan = parse_plan(b"# Knowledge Expansion: T\n\n## Overview\n\n- PART 1: profiling basics\n- PART 2: memory\n\n"
+                      b"# BATCH 1: B\n\n## PART 1: One\n- [ ] PART 1: Create t/one.md\n\n"
+                      b"## PART 2: Two\n- [x] PART 2: Create t/two.md (Completed 2025-01-01 01:01)\n")
+    assert [(p.number, p.status, p.status_lines) for p in plan.parts] == [(1, "pending", [11]), (2, "done", [14])]
+    assert plan.problems == []

@@ -327,6 +327,8 @@ class _PlanBuilder:
             self.problem(line, f"{text[:60]!r} reads as a PART status line, but not in a form kb can edit "
                                "('- [ ] PART n: Create <path>' on one line); ignored")
             return
+        if status.mark is None and status.target is None:
+            return  # "- PART 3: Caching" with neither checkbox nor file: a mention, not a status
         number = self.number(status.digits, line, "PART")
         if number is None:
             return
