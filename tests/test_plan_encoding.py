@@ -109,18 +109,44 @@ def test_a_noop_reset_of_a_mojibake_plan_writes_nothing(tmp_path):
     assert path.read_bytes().decode("utf-8").startswith("# Knowledge Expansion: Caching 🚀")
 
 
-def test_a_lossy_mojibake_plan_says_the_encoding_is_to_blame():
-    # cp1252 has no character for byte 0x9D (in "📝"), so the tool that misread this plan wrote U+FFFD:
-    # the mojibake cannot be undone, and every "[âœ“]" is no mark kb knows.
-    good = UTF8_PLAN.replace("🚀", "📝")
-    lossy = good.encode("utf-8").decode("cp1252", errors="replace")
-    assert "\ufffd" in lossy
-    plan = parse_plan(lossy.encode("utf-8"), "p.md")
-    messages = [p.message for p in plan.problems]
-    assert not any("no target" in m for m in messages), messages
+def lossy_plan() -> bytes:
+    # cp1252 has no character for byte 0x9D (in "📝"), so the tool that misread this plan wrote U+FFFD
+    # on the title line: the mojibake cannot be undone there, but can on every other line.
+    lossy = UTF8_PLAN.replace("🚀", "📝").encode("utf-8").decode("cp1252", errors="replace")
+    assert "\ufffd" in lossy.split("\n")[0] and "\ufffd" not in lossy.split("\n", 1)[1]
+    return lossy.encode("utf-8")
+
+
+def test_a_lossy_mojibake_plan_is_repaired_where_it_can_be_and_says_why_not_elsewhere():
+    plan = parse_plan(lossy_plan(), "p.md")
+    assert {p.number: p.status for p in plan.parts} == {1: "done", 2: "done", 3: "pending"}
     assert [p.target for p in plan.parts] == ["t/00-one.md", "t/01-two.md", "t/02-three.md"]
-    assert any("U+FFFD" in m and "wrong encoding" in m for m in messages)
-    assert sum("mojibake" in m for m in messages) == 2  # the two garbled ticks
+    assert plan.part(1).completed_at == "2025-01-02 10:00"
+    assert [(p.line, "U+FFFD" in p.message and "wrong encoding" in p.message) for p in plan.problems] == [(1, True)]
+    assert any("cp1252" in r for r in plan.repairs) and any("line 1 kept its mojibake" in r for r in plan.repairs)
+
+
+def test_a_garbled_mark_kb_cannot_repair_is_a_problem_naming_the_encoding():
+    text = UTF8_PLAN.replace("[✓] PART 1", "[âœ\ufffd] PART 1")
+    plan = parse_plan(text.encode("utf-8"), "p.md")
+    assert plan.part(1).target == "t/00-one.md"
+    on_line_8 = [p.message for p in plan.problems if p.line == 8]
+    assert any("mojibake" in m and "PART 1" in m for m in on_line_8), on_line_8
+    assert any("U+FFFD" in m and "wrong encoding" in m for m in on_line_8)
+
+
+def test_an_edit_of_a_lossy_plan_writes_it_back_repaired_but_the_lossy_line(tmp_path):
+    path = tmp_path / "p.md"
+    path.write_bytes(lossy_plan())
+    assert set_part_status(path, {3: "pending"}).changed_parts == []
+    assert path.read_bytes() == lossy_plan()
+    result = set_part_status(path, {1: "pending"})
+    assert result.changed_parts == [1] and result.repairs_written
+    after = path.read_bytes()
+    assert after.split(b"\n")[0] == lossy_plan().split(b"\n")[0]  # the lossy line, byte for byte
+    assert "- [ ] PART 1: Create t/00-one.md\n".encode() in after and "[✓] PART 2".encode() in after
+    plan = parse_plan(after, "p.md")
+    assert {p.number: p.status for p in plan.parts} == {1: "pending", 2: "done", 3: "pending"}
 
 
 def test_an_edit_that_would_not_read_back_is_refused():

@@ -112,6 +112,7 @@ class PlanText:
     lines: list[str]  # decoded (and repaired) text of each line, its line ending included
     codecs: list[str]  # how each raw line was decoded: utf-8 or cp1252
     mojibake: str | None = None  # the codec whose misreading was undone on the UTF-8 lines
+    repaired_lines: set[int] = field(default_factory=set)  # indexes of the lines that repair changed
     repairs: list[str] = field(default_factory=list)
 
     @functools.cached_property
@@ -133,7 +134,7 @@ class PlanText:
                 return _encode(text, CP1252)
             except UnicodeEncodeError:
                 return text.encode(UTF8)  # a mark cp1252 has no byte for: the line becomes UTF-8
-        if self.mojibake and not repaired:
+        if self.mojibake and not repaired and index in self.repaired_lines:
             return _remojibake(text, self.mojibake).encode(UTF8)
         return text.encode(UTF8)
 
@@ -185,9 +186,37 @@ def decode_plan_bytes(raw: bytes) -> PlanText:
                        f"(kept as {'they are' if many else 'it is'} unless a PART's status line there changes)")
     text = PlanText(bom, raw, lines, line_codecs, repairs=repairs)
     utf8 = [i for i, codec in enumerate(line_codecs) if codec == UTF8]
-    sample = whole if whole is not None else "".join(lines[i] for i in utf8)
-    if REPLACEMENT in sample:
+    # Lines holding U+FFFD lost characters to an earlier misreading: they cannot be repaired, so they
+    # neither vote on the repair nor get it (the parser says so); the other lines still can be.
+    lossy = [i for i in utf8 if REPLACEMENT in lines[i]]
+    if lossy:
+        utf8 = [i for i in utf8 if REPLACEMENT not in lines[i]]
+    whole_text = whole is not None and not lossy
+    sample = whole if whole_text else "".join(lines[i] for i in utf8)
+    fixed = repair_mojibake(sample)
+    codec = next((c for c, label in MOJIBAKE_CODECS if fixed.repairs and label in fixed.repairs[0]), None)
+    if codec is None:
         return text
+    if whole_text:
+        # The whole repaired and round-tripped, so does each line: \r and \n are themselves in either codec.
+        repaired = _TEXT_LINE.findall(fixed.text)
+        if len(repaired) != len(lines):
+            return text
+    else:
+        repaired = [_unmojibake(lines[i], codec) for i in utf8]
+        if not all(r is not None and _remojibake(r, codec) == lines[i] for r, i in zip(repaired, utf8)):
+            return text
+    for r, i in zip(repaired, utf8):
+        if r != lines[i]:
+            lines[i] = r
+            text.repaired_lines.add(i)
+    text.mojibake = codec
+    repairs.extend(fixed.repairs)
+    if lossy:
+        shown = ", ".join(str(i + 1) for i in lossy[:10]) + (f" and {len(lossy) - 10} more" if len(lossy) > 10 else "")
+        repairs.append(f"line{'s' if len(lossy) > 1 else ''} {shown} kept {'their' if len(lossy) > 1 else 'its'} "
+                       "mojibake: characters lost to it earlier (U+FFFD) make it impossible to undo there")
+    return text
     fixed = repair_mojibake(sample)
     codec = next((c for c, label in MOJIBAKE_CODECS if fixed.repairs and label in fixed.repairs[0]), None)
     if codec is None:

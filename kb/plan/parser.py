@@ -414,8 +414,8 @@ class _PlanBuilder:
             raise PlanError(f"{plan.path}: not an expansion plan (no title, no BATCH or PART headings)")
         lost = [i for i, line in enumerate(self.lines, 1) if REPLACEMENT in line]
         if lost:
-            self.problem(lost[0], f"{len(lost)} line{'s' if len(lost) > 1 else ''} (first here) hold U+FFFD "
-                                  "replacement characters: a tool decoded the plan with the wrong encoding and "
+            where = f"{len(lost)} lines (the first here) hold" if len(lost) > 1 else "this line holds"
+            self.problem(lost[0], f"{where} U+FFFD replacement characters: a tool decoded the plan with the wrong encoding and "
                                   "saved it, losing those characters; kb cannot repair them, retype them "
                                   "(checkbox marks first)")
         if not plan.parts:
