@@ -17,7 +17,7 @@ from kb.fsutil import relative_inside
 from kb.mdblocks import block_parser
 from kb.plan.encoding import REPLACEMENT, decode_plan_bytes
 from kb.plan.model import Batch, Part, Plan, Problem, Read, Section
-from kb.plan.status import COMPLETED, MAX_DIGITS, StatusLine, read_status_line
+from kb.plan.status import MAX_DIGITS, StatusLine, read_status_line
 
 # "[ ]", "[x]", "[X]", "[✓]", "[✔]", "[✅]" and "[/]" (failed or partial); see kb.plan.status.
 CHECKBOX = re.compile(r"^\[(?P<mark>[^\[\]\r\n]{0,4})\]\s*(?P<rest>.*)$", re.S)
