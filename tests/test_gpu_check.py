@@ -7,6 +7,7 @@ suite is skipped here with the right reason for each snippet.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib.machinery
 import importlib.util
@@ -146,11 +147,39 @@ def test_junit_parts_merge_into_one_file_with_counts(tmp_path):
                  '<testcase classname="t" name="two"><skipped message="no"/></testcase></testsuite></testsuites>')
     b = tmp_path / "b.xml"
     b.write_text('<testsuite name="knowledge/x.md"><testcase classname="x" name="L3"><failure message="boom"/></testcase></testsuite>')
-    assert gpu_check.junit_counts(a) == {"passed": 1, "failed": 0, "errors": 0, "skipped": 1, "skipped_reasons": ["t.two: no"]}
+    assert gpu_check.junit_counts(a) == {"passed": 1, "failed": 0, "errors": 0, "skipped": 1, "skipped_reasons": ["t.two: no"],
+                                         "bad": []}
     gpu_check.merge_junit([("pytest -m gpu", a), ("snippets: suite", b)], tmp_path / "junit.xml")
     merged = ET.parse(tmp_path / "junit.xml").getroot()
     assert [s.get("name") for s in merged] == ["pytest -m gpu: pytest", "snippets: suite: knowledge/x.md"]
-    assert gpu_check.junit_counts(tmp_path / "junit.xml")["failed"] == 1
+    assert gpu_check.junit_counts(tmp_path / "junit.xml")["bad"] == ["failed x.L3: boom"]
+
+
+@pytest.mark.slow
+def test_check_steps_read_what_pytest_and_kb_report(tmp_path):
+    """The three GPU steps' plumbing, run here with the cpu profile (no --gpu): what they parse and write."""
+    if cuda_available():
+        pytest.skip("this machine has CUDA: scripts/gpu-check runs these steps for real")
+    args = argparse.Namespace(dry_run=False, out=tmp_path / "out", budget=900, no_wheels=True, wheels=tmp_path, site=None)
+    check = gpu_check.Check(args)
+    check.validate_flags = ["--all"]
+    base = check.do_base(400)
+    assert re.match(r"\d+ pass, .*; of the \d+ that need CUDA: \d+ skip$", base), base
+    assert check.found["base"]["environment"]["profile"] == "cpu"
+    with pytest.raises(gpu_check.StepFailed) as failed:
+        check.do_suite(400)  # skipped here, so not as the suite expects of a GPU machine
+    assert failed.value.code == 1 and str(failed.value).startswith("CUDA suite: 6 skip; not as expected: ")
+    assert str(failed.value).count("skip: requires cuda") == 5
+    tests = check.do_pytest(400)
+    assert tests.startswith("0 passed, 0 failed, 0 errors, ") and check.found["pytest"]["skipped"] >= 1
+    assert any("no CUDA device" in r for r in check.found["pytest"]["skipped_reasons"])
+    check.finish(1)
+    suites = [s.get("name") for s in ET.parse(args.out / "junit.xml").getroot()]
+    assert any(n.startswith("pytest -m gpu") for n in suites)
+    assert any(n.startswith("kb validate-snippets --gpu: base: knowledge/") for n in suites)
+    assert any(n.startswith("kb validate-snippets --gpu: suite: knowledge/cuda/") for n in suites)
+    summary = (args.out / "summary.md").read_text()
+    assert summary.startswith("# kb GPU check: FAIL") and "suite cuda/00-cuda-runtime-checks.md#L23: skip: requires cuda" in summary
 
 
 def test_unmet_requirements_names_the_missing_and_the_too_old():
