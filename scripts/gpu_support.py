@@ -1,8 +1,9 @@
 """What scripts/gpu-wheels and scripts/gpu-check share: the GPU machine's Python, kb's requirements, pip.
 
 Standard library only (``packaging`` is taken where it is, else from pip's own copy), so it runs on
-the GPU machine's python3 before anything is installed. ``python3 scripts/gpu_support.py deps``
-prints, as JSON, which of kb's requirements the running interpreter does not satisfy.
+the GPU machine's python3 before anything is installed. ``python3 scripts/gpu_support.py deps [FOLDER]``
+prints, as JSON, which of kb's requirements the running interpreter (plus FOLDER, the installed wheel
+set, on PYTHONPATH) does not satisfy.
 """
 
 from __future__ import annotations
@@ -166,36 +167,42 @@ def _packaging():
     return Requirement, default_environment
 
 
-def unmet_requirements(requirements: list[str], skip: tuple[str, ...] = ()) -> dict:
+def unmet_requirements(requirements: list[str], skip: tuple[str, ...] = (), carried: Path | None = None) -> dict:
     """Walk ``requirements`` and what they need through this interpreter's installed distributions.
 
-    Returns ``{"found": {name: version}, "problems": [line, ...]}``: a problem is a package that is
-    missing or whose version does not satisfy what asks for it. Names in ``skip`` are not followed.
+    Returns ``{"found": {name: version}, "problems": [...], "notes": [...]}``. A problem is a package
+    that is missing, or whose version does not satisfy kb or a package installed in ``carried`` (the
+    wheel set's folder). The same about what a preinstalled package asks for is a note: that
+    environment's own business, which kb may not touch. Names in ``skip`` are checked, not followed.
     """
     Requirement, default_environment = _packaging()
     base_env = default_environment()
+    carried = carried.resolve() if carried else None
     found: dict[str, str] = {}
     problems: list[str] = []
+    notes: list[str] = []
     expanded: set[tuple[str, str]] = set()
-    queue = [(Requirement(text), "kb") for text in requirements]
+    queue = [(Requirement(text), "kb", True) for text in requirements]
     while queue:
-        req, wanted_by = queue.pop(0)
+        req, wanted_by, strict = queue.pop(0)
         name = canonical(req.name)
+        into = problems if strict else notes
         try:
             dist = importlib.metadata.distribution(req.name)
         except importlib.metadata.PackageNotFoundError:
             if name in skip:
-                problems.append(f"{name} is not installed ({wanted_by} needs {req}; it must be this interpreter's own, "
-                                "a CUDA build, never a carried one)")
+                into.append(f"{name} is not installed ({wanted_by} needs {req}; it must be this interpreter's own, "
+                            "a CUDA build, never a carried one)")
             else:
-                problems.append(f"{name} is not installed ({wanted_by} needs {req})")
+                into.append(f"{name} is not installed ({wanted_by} needs {req})")
             continue
         version = dist.version
         found[name] = version
-        if name in skip:
-            continue  # the machine's own (torch): present is all that is asked here
         if req.specifier and not req.specifier.contains(version, prereleases=True):
-            problems.append(f"{name} {version} is installed, but {wanted_by} needs {req}")
+            into.append(f"{name} {version} is installed, but {wanted_by} needs {req}")
+        if name in skip:
+            continue  # the machine's own (torch): its own needs are its installer's business
+        in_carried = carried is not None and Path(str(dist.locate_file(""))).resolve() == carried
         for extra in ("", *sorted(req.extras)):
             if (name, extra) in expanded:
                 continue
@@ -206,8 +213,8 @@ def unmet_requirements(requirements: list[str], skip: tuple[str, ...] = ()) -> d
                     continue
                 if extra and (child.marker is None or "extra" not in str(child.marker)):
                     continue  # the extra's pass adds only what the extra asks for
-                queue.append((child, f"{name} {version}"))
-    return {"found": dict(sorted(found.items())), "problems": problems}
+                queue.append((child, f"{name} {version}", in_carried))
+    return {"found": dict(sorted(found.items())), "problems": problems, "notes": notes}
 
 
 def target_marker_environment() -> dict:
@@ -261,11 +268,12 @@ def installed_kb_requirements() -> list[str]:
 
 
 def _main(argv: list[str]) -> int:
-    if argv[:1] == ["deps"]:
-        report = unmet_requirements(installed_kb_requirements(), skip=(MACHINE_TORCH,))
+    if argv[:1] == ["deps"] and len(argv) <= 2:
+        carried = Path(argv[1]) if len(argv) == 2 else None
+        report = unmet_requirements(installed_kb_requirements(), skip=(MACHINE_TORCH,), carried=carried)
         print(json.dumps(report))
         return 0
-    print("usage: python3 scripts/gpu_support.py deps", file=sys.stderr)
+    print("usage: python3 scripts/gpu_support.py deps [CARRIED-FOLDER]", file=sys.stderr)
     return 2
 
 

@@ -182,11 +182,29 @@ def test_check_steps_read_what_pytest_and_kb_report(tmp_path):
     assert summary.startswith("# kb GPU check: FAIL") and "suite cuda/00-cuda-runtime-checks.md#L23: skip: requires cuda" in summary
 
 
-def test_unmet_requirements_names_the_missing_and_the_too_old():
-    report = gs.unmet_requirements(["pytest>=1", "no-such-package-kb>=1", "pytest>=999"])
-    assert "pytest" in report["found"]
-    assert any(p.startswith("no-such-package-kb is not installed (kb needs no-such-package-kb>=1)") for p in report["problems"])
-    assert any(re.match(r"pytest \S+ is installed, but kb needs pytest>=999", p) for p in report["problems"])
+def fake_dist(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> None:
+    info = folder / f"{name.replace('-', '_')}-{version}.dist-info"  # as wheels name it
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                                   + "".join(f"Requires-Dist: {r}\n" for r in requires))
+
+
+def test_unmet_requirements_names_the_missing_and_the_too_old(tmp_path, monkeypatch):
+    carried, preinstalled = tmp_path / "carried", tmp_path / "preinstalled"
+    fake_dist(carried, "kbtest-alpha", "1.0", ("pytest>=999", "kbtest-missing", "kbtest-gamma"))
+    fake_dist(preinstalled, "kbtest-gamma", "2.0", ("kbtest-absent>=1",))
+    monkeypatch.syspath_prepend(str(preinstalled))
+    monkeypatch.syspath_prepend(str(carried))
+    report = gs.unmet_requirements(["pytest>=1", "kbtest-alpha>=1", "kbtest-none>=1", "kbtest-gamma>=3"], carried=carried)
+    assert report["found"]["kbtest-alpha"] == "1.0" and "pytest" in report["found"]
+    problems = report["problems"]
+    assert "kbtest-none is not installed (kb needs kbtest-none>=1)" in problems
+    assert "kbtest-gamma 2.0 is installed, but kb needs kbtest-gamma>=3" in problems
+    assert "kbtest-missing is not installed (kbtest-alpha 1.0 needs kbtest-missing)" in problems  # a carried package's need
+    assert any(re.fullmatch(r"pytest \S+ is installed, but kbtest-alpha 1\.0 needs pytest>=999", p) for p in problems)
+    assert len(problems) == 4
+    # What a preinstalled package asks for is that environment's business: noted, not failed.
+    assert report["notes"] == ["kbtest-absent is not installed (kbtest-gamma 2.0 needs kbtest-absent>=1)"]
 
 
 # --- the wheel set -------------------------------------------------------------------------------
