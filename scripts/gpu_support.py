@@ -26,6 +26,9 @@ DEFAULT_WHEELS = REPO / ".gpu" / "wheels"
 DEFAULT_OUT = REPO / ".gpu" / "out"
 LOCK_NAME = "gpu-wheels.lock.json"
 BUILD_FOLDER = "build"  # setuptools for building kb there: the build needs it, kb's process does not
+# Wheels of packages the machine has, at versions that meet what kb and the carried wheels ask of them:
+# installed only where the machine's own version does not (its versions are mostly unknown here).
+FALLBACK_FOLDER = "fallback"
 
 # The lent machine's interpreter (device KINDS.md): CPython 3.12.3 on x86-64 Linux, glibc new enough
 # for manylinux_2_28; these are the tags pip accepts for it.
@@ -142,7 +145,8 @@ def read_lock(wheels: Path) -> dict:
 
 def verify_files(wheels: Path, lock: dict) -> None:
     """Every locked wheel is there with its sha256, and nothing else is."""
-    for folder, items in ((wheels, lock["wheels"]), (wheels / BUILD_FOLDER, lock["build"])):
+    for folder, items in ((wheels, lock["wheels"]), (wheels / BUILD_FOLDER, lock["build"]),
+                          (wheels / FALLBACK_FOLDER, lock.get("fallback", []))):
         names = {item["file"] for item in items}
         extra = sorted(p.name for p in folder.glob("*.whl") if p.name not in names)
         if extra:
@@ -230,19 +234,22 @@ def target_marker_environment() -> dict:
     return env
 
 
-def reachable(requirements: list[str], requires: dict[str, list[str]], provided: set[str], env: dict) -> set[str]:
-    """Names reached from ``requirements`` through ``requires`` (name -> Requires-Dist), not walking into ``provided``.
+def reachable(requirements: list[str], requires: dict[str, list[str]], provided: set[str], env: dict) -> dict[str, list[str]]:
+    """Names reached from ``requirements`` through ``requires`` (name -> Requires-Dist), not walking into ``provided``,
+    each with the version specifiers asked of it on the way (empty ones left out).
 
     A provided package is reached but its own needs are its installer's business, not ours.
     """
     Requirement, _ = _packaging()
     seen: set[tuple[str, str]] = set()
-    reached: set[str] = set()
+    reached: dict[str, list[str]] = {}
     queue = [Requirement(text) for text in requirements]
     while queue:
         req = queue.pop(0)
         name = canonical(req.name)
-        reached.add(name)
+        asked = reached.setdefault(name, [])
+        if str(req.specifier) and str(req.specifier) not in asked:
+            asked.append(str(req.specifier))
         if name in provided:
             continue
         for extra in ("", *sorted(req.extras)):
@@ -257,6 +264,20 @@ def reachable(requirements: list[str], requires: dict[str, list[str]], provided:
                     continue
                 queue.append(child)
     return reached
+
+
+def satisfies(version: str, specifiers: list[str]) -> bool:
+    """Whether ``version`` meets every specifier (pre-releases allowed: they are what is installed)."""
+    from_packaging = _packaging_specifier()
+    return all(from_packaging(spec).contains(version, prereleases=True) for spec in specifiers)
+
+
+def _packaging_specifier():
+    try:
+        from packaging.specifiers import SpecifierSet
+    except ImportError:
+        from pip._vendor.packaging.specifiers import SpecifierSet
+    return SpecifierSet
 
 
 def installed_kb_requirements() -> list[str]:

@@ -209,19 +209,26 @@ def test_unmet_requirements_names_the_missing_and_the_too_old(tmp_path, monkeypa
 
 # --- the wheel set -------------------------------------------------------------------------------
 
-def make_set(tmp_path: Path, carried: dict[str, tuple[str, ...]], machine: str, project_requires: tuple[str, ...]):
+def wheel_items(folder: Path, specs: dict[str, tuple[str, ...]]) -> list[dict]:
+    items = []
+    for spec, requires in specs.items():
+        name, version = spec.split("==")
+        path = gs.write_stand_in(folder, name, version, requires)
+        items.append({"name": name, "version": version, "file": path.name, "sha256": gs.sha256(path), "bytes": path.stat().st_size})
+    return items
+
+
+def make_set(tmp_path: Path, carried: dict[str, tuple[str, ...]], machine: str, project_requires: tuple[str, ...],
+             fallback: dict[str, tuple[str, ...]] | None = None):
     """A small wheel set in the shape scripts/gpu-wheels writes, a machine list, and a project wheel."""
     wheels = tmp_path / "wheels"
     (wheels / gs.BUILD_FOLDER).mkdir(parents=True)
-    items = []
-    for spec, requires in carried.items():
-        name, version = spec.split("==")
-        path = gs.write_stand_in(wheels, name, version, requires)
-        items.append({"name": name, "version": version, "file": path.name, "sha256": gs.sha256(path), "bytes": path.stat().st_size})
+    items = wheel_items(wheels, carried)
     machine_list = tmp_path / "machine.txt"
     machine_list.write_text(machine)
     known = gs.machine_packages(machine_list)
     lock = {"generated": "now", "wheels": items, "build": [],
+            "fallback": wheel_items(wheels / gs.FALLBACK_FOLDER, fallback or {}),
             "machine": [{"name": n, "known_version": v, "resolved_version": "14.0"} for n, v in known.items()]}
     (wheels / gs.LOCK_NAME).write_text(json.dumps(lock))
     project = gs.write_stand_in(tmp_path / "project", "demo-kb", "0.1.0", project_requires)
@@ -257,6 +264,32 @@ def test_resolver_check_refuses_wheels_nothing_needs_and_wheels_off_the_lock(tmp
         gpu_wheels.check(wheels, machine, project)
 
 
+def test_resolver_check_of_fallbacks_resolves_without_the_machines_unknown_versions(tmp_path):
+    args = ({"alpha==1.0": ("rich>=13",)}, "torch==2.11.0\nrich\n", ("alpha>=1", "torch>=2.3"))
+    wheels, machine, project = make_set(tmp_path / "a", *args, fallback={"rich==14.0": ("mdurl",), "mdurl==0.1": ()})
+    assert gpu_wheels.check(wheels, machine, project)["fallbacks"] == 2
+    wheels, machine, project = make_set(tmp_path / "b", *args, fallback={"rich==14.0": ("mdurl",)})
+    with pytest.raises(gs.WheelSetError, match=r"(?s)with only the machine's packages of known version.*mdurl"):
+        gpu_wheels.check(wheels, machine, project)  # the fallback rich needs mdurl, which nothing carries
+    wheels, machine, project = make_set(tmp_path / "c", *args, fallback={"rich==14.0": (), "gamma==1.0": ()})
+    with pytest.raises(gs.WheelSetError, match="carries fallbacks demo-kb does not need: gamma-1.0-py3-none-any.whl"):
+        gpu_wheels.check(wheels, machine, project)
+
+
+def test_fallback_wheels_go_where_the_machines_version_does_not_do(tmp_path):
+    args = argparse.Namespace(dry_run=False, out=tmp_path / "out", budget=120, no_wheels=False, wheels=tmp_path / "wheels", site=None)
+    check = gpu_check.Check(args)
+    check.wheels = tmp_path / "wheels"
+    check.lock = {"fallback": wheel_items(check.wheels / gs.FALLBACK_FOLDER, {"kbtest-rich==14.0": (), "kbtest-other==1.0": ()})}
+    check.found["site"] = str(tmp_path / "site")
+    problems = ["kbtest-rich 12.0 is installed, but kbtest-alpha 1.0 needs kbtest-rich>=13", "kbtest-none is not installed (kb needs kbtest-none)"]
+    assert check.install_fallbacks(problems, 100) == ["kbtest-rich 14.0"]
+    assert (tmp_path / "site" / "kbtest_rich-14.0.dist-info" / "METADATA").is_file()
+    assert not (tmp_path / "site" / "kbtest_other-1.0.dist-info").exists()
+    assert check.install_fallbacks(problems, 100) == []  # installed once
+    assert check.found["fallbacks"] == ["kbtest-rich 14.0"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (WHEELS / gs.LOCK_NAME).is_file(),
                     reason="no wheel set at .gpu/wheels (scripts/gpu-wheels makes it where PyPI is reachable)")
@@ -267,8 +300,10 @@ def test_the_built_wheel_set_resolves_kb_without_torch_and_fits_the_carry_limit(
     lock = json.loads((WHEELS / gs.LOCK_NAME).read_text())
     carried = {w["name"] for w in lock["wheels"]}
     assert not carried & set(gs.machine_packages()), "a package the machine has is carried"
-    assert not {n for n in carried if n in ("torch", "triton") or n.startswith("nvidia-")}
-    assert sum(w["bytes"] for w in lock["wheels"] + lock["build"]) < 48 << 20  # the tree travels in the same 64 MiB
+    for name in carried | {w["name"] for w in lock["fallback"]}:
+        assert name not in ("torch", "triton") and not name.startswith("nvidia-")
+    assert "numpy" not in {w["name"] for w in lock["fallback"]}  # its version there (2.5.2) is known to do
+    assert sum(w["bytes"] for key in ("wheels", "build", "fallback") for w in lock[key]) < 48 << 20  # the tree travels in the same 64 MiB
 
 
 # --- the CUDA suite ------------------------------------------------------------------------------
