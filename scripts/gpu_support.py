@@ -85,11 +85,11 @@ def requirement_name(requirement: str) -> str:
     return canonical(re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement).group(1))
 
 
-def pip_env(extra: dict | None = None) -> dict:
-    """An environment in which pip reads no configuration but its command line (no PIP_*, no pip.conf)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+def pip_env(base: dict | None = None) -> dict:
+    """``base`` (default: this process's environment) for a pip that reads no configuration but its
+    command line: no PIP_* variables, no pip.conf."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("PIP_")}
     env.update({"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"})
-    env.update(extra or {})
     return env
 
 

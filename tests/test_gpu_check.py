@@ -108,7 +108,8 @@ def test_dry_run_with_the_wheel_set_pretends_to_install_it_then_stops_at_the_cud
     steps = {s["name"]: s for s in results["steps"]}
     lock = json.loads((WHEELS / gs.LOCK_NAME).read_text())
     assert steps["wheels"]["status"] == "ok"
-    assert steps["install"]["detail"].startswith(f"dry run: pip would install kb and {len(lock['wheels'])} wheels for CPython 3.12")
+    assert steps["install"]["detail"].startswith(f"dry run: pip would install kb and {len(lock['wheels'])} wheels for CPython 3.12, "
+                                                 f"and {len(lock['fallback'])} fallbacks")
 
 
 def test_the_real_run_fails_loudly_without_cuda(tmp_path):
