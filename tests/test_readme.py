@@ -28,7 +28,7 @@ from servers import LLMServer, PageServer, SearchServer
 README = (REPO / "README.md").read_text(encoding="utf-8")
 CI = (REPO / ".ci" / "run").read_text(encoding="utf-8")
 MARKED = re.compile(r"<!-- readme-test: ([\w-]+) -->\n```(\w+)\n(.*?)\n```", re.S)
-KNOWN = {"setup", "tests", "walkthrough", "serve", "llm-config", "llm", "gpu", "ray"}
+KNOWN = {"setup", "tests", "walkthrough", "serve", "llm-config", "llm", "gpu", "gpu-check", "ray"}
 BIN = Path(sys.executable).parent  # the venv the tests run in: its `kb` is the README's `.venv/bin/kb`
 
 
