@@ -25,6 +25,10 @@ def register(app: typer.Typer) -> None:
         profile: str = typer.Option(None, "--profile", help="Validator profile in validators/ (default: kb.toml's)."),
         jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="CPU snippets at once (default: the profile's)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="List only snippets that did not pass."),
+        require_isolation: bool = typer.Option(
+            False, "--require-isolation",
+            help="Refuse to run any snippet (exit 2) unless the sandbox isolates it fully here (filesystem, processes, network).",
+        ),
         workspace_root: Path = WorkspaceOption,
     ) -> None:
         """Extract and run every code snippet; cache unchanged ones; exit 1 when any failed.
@@ -32,7 +36,8 @@ def register(app: typer.Typer) -> None:
         Results go to snippets/results.json and snippets/<file>/<NN>-L<line>.py.
         """
         workspace = workspace_from(workspace_root)
-        options = Options(paths=list(paths or []), gpu=gpu, ray=ray, force=force, profile=profile, jobs=jobs)
+        options = Options(paths=list(paths or []), gpu=gpu, ray=ray, force=force, profile=profile, jobs=jobs,
+                          require_isolation=require_isolation)
         if as_json:
             outcome = run_validation(workspace, options)
         else:

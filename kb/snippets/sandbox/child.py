@@ -293,6 +293,9 @@ def run_shell(task: dict, reporter: Reporter) -> None:
     os.execv(shell, [shell, "-e", "-c", item["code"]])
 
 
+confine = None  # worker.py sets this to its confine.py module
+
+
 def enter(task: dict, ctx: dict, status_fd: int, out_fd: int, err_fd: int) -> None:
     """The forked child: isolate, limit, then run the task. Never returns."""
     try:
@@ -314,23 +317,32 @@ def enter(task: dict, ctx: dict, status_fd: int, out_fd: int, err_fd: int) -> No
                     pass
         os.set_inheritable(status_fd, False)
         reporter = Reporter(status_fd)
-        cwd = ctx["cwd"]
         network_off = not task.get("network", False)
         isolated = isolate_network(ctx["net_mode"], ctx.get("netns_fd")) if network_off else False
         if ctx.get("netns_fd") is not None:
             os.close(ctx["netns_fd"])
-        set_limits(0 if task.get("cuda") else ctx["memory_limit_mb"], ctx.get("nproc"), ctx["max_file_mb"])
         uid = ctx.get("uid")
-        if uid is not None:
-            os.chown(cwd, uid, uid)
-            for sub in ("home", "tmp"):
-                os.chown(os.path.join(cwd, sub), uid, uid)
-            drop_to(uid)
-        no_new_privileges()
+        if ctx.get("jailed"):
+            confine.private_scratch(uid if uid is not None else os.getuid(), ctx.get("gid", os.getgid()), ctx["scratch_mb"])
+            cwd = confine.SCRATCH
+            set_limits(0 if task.get("cuda") else ctx["memory_limit_mb"], ctx.get("nproc"), ctx["max_file_mb"])
+            confine.drop_privileges(uid)
+        else:
+            cwd = ctx["cwd"]
+            set_limits(0 if task.get("cuda") else ctx["memory_limit_mb"], ctx.get("nproc"), ctx["max_file_mb"])
+            if uid is not None:
+                os.chown(cwd, uid, uid)
+                for sub in ("home", "tmp"):
+                    os.chown(os.path.join(cwd, sub), uid, uid)
+                drop_to(uid)
+            no_new_privileges()
         os.chdir(cwd)
-        env = os.environ
+        # A fresh environment: the worker's (already allow-listed by kb) filtered once more.
+        env = confine.clean_environment(dict(os.environ), ctx.get("pass_env") or []) if confine else dict(os.environ)
         env.update({"HOME": os.path.join(cwd, "home"), "TMPDIR": os.path.join(cwd, "tmp"), "PWD": cwd})
         env.update(task.get("env") or {})
+        os.environ.clear()
+        os.environ.update(env)
         import tempfile
 
         tempfile.tempdir = None
@@ -350,15 +362,30 @@ def enter(task: dict, ctx: dict, status_fd: int, out_fd: int, err_fd: int) -> No
 
 def trial(ctx: dict, status_fd: int) -> None:
     """Probe which isolation works here; report it on ``status_fd`` and exit."""
-    found = {"network": False, "uid": False, "imports": False}
+    found = {"network": False, "uid": False, "imports": False, "scratch": False, "dropped": False}
     try:
         found["network"] = isolate_network(ctx["net_mode"])
     except OSError:
         pass
-    if ctx.get("uid") is not None:
+    uid = ctx.get("uid")
+    if ctx.get("jailed"):
         try:
-            drop_to(ctx["uid"])
-            found["uid"] = os.getuid() == ctx["uid"]
+            confine.private_scratch(uid if uid is not None else os.getuid(), ctx.get("gid", os.getgid()), ctx["scratch_mb"])
+            os.chdir(confine.SCRATCH)
+            found["scratch"] = True
+            confine.drop_privileges(uid)
+            found["dropped"] = True
+            found["uid"] = uid is not None and os.getuid() == uid
+            if uid is not None:
+                with open(os.path.join(confine.SCRATCH, "home", "probe"), "w"):
+                    pass  # the snippet's uid can write its scratch
+        except OSError as exc:
+            found["error"] = f"{exc}"
+            found["scratch"] = found["dropped"] = False
+    elif uid is not None:
+        try:
+            drop_to(uid)
+            found["uid"] = os.getuid() == uid
         except OSError:
             pass
     try:
