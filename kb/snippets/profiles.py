@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kb.errors import ConfigError
 
+PRIVATE_TO_SNIPPETS = ("/tmp", "/var/tmp", "/dev/shm")
 SATISFIABLE = Literal["cuda", "multi-gpu", "network", "distributed"]
 
 
@@ -49,6 +50,8 @@ class Profile(BaseModel):
         for path in paths:
             if not os.path.isabs(path) or os.path.normpath(path) == "/":
                 raise ValueError(f"{path!r} is not an absolute path below / (readable grants one folder or file)")
+            if any(os.path.normpath(path) == t or os.path.normpath(path).startswith(t + "/") for t in PRIVATE_TO_SNIPPETS):
+                raise ValueError(f"{path!r}: each snippet gets its own empty /tmp, /var/tmp and /dev/shm, which hide it; grant a folder elsewhere")
         return paths
 
     @field_validator("pass_env")

@@ -252,7 +252,10 @@ def confine_worker(config: dict) -> dict:
     except OSError as exc:
         facts["error"] = f"cannot list what the sandbox shows: {exc}"
         return facts
-    base = next((p for p in ("/tmp", "/mnt", "/var/tmp") if os.path.isdir(p)), None)
+    # The new root is assembled on a tmpfs mounted over a folder that holds nothing it shows.
+    sources = [value for kind, _, value in items if kind != "link"]
+    base = next((p for p in ("/mnt", "/media", "/srv", "/tmp", "/var/tmp")
+                 if os.path.isdir(p) and not os.path.islink(p) and not any(_inside(s, p) for s in sources)), None)
     rfd, wfd = os.pipe()
     outer = os.getpid()
     first = os.fork()
