@@ -36,7 +36,7 @@ timeout_s = 3
 memory_limit_mb = 1024
 max_processes = 64
 parallel = 2
-satisfies = []
+satisfies = ["network"]
 """
 
 KB_TOML_EXTRA = """
@@ -132,6 +132,17 @@ def snippets(t: dict) -> dict[str, str]:
             "    except OSError as exc:\n"
             "        print('blocked', exc)\n"
         ),
+        # The same, from a snippet allowed the network: it shares the host's network namespace.
+        "unix_socket_network": "```python kb:requires=network\n" + (
+            "import socket\n"
+            f"for address in ({t['socket']!r}, '\\0{MARK}'):\n"
+            "    s = socket.socket(socket.AF_UNIX)\n"
+            "    try:\n"
+            "        s.connect(address)\n"
+            "        print('CONNECTED', repr(address))\n"
+            "    except OSError as exc:\n"
+            "        print('blocked', exc)\n"
+        ) + "```\n",
         # Prints the key reversed (so redaction cannot hide a leak), then hunts for it in /proc.
         "env_key": py.format(
             "import os\n"
@@ -383,8 +394,13 @@ def test_shadow_root_only_file_and_root_home_are_unreadable(hostile):
 
 
 def test_host_unix_sockets_are_unreachable(hostile):
-    assert hostile.accepted == 0
     assert "CONNECTED" not in hostile.rows["unix_socket"]["stdout_tail"]
+    networked = hostile.rows["unix_socket_network"]
+    assert networked["status"] == "pass" and f"CONNECTED {hostile.socket_path!r}" not in networked["stdout_tail"]
+    if not hostile.results["isolation"]["scoped"].startswith("Landlock"):
+        pytest.skip("no Landlock ABI 6 here: a snippet allowed the network reaches the host's abstract sockets")
+    assert "CONNECTED" not in networked["stdout_tail"] and "Operation not permitted" in networked["stdout_tail"]
+    assert hostile.accepted == 0
 
 
 def test_api_key_never_reaches_the_snippet_nor_the_results(hostile):

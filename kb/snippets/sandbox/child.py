@@ -327,6 +327,7 @@ def enter(task: dict, ctx: dict, status_fd: int, out_fd: int, err_fd: int) -> No
             cwd = confine.SCRATCH
             set_limits(0 if task.get("cuda") else ctx["memory_limit_mb"], ctx.get("nproc"), ctx["max_file_mb"])
             confine.drop_privileges(uid)
+            confine.landlock_scope()
         else:
             cwd = ctx["cwd"]
             set_limits(0 if task.get("cuda") else ctx["memory_limit_mb"], ctx.get("nproc"), ctx["max_file_mb"])
@@ -336,6 +337,8 @@ def enter(task: dict, ctx: dict, status_fd: int, out_fd: int, err_fd: int) -> No
                     os.chown(os.path.join(cwd, sub), uid, uid)
                 drop_to(uid)
             no_new_privileges()
+            if confine is not None:
+                confine.landlock_scope()
         os.chdir(cwd)
         # A fresh environment: the worker's (already allow-listed by kb) filtered once more.
         env = confine.clean_environment(dict(os.environ), ctx.get("pass_env") or []) if confine else dict(os.environ)
@@ -375,6 +378,7 @@ def trial(ctx: dict, status_fd: int) -> None:
             found["scratch"] = True
             confine.drop_privileges(uid)
             found["dropped"] = True
+            found["scoped"] = confine.landlock_scope()
             found["uid"] = uid is not None and os.getuid() == uid
             if uid is not None:
                 with open(os.path.join(confine.SCRATCH, "home", "probe"), "w"):
@@ -382,10 +386,13 @@ def trial(ctx: dict, status_fd: int) -> None:
         except OSError as exc:
             found["error"] = f"{exc}"
             found["scratch"] = found["dropped"] = False
-    elif uid is not None:
+    else:
         try:
-            drop_to(uid)
-            found["uid"] = os.getuid() == uid
+            if uid is not None:
+                drop_to(uid)
+                found["uid"] = os.getuid() == uid
+            no_new_privileges()
+            found["scoped"] = confine is not None and confine.landlock_scope()
         except OSError:
             pass
     try:

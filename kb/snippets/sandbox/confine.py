@@ -33,7 +33,9 @@ MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 1
 MNT_DETACH = 2
 AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID = 0x1, 0x2
-SYS_MOUNT_SETATTR = 442  # the same number on every architecture (new syscalls share one table)
+SYS_MOUNT_SETATTR = 442
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_RESTRICT_SELF = 444, 446
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, LANDLOCK_SCOPE_SIGNAL = 0x1, 0x2  # Landlock ABI 6 (Linux 6.12)  # the same number on every architecture (new syscalls share one table)
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}.get(platform.machine())
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -61,6 +63,10 @@ _libc.syscall.restype = ctypes.c_long
 
 class _MountAttr(ctypes.Structure):
     _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+class _LandlockRuleset(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
 
 
 class _CapHeader(ctypes.Structure):
@@ -353,3 +359,17 @@ def drop_privileges(uid: int | None) -> None:
     data = (_CapData * 2)()
     _check(_libc.capset(ctypes.byref(header), data), "capset")
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+
+
+def landlock_scope() -> bool:
+    """Where the kernel has Landlock ABI 6+: no signal to, and no abstract unix socket of, any
+    process outside the snippet's own (a snippet allowed the network shares the host's network
+    namespace, and with it the abstract socket namespace). Needs no_new_privs first."""
+    attr = _LandlockRuleset(0, 0, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL)
+    fd = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
+    if fd < 0:
+        return False
+    try:
+        return _libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, fd, 0) == 0
+    finally:
+        os.close(fd)

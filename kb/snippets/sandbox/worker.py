@@ -229,6 +229,8 @@ class Worker:
             "processes_seen": seen,
             "privileges": privileges,
             "environment": "allow-listed: " + ", ".join(sorted(os.environ)),
+            "scoped": "Landlock: no signal to, nor abstract unix socket of, a process outside the snippet's own"
+                if found.get("scoped") else "none (Landlock ABI 6 needs Linux 6.12)",
             "timeout_kill": "SIGKILL to the slot's PID namespace (every process of it)" if jailed else
                 "SIGKILL to the process group" + (" and every process of the slot's uid" if ctx["uid"] is not None else ""),
             "_net_mode": net_mode if network == "namespace" else "none",
