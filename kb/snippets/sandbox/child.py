@@ -157,6 +157,7 @@ class Reporter:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.setup_cpu_ms: float | None = None
 
     def send(self, **message) -> None:
         data = (json.dumps(message) + "\n").encode()
@@ -245,7 +246,8 @@ def run_python(task: dict, reporter: Reporter, cwd: str, network_off: bool) -> N
             handle.write("\n".join(written))
         sys.stdout.flush()
         sys.stderr.flush()
-        reporter.send(event="start", index=index, out=os.lseek(1, 0, os.SEEK_CUR), err=os.lseek(2, 0, os.SEEK_CUR), t=time.time())
+        reporter.send(event="start", index=index, out=os.lseek(1, 0, os.SEEK_CUR), err=os.lseek(2, 0, os.SEEK_CUR), t=time.time(),
+                      setup_cpu_ms=reporter.setup_cpu_ms)
         outcome: dict = {"outcome": "ok"}
         started = time.perf_counter()
         try:
@@ -317,6 +319,7 @@ def enter(task: dict, ctx: dict, status_fd: int, out_fd: int, err_fd: int) -> No
                     pass
         os.set_inheritable(status_fd, False)
         reporter = Reporter(status_fd)
+        setup_cpu = time.thread_time()  # what isolating this child costs (bench/bench_snippets.py)
         network_off = not task.get("network", False)
         isolated = isolate_network(ctx["net_mode"], ctx.get("netns_fd")) if network_off else False
         if ctx.get("netns_fd") is not None:
@@ -351,6 +354,7 @@ def enter(task: dict, ctx: dict, status_fd: int, out_fd: int, err_fd: int) -> No
         tempfile.tempdir = None
         if network_off and not isolated:
             install_network_guard()
+        reporter.setup_cpu_ms = round((time.thread_time() - setup_cpu) * 1000, 3)
     except BaseException as exc:  # noqa: BLE001 - report the harness's own failure, then die
         try:
             Reporter(status_fd).send(event="setup-error", message=f"{type(exc).__name__}: {exc}")

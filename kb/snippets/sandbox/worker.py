@@ -571,6 +571,8 @@ class Worker:
         t["first_start"] = min((m["mono"] for m in run.started.values()), default=now)
         t["finished"] = time.monotonic()
         trace = {k: round((v - t["received"]) * 1000, 2) for k, v in t.items() if k != "received"}
+        if 0 in run.started:
+            trace["child_setup_cpu_ms"] = run.started[0].get("setup_cpu_ms")
         self.send({"op": "result", "task": run.task["id"], "snippets": facts, "worker_seconds": now - run.forked, "trace_ms": trace})
 
     # ---- the loop -------------------------------------------------------------------
