@@ -346,6 +346,8 @@ def enter(task: dict, ctx: dict, status_fd: int, out_fd: int, err_fd: int) -> No
         # A fresh environment: the worker's (already allow-listed by kb) filtered once more.
         env = confine.clean_environment(dict(os.environ), ctx.get("pass_env") or []) if confine else dict(os.environ)
         env.update({"HOME": os.path.join(cwd, "home"), "TMPDIR": os.path.join(cwd, "tmp"), "PWD": cwd})
+        if uid is not None:  # a sandbox uid has no passwd entry: getpass.getuser() (torch.compile's cache) reads these
+            env.update({"USER": "kb-sandbox", "LOGNAME": "kb-sandbox"})
         env.update(task.get("env") or {})
         os.environ.clear()
         os.environ.update(env)

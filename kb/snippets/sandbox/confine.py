@@ -50,7 +50,7 @@ SCRATCH = "/tmp/snippet"  # each snippet's cwd; HOME and TMPDIR are folders insi
 # Environment variables a snippet gets, besides the ones kb sets (HOME, TMPDIR, PWD, thread counts,
 # CUDA_VISIBLE_DEVICES) and the ones its profile names in pass_env. A name that says it holds a
 # secret is never passed, whatever a profile says.
-BASE_ENV = ("PATH", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+BASE_ENV = ("PATH", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM", "USER", "LOGNAME", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.I)
 
 _libc = ctypes.CDLL(None, use_errno=True)
