@@ -287,6 +287,8 @@ def confine_worker(config: dict) -> dict:
                 os.close(wfd)
                 return {**facts, "filesystem": True, "pids": True, "user_namespace": not root}
             os.close(wfd)
+            os.close(0)  # kb's pipes are the worker's
+            os.close(1)
             _hand_on_exit_status(worker)
         except BaseException as exc:  # noqa: BLE001 - told to the original process, which carries on
             try:
