@@ -7,6 +7,7 @@ test asserts the status, reason and line of its own snippet.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -25,6 +26,8 @@ parallel = 2
 satisfies = []
 """
 
+MARK = str(os.getpid() * 1000 + 7)  # in the command line of the process the "escape" snippet leaves behind
+
 NET_PROFILE = PROFILE.replace("satisfies = []", 'satisfies = ["network"]')
 
 FILES = {
@@ -33,7 +36,7 @@ FILES = {
     "sigkill": "```python\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n```\n",
     "exit4": "```python\nimport sys\nsys.exit(4)\n```\n",
     # Bounded even without a process limit: only the first process forks, at most 500 times.
-    "forkbomb": "```python\nimport os, time\nfor _ in range(500):\n    if os.fork() == 0:\n        time.sleep(5)\n        os._exit(0)\n```\n",
+    "forkbomb": "```python kb:timeout=30\nimport os, time\nfor _ in range(500):\n    if os.fork() == 0:\n        time.sleep(5)\n        os._exit(0)\n```\n",
     "segfault": "```python\nimport ctypes\nctypes.string_at(0)\n```\n",
     "network": "```python\nimport socket\nsocket.create_connection((\"127.0.0.1\", {port}), timeout=1).close()\n```\n",
     "network_declared": "```python kb:requires=network\nimport socket\nsocket.create_connection((\"127.0.0.1\", {port}), timeout=1).close()\nprint('connected')\n```\n",
@@ -46,7 +49,7 @@ FILES = {
     "exception": "text\n\n```python\nraise KeyError('boom')\n```\n",
     "skip": "```python kb:skip=\"needs 8 GPUs\"\nimport torch\n```\n",
     "isolated": "```python\nimport os, tempfile\nassert os.environ['HOME'].startswith(os.getcwd())\nopen('here.txt', 'w').write('x')\nprint(os.getcwd(), tempfile.gettempdir())\n```\n",
-    "escape": "```python\nimport subprocess\np = subprocess.Popen(['sleep', '120'], start_new_session=True)\nprint(p.pid)\n```\n",
+    "escape": "```python\nimport subprocess\np = subprocess.Popen(['sleep', '120.{mark}'], start_new_session=True)\nprint(p.pid)\n```\n",
     "shell": "```bash kb:run\necho from bash\nexit 3\n```\n\n```console\n$ ls\n```\n",
 }
 
@@ -84,7 +87,7 @@ def run(tmp_path_factory, server):
     for name, text in FILES.items():
         path = root / "knowledge" / "abuse" / f"{name}.md"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text.replace("{port}", str(server)))
+        path.write_text(text.replace("{port}", str(server)).replace("{mark}", MARK))
     outcome = run_validation(workspace, Options(profile="test"))
     rows = {(r["file"].split("/")[-1][:-3], r["line"]): r for r in outcome.rows}
     return workspace, outcome, rows
@@ -236,14 +239,27 @@ def test_warm_rerun_uses_the_cache_and_all_forces(run):
     assert len(doc["snippets"]) == len(first.document["snippets"])
 
 
+def _sleepers() -> list[str]:
+    """Processes on this machine running the escape snippet's `sleep 120.MARK` (its printed pid is
+    one of its own PID namespace, which means nothing here)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and f"120.{MARK}".encode() in (entry / "cmdline").read_bytes():
+                found.append(entry.name)
+        except OSError:
+            pass
+    return found
+
+
 def test_processes_that_escape_the_process_group_are_killed(run):
     r = row(run, "escape")
     assert r["status"] == "pass", r["stderr_tail"]
-    pid = int(r["stdout_tail"])
+    assert int(r["stdout_tail"]) > 0
     deadline = time.monotonic() + 5
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+    while _sleepers() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not Path(f"/proc/{pid}").exists(), "a setsid'd child of the snippet outlived it"
+    assert _sleepers() == [], "a setsid'd child of the snippet outlived it"
 
 
 def _load_worker():

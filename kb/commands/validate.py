@@ -27,6 +27,10 @@ def register(app: typer.Typer) -> None:
         profile: str = typer.Option(None, "--profile", help="Validator profile in validators/ (default: kb.toml's)."),
         jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="CPU snippets at once (default: the profile's)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="List only snippets that did not pass."),
+        require_isolation: bool = typer.Option(
+            False, "--require-isolation",
+            help="Refuse to run any snippet (exit 2) unless the sandbox isolates it fully here (filesystem, processes, network).",
+        ),
         workspace_root: Path = WorkspaceOption,
     ) -> None:
         """Extract and run every code snippet; cache unchanged ones; exit 1 when any failed.
@@ -37,7 +41,8 @@ def register(app: typer.Typer) -> None:
         if junit is not None and not junit.expanduser().resolve().parent.is_dir():
             # Refused before anything runs, and no folder is made for it (a typo could make one at /).
             raise PathError(f"--junit {junit}: the folder {junit.expanduser().resolve().parent} does not exist")
-        options = Options(paths=list(paths or []), gpu=gpu, ray=ray, force=force, profile=profile, jobs=jobs)
+        options = Options(paths=list(paths or []), gpu=gpu, ray=ray, force=force, profile=profile, jobs=jobs,
+                          require_isolation=require_isolation)
         # The workspace's one writer lock (run-plan and consolidate take it too): results go to snippets/.
         with workspace_lock(workspace, "kb validate-snippets"):
             outcome = _validate(workspace, options, as_json)

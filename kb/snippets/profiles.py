@@ -11,10 +11,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kb.errors import ConfigError
 
+PRIVATE_TO_SNIPPETS = ("/tmp", "/var/tmp", "/dev/shm")
 SATISFIABLE = Literal["cuda", "multi-gpu", "network", "distributed"]
 
 
@@ -36,6 +37,34 @@ class Profile(BaseModel):
     satisfies: list[SATISFIABLE] = Field(default_factory=list)
     sandbox_uid: int = Field(61000, ge=1)  # when kb runs as root, snippets run as uid sandbox_uid + slot
     tail_chars: int = Field(2000, ge=100)
+    # What the sandbox lets in: paths shown read-only (a dataset folder), environment variables
+    # passed through (NAME or PREFIX*: CUDA_*, TORCH_*; never one named like a secret), and the
+    # size of each snippet's private tmpfs (cwd, HOME, TMPDIR, /tmp, /var/tmp, /dev/shm together).
+    readable: list[str] = Field(default_factory=list)
+    pass_env: list[str] = Field(default_factory=list)
+    scratch_mb: int = Field(1024, ge=16)
+
+    @field_validator("readable")
+    @classmethod
+    def _absolute(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not os.path.isabs(path) or os.path.normpath(path) == "/":
+                raise ValueError(f"{path!r} is not an absolute path below / (readable grants one folder or file)")
+            if any(os.path.normpath(path) == t or os.path.normpath(path).startswith(t + "/") for t in PRIVATE_TO_SNIPPETS):
+                raise ValueError(f"{path!r}: each snippet gets its own empty /tmp, /var/tmp and /dev/shm, which hide it; grant a folder elsewhere")
+        return paths
+
+    @field_validator("pass_env")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not name.rstrip("*") or not name.rstrip("*").replace("_", "").isalnum():
+                raise ValueError(f"{name!r} is not a variable name or a PREFIX*")
+        return names
+
+    def sandbox_settings(self) -> dict:
+        """The WorkerConfig fields this profile decides about the sandbox."""
+        return {"pass_env": list(self.pass_env), "readable": list(self.readable), "scratch_mb": self.scratch_mb}
 
     def python(self) -> str:
         return self.interpreter or sys.executable

@@ -14,7 +14,7 @@ from pathlib import Path
 from kb.errors import KbError
 from kb.snippets.environment import Environment, probe_environment
 from kb.snippets.profiles import Profile
-from kb.snippets.sandbox.pool import ResultCallback, SandboxTask
+from kb.snippets.sandbox.pool import ResultCallback, SandboxTask, require_complete
 
 SANDBOX = Path(__file__).parent / "sandbox"
 
@@ -35,6 +35,7 @@ class RayBackend:
         self.address = address
         self.profile = profile
         self.started_here = False
+        self.hidden = [str(Path.cwd())]  # never shown to snippets (validate sets the workspace)
         if not self.ray.is_initialized():
             try:
                 if address == "local":
@@ -49,7 +50,7 @@ class RayBackend:
         # Ship the task function by value: the cluster needs ray and Python, not kb.
         self.ray.cloudpickle.register_pickle_by_value(ray_task)
         self.remote = self.ray.remote(ray_task.run_task)
-        self.sources = {name: (SANDBOX / name).read_text(encoding="utf-8") for name in ("worker.py", "child.py")}
+        self.sources = {name: (SANDBOX / name).read_text(encoding="utf-8") for name in ("worker.py", "child.py", "confine.py")}
 
     def cluster_gpus(self) -> tuple[int, list[str]]:
         resources = self.ray.cluster_resources()
@@ -67,9 +68,14 @@ class RayBackend:
         env.backend = f"ray:{self.address}"
         return env
 
-    def run(self, tasks: list[SandboxTask], on_result: ResultCallback) -> dict:
-        """Submit all tasks; returns the isolation the cluster's workers reported."""
+    def run(self, tasks: list[SandboxTask], on_result: ResultCallback, require_isolation: bool = False) -> dict:
+        """Submit all tasks; returns the isolation the cluster's workers reported. Each node's sandbox
+        worker confines itself as a local one does; with ``require_isolation`` a worker that cannot
+        runs no snippet, and kb stops with the reason."""
         config = {
+            **self.profile.sandbox_settings(),
+            "hidden": self.hidden,
+            "require_isolation": require_isolation,
             "preimport": list(self.profile.preimport),
             "slots": 1,
             "threads": self.profile.threads(),
@@ -98,6 +104,11 @@ class RayBackend:
                     on_result(task, {"op": "result", "task": task.id, "snippets": facts}, time.perf_counter() - task.submitted)
                     continue
                 isolation = isolation or dict(reply.get("ready", {}).get("isolation", {}))
+                node_isolation = reply.get("ready", {}).get("isolation", {})
+                if require_isolation and not node_isolation.get("complete"):
+                    for ref in pending:
+                        self.ray.cancel(ref, force=True)
+                    require_complete({**node_isolation, "missing": [f"{m} on node {reply.get('node', '?')}" for m in node_isolation.get("missing", ["unknown"])]}, True)
                 nodes.add(reply.get("node", "?"))
                 on_result(task, reply["result"], time.perf_counter() - task.submitted)
         if isolation:

@@ -33,8 +33,11 @@ def run_task(task: dict, config_json: str, sources: dict, gpu_ids: list | None =
             with open(os.path.join(folder, name), "w", encoding="utf-8") as handle:
                 handle.write(text)
         config = json.loads(config_json)
-        env = dict(os.environ)
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        # The node's environment, allow-listed as on a local run: never the keys of the Ray worker.
+        confine = types.ModuleType("_kb_sandbox_confine")
+        exec(compile(sources["confine.py"], "confine.py", "exec"), confine.__dict__)
+        env = confine.clean_environment(dict(os.environ), config.get("pass_env") or [])
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[name] = str(config.get("threads", 1))
         proc = subprocess.Popen(
             [sys.executable, "-u", os.path.join(folder, "worker.py"), config_json],
@@ -43,7 +46,7 @@ def run_task(task: dict, config_json: str, sources: dict, gpu_ids: list | None =
         try:
             ready = json.loads(proc.stdout.readline() or b"{}")
         finally:
-            # worker.py has loaded child.py by the time it says ready; nothing reads the
+            # worker.py has loaded child.py and confine.py by the time it says ready; nothing reads the
             # folder again, and a Ray worker may be killed without running any cleanup.
             shutil.rmtree(folder, ignore_errors=True)
         state = {"proc": proc, "ready": ready}

@@ -55,3 +55,6 @@ def print_report(console: Console, rows: list[dict], document: dict, ran: int, c
             f"isolation: network {iso.get('network')} ({iso.get('network_mode', '')}); memory {iso.get('memory')}; "
             f"processes {iso.get('processes')}"
         )
+        if "complete" in iso:  # the sandbox's own words: what a snippet can and cannot reach
+            state = "complete" if iso["complete"] else f"[bold red]INCOMPLETE[/] (missing: {', '.join(iso.get('missing', []))})"
+            console.print(f"sandbox: {state}; filesystem {iso.get('filesystem')}; {iso.get('processes_seen')}")

@@ -14,9 +14,10 @@ from kb.snippets.extract import Snippet, extract_snippets
 from kb.snippets.gpu import devices, gpu_record, require_cuda
 from kb.snippets.outcome import classify
 from kb.snippets.profiles import Profile, load_profile
+from kb.snippets.redact import known_secrets, redact_tree
 from kb.snippets.requirements import infer
 from kb.snippets.results import FAILING, build_document, entry_json, load_results, write_results, write_snippet_files
-from kb.snippets.sandbox.pool import Pool, SandboxTask, WorkerConfig
+from kb.snippets.sandbox.pool import Pool, SandboxTask, WorkerConfig, require_complete
 from kb.snippets.tasks import Chain, Entry, plan
 from kb.workspace import Workspace
 
@@ -33,6 +34,7 @@ class Options:
     force: bool = False
     profile: str | None = None
     jobs: int | None = None
+    require_isolation: bool = False
 
 
 @dataclass
@@ -100,6 +102,7 @@ def worker_config(profile: Profile, slots: int, gpu_slots: int, tasks: int = 0) 
         sandbox_uid=profile.sandbox_uid,
         tail_chars=profile.tail_chars,
         huge_pages=tasks >= HUGE_PAGES_MIN_TASKS,
+        **profile.sandbox_settings(),
     )
 
 
@@ -185,6 +188,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
         from kb.snippets.ray_backend import RayBackend
 
         backend = RayBackend(options.ray, profile)
+        backend.hidden = [str(workspace.root)]
         env = backend.environment(modules)
         if options.gpu:
             require_cuda(env, where=f"the Ray cluster at {options.ray}")
@@ -195,6 +199,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
             env.gpus = env.gpus[: len(devices(env))]  # CUDA_VISIBLE_DEVICES may hide some
 
     entries, chains = plan(snippets, env, profile, inferred)
+    secrets = known_secrets(workspace.config)
     fingerprint = env.fingerprint
     cache = ResultCache(workspace.state_dir)
     for chain in chains:
@@ -211,7 +216,9 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
     if todo and backend is None:
         gpu_devices = devices(env) if options.gpu else []
         slots = options.jobs or profile.slots()
-        pool = Pool(worker_config(profile, slots, len(gpu_devices), tasks=sum(1 for c in todo if c.run)), slots, gpu_devices)
+        config = worker_config(profile, slots, len(gpu_devices), tasks=sum(1 for c in todo if c.run))
+        config.hidden, config.require_isolation = [str(workspace.root)], options.require_isolation
+        pool = Pool(config, slots, gpu_devices)
         pool.launch()  # the worker imports torch while the snippet files are written
     try:
         write_snippet_files(workspace.root, entries, rels)
@@ -225,7 +232,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
         def on_result(task: SandboxTask, result: dict, wall: float) -> None:
             nonlocal done
             chain = tasks[task.id][1]
-            apply_result(chain, result, wall, profile)
+            apply_result(chain, redact_tree(result, secrets), wall, profile)
             _remember(chain, cache, fingerprint)
             done += len(chain.run)
             if progress:
@@ -234,13 +241,14 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
         work = [t for t, _ in tasks.values()]
         if backend is not None:
             try:
-                isolation = backend.run(work, on_result)
+                isolation = backend.run(work, on_result, options.require_isolation)
             finally:
                 backend.close()
         else:
             with pool:
                 ready = pool.start()
                 isolation = dict(ready.get("isolation", {}))
+                require_complete(isolation, options.require_isolation)
                 isolation["worker_startup_seconds"] = round(ready.get("startup_seconds", 0.0), 3)
                 isolation["preimported"] = ready.get("preimported", [])
                 isolation["worker_huge_pages_mb"] = ready.get("huge_pages_mb", 0)
@@ -255,7 +263,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
 
     environment = {**env.as_dict(), **gpu_record(env)}
     previous = load_results(workspace)
-    document = build_document(entries, environment, isolation, previous, set(rels), workspace.root)
+    document = redact_tree(build_document(entries, environment, isolation, previous, set(rels), workspace.root), secrets)
     write_results(workspace.root, document)
     return Outcome(
         document=document,

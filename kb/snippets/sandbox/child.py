@@ -157,6 +157,7 @@ class Reporter:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.setup_cpu_ms: float | None = None
 
     def send(self, **message) -> None:
         data = (json.dumps(message) + "\n").encode()
@@ -245,7 +246,8 @@ def run_python(task: dict, reporter: Reporter, cwd: str, network_off: bool) -> N
             handle.write("\n".join(written))
         sys.stdout.flush()
         sys.stderr.flush()
-        reporter.send(event="start", index=index, out=os.lseek(1, 0, os.SEEK_CUR), err=os.lseek(2, 0, os.SEEK_CUR), t=time.time())
+        reporter.send(event="start", index=index, out=os.lseek(1, 0, os.SEEK_CUR), err=os.lseek(2, 0, os.SEEK_CUR), t=time.time(),
+                      setup_cpu_ms=reporter.setup_cpu_ms)
         outcome: dict = {"outcome": "ok"}
         started = time.perf_counter()
         try:
@@ -293,6 +295,9 @@ def run_shell(task: dict, reporter: Reporter) -> None:
     os.execv(shell, [shell, "-e", "-c", item["code"]])
 
 
+confine = None  # worker.py sets this to its confine.py module
+
+
 def enter(task: dict, ctx: dict, status_fd: int, out_fd: int, err_fd: int) -> None:
     """The forked child: isolate, limit, then run the task. Never returns."""
     try:
@@ -314,28 +319,44 @@ def enter(task: dict, ctx: dict, status_fd: int, out_fd: int, err_fd: int) -> No
                     pass
         os.set_inheritable(status_fd, False)
         reporter = Reporter(status_fd)
-        cwd = ctx["cwd"]
+        setup_cpu = time.thread_time()  # what isolating this child costs (bench/bench_snippets.py)
         network_off = not task.get("network", False)
         isolated = isolate_network(ctx["net_mode"], ctx.get("netns_fd")) if network_off else False
         if ctx.get("netns_fd") is not None:
             os.close(ctx["netns_fd"])
-        set_limits(0 if task.get("cuda") else ctx["memory_limit_mb"], ctx.get("nproc"), ctx["max_file_mb"])
         uid = ctx.get("uid")
-        if uid is not None:
-            os.chown(cwd, uid, uid)
-            for sub in ("home", "tmp"):
-                os.chown(os.path.join(cwd, sub), uid, uid)
-            drop_to(uid)
-        no_new_privileges()
+        if ctx.get("jailed"):
+            confine.private_scratch(uid if uid is not None else os.getuid(), ctx.get("gid", os.getgid()), ctx["scratch_mb"])
+            cwd = confine.SCRATCH
+            set_limits(0 if task.get("cuda") else ctx["memory_limit_mb"], ctx.get("nproc"), ctx["max_file_mb"])
+            confine.drop_privileges(uid)
+            confine.landlock_scope()
+        else:
+            cwd = ctx["cwd"]
+            set_limits(0 if task.get("cuda") else ctx["memory_limit_mb"], ctx.get("nproc"), ctx["max_file_mb"])
+            if uid is not None:
+                os.chown(cwd, uid, uid)
+                for sub in ("home", "tmp"):
+                    os.chown(os.path.join(cwd, sub), uid, uid)
+                drop_to(uid)
+            no_new_privileges()
+            if confine is not None:
+                confine.landlock_scope()
         os.chdir(cwd)
-        env = os.environ
+        # A fresh environment: the worker's (already allow-listed by kb) filtered once more.
+        env = confine.clean_environment(dict(os.environ), ctx.get("pass_env") or []) if confine else dict(os.environ)
         env.update({"HOME": os.path.join(cwd, "home"), "TMPDIR": os.path.join(cwd, "tmp"), "PWD": cwd})
+        if uid is not None:  # a sandbox uid has no passwd entry: getpass.getuser() (torch.compile's cache) reads these
+            env.update({"USER": "kb-sandbox", "LOGNAME": "kb-sandbox"})
         env.update(task.get("env") or {})
+        os.environ.clear()
+        os.environ.update(env)
         import tempfile
 
         tempfile.tempdir = None
         if network_off and not isolated:
             install_network_guard()
+        reporter.setup_cpu_ms = round((time.thread_time() - setup_cpu) * 1000, 3)
     except BaseException as exc:  # noqa: BLE001 - report the harness's own failure, then die
         try:
             Reporter(status_fd).send(event="setup-error", message=f"{type(exc).__name__}: {exc}")
@@ -350,15 +371,34 @@ def enter(task: dict, ctx: dict, status_fd: int, out_fd: int, err_fd: int) -> No
 
 def trial(ctx: dict, status_fd: int) -> None:
     """Probe which isolation works here; report it on ``status_fd`` and exit."""
-    found = {"network": False, "uid": False, "imports": False}
+    found = {"network": False, "uid": False, "imports": False, "scratch": False, "dropped": False}
     try:
         found["network"] = isolate_network(ctx["net_mode"])
     except OSError:
         pass
-    if ctx.get("uid") is not None:
+    uid = ctx.get("uid")
+    if ctx.get("jailed"):
         try:
-            drop_to(ctx["uid"])
-            found["uid"] = os.getuid() == ctx["uid"]
+            confine.private_scratch(uid if uid is not None else os.getuid(), ctx.get("gid", os.getgid()), ctx["scratch_mb"])
+            os.chdir(confine.SCRATCH)
+            found["scratch"] = True
+            confine.drop_privileges(uid)
+            found["dropped"] = True
+            found["scoped"] = confine.landlock_scope()
+            found["uid"] = uid is not None and os.getuid() == uid
+            if uid is not None:
+                with open(os.path.join(confine.SCRATCH, "home", "probe"), "w"):
+                    pass  # the snippet's uid can write its scratch
+        except OSError as exc:
+            found["error"] = f"{exc}"
+            found["scratch"] = found["dropped"] = False
+    else:
+        try:
+            if uid is not None:
+                drop_to(uid)
+                found["uid"] = os.getuid() == uid
+            no_new_privileges()
+            found["scoped"] = confine is not None and confine.landlock_scope()
         except OSError:
             pass
     try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb.errors import KbError
+from kb.snippets.sandbox.confine import clean_environment
 
 WORKER = Path(__file__).with_name("worker.py")
 
@@ -27,6 +28,7 @@ class SandboxTask:
     message: dict  # what the worker receives (see worker.py)
     gpus: int = 0
     submitted: float = 0.0
+    deaths: int = 0  # times the worker died while this task ran
 
 
 @dataclass
@@ -44,9 +46,21 @@ class WorkerConfig:
     tail_chars: int
     extra_env: dict = field(default_factory=dict)
     huge_pages: bool = False  # back the worker's heap with 2 MiB pages (cheaper forks, ~0.2 s once)
+    pass_env: list[str] = field(default_factory=list)  # variables (NAME or PREFIX*) the profile lets through
+    readable: list[str] = field(default_factory=list)  # paths the profile grants read-only
+    hidden: list[str] = field(default_factory=list)  # never shown, even when on the interpreter's sys.path
+    scratch_mb: int = 1024
+    require_isolation: bool = False
+    confine: bool = True  # False only to measure what the confinement costs (bench/bench_snippets.py)
 
     def as_json(self) -> str:
         return json.dumps({
+            "confine": self.confine,
+            "pass_env": self.pass_env,
+            "readable": self.readable,
+            "hidden": self.hidden + [str(Path.home())],
+            "scratch_mb": self.scratch_mb,
+            "require_isolation": self.require_isolation,
             "preimport": self.preimport,
             "slots": self.slots,
             "memory_limit_mb": self.memory_limit_mb,
@@ -58,16 +72,32 @@ class WorkerConfig:
         })
 
     def environment(self) -> dict:
-        """The worker's environment: thread counts are read when torch loads, so set them now."""
-        env = dict(os.environ)
+        """The worker's environment: an allow-list (never kb's keys), and thread counts, which are
+        read when torch loads, so set them now. PYTHONPATH is not on the list: snippets see the
+        interpreter's own packages, not kb's tree."""
+        env = clean_environment(dict(os.environ), self.pass_env)
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[name] = str(self.threads)
-        env.pop("PYTHONPATH", None)  # snippets see the interpreter's own packages, not kb's tree
         env.update(self.extra_env)
         return env
 
 
+class IsolationError(KbError):
+    """--require-isolation, and the sandbox cannot isolate snippets fully here."""
+
+
+def require_complete(isolation: dict, required: bool) -> None:
+    """Refuse to run (exit 2) when isolation is required and some of it is missing."""
+    if required and not isolation.get("complete"):
+        missing = ", ".join(isolation.get("missing") or ["unknown"])
+        raise IsolationError(
+            f"--require-isolation: this machine cannot isolate snippets fully (missing: {missing}; "
+            f"filesystem: {isolation.get('filesystem', '?')}); no snippet was run"
+        )
+
+
 ResultCallback = Callable[[SandboxTask, dict, float], None]
+MAX_WORKER_DEATHS = 3  # then the rest of the run is reported as not run, not retried forever
 
 
 class Pool:
@@ -137,14 +167,24 @@ class Pool:
         self.proc.stdin.flush()
 
     def run(self, tasks: list[SandboxTask], on_result: ResultCallback) -> None:
-        """Run every task; ``on_result(task, result, wall_seconds)`` as each finishes."""
+        """Run every task; ``on_result(task, result, wall_seconds)`` as each finishes.
+
+        Should the worker die (killed from outside, out of memory), a fresh one takes over: the
+        tasks it held run again, each alone, so that only a task during which a worker died
+        twice is blamed; the other snippets' results are their own.
+        """
         self.start()
         queue = list(tasks)
         inflight: dict[str, tuple[SandboxTask, list[str]]] = {}
         free = list(self.devices)
         cpu_busy = 0
+        deaths = 0
         while queue or inflight:
             for task in list(queue):
+                if any(t.deaths for t, _ in inflight.values()):
+                    break  # a suspect runs alone
+                if task.deaths and inflight:
+                    continue
                 if task.gpus:
                     if len(free) < task.gpus:
                         continue
@@ -165,8 +205,24 @@ class Pool:
                 raise KbError("a snippet needs more GPUs than this machine has")  # filtered earlier; never spin
             line = self.proc.stdout.readline()
             if not line:
-                self._abandon([t for t, _ in inflight.values()] + queue, on_result)
-                return
+                deaths += 1
+                code = self._reap_dead_worker()
+                held = [t for t, _ in inflight.values()]
+                inflight.clear()
+                free, cpu_busy = list(self.devices), 0
+                for task in held:
+                    task.deaths += 1
+                    if task.deaths >= 2 or deaths > MAX_WORKER_DEATHS:
+                        self._blame(task, code, on_result)
+                    else:
+                        queue.insert(0, task)
+                if deaths > MAX_WORKER_DEATHS:
+                    for task in queue:
+                        self._blame(task, code, on_result)
+                    return
+                if queue:
+                    self.start()
+                continue
             result = json.loads(line)
             if result.get("op") != "result":
                 continue
@@ -177,13 +233,19 @@ class Pool:
                 cpu_busy -= 1
             on_result(task, result, time.perf_counter() - task.submitted)
 
-    def _abandon(self, tasks: list[SandboxTask], on_result: ResultCallback) -> None:
-        """The worker died (killed from outside, or a bug): report what it held, start afresh next time."""
-        code = self.proc.poll() if self.proc else None
-        self.proc = None
-        for task in tasks:
-            facts = [
-                {"index": i, "outcome": "setup-error", "message": f"the snippet worker died (exit status {code})"}
-                for i in range(len(task.message["snippets"]))
-            ]
-            on_result(task, {"op": "result", "task": task.id, "snippets": facts}, 0.0)
+    def _reap_dead_worker(self) -> int | None:
+        proc, self.proc, self.ready = self.proc, None, {}
+        try:
+            return proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+    @staticmethod
+    def _blame(task: SandboxTask, code: int | None, on_result: ResultCallback) -> None:
+        """Report a task the worker died under (twice, or too often to go on)."""
+        facts = [
+            {"index": i, "outcome": "setup-error", "message": f"the snippet worker died while it ran (exit status {code})"}
+            for i in range(len(task.message["snippets"]))
+        ]
+        on_result(task, {"op": "result", "task": task.id, "snippets": facts}, 0.0)

@@ -27,15 +27,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if sys.path and os.path.abspath(sys.path[0] or ".") == HERE:
     sys.path.pop(0)  # snippets must not import our modules by accident
 
-_spec = importlib.util.spec_from_file_location("_kb_sandbox_child", os.path.join(HERE, "child.py"))
-child = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(child)
+
+
+def _load(name: str, file: str):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, file))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+confine = _load("_kb_sandbox_confine", "confine.py")
+child = _load("_kb_sandbox_child", "child.py")
+child.confine = confine
 
 PR_SET_CHILD_SUBREAPER = 36
 # Imported up front so a child does not pay for them.
 _RUNTIME_MODULES = ("ast", "linecache", "traceback", "faulthandler", "types", "atexit", "fcntl", "builtins", "tempfile")
 
 
+STATUS_LINE_MAX = 1 << 20
+SLOT_INIT_SECONDS = "2147483647"
 MADV_COLLAPSE = 25  # Linux 6.1+
 HUGE_PAGE = 2 << 20
 
@@ -74,9 +85,9 @@ def collapse_to_huge_pages() -> int:
 class Running:
     """One task whose child is alive (or not yet reaped)."""
 
-    def __init__(self, task: dict, pid: int, slot: int, cwd: str, status_fd: int, out: str, err: str) -> None:
+    def __init__(self, task: dict, pid: int, slot: int, cwd: str | None, status_fd: int, out: int, err: int) -> None:
         self.task, self.pid, self.slot, self.cwd = task, pid, slot, cwd
-        self.status_fd, self.out, self.err = status_fd, out, err
+        self.status_fd, self.out, self.err = status_fd, out, err  # out, err: the worker's fds of the child's memfds
         self.buffer = b""
         self.started: dict[int, dict] = {}
         self.ended: dict[int, dict] = {}
@@ -94,6 +105,8 @@ class Running:
     def feed(self, data: bytes) -> None:
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
+        if len(self.buffer) > STATUS_LINE_MAX:
+            self.buffer = b""  # a snippet writing to our pipe must not grow the worker without end
         for line in lines:
             try:
                 message = json.loads(line)
@@ -112,8 +125,14 @@ class Running:
 
 
 class Worker:
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: dict, confined: dict | None = None) -> None:
         self.config = config
+        # What confine_worker achieved: with both, this process is PID 1 of its own PID namespace
+        # in a new root, and each slot's snippets run in a PID namespace of the slot's own.
+        self.confined = confined or {}
+        self.jailed = bool(self.confined.get("filesystem") and self.confined.get("pids"))
+        self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if self.jailed else None
+        self.inits: dict[int, tuple[int, int]] = {}  # slot -> (pid of its init, fd of its PID namespace)
         self.slots = int(config.get("slots", 1))
         self.free_slots = list(range(self.slots))
         self.running: dict[int, Running] = {}
@@ -153,7 +172,7 @@ class Worker:
 
     def detect_isolation(self) -> None:
         """Fork a trial child that tries each isolation step; keep what worked."""
-        net_mode = "namespace" if self.root else "userns"
+        net_mode = "namespace" if (self.root or self.jailed) else "userns"
         ctx = {"net_mode": net_mode, "uid": self.config.get("sandbox_uid", 61000) if self.root else None}
         found = self._trial(ctx)
         if ctx["uid"] is not None and not (found.get("uid") and found.get("imports")):
@@ -164,24 +183,103 @@ class Worker:
         if ctx["uid"] is not None:
             processes, nproc = f"RLIMIT_NPROC {limit} as a per-slot uid ({ctx['uid']}+slot)", limit
         elif not self.root:
-            base = self._user_tasks()
-            processes, nproc = f"RLIMIT_NPROC {limit} above the {base} tasks this user already runs", base + limit
+            base = self._user_tasks() + 2  # + the two processes that set up the namespaces (not in our /proc)
+            where = "in the sandbox's user namespace" if self.jailed else "this user already runs"
+            processes, nproc = f"RLIMIT_NPROC {limit} above the {base} tasks {where}", base + limit
         else:
             processes, nproc = "none (root ignores RLIMIT_NPROC and no sandbox uid could be used)", None
         memory = int(self.config.get("memory_limit_mb", 0))
+        scratch = bool(found.get("scratch"))
+        dropped = bool(found.get("dropped"))
+        jailed = self.jailed and scratch and dropped and found.get("imports")
+        if jailed:
+            readable = ", ".join(self.config.get("readable") or []) or "none"
+            filesystem = (
+                "mount namespace: the system read-only, the interpreter's folders read-only, granted paths "
+                f"read-only ({readable}); a fresh tmpfs of {int(self.config.get('scratch_mb', 1024))} MB as cwd, "
+                "HOME, TMPDIR, /tmp, /var/tmp and /dev/shm; no home, workspace or /run"
+            )
+            seen = "pid namespace per slot: a snippet sees and signals only its own processes"
+        else:
+            why = self.confined.get("error") or found.get("error") or "the trial child could not use it"
+            filesystem = f"none: own temporary cwd, HOME and TMPDIR only ({why})"
+            seen = "all of the host's processes"
+        if ctx["uid"] is not None:
+            privileges = f"uid {ctx['uid']}+slot, no capabilities, no_new_privs" if jailed else \
+                "uid {}+slot keeping CAP_DAC_READ_SEARCH (reads what root reads)".format(ctx["uid"])
+        else:
+            privileges = ("no capabilities, no_new_privs" if jailed else "no_new_privs") + ("" if not self.root else "; still uid 0")
+        missing = []
+        if not jailed:
+            missing += ["filesystem", "processes"]
+        if network != "namespace":
+            missing.append("network")
+        if self.root and ctx["uid"] is None:
+            missing.append("uid")
         self.iso = {
+            "complete": not missing,
+            "missing": missing,
             "network": network,
             "network_mode": net_mode if network == "namespace" else "audit-hook guard (Python sockets only)",
             "memory_limit_mb": memory or None,
             "memory": f"RLIMIT_AS: {memory} MB above the warm worker (not for CUDA snippets)" if memory else "none",
             "processes": processes,
             "max_processes": limit if nproc else None,
-            "filesystem": "own temporary cwd, HOME and TMPDIR" + ("; runs as an unprivileged uid" if ctx["uid"] is not None else ""),
-            "timeout_kill": "SIGKILL to the process group" + (" and every process of the slot's uid" if ctx["uid"] is not None else ""),
+            "filesystem": filesystem,
+            "processes_seen": seen,
+            "privileges": privileges,
+            "environment": "allow-listed: " + ", ".join(sorted(os.environ)),
+            "scoped": "Landlock: no signal to, nor abstract unix socket of, a process outside the snippet's own"
+                if found.get("scoped") else "none (Landlock ABI 6 needs Linux 6.12)",
+            "timeout_kill": "SIGKILL to the slot's PID namespace (every process of it)" if jailed else
+                "SIGKILL to the process group" + (" and every process of the slot's uid" if ctx["uid"] is not None else ""),
             "_net_mode": net_mode if network == "namespace" else "none",
             "_uid": ctx["uid"],
             "_nproc": nproc,
+            "_jailed": bool(jailed),
         }
+        if self.confined.get("readable_missing"):
+            self.iso["readable_missing"] = self.confined["readable_missing"]
+
+    def _fork(self, slot: int | None = None) -> int:
+        """fork(), the child landing in ``slot``'s PID namespace (None: the worker's own)."""
+        if self.own_pidns is not None:
+            fd = self.slot_pidns(slot) if slot is not None else self.own_pidns
+            confine.setns(fd, confine.CLONE_NEWPID)
+        return os.fork()
+
+    def slot_pidns(self, slot: int) -> int:
+        """The PID namespace of a slot, made when first needed: its init is a `sleep` (signals from
+        inside the namespace cannot kill it), so the snippet is not PID 1 and signals work as usual."""
+        if slot in self.inits:
+            return self.inits[slot][1]
+        confine.setns(self.own_pidns, confine.CLONE_NEWPID)
+        confine.unshare(confine.CLONE_NEWPID)
+        try:
+            sleep = shutil.which("sleep", path="/usr/bin:/bin")
+            argv = [sleep, SLOT_INIT_SECONDS] if sleep else [sys.executable, "-S", "-c", "import signal\nwhile 1: signal.pause()"]
+            pid = os.posix_spawn(argv[0], argv, {}, file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDWR, 0),
+                (os.POSIX_SPAWN_DUP2, 0, 1),
+                (os.POSIX_SPAWN_DUP2, 0, 2),
+            ])
+            fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY)
+        finally:
+            confine.setns(self.own_pidns, confine.CLONE_NEWPID)
+        self.inits[slot] = (pid, fd)
+        return fd
+
+    def end_slot_pidns(self, slot: int) -> None:
+        """SIGKILL the slot's init: the kernel then kills every process left in its namespace."""
+        entry = self.inits.pop(slot, None)
+        if entry is None:
+            return
+        pid, fd = entry
+        os.close(fd)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
     def make_netns(self, slot: int) -> int | None:
         """A network namespace for one slot, made once and kept open by fd: joining it (setns) is
@@ -191,7 +289,7 @@ class Worker:
         if self.iso.get("_net_mode") != "namespace":
             return None
         rfd, wfd = os.pipe()
-        pid = os.fork()
+        pid = self._fork()
         if pid == 0:
             os.close(rfd)
             ok = child.isolate_network("namespace")
@@ -213,8 +311,9 @@ class Worker:
         return fd
 
     def _trial(self, ctx: dict) -> dict:
+        ctx = {**ctx, "jailed": self.jailed, "scratch_mb": 1, "gid": os.getgid()}
         rfd, wfd = os.pipe()
-        pid = os.fork()
+        pid = self._fork(0 if self.jailed else None)
         if pid == 0:
             os.close(rfd)
             try:
@@ -227,6 +326,8 @@ class Worker:
             data += chunk
         os.close(rfd)
         os.waitpid(pid, 0)
+        if self.jailed:
+            self.end_slot_pidns(0)  # a fresh one for the first snippet
         try:
             return json.loads(data.decode() or "{}")
         except ValueError:
@@ -237,26 +338,43 @@ class Worker:
         received = time.monotonic()
         used = {r.slot for r in self.running.values()}
         slot = self.free_slots.pop(0) if self.free_slots else max(used, default=self.slots - 1) + 1
-        if self.tmp_root is None:
-            self.tmp_root = tempfile.mkdtemp(prefix="kb-sandbox-", dir=self.config.get("tmp_root") or None)
-        cwd = tempfile.mkdtemp(prefix=f"s{slot}-", dir=self.tmp_root)
-        for sub in ("home", "tmp"):
-            os.mkdir(os.path.join(cwd, sub))
-        out, err = os.path.join(cwd, ".stdout"), os.path.join(cwd, ".stderr")
-        out_fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        err_fd = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        jailed = self.iso["_jailed"]
+        if jailed:
+            cwd = None  # the child's own tmpfs, which this process never sees
+        else:
+            if self.tmp_root is None:
+                self.tmp_root = tempfile.mkdtemp(prefix="kb-sandbox-", dir=self.config.get("tmp_root") or None)
+            cwd = tempfile.mkdtemp(prefix=f"s{slot}-", dir=self.tmp_root)
+            for sub in ("home", "tmp"):
+                os.mkdir(os.path.join(cwd, sub))
+        # The child's stdout and stderr: files with no name, read back through our own fds.
+        out_fd, err_fd = os.memfd_create("stdout", os.MFD_CLOEXEC), os.memfd_create("stderr", os.MFD_CLOEXEC)
         rfd, wfd = os.pipe()
         uid = self.iso["_uid"] + slot if self.iso["_uid"] is not None else None
         ctx = {
             "cwd": cwd,
+            "jailed": jailed,
             "net_mode": self.iso["_net_mode"],
             "uid": uid,
+            "gid": uid if uid is not None else os.getgid(),
+            "scratch_mb": int(self.config.get("scratch_mb", 1024)),
             "nproc": task.get("max_processes") or self.iso["_nproc"],
             "memory_limit_mb": int(task.get("memory_limit_mb", self.config.get("memory_limit_mb", 0))),
             "max_file_mb": int(self.config.get("max_file_mb", 1024)),
             "netns_fd": None if task.get("network") else self.make_netns(slot),
+            "pass_env": list(self.config.get("pass_env") or []),
         }
-        pid = os.fork()
+        if self.config.get("require_isolation") and not self.iso.get("complete"):
+            self.send({"op": "result", "task": task["id"], "snippets": [
+                {"index": i, "outcome": "setup-error", "message": "isolation incomplete (missing: "
+                 + ", ".join(self.iso.get("missing", [])) + ") and --require-isolation is set"}
+                for i in range(len(task["snippets"]))]})
+            for fd in (out_fd, err_fd, rfd, wfd):
+                os.close(fd)
+            self.free_slots.append(slot)
+            self.free_slots.sort()
+            return
+        pid = self._fork(slot if jailed else None)
         if pid == 0:
             try:
                 os.close(rfd)
@@ -267,10 +385,9 @@ class Worker:
             os.setpgid(pid, pid)  # also done in the child; whichever runs first wins the race
         except OSError:
             pass
-        for fd in (wfd, out_fd, err_fd):
-            os.close(fd)
+        os.close(wfd)
         os.set_blocking(rfd, False)
-        run = Running(task, pid, slot, cwd, rfd, out, err)
+        run = Running(task, pid, slot, cwd, rfd, out_fd, err_fd)
         run.uid = uid
         run.trace = {"received": received, "forked": time.monotonic()}
         self.running[pid] = run
@@ -300,13 +417,18 @@ class Worker:
     def kill(self, run: Running) -> None:
         """Kill the snippet's process group, then whatever escaped it (setsid) and was orphaned.
 
-        We are the child subreaper, so every orphan of a snippet becomes our child: checking our own
-        children is one small read, where scanning all of /proc cost ~2 ms per snippet.
+        Confined, the slot's PID namespace holds the snippet and all it started: ending the
+        namespace ends them all. Otherwise we are the child subreaper, so every orphan of a snippet
+        becomes our child: checking our own children is one small read, where scanning all of
+        /proc cost ~2 ms per snippet.
         """
         try:
             os.killpg(run.pid, signal.SIGKILL)
         except OSError:
             pass
+        if self.iso.get("_jailed"):
+            self.end_slot_pidns(run.slot)
+            return
         uid = getattr(run, "uid", None)
         for _ in range(5):
             strays = [pid for pid in self._children() if pid not in self.running and pid != run.pid]
@@ -328,8 +450,8 @@ class Worker:
             time.sleep(0.001)
 
     @staticmethod
-    def _children() -> list[int]:
-        pid = os.getpid()
+    def _children(pid: int | None = None) -> list[int]:
+        pid = pid or os.getpid()
         try:
             with open(f"/proc/{pid}/task/{pid}/children") as handle:
                 return [int(p) for p in handle.read().split()]
@@ -364,24 +486,23 @@ class Worker:
                 return
             run = self.running.get(pid)
             if run is None:
-                continue  # an orphan the snippet left behind (we are the subreaper): reaped, done
+                continue  # an orphan the snippet left behind, or a slot's init: reaped, done
             run.exit_status, run.rusage = status, usage
             run.trace.setdefault("reaped", time.monotonic())
             if run.status_fd >= 0:
                 self.read_status(run)
                 self._close_status(run)
-            self.kill(run)
+            if not self.iso.get("_jailed"):
+                self.kill(run)  # confined, finish() ends the slot's namespace if anything outlived the snippet
             self.finish(run)
 
-    def _tail(self, path: str, start: int, end: int | None) -> str:
+    def _tail(self, fd: int, start: int, end: int | None) -> str:
         limit = int(self.config.get("tail_chars", 2000))
         try:
-            with open(path, "rb") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                end = size if end is None else min(end, size)
-                begin = max(start, end - limit * 4)
-                handle.seek(begin)
-                text = handle.read(max(0, end - begin)).decode("utf-8", "replace")
+            size = os.fstat(fd).st_size
+            end = size if end is None else min(end, size)
+            begin = max(start, end - limit * 4)
+            text = os.pread(fd, max(0, end - begin), begin).decode("utf-8", "replace")
         except OSError:
             return ""
         return text[-limit:]
@@ -390,10 +511,15 @@ class Worker:
         del self.running[run.pid]
         if not run.sent:
             self.report(run)
+        for fd in (run.out, run.err):
+            os.close(fd)
+        if run.slot in self.inits and self._children(self.inits[run.slot][0]):
+            self.end_slot_pidns(run.slot)  # something the snippet started outlived it
         if run.slot not in self.free_slots:
             self.free_slots.append(run.slot)
             self.free_slots.sort()
-        shutil.rmtree(run.cwd, ignore_errors=True)
+        if run.cwd is not None:
+            shutil.rmtree(run.cwd, ignore_errors=True)
         if not self.running and self.tmp_root is not None:
             shutil.rmtree(self.tmp_root, ignore_errors=True)
             self.tmp_root = None
@@ -445,6 +571,8 @@ class Worker:
         t["first_start"] = min((m["mono"] for m in run.started.values()), default=now)
         t["finished"] = time.monotonic()
         trace = {k: round((v - t["received"]) * 1000, 2) for k, v in t.items() if k != "received"}
+        if 0 in run.started:
+            trace["child_setup_cpu_ms"] = run.started[0].get("setup_cpu_ms")
         self.send({"op": "result", "task": run.task["id"], "snippets": facts, "worker_seconds": now - run.forked, "trace_ms": trace})
 
     # ---- the loop -------------------------------------------------------------------
@@ -512,7 +640,9 @@ class Worker:
 
 def main() -> None:
     config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
-    worker = Worker(config)
+    # First, while this process is small and has imported nothing heavy: its own namespaces and root.
+    confined = confine.confine_worker(config) if config.get("confine", True) else {"error": "switched off"}
+    worker = Worker(config, confined)
     try:
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
