@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ class Snippet:
         """1-based Markdown line of the code's first line."""
         return self.line + 1
 
-    @property
+    @functools.cached_property
     def kind(self) -> str | None:
         """'python' or 'shell' when kb can run it, else None."""
         if self.language in PYTHON and not _looks_like_transcript(self.code):

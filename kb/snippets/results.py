@@ -14,8 +14,10 @@ from kb.snippets.tasks import Entry
 from kb.workspace import Workspace
 
 RESULTS_REL = "snippets/results.json"
-STATUSES = ("pass", "fail", "skip", "timeout", "error", "not-executable")
+STATUSES = ("pass", "defines-only", "fail", "fragment", "skip", "timeout", "error", "not-executable")
 FAILING = {"fail", "timeout", "error"}
+# Statuses JUnit reports as skipped: nothing was tested (defines-only ran, but only defined things).
+NOT_TESTED = {"skip", "not-executable", "fragment", "defines-only"}
 _SNIPPET_NAME = re.compile(r"^\d{2,}-L\d+\.(py|sh)$")
 _EXT = {"python": "py", "shell": "sh"}
 
@@ -137,8 +139,18 @@ def write_snippet_files(root: Path, entries: list[Entry], files: list[str]) -> i
     return written
 
 
+def results_text(document: dict) -> str:
+    """results.json's text: the header indented, then one line per snippet (diffable, and written
+    by json's C encoder: indenting 15,000 rows takes the pure-Python one and seconds)."""
+    head = {k: v for k, v in document.items() if k != "snippets"}
+    rows = document.get("snippets") or []
+    text = json.dumps(head, indent=1, ensure_ascii=False)
+    body = ",\n".join(json.dumps(row, ensure_ascii=False) for row in rows)
+    return text[:-2] + ',\n "snippets": [\n' + body + ("\n" if rows else "") + " ]\n}\n"
+
+
 def write_results(root: Path, document: dict) -> None:
-    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    text = results_text(document)
     path = root / RESULTS_REL
     try:
         if path.read_text(encoding="utf-8") == text:
@@ -159,7 +171,7 @@ def junit_xml(document: dict, rows: list[dict]) -> str:
             suites, "testsuite", name=file, tests=str(len(items)),
             failures=str(sum(r["status"] == "fail" for r in items)),
             errors=str(sum(r["status"] in ("error", "timeout") for r in items)),
-            skipped=str(sum(r["status"] in ("skip", "not-executable") for r in items)),
+            skipped=str(sum(r["status"] in NOT_TESTED for r in items)),
             time=f"{sum(float(r.get('seconds') or 0) for r in items):.3f}",
         )
         classname = re.sub(r"[^A-Za-z0-9_]+", ".", file.removesuffix(".md")).strip(".")
@@ -170,8 +182,11 @@ def junit_xml(document: dict, rows: list[dict]) -> str:
                 ET.SubElement(case, "failure", message=reason or "failed").text = row.get("stderr_tail") or ""
             elif status in ("error", "timeout"):
                 ET.SubElement(case, "error", message=reason or status, type=status).text = row.get("stderr_tail") or ""
-            elif status in ("skip", "not-executable"):
-                ET.SubElement(case, "skipped", message=reason or status)
+            elif status in NOT_TESTED:
+                message = reason or status
+                if status in ("fragment", "defines-only"):
+                    message = f"{status}: {message}"
+                ET.SubElement(case, "skipped", message=message)
             if row.get("stdout_tail"):
                 ET.SubElement(case, "system-out").text = row["stdout_tail"]
     ET.indent(suites)
