@@ -86,6 +86,8 @@ def _cuda_string(node: ast.AST) -> str | None:
     (``f"cuda:{rank}"``), a concatenation (``"cuda:" + str(i)``) or a format call (``"cuda:{}".format(i)``)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return f'a "{node.value}" device' if _CUDA_DEVICE.match(node.value) else None
+    if isinstance(node, ast.IfExp) and not _is_guard(node.test):
+        return _cuda_string(node.body) or _cuda_string(node.orelse)  # "cuda" if use_gpu else "cpu": chosen by a flag
     if isinstance(node, ast.JoinedStr) and node.values:
         head = node.values[0]
         if isinstance(head, ast.Constant) and isinstance(head.value, str) and _CUDA_PREFIX.match(head.value):

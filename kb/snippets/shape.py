@@ -49,6 +49,12 @@ _PLACEHOLDER = re.compile(r"<[A-Za-z_][\w .\-/]*>")
 _ELISION = re.compile(r"(…|\.\.\.)")
 _T_STRING = re.compile(r"(?<![\w.])(t|tr|rt|T|TR|RT)(['\"])")
 _TYPE_ALIAS = re.compile(r"^\s*type\s+[A-Za-z_]\w*\s*(\[[^\]]*\])?\s*=", re.M)
+# An f-string reusing its own quote inside a replacement field: f"{", ".join(x)}" (PEP 701).
+_NESTED_QUOTES = re.compile(r"""(?<![\w])[fF][rR]?(["'])[^\n]*?\{[^}\n]*\1""")
+_TREE = re.compile(r"[├└│─┬┼]")
+_YAML = re.compile(r"^\s*(-\s+)?[A-Za-z_][\w.-]*:(\s+\S.*)?$")
+_OUTPUT_CALLS = {"tensor", "array", "Parameter", "Size", "device", "dtype"}
+_OUTPUT_LABELS = {"Output", "Out", "Result", "Results", "Prints", "Expected", "Returns"}
 _GENERIC_DEF = re.compile(r"^\s*(async\s+def|def|class)\s+[A-Za-z_]\w*\s*\[([^\]]*)\]", re.M)
 
 
@@ -103,7 +109,8 @@ def _python_for_error(code: str, error: SyntaxError) -> tuple[str, str] | None:
         return "3.12", "type parameters def f[T](...) (PEP 695)"
     if _TYPE_ALIAS.search(code):
         return "3.12", "a type statement (PEP 695)"
-    if message.startswith("f-string") or "f-string" in message:
+    bad = code.splitlines()[error.lineno - 1] if error.lineno and 0 < error.lineno <= len(code.splitlines()) else ""
+    if "f-string" in message or _NESTED_QUOTES.search(bad):
         return "3.12", "an f-string that only Python 3.12 parses (PEP 701)"
     return None
 
@@ -140,11 +147,11 @@ def tokenized_imports(code: str) -> list[str]:
         tokens = []
         for line in code.splitlines():  # tokenize gave up (an unclosed bracket): read line by line
             try:
-                tokens.extend(t for t in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline) if t.type != tokenize.NL)
+                tokens.extend([t for t in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline) if t.type != tokenize.NL])
             except (tokenize.TokenError, IndentationError, SyntaxError):
                 continue
     for i, tok in enumerate(tokens):
-        starts = i == 0 or tokens[i - 1].type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT) or tokens[i - 1].string == ";"
+        starts = i == 0 or tokens[i - 1].type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER) or tokens[i - 1].string == ";"
         if tok.type != tokenize.NAME or tok.string not in ("import", "from") or not starts:
             continue
         j = i + 1
@@ -184,10 +191,14 @@ def _not_python(code: str, error: SyntaxError) -> str | None:
         return "shell commands in a python fence"
     if "…" in code or (_ELISION.search(error_line) or any(_ELISION.fullmatch(line.strip().strip(",")) for line in real)) and "..." in code:
         return "elided code (... stands for lines left out)"
+    if "#include" in code or sum(bool(_C_LIKE.match(line)) for line in real) * 2 >= len(real) or error_line.lstrip().startswith("__global__"):
+        return "not Python (C, C++ or CUDA code)"
     if _PLACEHOLDER.search(error_line):
         return "a placeholder (<...>) to fill in"
-    if sum(bool(_C_LIKE.match(line)) for line in real) * 2 >= len(real) or error_line.lstrip().startswith(("#include", "__global__")):
-        return "not Python (C, C++ or CUDA code)"
+    if any(_TREE.search(line) for line in real):
+        return "a directory tree"
+    if real and all(_YAML.match(line) for line in real):
+        return "a YAML config"
     if any(_PSEUDO.search(line) for line in real):
         return "pseudo-code"
     if _OUTPUT.match(error_line) or _prose_like(error_line):
@@ -219,9 +230,38 @@ def _excerpt(code: str, error: SyntaxError) -> str | None:
     last = lines[-1].strip() if lines else ""
     if last.startswith("@") and at_end:
         return "a decorator with nothing under it (an excerpt)"
-    if at_end and ("expected an indented block" in message or "was never closed" in message or "unexpected EOF" in message):
+    if at_end and ("expected an indented block" in message or "unexpected EOF" in message):
         return "cut off before its end"
+    if "was never closed" in message and (last.endswith((",", "(", "[", "{", "=", "+", "-", "*", "/", "\\")) or last in ("...", "…")):
+        return "cut off before its end (inside an open bracket)"
     return None
+
+
+def _output_in_code(tree: ast.Module, free: set[str]) -> bool:
+    """Output pasted under code that still parses: ``tensor([0, 1])`` after a print, ``Output: tensor(4.)``."""
+    previous: ast.stmt | None = None
+    for stmt in tree.body:
+        if isinstance(stmt, ast.AnnAssign) and stmt.value is None and isinstance(stmt.target, ast.Name):
+            if stmt.target.id in _OUTPUT_LABELS:
+                return True
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            func = stmt.value.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            root = func.id if isinstance(func, ast.Name) else _root(func)
+            # after a print() or a bare expression, the way a REPL or notebook shows a value
+            if name in _OUTPUT_CALLS and root in free and isinstance(previous, ast.Expr):
+                return True
+        previous = stmt
+    return False
+
+
+def _root(node: ast.AST) -> str:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+
 
 
 class _Excerpts(ast.NodeVisitor):
@@ -400,6 +440,12 @@ def read_shape(code: str, tree: ast.Module | None = None) -> Shape:
     except (SyntaxError, ValueError):  # symtable's own checks (nonlocal misuse...): the run will say
         return shape
     shape.free = _first_use_order(tree, free)
+    if not tree.body:
+        shape.verdict, shape.reason = "not-executable", "only comments" if code.strip() else "empty"
+        return shape
+    if _output_in_code(tree, set(free)):
+        shape.verdict, shape.reason = "not-executable", "Python mixed with its output"
+        return shape
     shape.dynamic = _is_dynamic(tree)
     shape.defines_only, shape.defines = _defines_only(tree)
     excerpts = _Excerpts()
