@@ -263,3 +263,29 @@ def test_results_text_is_json_with_one_row_per_line():
     text = results_text(doc)
     assert json.loads(text) == doc
     assert '{"id": "a", "status": "fragment"},\n{"id": "b"}' in text
+
+
+def test_the_new_statuses_reach_kb_report_index_and_serve(tmp_path):
+    from kb.consolidate.snippets import describe
+    from kb.consolidate.snippets import read_results as index_results
+    from kb.report.collect import collect_report
+    from kb.serve.results import read_results as serve_results
+    from kb.snippets.extract import snippet_hash
+    from kb.workspace import init_workspace
+
+    workspace, _ = init_workspace(tmp_path / "ws")
+    text = "# T\n\n```python\nloss = model(x)\n```\n\n```python\ndef f():\n    return 1\n```\n"
+    (workspace.knowledge_dir / "t.md").write_text(text)
+    rows = [
+        {"file": "knowledge/t.md", "line": 3, "status": "fragment", "reason": "uses model, x defined elsewhere",
+         "hash": snippet_hash("python", "loss = model(x)\n")},
+        {"file": "knowledge/t.md", "line": 7, "status": "defines-only", "reason": "defines f; nothing calls them",
+         "hash": snippet_hash("python", "def f():\n    return 1\n")},
+    ]
+    (workspace.root / "snippets").mkdir(exist_ok=True)
+    (workspace.root / "snippets" / "results.json").write_text(json.dumps({"version": 1, "snippets": rows}))
+    totals = collect_report(workspace).totals()["snippets"]
+    assert (totals["fragment"], totals["defines_only"], totals["fail"], totals["pass"]) == (1, 1, 0, 0)
+    assert describe(index_results(workspace.root).totals) == "1 defines-only, 1 fragment"
+    badges = {r.status: (r.badge_class, r.label) for r in serve_results(workspace.root / "snippets" / "results.json").entries}
+    assert badges == {"fragment": ("skip", "fragment"), "defines-only": ("muted", "defines only")}
