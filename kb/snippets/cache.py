@@ -73,7 +73,9 @@ class AnalysisCache:
     """What kb read from each file and snippet without running it, so an unchanged tree is not read twice.
 
     ``files``: a Markdown file's content digest -> its fences (as extract_snippets found them);
-    ``snippets``: a snippet hash -> its analysis (shape and requirements). Both depend only on the
+    ``snippets``: a snippet hash -> its analysis (shape and requirements); ``written``: each
+    snippets/ file kb wrote -> [mtime_ns, size, text digest], so an unchanged one is not read back
+    to be compared. The first two depend only on the
     text and on the Python running kb (its parser, builtins and standard library), which is part of
     the key, with the analysis version.
     """
@@ -83,15 +85,17 @@ class AnalysisCache:
         self.version = version
         self.files: dict[str, list] = {}
         self.snippets: dict[str, dict] = {}
+        self.written: dict[str, list] = {}
         self.dirty = False
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
         if isinstance(data, dict) and data.get("version") == version:
-            files, snippets = data.get("files"), data.get("snippets")
+            files, snippets, written = data.get("files"), data.get("snippets"), data.get("written")
             if isinstance(files, dict) and isinstance(snippets, dict):
                 self.files, self.snippets = files, snippets
+                self.written = written if isinstance(written, dict) else {}
 
     def fences(self, rel: str, digest: str) -> list | None:
         """The fences of ``rel`` when its content digest is the one recorded."""
@@ -120,6 +124,6 @@ class AnalysisCache:
 
     def save(self) -> None:
         if self.dirty:
-            data = {"version": self.version, "files": self.files, "snippets": self.snippets}
+            data = {"version": self.version, "files": self.files, "snippets": self.snippets, "written": self.written}
             atomic_write_text(self.path, json.dumps(data, separators=(",", ":"), ensure_ascii=False))
             self.dirty = False

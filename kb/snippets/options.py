@@ -6,6 +6,7 @@ kb:expect-error kb:run kb:setup``. Unknown ``kb:`` options are reported, never i
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -48,8 +49,11 @@ def _split(info: str) -> list[str]:
         return info.split()
 
 
+@functools.lru_cache(maxsize=8192)  # a tree repeats a few info strings thousands of times
 def parse_info(info: str) -> tuple[str, SnippetOptions]:
-    """Split an info string into (language, options); the language is lower-cased, '' when absent."""
+    """Split an info string into (language, options); the language is lower-cased, '' when absent.
+
+    The options object is shared between equal info strings: read it, never change it."""
     if "kb:" not in info:
         # The common case (a bare language, maybe other tools' attributes): no shlex needed.
         first = info.split(None, 1)[0] if info.strip() else ""

@@ -81,6 +81,11 @@ class Shape:
 
     @classmethod
     def from_dict(cls, data: dict) -> Shape:
+        """Back from ``as_dict`` (a cached copy: its lists are taken as they are, not copied)."""
+        if data.keys() == cls.__dataclass_fields__.keys():
+            out = cls.__new__(cls)
+            out.__dict__.update(data)
+            return out
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 

@@ -14,6 +14,10 @@ from kb.snippets.requirements import Requirements
 from kb.snippets.shape import Shape, describe_names
 
 
+_NO_REQUIREMENTS = Requirements()
+_NO_SHAPE = Shape()
+
+
 @dataclass
 class Entry:
     """One snippet and everything this run learns about it."""
@@ -21,8 +25,9 @@ class Entry:
     snippet: Snippet
     file: str  # workspace-relative Markdown path
     id: str
-    requirements: Requirements = field(default_factory=Requirements)
-    shape: Shape = field(default_factory=Shape)
+    # Shared empty defaults (never changed: plan() replaces them for code it reads).
+    requirements: Requirements = field(default_factory=lambda: _NO_REQUIREMENTS)
+    shape: Shape = field(default_factory=lambda: _NO_SHAPE)
     status: str | None = None
     reason: str | None = None
     seconds: float = 0.0
@@ -125,15 +130,17 @@ def plan(files: dict[str, list[Snippet]], env: Environment, profile: Profile,
         chains.extend(mine)
         for entry in setups:
             _classify(entry, env, profile, frozenset(), False)
+        setup_names = frozenset(name for s in setups for name in s.shape.binds)
+        setup_unsure = any(s.shape.dynamic or not s.shape.syntax_ok for s in setups)
         for chain in mine:
-            names = frozenset().union(*(set(s.shape.binds) for s in chain.setup))
-            unsure = any(s.shape.dynamic or not s.shape.syntax_ok for s in chain.setup)
+            names, unsure = (setup_names, setup_unsure) if chain.setup else (frozenset(), False)
             for n, entry in enumerate(chain.entries):
                 _classify(entry, env, profile, names, unsure)
                 names = entry.known_names
                 unsure = entry.names_unsure
-                later = set().union(*(set(e.shape.free) for e in chain.entries[n + 1:]))
-                entry.only_defines = entry.shape.defines_only and not (later & set(entry.shape.defines))
+                if entry.shape.defines_only:
+                    later = {name for e in chain.entries[n + 1:] for name in e.shape.free}
+                    entry.only_defines = not (later & set(entry.shape.defines))
     for chain in chains:
         _propagate(chain)
         chain.run = [e for e in chain.entries if e.status is None]
@@ -143,7 +150,7 @@ def plan(files: dict[str, list[Snippet]], env: Environment, profile: Profile,
 def _classify(entry: Entry, env: Environment, profile: Profile, names_before: frozenset[str], unsure_before: bool) -> None:
     """The verdict kb can give before running, in order of what a careful reader would say first."""
     options, shape = entry.snippet.options, entry.shape
-    entry.known_names = names_before | frozenset(shape.binds)
+    entry.known_names = names_before.union(shape.binds) if shape.binds else names_before
     entry.names_unsure = unsure_before or shape.dynamic or (entry.snippet.kind == "python" and not shape.syntax_ok)
     if options.problems:
         entry.status, entry.reason = "error", "invalid info string: " + "; ".join(options.problems)

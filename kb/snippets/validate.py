@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from kb.snippets.gpu import devices, gpu_record, require_cuda
 from kb.snippets.options import parse_info
 from kb.snippets.outcome import Context, classify
 from kb.snippets.profiles import Profile, load_profile
-from kb.snippets.results import FAILING, build_document, entry_json, load_results, write_results, write_snippet_files
+from kb.snippets.results import FAILING, build_document, entry_json, load_results, same_results, write_results, write_snippet_files
 from kb.snippets.sandbox.pool import Pool, SandboxTask, WorkerConfig
 from kb.snippets.tasks import Chain, Entry, plan
 from kb.workspace import Workspace
@@ -45,10 +46,13 @@ class Outcome:
     ran: int = 0
     cached: int = 0
     seconds: float = 0.0
+    this_run: list[dict] | None = None  # the rows of this run's entries, as written
 
     @property
     def rows(self) -> list[dict]:
         """This run's snippets as results.json rows."""
+        if self.this_run is not None:
+            return self.this_run
         fingerprint = self.document["environment"].get("fingerprint", "")
         return [entry_json(e, fingerprint) for e in self.entries]
 
@@ -63,12 +67,12 @@ Progress = Callable[[int, int, Entry | None], None]
 def collect_files(workspace: Workspace, paths: list[Path]) -> list[Path]:
     """Markdown files named (folders searched), or all of knowledge/ when none are named."""
     if not paths:
-        return sorted(p for p in workspace.knowledge_dir.rglob("*") if p.suffix in MARKDOWN and p.is_file())
+        return _markdown_under(workspace.knowledge_dir)
     found: list[Path] = []
     for raw in paths:
         path = workspace.inside(raw, "path")
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in MARKDOWN and p.is_file()))
+            found.extend(_markdown_under(path))
         elif path.is_file():
             if path.suffix not in MARKDOWN:
                 raise PathError(f"{raw} is not a Markdown file")
@@ -76,6 +80,15 @@ def collect_files(workspace: Workspace, paths: list[Path]) -> list[Path]:
         else:
             raise PathError(f"{raw} does not exist")
     return sorted(dict.fromkeys(found))
+
+
+def _markdown_under(folder: Path) -> list[Path]:
+    """Markdown files under ``folder``, sorted (os.walk: pathlib's rglob costs a second on 1,000 files)."""
+    out = []
+    for base, dirs, names in os.walk(folder):
+        dirs.sort()
+        out.extend(os.path.join(base, n) for n in names if n.endswith(MARKDOWN))
+    return sorted(Path(p) for p in out if os.path.isfile(p))
 
 
 def read_snippets(workspace: Workspace, files: list[Path], cache: AnalysisCache | None = None) -> dict[str, list[Snippet]]:
@@ -270,7 +283,8 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
         progress(done, total, None)
 
     rels = list(snippets)
-    isolation: dict = load_results(workspace).get("isolation", {}) if not todo else {}
+    previous = load_results(workspace)
+    isolation: dict = previous.get("isolation", {}) if not todo else {}
     pool = None
     if todo and backend is None:
         gpu_devices = devices(env) if options.gpu else []
@@ -278,7 +292,8 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
         pool = Pool(worker_config(profile, slots, len(gpu_devices), tasks=sum(1 for c in todo if c.run)), slots, gpu_devices)
         pool.launch()  # the worker imports torch while the snippet files are written
     try:
-        write_snippet_files(workspace.root, entries, rels)
+        _, changed = write_snippet_files(workspace.root, entries, rels, analysis_cache.written)
+        analysis_cache.dirty = analysis_cache.dirty or changed
     except BaseException:
         if pool is not None:
             pool.close()
@@ -320,12 +335,16 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
     analysis_cache.save()
 
     environment = {**env.as_dict(), **gpu_record(env)}
-    previous = load_results(workspace)
-    document = build_document(entries, environment, isolation, previous, set(rels), workspace.root)
-    write_results(workspace.root, document)
+    rows = [entry_json(e, environment.get("fingerprint", "")) for e in entries]
+    document = build_document(entries, environment, isolation, previous, set(rels), workspace.root, rows)
+    if same_results(previous, document):
+        document["generated"] = previous.get("generated") or document["generated"]
+    else:
+        write_results(workspace.root, document)
     return Outcome(
         document=document,
         entries=entries,
+        this_run=rows,
         ran=sum(len(c.run) for c in todo),
         cached=sum(e.cached for e in entries),
         seconds=time.perf_counter() - started,
