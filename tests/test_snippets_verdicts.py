@@ -289,3 +289,51 @@ def test_the_new_statuses_reach_kb_report_index_and_serve(tmp_path):
     assert describe(index_results(workspace.root).totals) == "1 defines-only, 1 fragment"
     badges = {r.status: (r.badge_class, r.label) for r in serve_results(workspace.root / "snippets" / "results.json").entries}
     assert badges == {"fragment": ("skip", "fragment"), "defines-only": ("muted", "defines only")}
+
+
+SETUP_DOC = """```python kb:setup
+import torch
+weights = torch.ones(3)
+```
+
+```python
+print(weights.sum().item())
+```
+"""
+
+BROKEN_SETUP_DOC = """```python kb:setup
+raise RuntimeError("setup broke")
+```
+
+```python
+print("never meaningful")
+```
+"""
+
+
+def test_setup_runs_first_and_a_rerun_reads_nothing_again(tmp_path, monkeypatch):
+    from kb.snippets import validate
+    from kb.workspace import init_workspace
+
+    workspace, _ = init_workspace(tmp_path / "ws")
+    (workspace.root / "validators" / "cpu.toml").write_text("timeout_s = 60\nmemory_limit_mb = 4096\nmax_processes = 128\n")
+    (workspace.knowledge_dir / "ok.md").write_text(SETUP_DOC)
+    (workspace.knowledge_dir / "broken.md").write_text(BROKEN_SETUP_DOC)
+    first = validate.run_validation(workspace, validate.Options())
+    rows = {(r["file"].split("/")[-1], r["line"]): (r["status"], r["reason"], r["stdout_tail"]) for r in first.rows}
+    assert rows[("ok.md", 1)][0] == "pass" and rows[("ok.md", 6)] == ("pass", None, "3.0\n")
+    assert rows[("broken.md", 1)][:2] == ("fail", "RuntimeError: setup broke")
+    assert rows[("broken.md", 5)][:2] == ("error", "not run: its kb:setup fence L1 failed (fail: RuntimeError: setup broke)")
+
+    # Nothing changed: no file is parsed, no snippet read again, no result file rewritten.
+    def boom(*args, **kwargs):
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(validate, "extract_snippets", boom)
+    monkeypatch.setattr(validate, "analyze", boom)
+    again = validate.run_validation(workspace, validate.Options())
+    assert again.ran == 0 and [(r["status"], r["reason"]) for r in again.rows] == [(r["status"], r["reason"]) for r in first.rows]
+    results = workspace.root / "snippets" / "results.json"
+    before = (results.stat().st_mtime_ns, json.loads(results.read_text())["generated"])
+    third = validate.run_validation(workspace, validate.Options())  # the same as the second: nothing to write
+    assert third.ran == 0 and (results.stat().st_mtime_ns, third.document["generated"]) == before

@@ -7,7 +7,6 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb.mdblocks import parse_blocks
 from kb.snippets.options import SnippetOptions, parse_info
 
 PYTHON = {"python", "py", "python3"}
@@ -66,6 +65,8 @@ def snippet_hash(info: str, code: str) -> str:
 
 def extract_snippets(path: str | Path, text: str) -> list[Snippet]:
     """Every fenced block of ``text`` (the contents of ``path``), in document order."""
+    from kb.mdblocks import parse_blocks  # markdown-it: imported only when a file has to be parsed (not on a warm rerun)
+
     file = Path(path).as_posix() if not isinstance(path, str) else path.replace("\\", "/")
     out: list[Snippet] = []
     for token in parse_blocks(text):
