@@ -111,6 +111,12 @@ def test_what_is_not_python_to_run():
         assert shape.verdict == "not-executable" and word in shape.reason, (code, shape.reason)
 
 
+def test_python_that_starts_with_a_command_word_is_not_taken_for_shell():
+    for code in ("cat = {1: 2\nprint(cat)", "make(x\ny = 1", "python_version = 3\nif python_version > 2\n    pass", "ls.append(1\nz = 2"):
+        assert read_shape(code).verdict is None, code  # Python with a syntax error: it runs, and fails
+    assert read_shape("nvidia-smi").reason == "shell commands in a python fence"
+
+
 def test_excerpts_and_free_names():
     assert read_shape("    loss.backward()\n    opt.step()").reason == "an indented excerpt (cut from inside a block)"
     assert read_shape("@torch.no_grad()\n").verdict == "fragment"

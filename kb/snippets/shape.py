@@ -32,11 +32,15 @@ _SHELL_WORDS = (
     "pip", "pip3", "python", "python3", "torchrun", "accelerate", "deepspeed", "nvidia-smi", "git", "cd", "ls", "export",
     "conda", "apt", "apt-get", "sudo", "wget", "curl", "docker", "bash", "sh", "make", "cmake", "nvcc", "mkdir", "cat",
     "echo", "srun", "sbatch", "nsys", "ncu", "huggingface-cli", "uv", "poetry", "chmod", "source", "rm", "cp", "mv",
-    "tar", "ssh", "scp", "kubectl", "pytest", "jupyter", "tensorboard", "ray", "mpirun", "module", "CUDA_VISIBLE_DEVICES=",
+    "tar", "ssh", "scp", "kubectl", "pytest", "jupyter", "tensorboard", "ray", "mpirun", "module",
 )
+# A command word, then an argument (not an operator: `cat = 3`, `make(x)`, `python_version` are Python).
 _SHELL = re.compile(
-    r"^\s*(\$\s+\S|#\s*\$\s+\S|(" + "|".join(re.escape(w) for w in _SHELL_WORDS) + r")(\s+-{0,2}[\w./=:@-]|\S*\s+\S)|[A-Z_][A-Z0-9_]*=\S*\s+(python|torchrun|\S+\.py))"
+    r"^\s*(\$\s+\S|#\s*\$\s+\S|(" + "|".join(re.escape(w) for w in _SHELL_WORDS) + r")[ \t]+(?![=+*/%<>!:|&^]|-=|\.\s)[-\w./'\"=:@~$<]"
+    r"|[A-Z_][A-Z0-9_]*=\S*\s+(python|torchrun|\S+\.py))"
 )
+# Commands that parse as Python subtractions (`nvidia-smi` is nvidia - smi) when written alone.
+_BARE_COMMAND = re.compile(r"^\s*(nvidia-smi|huggingface-cli|apt-get|nvidia-settings)\s*$")
 _MAGIC = re.compile(r"^\s*(%{1,2}[A-Za-z]|![A-Za-z])")
 _OUTPUT = re.compile(
     r"^\s*(Output|Out|Result|Results|Expected output|Prints|Epoch|Step|Iter(ation)?|Loss|Accuracy|Traceback \(most recent|"
@@ -194,7 +198,8 @@ def _not_python(code: str, error: SyntaxError) -> str | None:
     error_line = code.splitlines()[bad - 1] if 0 < bad <= len(code.splitlines()) else ""
     if real and sum(bool(_SHELL.match(line)) for line in real) * 2 >= len(real):
         return "shell commands in a python fence"
-    if "…" in code or (_ELISION.search(error_line) or any(_ELISION.fullmatch(line.strip().strip(",")) for line in real)) and "..." in code:
+    elided_line = any(_ELISION.fullmatch(line.strip().strip(",")) for line in real)
+    if "…" in code or ("..." in code and (_ELISION.search(error_line) or elided_line)):
         return "elided code (... stands for lines left out)"
     if "#include" in code or sum(bool(_C_LIKE.match(line)) for line in real) * 2 >= len(real) or error_line.lstrip().startswith("__global__"):
         return "not Python (C, C++ or CUDA code)"
@@ -447,6 +452,9 @@ def read_shape(code: str, tree: ast.Module | None = None) -> Shape:
     shape.free = _first_use_order(tree, free)
     if not tree.body:
         shape.verdict, shape.reason = "not-executable", "only comments" if code.strip() else "empty"
+        return shape
+    if all(_BARE_COMMAND.match(line) for line in _lines(code) if not line.lstrip().startswith("#")):
+        shape.verdict, shape.reason = "not-executable", "shell commands in a python fence"
         return shape
     if _output_in_code(tree, set(free)):
         shape.verdict, shape.reason = "not-executable", "Python mixed with its output"
