@@ -343,3 +343,24 @@ def test_setup_runs_first_and_a_rerun_reads_nothing_again(tmp_path, monkeypatch)
     before = (results.stat().st_mtime_ns, json.loads(results.read_text())["generated"])
     third = validate.run_validation(workspace, validate.Options())  # the same as the second: nothing to write
     assert third.ran == 0 and (results.stat().st_mtime_ns, third.document["generated"]) == before
+
+
+def test_a_cached_result_is_judged_again_by_todays_rules(tmp_path):
+    from kb.snippets import validate
+    from kb.snippets.cache import CACHE_NAME
+    from kb.workspace import init_workspace
+
+    workspace, _ = init_workspace(tmp_path / "ws")
+    (workspace.root / "validators" / "cpu.toml").write_text("timeout_s = 60\nmemory_limit_mb = 4096\nmax_processes = 128\n")
+    (workspace.knowledge_dir / "n.md").write_text("```python\nfrom math import *\nprint(sqrt(4), undefined_x)\n```\n")
+    first = validate.run_validation(workspace, validate.Options())
+    assert first.rows[0]["status"] == "fragment"
+    # What an older kb kept: a failure for the same facts.
+    path = workspace.state_dir / CACHE_NAME
+    data = json.loads(path.read_text())
+    (hit,) = [h for results in data["entries"].values() for h in results.values()]
+    assert hit["fact"]["exc_type"] == "NameError"
+    hit["status"], hit["reason"] = "fail", "NameError: name 'undefined_x' is not defined"
+    path.write_text(json.dumps(data))
+    again = validate.run_validation(workspace, validate.Options())
+    assert again.ran == 0 and (again.rows[0]["status"], again.rows[0]["cached"]) == ("fragment", True)

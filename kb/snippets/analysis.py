@@ -7,7 +7,11 @@ Both depend on the snippet's text only (info string and code), so they are kept 
 from __future__ import annotations
 
 import ast
+import functools
+import hashlib
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kb.snippets.extract import Snippet
 from kb.snippets.requirements import Requirements, infer
@@ -15,6 +19,17 @@ from kb.snippets.shape import Shape, read_shape
 
 # Bumped whenever what analyze() reads changes: older cached analyses are then read again.
 ANALYSIS_VERSION = 1
+# The modules whose rules decide an analysis: a cache made by other rules (an upgraded kb) is not reused.
+_RULES = ("analysis.py", "shape.py", "requirements.py", "extract.py", "options.py")
+
+
+@functools.cache
+def analysis_key() -> str:
+    """What a cached analysis must have been made with: this version, these rules, this Python (its parser and builtins)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for name in _RULES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return f"{ANALYSIS_VERSION}:{digest.hexdigest()}:{sys.version}"
 
 
 @dataclass

@@ -42,6 +42,7 @@ class Entry:
     known_names: frozenset[str] = frozenset()  # names bound when it has run: kb:setup, the chain before it, its own
     names_unsure: bool = False  # a star import or exec() somewhere before: names kb cannot see
     only_defines: bool = False  # it defines functions or classes that nothing after it in its process uses
+    fact: dict | None = None  # what the sandbox reported when it ran (outputs aside): judged again on a cached rerun
 
     @property
     def timeout(self) -> float | None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb.errors import PathError
-from kb.snippets.analysis import ANALYSIS_VERSION, Analysis, analyze
+from kb.snippets.analysis import Analysis, analysis_key, analyze
 from kb.snippets.cache import AnalysisCache, ResultCache, chain_keys
 from kb.snippets.environment import Environment, probe_environment
 from kb.snippets.extract import Snippet, extract_snippets
@@ -205,7 +204,11 @@ def apply_result(chain: Chain, result: dict, wall: float, profile: Profile, env:
     failed_setup = next(((s, f) for s, f in zip(chain.setup, setup_facts) if f.get("outcome") != "ok"), None)
     for entry, fact in zip(run, facts):
         entry.status, entry.reason = classify(fact, entry.snippet.options.expect_error, profile.max_processes, context_for(entry, env, profile))
+        # What the sandbox saw, kept with the result: a rerun judges it again by the rules of the kb
+        # running then (a NameError that an older kb called a failure is a fragment now), without rerunning it.
+        entry.fact = {k: v for k, v in fact.items() if k not in ("stdout_tail", "stderr_tail")}
         if failed_setup is not None:
+            entry.fact = None
             fence, bad = failed_setup
             status, reason = classify(bad, False, profile.max_processes, context_for(fence, env, profile))
             entry.status, entry.reason = "error", f"not run: its kb:setup fence L{fence.snippet.line} failed ({status}: {reason})"
@@ -213,6 +216,7 @@ def apply_result(chain: Chain, result: dict, wall: float, profile: Profile, env:
             index = int(fact["after"]) - len(chain.setup)
             before = run[index] if 0 <= index < len(run) else chain.setup[int(fact["after"])]
             entry.reason = f"not run: it continues L{before.snippet.line}, which ended its process ({before.status})"
+            entry.fact = None
         entry.seconds = float(fact.get("seconds") or 0.0)
         entry.peak_memory_mb = fact.get("peak_memory_mb")
         entry.stdout_tail = fact.get("stdout_tail", "")
@@ -220,8 +224,8 @@ def apply_result(chain: Chain, result: dict, wall: float, profile: Profile, env:
         entry.wall_seconds = wall if len(run) == 1 and not chain.setup else None
 
 
-def _cached(chain: Chain, cache: ResultCache, fingerprint: str) -> bool:
-    """Reuse a whole chain's results when every snippet of it is unchanged."""
+def _cached(chain: Chain, cache: ResultCache, fingerprint: str, env: Environment, profile: Profile) -> bool:
+    """Reuse a whole chain's results when every snippet of it is unchanged; the facts kept are judged again."""
     hits = [cache.get(fingerprint, e.key) for e in chain.run]
     if not all(hits):
         return False
@@ -231,6 +235,11 @@ def _cached(chain: Chain, cache: ResultCache, fingerprint: str) -> bool:
         entry.peak_memory_mb = hit.get("peak_memory_mb")
         entry.stdout_tail, entry.stderr_tail = hit.get("stdout_tail", ""), hit.get("stderr_tail", "")
         entry.cached = True
+        fact = hit.get("fact")
+        if isinstance(fact, dict):
+            entry.fact = fact
+            fact = {**fact, "stdout_tail": entry.stdout_tail, "stderr_tail": entry.stderr_tail}
+            entry.status, entry.reason = classify(fact, entry.snippet.options.expect_error, profile.max_processes, context_for(entry, env, profile))
     return True
 
 
@@ -240,6 +249,7 @@ def _remember(chain: Chain, cache: ResultCache, fingerprint: str) -> None:
             cache.put(fingerprint, entry.key, {
                 "status": entry.status, "reason": entry.reason, "seconds": entry.seconds,
                 "peak_memory_mb": entry.peak_memory_mb, "stdout_tail": entry.stdout_tail, "stderr_tail": entry.stderr_tail,
+                "fact": entry.fact,
             })
 
 
@@ -247,7 +257,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
     """Validate the snippets of the named files (default: knowledge/); write snippets/ and return the outcome."""
     started = time.perf_counter()
     files = collect_files(workspace, options.paths)
-    analysis_cache = AnalysisCache(workspace.state_dir, f"{ANALYSIS_VERSION}:{sys.version}")
+    analysis_cache = AnalysisCache(workspace.state_dir, analysis_key())
     snippets = read_snippets(workspace, files, analysis_cache)
     name = options.profile or (workspace.config.validate_.gpu_profile if options.gpu else workspace.config.validate_.profile)
     profile = load_profile(workspace.validators_dir, name)
@@ -277,7 +287,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
         keys = chain_keys([e.snippet.hash for e in chain.setup] + [e.snippet.hash for e in chain.entries])
         for entry, key in zip(chain.entries, keys[len(chain.setup):]):
             entry.key = key
-    todo = [c for c in chains if options.force or not _cached(c, cache, fingerprint)]
+    todo = [c for c in chains if options.force or not _cached(c, cache, fingerprint, env, profile)]
     total, done = len(entries), len(entries) - sum(len(c.run) for c in todo)
     if progress:
         progress(done, total, None)
