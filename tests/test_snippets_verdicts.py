@@ -176,6 +176,12 @@ print(hidden)
 """
 
 
+def test_an_expected_error_is_run_even_when_it_reads_as_a_fragment():
+    doc = "```python kb:expect-error\nprint(not_defined_on_purpose)\n```\n\n```python kb:expect-error\nreturn 1\n```\n"
+    entries, chains = plan({"knowledge/e.md": extract_snippets("knowledge/e.md", doc)}, _env(), Profile(name="cpu"))
+    assert [e.status for e in entries] == [None, None] and len(chains) == 2
+
+
 def test_setup_fences_and_chains_carry_names():
     entries, chains = plan({"knowledge/a.md": extract_snippets("knowledge/a.md", DOC)}, _env(), Profile(name="cpu"))
     by_line = {e.snippet.line: e for e in entries}

@@ -159,7 +159,7 @@ def _classify(entry: Entry, env: Environment, profile: Profile, names_before: fr
     if options.skip is not None:
         entry.status, entry.reason = "skip", options.skip
         return
-    if shape.verdict:
+    if shape.verdict == "not-executable" or (shape.verdict and not options.expect_error):
         entry.status, entry.reason = shape.verdict, shape.reason
         return
     missing_local = [m for m in shape.local_imports if not env.modules.get(m, True)]
@@ -167,7 +167,7 @@ def _classify(entry: Entry, env: Environment, profile: Profile, names_before: fr
         entry.status, entry.reason = "fragment", f"imports {describe_names(missing_local)}: the author's own module (not a package)"
         return
     undefined = [n for n in shape.free if n not in names_before]
-    if undefined and not entry.names_unsure:
+    if undefined and not entry.names_unsure and not options.expect_error:  # kb:expect-error may show a NameError on purpose
         entry.status, entry.reason = "fragment", f"uses {describe_names(undefined)} defined elsewhere"
         return
     reasons = unmet(entry.requirements, env, profile)
