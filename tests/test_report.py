@@ -195,7 +195,7 @@ def test_json_counts_per_file_and_in_total(ws):
     assert (alpha["sections_planned"], alpha["sections_present"], alpha["sections_cited"]) == (2, 2, 2)
     assert (alpha["citations"], alpha["citations_resolved"], alpha["citations_unresolved"]) == (4, 4, 0)
     assert alpha["sources"] == {"local": 1, "knowledge": 1, "web": 1, "other": 0}
-    assert alpha["snippets"] == {"pass": 1, "fail": 0, "skip": 2, "not_run": 0}
+    assert alpha["snippets"] == {"pass": 1, "defines_only": 0, "fail": 0, "fragment": 0, "skip": 2, "not_run": 0}
     assert alpha["skip_reasons"] == {"needs 8 GPUs": 1, "text transcript": 1}
     assert alpha["drops"] == [{"path": "drops/KNOWLEDGE-DROP-alpha-2025-01-01-1000.md", "status": "complete",
                                "consolidated": "2025-01-02T09:00:00Z"}]
@@ -205,7 +205,7 @@ def test_json_counts_per_file_and_in_total(ws):
     assert beta["missing_sections"] == [{"number": 3, "title": "Extras", "why": "no heading"}]
     assert beta["sources"] == {"local": 1, "knowledge": 0, "web": 0, "other": 0}
     assert beta["source_kinds"] == {"folder": 1}
-    assert beta["snippets"] == {"pass": 0, "fail": 1, "skip": 0, "not_run": 0}
+    assert beta["snippets"] == {"pass": 0, "defines_only": 0, "fail": 1, "fragment": 0, "skip": 0, "not_run": 0}
     assert beta["snippet_problems"][0]["status"] == "fail" and "boom" in beta["snippet_problems"][0]["reason"]
     assert [d["consolidated"] for d in beta["drops"]] == [None]
 
@@ -216,13 +216,13 @@ def test_json_counts_per_file_and_in_total(ws):
     gamma_line = next(i for i, line in enumerate(text, start=1) if "[9]" in line)
     assert gamma["unresolved"] == [{"number": 9, "line": gamma_line}]
     assert gamma_line > 10  # a line of the file, below the front matter
-    assert gamma["snippets"] == {"pass": 0, "fail": 0, "skip": 0, "not_run": 2}
+    assert gamma["snippets"] == {"pass": 0, "defines_only": 0, "fail": 0, "fragment": 0, "skip": 0, "not_run": 2}
     assert gamma["snippets_stale"] == 1 and gamma["drops"] == []
 
     legacy = files["knowledge/legacy/old.md"]
     assert legacy["front_matter"] is False and legacy["plan"] is None
     assert (legacy["sections_planned"], legacy["sections_present"], legacy["sections_cited"]) == (None, 1, 0)
-    assert legacy["snippets"] == {"pass": 1, "fail": 0, "skip": 0, "not_run": 0}
+    assert legacy["snippets"] == {"pass": 1, "defines_only": 0, "fail": 0, "fragment": 0, "skip": 0, "not_run": 0}
     assert legacy["sources"] == {"local": 0, "knowledge": 0, "web": 0, "other": 0}
 
     totals = doc["totals"]
@@ -231,7 +231,7 @@ def test_json_counts_per_file_and_in_total(ws):
     assert (totals["sections_unplanned"], totals["sections_cited"]) == (1, 4)
     assert (totals["citations"], totals["citations_resolved"], totals["citations_unresolved"]) == (7, 6, 1)
     assert totals["sources"] == {"local": 2, "knowledge": 1, "web": 2, "other": 0}
-    assert totals["snippets"] == {"total": 7, "pass": 2, "fail": 1, "skip": 2, "not_run": 2}
+    assert totals["snippets"] == {"total": 7, "pass": 2, "defines_only": 0, "fail": 1, "fragment": 0, "skip": 2, "not_run": 2}
     assert totals["snippets_stale"] == 1
     assert totals["skip_reasons"] == {"needs 8 GPUs": 1, "text transcript": 1}
     assert totals["drops"] == {"total": 3, "consolidated": 1, "not_consolidated": 2, "failed": 1,

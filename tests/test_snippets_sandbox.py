@@ -136,7 +136,7 @@ def test_network_is_off_unless_declared(run):
     if isolation["network"] != "namespace":
         pytest.skip(f"no network namespace here ({isolation.get('network_mode')}): loopback is shared")
     r = row(run, "network")
-    assert r["status"] == "fail" and r["reason"].startswith("no network in the sandbox (mark it kb:requires=network)")
+    assert r["status"] == "skip" and r["reason"].startswith("requires network (none in the sandbox; mark it kb:requires=network)")
     declared = row(run, "network_declared")
     assert (declared["status"], declared["reason"]) == ("skip", "requires network (the test profile allows none)")
 
@@ -159,7 +159,7 @@ def test_expect_error(run):
 def test_continue_shares_state_and_others_do_not(run):
     second, third = row(run, "continue", 9), row(run, "continue", 15)
     assert (second["status"], second["stdout_tail"], second["continues"]) == ("pass", "42\n", 3)
-    assert third["status"] == "fail" and third["reason"] == "NameError: name 'counter' is not defined"
+    assert third["status"] == "fragment" and third["reason"] == "uses counter defined elsewhere"
 
 
 def test_continue_after_the_process_died(run):
@@ -224,7 +224,7 @@ def test_results_json_and_snippet_files(run):
     assert text.endswith("counter += 1\nassert counter == 42\nprint(counter)\n")
     assert entry["environment"] == doc["environment"]["fingerprint"]
     statuses = {e["status"] for e in doc["snippets"]}
-    assert statuses == {"pass", "fail", "skip", "timeout", "error", "not-executable"}
+    assert statuses == {"pass", "fail", "skip", "timeout", "error", "not-executable", "fragment"}
     assert outcome.failed
 
 

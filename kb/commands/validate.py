@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kb.commands.common import WorkspaceOption, console, err_console, print_json, workspace_from
+from kb.commands.common import WorkspaceOption, console, err_console, workspace_from
 from kb.errors import PathError
 from kb.runner.lock import workspace_lock
 from kb.snippets.report import print_report
-from kb.snippets.results import write_junit
+from kb.snippets.results import results_text, write_junit
 from kb.snippets.validate import Options, run_validation
 
 
@@ -53,7 +54,8 @@ def register(app: typer.Typer) -> None:
             doc = dict(outcome.document)
             doc["snippets"] = rows
             doc["run"] = {"ran": outcome.ran, "cached": outcome.cached, "seconds": round(outcome.seconds, 3)}
-            print_json(doc)
+            # One row per line, like results.json: indenting thousands of rows takes seconds.
+            sys.stdout.write(results_text(doc))
         else:
             print_report(console(), rows, outcome.document, outcome.ran, outcome.cached, outcome.seconds, not quiet)
         if outcome.failed:

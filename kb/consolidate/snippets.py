@@ -1,7 +1,8 @@
 """Read the snippet validator's last results (snippets/results.json), tolerantly.
 
 Schema (written by `kb validate-snippets`): ``{"snippets": [{"file": "knowledge/...md",
-"line": 12, "status": "pass"|"fail"|"skip"|"timeout"|"error"|"not-executable", "reason": ...}]}``.
+"line": 12, "status": "pass"|"defines-only"|"fail"|"fragment"|"skip"|"timeout"|"error"|"not-executable",
+"reason": ...}]}``.
 Anything else in the file is ignored; entries that make no sense are skipped.
 """
 
@@ -12,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-STATUSES = ("pass", "fail", "skip", "timeout", "error", "not-executable")
+STATUSES = ("pass", "defines-only", "fail", "fragment", "skip", "timeout", "error", "not-executable")
 RESULTS = "snippets/results.json"
 
 

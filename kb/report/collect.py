@@ -247,6 +247,8 @@ def _add_snippets(entry: FileReport, text: str, rows: list[dict]) -> None:
         reason = row.get("reason") or None
         if status == "pass":
             entry.snippets["pass"] += 1
+        elif status in ("defines-only", "fragment"):
+            entry.snippets[status.replace("-", "_")] += 1
         elif status in FAILING:
             entry.snippets["fail"] += 1
             entry.snippet_problems.append(SnippetProblem(line=snippet.line, status=status, reason=reason))

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 REPORT_VERSION = 1
 # Source kinds as the report groups them; SourceRef.kind values map onto these (see collect.SOURCE_GROUPS).
 SOURCE_GROUPS = ("local", "knowledge", "web", "other")
-SNIPPET_STATES = ("pass", "fail", "skip", "not_run")
+# defines_only: ran, but only defined things nothing called; fragment: an excerpt that cannot stand alone.
+SNIPPET_STATES = ("pass", "defines_only", "fail", "fragment", "skip", "not_run")
 
 
 @dataclass

@@ -45,7 +45,7 @@ def file_table(report: Report) -> Table:
                 "drop: done = consolidated, pending = waiting for kb consolidate",
     )
     table.add_column("file", overflow="fold", min_width=12)
-    for name in ("sections", "cited", "citations", "sources", "pass", "fail", "skip", "not run"):
+    for name in ("sections", "cited", "citations", "sources", "pass", "defs only", "fail", "fragment", "skip", "not run"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("drop", no_wrap=True)
     for f in report.files:
@@ -64,7 +64,9 @@ def file_table(report: Report) -> Table:
             _ratio(f.citations_resolved, f.citations) if f.citations else "[dim]0/0[/]",
             sources,
             _count(f.snippets["pass"], "green"),
+            _count(f.snippets["defines_only"], "cyan"),
             _count(f.snippets["fail"], "red"),
+            _count(f.snippets["fragment"], "magenta"),
             _count(f.snippets["skip"], "yellow"),
             _count(f.snippets["not_run"], "yellow"),
             _drop_cell(f),
@@ -142,8 +144,8 @@ def print_report(out: Console, report: Report) -> None:
     out.print(f"  sources: local docs {s['local']}, knowledge tree {s['knowledge']}, web {s['web']}{other}")
     n = t["snippets"]
     stale = f", {t['snippets_stale']} changed since their last run" if t["snippets_stale"] else ""
-    out.print(f"  snippets: {n['total']} (pass {n['pass']}, fail {n['fail']}, skip {n['skip']}, "
-              f"not run {n['not_run']}{stale})")
+    out.print(f"  snippets: {n['total']} (pass {n['pass']}, defines only {n['defines_only']}, fail {n['fail']}, "
+              f"fragment {n['fragment']}, skip {n['skip']}, not run {n['not_run']}{stale})")
     if report.results_generated:
         out.print(f"    [dim]results of {escape(str(report.results_generated))}[/]")
     else:

@@ -14,6 +14,8 @@ RESULTS_REL = "snippets/results.json"
 # status -> (css class, short label) for the badge next to a code block.
 BADGES = {
     "pass": ("pass", "✓ passed"),
+    "defines-only": ("muted", "defines only"),
+    "fragment": ("skip", "fragment"),
     "fail": ("fail", "✗ failed"),
     "timeout": ("fail", "⏱ timed out"),
     "error": ("fail", "⚠ error"),

@@ -13,8 +13,14 @@ from pathlib import Path
 from kb.fsutil import atomic_write_text
 
 CACHE_NAME = "snippet-cache.json"
-# Statuses worth remembering: what ran. Skips are recomputed (cheap, and the machine may change).
-CACHEABLE = {"pass", "fail", "timeout", "error"}
+# Statuses worth remembering: what ran (skips decided before running are recomputed: cheap, and
+# the machine may change). A run that found a module missing is not kept: installing it changes
+# the answer without changing the environment's fingerprint.
+CACHEABLE = {"pass", "fail", "timeout", "error", "fragment", "defines-only", "skip"}
+
+
+def _keep(result: dict) -> bool:
+    return result.get("status") in CACHEABLE and not str(result.get("reason") or "").startswith("requires module")
 
 
 def chain_keys(hashes: list[str]) -> list[str]:
@@ -42,7 +48,7 @@ class ResultCache:
         return self.entries.get(fingerprint, {}).get(key)
 
     def put(self, fingerprint: str, key: str, result: dict) -> None:
-        if result.get("status") in CACHEABLE:
+        if _keep(result):
             self.entries.setdefault(fingerprint, {})[key] = result
             self.dirty = True
 
@@ -57,4 +63,67 @@ class ResultCache:
     def save(self) -> None:
         if self.dirty:
             atomic_write_text(self.path, json.dumps({"version": 1, "entries": self.entries}, separators=(",", ":")))
+            self.dirty = False
+
+
+ANALYSIS_NAME = "snippet-analysis.json"
+
+
+class AnalysisCache:
+    """What kb read from each file and snippet without running it, so an unchanged tree is not read twice.
+
+    ``files``: a Markdown file's content digest -> its fences (as extract_snippets found them);
+    ``snippets``: a snippet hash -> its analysis (shape and requirements); ``written``: each
+    snippets/ file kb wrote -> [mtime_ns, size, text digest], so an unchanged one is not read back
+    to be compared. The first two depend only on the
+    text and on the Python running kb (its parser, builtins and standard library), which is part of
+    the key, with the analysis version.
+    """
+
+    def __init__(self, state_dir: Path, version: str) -> None:
+        self.path = Path(state_dir) / ANALYSIS_NAME
+        self.version = version
+        self.files: dict[str, list] = {}
+        self.snippets: dict[str, dict] = {}
+        self.written: dict[str, list] = {}
+        self.dirty = False
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and data.get("version") == version:
+            files, snippets, written = data.get("files"), data.get("snippets"), data.get("written")
+            if isinstance(files, dict) and isinstance(snippets, dict):
+                self.files, self.snippets = files, snippets
+                self.written = written if isinstance(written, dict) else {}
+
+    def fences(self, rel: str, digest: str) -> list | None:
+        """The fences of ``rel`` when its content digest is the one recorded."""
+        hit = self.files.get(rel)
+        return hit[1] if isinstance(hit, list) and len(hit) == 2 and hit[0] == digest else None
+
+    def put_fences(self, rel: str, digest: str, fences: list) -> None:
+        self.files[rel] = [digest, fences]
+        self.dirty = True
+
+    def analysis(self, snippet_hash: str) -> dict | None:
+        return self.snippets.get(snippet_hash)
+
+    def put_analysis(self, snippet_hash: str, data: dict) -> None:
+        self.snippets[snippet_hash] = data
+        self.dirty = True
+
+    def prune(self, files: set[str], hashes: set[str]) -> None:
+        """Forget files and snippets that are gone (after a run over the whole tree)."""
+        for key in [k for k in self.files if k not in files]:
+            del self.files[key]
+            self.dirty = True
+        for key in [k for k in self.snippets if k not in hashes]:
+            del self.snippets[key]
+            self.dirty = True
+
+    def save(self) -> None:
+        if self.dirty:
+            data = {"version": self.version, "files": self.files, "snippets": self.snippets, "written": self.written}
+            atomic_write_text(self.path, json.dumps(data, separators=(",", ":"), ensure_ascii=False))
             self.dirty = False

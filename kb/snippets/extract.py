@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb.mdblocks import parse_blocks
 from kb.snippets.options import SnippetOptions, parse_info
 
 PYTHON = {"python", "py", "python3"}
@@ -34,7 +34,7 @@ class Snippet:
         """1-based Markdown line of the code's first line."""
         return self.line + 1
 
-    @property
+    @functools.cached_property
     def kind(self) -> str | None:
         """'python' or 'shell' when kb can run it, else None."""
         if self.language in PYTHON and not _looks_like_transcript(self.code):
@@ -65,6 +65,8 @@ def snippet_hash(info: str, code: str) -> str:
 
 def extract_snippets(path: str | Path, text: str) -> list[Snippet]:
     """Every fenced block of ``text`` (the contents of ``path``), in document order."""
+    from kb.mdblocks import parse_blocks  # markdown-it: imported only when a file has to be parsed (not on a warm rerun)
+
     file = Path(path).as_posix() if not isinstance(path, str) else path.replace("\\", "/")
     out: list[Snippet] = []
     for token in parse_blocks(text):

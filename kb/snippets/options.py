@@ -1,18 +1,19 @@
 """The info string of a fence: the language, then ``kb:`` options.
 
 ``python kb:skip="needs 8 GPUs" kb:requires=cuda,module:apex kb:timeout=120 kb:continue
-kb:expect-error kb:run``. Unknown ``kb:`` options are reported, never ignored silently.
+kb:expect-error kb:run kb:setup``. Unknown ``kb:`` options are reported, never ignored silently.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from dataclasses import dataclass, field
 
 # Requirement tokens an author may write after kb:requires= (comma-separated, repeatable).
 _REQUIREMENT = re.compile(r"^(cuda|network|distributed|multi-gpu:[1-9][0-9]*|module:[A-Za-z_][A-Za-z0-9_.]*)$")
-_FLAGS = {"kb:continue": "continue_", "kb:expect-error": "expect_error", "kb:run": "run"}
+_FLAGS = {"kb:continue": "continue_", "kb:expect-error": "expect_error", "kb:run": "run", "kb:setup": "setup"}
 
 
 @dataclass
@@ -25,6 +26,7 @@ class SnippetOptions:
     continue_: bool = False
     expect_error: bool = False
     run: bool = False
+    setup: bool = False  # runs before the file's other snippets, in their process (doctest's testsetup)
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -35,6 +37,7 @@ class SnippetOptions:
             "continue": self.continue_,
             "expect_error": self.expect_error,
             "run": self.run,
+            "setup": self.setup,
         }
 
 
@@ -46,8 +49,17 @@ def _split(info: str) -> list[str]:
         return info.split()
 
 
+@functools.lru_cache(maxsize=8192)  # a tree repeats a few info strings thousands of times
 def parse_info(info: str) -> tuple[str, SnippetOptions]:
-    """Split an info string into (language, options); the language is lower-cased, '' when absent."""
+    """Split an info string into (language, options); the language is lower-cased, '' when absent.
+
+    The options object is shared between equal info strings: read it, never change it."""
+    if "kb:" not in info:
+        # The common case (a bare language, maybe other tools' attributes): no shlex needed.
+        first = info.split(None, 1)[0] if info.strip() else ""
+        if first.startswith(("'", '"')):
+            first = _split(info.strip())[0] if _split(info.strip()) else ""
+        return re.sub(r"[{}.]", "", first.split("{")[0]).lower(), SnippetOptions()
     words = _split(info.strip())
     opts = SnippetOptions()
     language = ""

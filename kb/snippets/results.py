@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
@@ -14,8 +16,10 @@ from kb.snippets.tasks import Entry
 from kb.workspace import Workspace
 
 RESULTS_REL = "snippets/results.json"
-STATUSES = ("pass", "fail", "skip", "timeout", "error", "not-executable")
+STATUSES = ("pass", "defines-only", "fail", "fragment", "skip", "timeout", "error", "not-executable")
 FAILING = {"fail", "timeout", "error"}
+# Statuses JUnit reports as skipped: nothing was tested (defines-only ran, but only defined things).
+NOT_TESTED = {"skip", "not-executable", "fragment", "defines-only"}
 _SNIPPET_NAME = re.compile(r"^\d{2,}-L\d+\.(py|sh)$")
 _EXT = {"python": "py", "shell": "sh"}
 
@@ -56,6 +60,12 @@ def snippet_file(entry: Entry) -> str | None:
     return f"{snippet_dir(entry.file)}/{entry.snippet.index:02d}-L{entry.snippet.line}.{ext}"
 
 
+def same_results(previous: dict, document: dict) -> bool:
+    """Whether ``document`` says what ``previous`` (results.json as read) says, its time aside: then
+    results.json is left as it is (a rerun with nothing new writes nothing)."""
+    return all(previous.get(k) == v for k, v in document.items() if k != "generated")
+
+
 def entry_json(entry: Entry, fingerprint: str) -> dict:
     """One element of results.json's "snippets" list."""
     s = entry.snippet
@@ -83,14 +93,15 @@ def entry_json(entry: Entry, fingerprint: str) -> dict:
     }
 
 
-def build_document(entries: list[Entry], environment: dict, isolation: dict, previous: dict, replaced: set[str], root: Path) -> dict:
-    """This run's entries plus earlier entries of files this run did not look at (when they still exist)."""
+def build_document(entries: list[Entry], environment: dict, isolation: dict, previous: dict, replaced: set[str], root: Path,
+                   rows: list[dict] | None = None) -> dict:
+    """This run's entries (``rows``: already as JSON rows) plus earlier entries of files this run did not look at (when they still exist)."""
     fingerprint = environment.get("fingerprint", "")
     kept = [
         e for e in previous.get("snippets", [])
         if isinstance(e, dict) and e.get("file") not in replaced and (root / str(e.get("file", ""))).is_file()
     ]
-    rows = kept + [entry_json(e, fingerprint) for e in entries]
+    rows = kept + (rows if rows is not None else [entry_json(e, fingerprint) for e in entries])
     rows.sort(key=lambda e: (str(e.get("file")), int(e.get("line") or 0)))
     return {
         "version": 1,
@@ -109,36 +120,83 @@ def _header(entry: Entry) -> str:
     return f"{mark} From {where}{extra}. Written by kb validate-snippets: edit the Markdown, not this file.\n"
 
 
-def write_snippet_files(root: Path, entries: list[Entry], files: list[str]) -> int:
-    """Write each runnable-language snippet as a file; drop stale ones of these Markdown files. Returns files written."""
+def write_snippet_files(root: Path, entries: list[Entry], files: list[str], written: dict[str, list] | None = None) -> tuple[int, bool]:
+    """Write each runnable-language snippet as a file; drop stale ones of these Markdown files.
+
+    Returns (files written, whether ``written`` changed).
+
+    ``written`` (kept by the caller between runs): file -> [mtime_ns, size, digest] as kb last wrote it.
+    A file whose stat and wanted text match it is left alone unread, so a warm rerun reads nothing."""
+    written = {} if written is None else written
     wanted: dict[str, str] = {}
     for entry in entries:
         rel = snippet_file(entry)
         if rel:
             wanted[rel] = _header(entry) + entry.snippet.code
-    written = 0
+    count, changed = 0, False
+    base = str(root)
     for rel, text in wanted.items():
-        path = root / rel
+        path = os.path.join(base, rel)
+        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
+        known = written.get(rel)
         try:
-            if path.read_text(encoding="utf-8") == text:
+            stat = os.stat(path)
+            if known and known == [stat.st_mtime_ns, stat.st_size, digest]:
+                continue  # as kb wrote it, and still what it would write
+            with open(path, encoding="utf-8") as handle:
+                same = handle.read() == text
+            if same:
+                written[rel] = [stat.st_mtime_ns, stat.st_size, digest]
+                changed = True
                 continue  # unchanged: no write, so a warm rerun touches nothing
         except OSError:
             pass
-        atomic_write_text(path, text)
-        written += 1
+        atomic_write_text(Path(path), text)
+        stat = os.stat(path)
+        written[rel] = [stat.st_mtime_ns, stat.st_size, digest]
+        count += 1
+        changed = True
     for file in files:
-        folder = root / snippet_dir(file)
-        if not folder.is_dir():
+        folder = snippet_dir(file)
+        try:
+            items = list(os.scandir(os.path.join(base, folder)))
+        except OSError:
             continue
-        for path in folder.iterdir():
-            rel = f"{snippet_dir(file)}/{path.name}"
-            if path.is_file() and _SNIPPET_NAME.match(path.name) and rel not in wanted:
-                path.unlink()
-    return written
+        for item in items:
+            rel = f"{folder}/{item.name}"
+            if _SNIPPET_NAME.match(item.name) and rel not in wanted and item.is_file():
+                os.unlink(item.path)
+                changed = changed or written.pop(rel, None) is not None
+    return count, changed
+
+
+def _no_default(value):
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _row_encoder():
+    """json.dumps(row, ensure_ascii=False) for many rows: json's C encoder made once, not per row
+    (the per-call set-up is most of the cost of a small row)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return lambda row: json.dumps(row, ensure_ascii=False)
+    iterencode = make(None, _no_default, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+    return lambda row: "".join(iterencode(row, 0))
+
+
+def results_text(document: dict) -> str:
+    """results.json's text: the header indented, then one line per snippet (diffable, and written
+    by json's C encoder: indenting 15,000 rows takes the pure-Python one and seconds)."""
+    head = {k: v for k, v in document.items() if k != "snippets"}
+    rows = document.get("snippets") or []
+    text = json.dumps(head, indent=1, ensure_ascii=False)
+    encode = _row_encoder()
+    body = ",\n".join(encode(row) for row in rows)
+    return text[:-2] + ',\n "snippets": [\n' + body + ("\n" if rows else "") + " ]\n}\n"
 
 
 def write_results(root: Path, document: dict) -> None:
-    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    text = results_text(document)
     path = root / RESULTS_REL
     try:
         if path.read_text(encoding="utf-8") == text:
@@ -159,7 +217,7 @@ def junit_xml(document: dict, rows: list[dict]) -> str:
             suites, "testsuite", name=file, tests=str(len(items)),
             failures=str(sum(r["status"] == "fail" for r in items)),
             errors=str(sum(r["status"] in ("error", "timeout") for r in items)),
-            skipped=str(sum(r["status"] in ("skip", "not-executable") for r in items)),
+            skipped=str(sum(r["status"] in NOT_TESTED for r in items)),
             time=f"{sum(float(r.get('seconds') or 0) for r in items):.3f}",
         )
         classname = re.sub(r"[^A-Za-z0-9_]+", ".", file.removesuffix(".md")).strip(".")
@@ -170,8 +228,11 @@ def junit_xml(document: dict, rows: list[dict]) -> str:
                 ET.SubElement(case, "failure", message=reason or "failed").text = row.get("stderr_tail") or ""
             elif status in ("error", "timeout"):
                 ET.SubElement(case, "error", message=reason or status, type=status).text = row.get("stderr_tail") or ""
-            elif status in ("skip", "not-executable"):
-                ET.SubElement(case, "skipped", message=reason or status)
+            elif status in NOT_TESTED:
+                message = reason or status
+                if status in ("fragment", "defines-only"):
+                    message = f"{status}: {message}"
+                ET.SubElement(case, "skipped", message=message)
             if row.get("stdout_tail"):
                 ET.SubElement(case, "system-out").text = row["stdout_tail"]
     ET.indent(suites)

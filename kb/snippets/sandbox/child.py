@@ -25,7 +25,9 @@ PR_CAP_AMBIENT_RAISE = 2
 CAP_DAC_READ_SEARCH = 2
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.EACCES, errno.EPERM}
+# Errnos that mean "no route out": EACCES and EPERM are not among them (a write to /mnt, a port
+# below 1024), they are reported as permission denied.
+NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ENETDOWN}
 
 
 class _CapHeader(ctypes.Structure):
@@ -177,7 +179,7 @@ def _chain(exc: BaseException):
 
 
 def categorise(exc: BaseException, network_off: bool) -> str | None:
-    """'memory', 'process-limit' or 'network' when the sandbox's limits explain the exception."""
+    """'memory', 'process-limit', 'network' or 'permission' when the sandbox's limits explain the exception."""
     for item in _chain(exc):
         text = str(item).lower()
         if isinstance(item, MemoryError) or "can't allocate memory" in text or "cannot allocate memory" in text:
@@ -194,6 +196,8 @@ def categorise(exc: BaseException, network_off: bool) -> str | None:
             or "temporary failure in name resolution" in text
         ):
             return "network"
+        if isinstance(item, PermissionError) and item.errno in (errno.EACCES, errno.EPERM):
+            return "permission"
     return None
 
 
