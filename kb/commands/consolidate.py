@@ -10,7 +10,7 @@ import typer
 from kb.commands.common import WorkspaceOption, console, err_console, print_json, workspace_from
 from kb.consolidate import Result, consolidate
 from kb.consolidate.model import KINDS
-from kb.consolidate.oracle import parts_label, ranges
+from kb.consolidate.message import parts_label, ranges
 
 SHOWN_PER_KIND = 10
 
