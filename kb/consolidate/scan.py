@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import yaml
 
-from kb.consolidate import fastyaml, gitpack
+from kb import records_yaml
+from kb.consolidate import gitpack
 from kb.consolidate.gitpack import PackedBlob
 from kb.errors import PathError
 from kb.fsutil import relative_inside, sha256_text
@@ -259,7 +260,7 @@ def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str] | None:
     if end < 0:
         return None
     raw = text[4 : end + 1]
-    data = fastyaml.load(raw)
+    data = records_yaml.load(raw)
     if data is None:
         data = yaml.load(raw, Loader=_LOADER)
     if not isinstance(data, dict) or not data:
