@@ -10,6 +10,7 @@ totals, and what the commit will describe. No files, no git, no processes: the e
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Callable
@@ -185,9 +186,12 @@ def drops_by_target(drops: dict[str, dict]) -> dict[str, dict]:
 
 
 def merge_pending(old: dict[str, Any] | None, drops: list[DropDone], plans: list[PlanDone], index: bool, skill: bool) -> dict[str, Any]:
-    """What the next commit describes: what earlier runs left uncommitted, plus this run."""
+    """What the next commit describes: what earlier runs left uncommitted, plus this run. A
+    drop met again (a run that died before stamping it) counts once, as this run saw it."""
     merged = dict(old or {"drops": [], "plans": [], "index": False, "skill": False})
-    merged["drops"] = list(merged.get("drops") or []) + [dict(vars(d)) for d in drops]  # flat: no asdict deep copy
+    by_drop = {d["path"]: d for d in merged.get("drops") or []}
+    by_drop.update((d.path, dict(vars(d))) for d in drops)  # flat: no asdict deep copy
+    merged["drops"] = list(by_drop.values())
     by_path = {p["path"]: p for p in merged.get("plans") or []}
     for plan in plans:
         have = by_path.get(plan.path)
@@ -196,8 +200,10 @@ def merge_pending(old: dict[str, Any] | None, drops: list[DropDone], plans: list
         else:
             have["batches"] = sorted(set(have["batches"]) | set(plan.batches))
             have["parts"] = sorted(set(have["parts"]) | set(plan.parts))
-            have["drops"] += plan.drops
             have["moved_to"] = plan.moved_to or have.get("moved_to")
+    drops_per_plan = Counter(d.get("plan") for d in merged["drops"])
+    for entry in by_path.values():
+        entry["drops"] = drops_per_plan.get(entry["path"], 0)
     merged["plans"] = list(by_path.values())
     merged["index"] = bool(merged.get("index")) or index
     merged["skill"] = bool(merged.get("skill")) or skill

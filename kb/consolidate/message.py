@@ -40,25 +40,36 @@ def _capped(lines: list[str]) -> list[str]:
 
 
 def commit_message(pending: dict[str, Any], changes: list[Change], warnings: int) -> str:
-    """Summary line + body: plans, batches, PARTs, knowledge files added/changed, with counts."""
+    """Summary line + body: plans, batches, PARTs, knowledge files added/changed, with counts.
+
+    Files added and changed are counted from the drops, as stdout and --json count them (one
+    set of numbers); what git found besides (a file edited or removed by hand) is listed apart.
+    """
     drops = pending.get("drops") or []
     plans = pending.get("plans") or []
-    k_added, k_changed, k_removed = [], [], []  # one pass over the changes (20,000 in a big run)
-    by_code = {"A": k_added, "C": k_added, "M": k_changed, "R": k_changed, "T": k_changed, "D": k_removed}
+    k_added = sorted((d["knowledge_file"] for d in drops if d.get("change") == "added" and d.get("knowledge_file")), key=natural_key)
+    k_changed = sorted((d["knowledge_file"] for d in drops if d.get("change") == "changed" and d.get("knowledge_file")), key=natural_key)
+    targets = {d.get("knowledge_file") for d in drops}
+    k_other, k_removed = [], []  # one pass over the changes (20,000 in a big run)
     for c in changes:
-        bucket = by_code.get(c.status)
-        if bucket is not None and c.path.startswith("knowledge/") and c.path.endswith(".md"):
-            bucket.append(c.path)
-    for bucket in (k_added, k_changed, k_removed):
-        bucket.sort(key=natural_key)
+        if c.path.startswith("knowledge/") and c.path.endswith(".md"):
+            if c.status == "D":
+                k_removed.append(c.path)
+            elif c.status in "ACMRT" and c.path not in targets:
+                k_other.append(c.path)
+    k_other.sort(key=natural_key)
+    k_removed.sort(key=natural_key)
     moved = [p for p in plans if p.get("moved_to")]
     bits = []
     if drops:
         bits.append(f"{len(drops)} {'drop' if len(drops) == 1 else 'drops'}")
-    bits.append(f"{len(k_added)} {'file' if len(k_added) == 1 else 'files'} added, {len(k_changed)} changed")
+        bits.append(f"{len(k_added)} {'file' if len(k_added) == 1 else 'files'} added, {len(k_changed)} changed")
+    elif k_other or k_removed:
+        edited = len(k_other) + len(k_removed)
+        bits.append(f"{edited} knowledge {'file' if edited == 1 else 'files'} edited or removed outside a drop")
     if moved:
         bits.append(f"{len(moved)} {'plan' if len(moved) == 1 else 'plans'} completed")
-    summary = "kb consolidate: " + ", ".join(bits) if drops or k_added or k_changed or moved else "kb consolidate: refresh INDEX.md and SKILL.md"
+    summary = "kb consolidate: " + ", ".join(bits) if bits else "kb consolidate: refresh INDEX.md and SKILL.md"
     body: list[str] = []
     if plans:
         body.append(f"Plans ({len(plans)}):")
@@ -80,7 +91,8 @@ def commit_message(pending: dict[str, Any], changes: list[Change], warnings: int
         body.append(f"Failed PARTs ({len(failed)}):")
         body += _capped([f"- {d.get('plan') or '?'} PART {d.get('part')}: {d['path']}" for d in failed])
         body.append("")
-    for title, paths in (("Knowledge files added", k_added), ("Knowledge files changed", k_changed), ("Knowledge files removed", k_removed)):
+    for title, paths in (("Knowledge files added", k_added), ("Knowledge files changed", k_changed),
+                         ("Knowledge files changed outside a drop", k_other), ("Knowledge files removed", k_removed)):
         if paths:
             body.append(f"{title} ({len(paths)}):")
             body += _capped([f"- {p}" for p in paths])
