@@ -159,3 +159,17 @@ def test_a_first_run_that_cannot_read_a_file_still_leaves_a_no_op_rerun(tmp_path
     again = consolidate(ws, commit=False)
     assert again.nothing_to_consolidate
     assert [w.path for w in again.warnings if w.kind == "unreadable"] == ["knowledge/perf/01-broken.md"]
+
+
+def test_a_drop_naming_a_knowledge_file_whose_folder_has_a_space_accounts_for_it(tmp_path):
+    from kb.consolidate.scan import knowledge_ref
+
+    assert knowledge_ref("knowledge/my notes/00-f.md") == "knowledge/my notes/00-f.md"
+    assert knowledge_ref("`knowledge/my notes/00-f.md`") == "knowledge/my notes/00-f.md"
+    assert knowledge_ref("knowledge/../../etc/x.md") is None
+    assert knowledge_ref("Created `knowledge/io/x.md` (new)") == "knowledge/io/x.md"  # found in text, as before
+    ws = make_workspace(tmp_path, git=False)
+    add_part(ws, "my notes/00-f.md", "Phi", 1, plan="plans/p.md", part=1)
+    result = consolidate(ws, commit=False)
+    assert result.added == ["knowledge/my notes/00-f.md"]
+    assert [w.message for w in result.warnings if w.kind in ("missing-knowledge-file", "unaccounted-file")] == []

@@ -370,6 +370,12 @@ def knowledge_ref(value: str | None) -> str | None:
     text = str(value)
     if _PLAIN_REF.fullmatch(text):
         return text  # what kb writes: already normal (no "..", ".", "//" or backslash)
+    whole = text.strip().strip("`").strip()
+    if whole.startswith(("knowledge/", "./knowledge/")) and whole.endswith(".md"):
+        try:  # a whole path, spaces and all ("knowledge/my notes/x.md"), not a path found in text
+            return relative_inside(whole, "target").as_posix()
+        except PathError:
+            return None
     return _find_knowledge_ref(text)
 
 
