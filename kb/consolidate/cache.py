@@ -21,7 +21,7 @@ from kb import __version__
 from kb.fsutil import atomic_write_bytes, atomic_write_text
 
 FORMAT = 1  # bump when the state or the rendering inputs change meaning
-CACHE_FORMAT = 2  # bump when what is cached per file changes meaning (2: word-pair signatures)
+CACHE_FORMAT = 3  # bump when what is cached per file changes meaning (2: word-pair signatures; 3: drop targets with spaces)
 
 
 @dataclass
