@@ -103,3 +103,112 @@ def test_a_stale_index_lock_is_named_with_its_fix_before_anything_is_written(tmp
     assert cli.code == 2 and len(cli.err.strip().splitlines()) == 1 and "index.lock" in cli.err
     lock.unlink()
     assert consolidate(ws).commit is not None and len(commits(ws.root)) == 1
+
+
+# -- item 5: processes die with the kb process that started them ---------------------
+
+
+def _children() -> dict[int, int]:
+    """pid -> parent pid, for every process (Linux /proc)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            out[int(entry)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
+    return out
+
+
+def _descendants(pid: int) -> set[int]:
+    parents = _children()
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :].split()[0] != b"Z"  # a zombie has exited
+
+
+def _kill_and_watch(script: str, args: list[str], ready: str, env: dict | None = None) -> tuple[set[int], set[int]]:
+    """Start ``script``, wait for it to print ``ready``, SIGKILL it: (its descendants before, those still running 10 s later)."""
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), *args], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == ready, line
+        time.sleep(0.5)
+        before = _descendants(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 10
+    left = {pid for pid in before if _running(pid)}
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = {pid for pid in left if _running(pid)}
+    for pid in left:  # the test's own clean-up: never leave them behind
+        os.kill(pid, signal.SIGKILL)
+    return before, left
+
+
+CONSOLIDATE_HELD = """
+    import os, sys, threading, time
+    from pathlib import Path
+    from kb.consolidate import consolidate, engine, scan
+    from kb.workspace import open_workspace
+
+    scan.PARALLEL_MIN = 2
+    os.cpu_count = lambda: 2
+    if sys.argv[2] == "forkserver":  # another thread running (the CLI's spinner): workers come from a fork server
+        threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+
+    def hold(*_args, **_kwargs):
+        print("ready", flush=True)
+        time.sleep(600)
+
+    engine._stamp_drops = hold
+    consolidate(open_workspace(Path(sys.argv[1])), commit=False)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("start", ["fork", "forkserver"])
+def test_a_killed_consolidate_leaves_no_worker_process_behind(tmp_path, start):
+    ws = make_workspace(tmp_path, git=False)
+    for i in range(4):
+        add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
+    before, left = _kill_and_watch(CONSOLIDATE_HELD, [str(ws.root), start], "ready")
+    assert len(before) >= 2  # the workers (and the fork server, the resource tracker) were there
+    assert left == set()
+
+
+EXTRACTOR_HELD = """
+    import sys
+    from pathlib import Path
+    from kb.corpus.docstrings import extract_in_subprocess
+
+    print("ready", flush=True)
+    extract_in_subprocess("kb_slow_package", Path(sys.argv[1]), 600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_run_leaves_no_docstring_extractor_behind(tmp_path):
+    package = tmp_path / "lib" / "kb_slow_package"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("import time\ntime.sleep(600)\n")  # an import that takes forever
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path / "lib"), os.environ.get("PYTHONPATH")]))}
+    before, left = _kill_and_watch(EXTRACTOR_HELD, [str(tmp_path / "out.jsonl")], "ready", env=env)
+    assert len(before) == 1  # the extractor
+    assert left == set()

@@ -18,6 +18,7 @@ from kb.consolidate import gitpack
 from kb.consolidate.gitpack import PackedBlob
 from kb.errors import PathError
 from kb.fsutil import relative_inside, sha256_text
+from kb.lifeline import die_with_parent
 from kb.records import DROP_PREFIX, DropRecord, KnowledgeMeta, read_drop, read_knowledge, with_consolidated
 
 if TYPE_CHECKING:
@@ -532,10 +533,11 @@ def worker_pool(files: int) -> Iterator[ProcessPoolExecutor | None]:
         context = multiprocessing.get_context("fork")
     elif "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["kb.consolidate.scan", "kb.consolidate.similar"])
+        context.set_forkserver_preload(["kb.forkserver_lifeline", "kb.consolidate.scan", "kb.consolidate.similar"])
     else:
         context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    # A kb killed with SIGKILL runs no clean-up: each worker dies with the process that made it.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent) as pool:
         yield pool
 
 
