@@ -10,6 +10,7 @@ totals, and what the commit will describe. No files, no git, no processes: the e
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
@@ -22,6 +23,7 @@ from kb.consolidate.model import DropDone, Finding, PlanDone
 from kb.consolidate.plans import completed_destination, is_finished
 from kb.consolidate.refs import KnowledgeIndex
 from kb.consolidate.snippets import SnippetResults
+from kb.errors import KbError
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Decision:
     skill_name: str
     totals: dict[str, Any]
     findings: list[Finding]
+    errors: list[Finding]  # broken knowledge files (see broken_files)
     pending: dict[str, Any] | None  # what the next commit describes: this run merged with earlier ones
 
     @property
@@ -80,8 +83,14 @@ class Decision:
         return commit_message(self.pending or {}, changes, len(self.findings))
 
 
-def decide(seen: Seen) -> Decision:
-    """The oracle: what this run does with what was read."""
+def decide(seen: Seen, strict: bool = False) -> Decision:
+    """The oracle: what this run does with what was read. ``strict``: refuse (KbError) to go
+    on with broken knowledge files, before anything is written."""
+    errors = broken_files(seen)
+    if strict and errors:
+        shown = "; ".join(e.message for e in errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
+        raise KbError(f"{len(errors)} broken knowledge {'file' if len(errors) == 1 else 'files'} ({shown}): "
+                      "fix them, or run without --strict to index them as they are (nothing was written)")
     findings = [Finding("unreadable", f"{rel}: cannot be read ({error})", path=rel) for rel, error in seen.unreadable.items()]
     knowledge = dict(seen.knowledge)
     for rel in seen.unreadable:
@@ -115,11 +124,27 @@ def decide(seen: Seen) -> Decision:
         new_drops=new_drops, drops=done, plans=plan_done, moves=moves,
         index_text=new_index, index_changed=new_index != seen.old_index,
         skill_text=new_skill, skill_changed=new_skill != seen.old_skill, skill_name=skill_name,
-        totals=totals, findings=findings, pending=seen.pending,
+        totals=totals, findings=findings, errors=errors, pending=seen.pending,
     )
     if not decision.nothing:
         decision.pending = merge_pending(seen.pending, done, plan_done, decision.index_changed, decision.skill_changed)
     return decision
+
+
+_FIRST_LINE = re.compile(r"\bline (\d+), column \d+")
+
+
+def broken_files(seen: Seen) -> list[Finding]:
+    """Knowledge files that are broken, each with where and why: not valid UTF-8, front matter
+    never closed (both found by the readers), or front matter that could not be read."""
+    out = [Finding("broken-file", problem, path=rel)
+           for rel, info in seen.knowledge.items() for problem in info.get("problems") or ()]
+    for rel, error in seen.unreadable.items():
+        if rel.startswith("knowledge/"):
+            line = _FIRST_LINE.search(error)  # a YAML error's marks are the file's lines (see scan)
+            where = f"{rel}:{line.group(1)}" if line else rel
+            out.append(Finding("broken-file", f"{where}: the front matter cannot be read ({' '.join(error.split())})", path=rel))
+    return sorted(out, key=lambda f: (index_context.natural_key(f.path or ""), f.message))
 
 
 def fallback_knowledge(rel: str) -> dict[str, Any]:

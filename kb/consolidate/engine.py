@@ -303,6 +303,7 @@ class Engine:
         state = self.state
         state.key = self.listing.key()
         state.warnings = decision.kept_warnings()
+        state.errors = [e.to_dict() for e in decision.errors]
         state.totals = decision.totals
         state.skill_name = decision.skill_name
         cache_mod.save_cache(self.root, {"knowledge": self.k_cache, "drops": self.d_cache, "plans": self.p_cache})

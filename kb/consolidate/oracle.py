@@ -17,8 +17,6 @@ from typing import Callable
 from kb.consolidate import cache as cache_mod
 from kb.consolidate import engine, gitops
 from kb.consolidate.decide import Decision, decide
-from kb.consolidate.index_context import natural_key  # noqa: F401 - kept importable from here
-from kb.consolidate.message import commit_message, parts_label, ranges  # noqa: F401 - kept importable from here
 from kb.consolidate.model import Finding, Result
 from kb.errors import KbError
 from kb.records import now_iso
@@ -28,8 +26,10 @@ from kb.workspace import Workspace
 Progress = Callable[[str], None]
 
 
-def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, progress: Progress | None = None) -> Result:
-    """Consolidate the workspace's drops; commit the managed paths unless ``commit`` is False."""
+def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, progress: Progress | None = None,
+                strict: bool = False) -> Result:
+    """Consolidate the workspace's drops; commit the managed paths unless ``commit`` is False.
+    ``strict``: refuse to go on (KbError, nothing written) when a knowledge file is broken."""
     started = time.perf_counter()
     root = ws.root
     say = progress or (lambda _msg: None)
@@ -41,23 +41,23 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
     with workspace_lock(ws, "kb consolidate"), _collector_paused():  # the one writer lock run-plan takes too
         # Everything the run builds is local to _locked and gone when the collector resumes:
         # its first pass then walks the result only, not the 300,000 objects of a big run.
-        result = _locked(ws, ctx, now or now_iso(), say)
+        result = _locked(ws, ctx, now or now_iso(), say, strict)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _locked(ws: Workspace, ctx: gitops.GitContext | None, now: str, say: Progress) -> Result:
+def _locked(ws: Workspace, ctx: gitops.GitContext | None, now: str, say: Progress, strict: bool) -> Result:
     engine.recover(ws.root)  # a stamp a crash cut short
     state = cache_mod.load_state(ws.root)
     listing, unchanged = engine.listing_unchanged(ws.root, state)
-    if unchanged and not (ctx is not None and state.pending):
+    if unchanged and not (ctx is not None and state.pending) and not (strict and state.errors):
         return _unchanged(ws, state, ctx)
     cached = cache_mod.load_cache(ws.root)
     with engine.worker_pool(listing, cached) as pool:
         io = engine.Engine(ws, listing, state, cached, pool, ctx, now, say)
         try:
             seen = io.read()
-            decision = decide(seen)
+            decision = decide(seen, strict)
             io.apply(decision)
             commit, skipped = io.commit(decision)
         finally:
@@ -73,6 +73,7 @@ def _unchanged(ws: Workspace, state: cache_mod.State, ctx: gitops.GitContext | N
         totals=state.totals,
         skill_name=state.skill_name,
         warnings=[Finding.from_dict(w) for w in state.warnings],
+        errors=[Finding.from_dict(e) for e in state.errors],
         commit_skipped="nothing to consolidate" if ctx is not None else None,
     )
 
@@ -88,6 +89,7 @@ def _result(ws: Workspace, decision: Decision, commit: dict | None, skipped: str
         skill_name=decision.skill_name,
         totals=decision.totals,
         warnings=decision.findings,
+        errors=decision.errors,
         commit=commit,
         commit_skipped=skipped,
     )

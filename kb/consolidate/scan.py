@@ -263,7 +263,15 @@ def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str] | None:
     raw = text[4 : end + 1]
     data = records_yaml.load(raw)
     if data is None:
-        data = yaml.load(raw, Loader=_LOADER)
+        try:
+            data = yaml.load(raw, Loader=_LOADER)
+        except yaml.MarkedYAMLError as exc:
+            # The marks count from the front matter's first line: say the file's line, as kb report does.
+            for name in ("context_mark", "problem_mark"):
+                mark = getattr(exc, name)
+                if mark is not None:
+                    setattr(exc, name, yaml.Mark(mark.name, mark.index, mark.line + 1, mark.column, None, None))
+            raise
     if not isinstance(data, dict) or not data:
         return None
     return data, text[end + 5 :]
@@ -339,7 +347,16 @@ def read_knowledge_parts(root: Path, rel: str, options: ReadOptions) -> tuple[di
     with open(os.path.join(root, rel), "rb") as handle:
         raw = handle.read()
         stat = stat_key(os.fstat(handle.fileno()))
-    meta, body, has_fm = _read_knowledge(os.path.join(root, rel), raw.decode("utf-8", errors="replace"))
+    problems: list[str] = []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = raw.decode("utf-8", errors="replace")
+        line = raw.count(b"\n", 0, exc.start) + 1
+        problems.append(f"{rel}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); read with replacement characters")
+    if _UNCLOSED_FRONT_MATTER.match(text) and not _FRONT_MATTER_END.search(text, 3):
+        problems.append(f"{rel}:1: the front matter opened on line 1 is never closed (no --- line ends it)")
+    meta, body, has_fm = _read_knowledge(os.path.join(root, rel), text)
     sections = [_section_title(s) for s in meta.sections if s.strip().lower().rstrip(":") not in NON_CONTENT_SECTIONS]
     sources = len(meta.sources) or count_body_sources(body)
     info = {
@@ -354,8 +371,13 @@ def read_knowledge_parts(root: Path, rel: str, options: ReadOptions) -> tuple[di
         "front_matter": has_fm,
         "edited": _edited_by_hand(meta.content_hash, body),
         "sig": None,
+        "problems": problems,  # what makes the file broken: errors, not warnings
     }
     return info, (Extra(blob=gitpack.blob(raw)) if options.blobs else None), body, stat
+
+
+_UNCLOSED_FRONT_MATTER = re.compile(r"---[ \t]*\r?\n")
+_FRONT_MATTER_END = re.compile(r"\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)")
 
 
 # -- drops -----------------------------------------------------------------
