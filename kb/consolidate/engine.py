@@ -1,7 +1,7 @@
 """consolidate's I/O engine: it reads the workspace for the oracle, applies the oracle's
 decisions and commits them, as fast as it can, and decides nothing itself.
 
-- **read**: list the files (stats: the fingerprint a no-op rerun compares), take what the
+- **read**: list the files (see listing: stats, the fingerprint a no-op rerun compares), take what the
   cache still answers for, read the rest (on worker processes for thousands of files;
   the readers also stamp each new drop's bytes and, where a commit follows, make its git
   blob), and hand the oracle a :class:`kb.consolidate.decide.Seen`.
@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from kb.consolidate import cache as cache_mod
 from kb.consolidate import gitops, render, scan, stamp
+from kb.consolidate import listing as listing_mod
 from kb.consolidate.decide import Decision, Seen
-from kb.consolidate.plans import COMPLETED
+from kb.consolidate.listing import Listing
 from kb.consolidate.snippets import read_results
 from kb.errors import KbError
 from kb.fsutil import atomic_write_text
@@ -33,93 +34,6 @@ if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
 Progress = Callable[[str], None]
-
-
-# -- listing and fingerprint ------------------------------------------------
-
-
-class Listing:
-    """Every file consolidate reads, with its stat: enough to tell whether anything changed.
-
-    With ``stat=False`` knowledge files and drops are listed by name only, for a run that
-    reads them all anyway (there is no cache to compare with): each read records the stat
-    of what it read, far cheaper from the open file, and off this process on the workers.
-    """
-
-    EXTRAS = ("snippets/results.json", "runners/index.md.j2", "runners/skill.md.j2", "INDEX.md", "SKILL.md")
-
-    def __init__(self, root: Path, stat: bool = True):
-        self.stat = stat
-        self.knowledge = scan.walk(root, "knowledge", stat=stat)
-        self.drops = scan.walk_drops(root, stat=stat)
-        self.plans = scan.walk(root, "plans", exclude=(COMPLETED,))
-        self.completed = scan.walk(root, COMPLETED)
-        self.extras = {rel: scan.stat_or_none(root / rel) for rel in self.EXTRAS}
-
-    def fill(self, root: Path) -> None:
-        """Stat what no read did (a file that could not be read), so the key describes every file."""
-        for group in (self.knowledge, self.drops):
-            for rel, stat in group.items():
-                if stat is None:
-                    group[rel] = scan.stat_or_none(root / rel)
-
-    def key(self) -> str:
-        parts: list[tuple[str, Any]] = []
-        for group in (self.knowledge, self.drops, self.plans, self.completed, self.extras):
-            parts.extend(sorted(group.items()))
-        return cache_mod.fingerprint(parts)
-
-
-def listing_unchanged(root: Path, state: cache_mod.State) -> tuple[Listing, bool]:
-    """(the workspace's listing, whether it is what the last run left): without a cache
-    every file is read, and no stat is worth taking before that (see Listing)."""
-    listing = Listing(root, stat=cache_mod.has_cache(root))
-    return listing, listing.stat and state.key == listing.key()
-
-
-# -- the cache ---------------------------------------------------------------
-
-
-def _from_cache(listing: dict[str, scan.Stat], cached: dict[str, list]) -> tuple[dict[str, Any], dict[str, list], list[str]]:
-    """(infos the cache holds for files whose stat is unchanged, the cache entries to keep,
-    the paths to read)."""
-    infos: dict[str, Any] = {}
-    fresh: dict[str, list] = {}
-    misses: list[str] = []
-    for rel, stat in listing.items():
-        hit = cached.get(rel)
-        if hit is not None and stat is not None and tuple(hit[0]) == tuple(stat):
-            infos[rel] = hit[1]
-            fresh[rel] = [list(stat), hit[1]]
-        else:
-            misses.append(rel)
-    return infos, fresh, misses
-
-
-def _take_reads(reads: list[scan.Read], listing: dict[str, scan.Stat | None], infos: dict[str, Any], fresh: dict[str, list],
-                unreadable: dict[str, str]) -> dict[str, scan.Extra]:
-    """Add what was read to ``infos`` and the cache entries, and the stat of what was read
-    to ``listing``; returns the reads' extras."""
-    extras: dict[str, scan.Extra] = {}
-    for rel, info, error, extra, stat in reads:
-        if error is not None:
-            unreadable[rel] = error
-            continue
-        if stat is None:
-            stat = listing[rel]
-        else:
-            listing[rel] = stat  # the cache describes the content it holds
-        infos[rel] = info
-        fresh[rel] = [list(stat), info]
-        if extra is not None:
-            extras[rel] = extra
-    return extras
-
-
-def misses(listing: Listing, cached: dict[str, dict[str, list]]) -> int:
-    """How many knowledge files and drops the cache cannot answer for."""
-    return sum(1 for kind in ("knowledge", "drops") for rel, stat in getattr(listing, kind).items()
-               if (hit := cached[kind].get(rel)) is None or stat is None or tuple(hit[0]) != tuple(stat))
 
 
 # -- the engine ----------------------------------------------------------------
@@ -135,9 +49,9 @@ class Engine:
                  pool: ProcessPoolExecutor | None, ctx: gitops.GitContext | None, now: str, say: Progress):
         self.ws, self.root, self.listing, self.state, self.pool, self.ctx = ws, ws.root, listing, state, pool, ctx
         self.now, self.say = now, say
-        self.knowledge, self.k_cache, self.k_misses = _from_cache(listing.knowledge, cached["knowledge"])
-        self.drops, self.d_cache, self.d_misses = _from_cache(listing.drops, cached["drops"])
-        self.plans, self.p_cache, self.p_misses = _from_cache(listing.plans, cached["plans"])
+        self.knowledge, self.k_cache, self.k_misses = listing_mod.from_cache(listing.knowledge, cached["knowledge"])
+        self.drops, self.d_cache, self.d_misses = listing_mod.from_cache(listing.drops, cached["drops"])
+        self.plans, self.p_cache, self.p_misses = listing_mod.from_cache(listing.plans, cached["plans"])
         self.d_extra: dict[str, scan.Extra] = {}
         self.background: list[gitops.Prestage | gitops.BlobStore | _Finishing] = []
         self.late: gitops.Prestage | None = None
@@ -174,19 +88,18 @@ class Engine:
                                        ("plans", self.p_misses, scan.PLAIN),
                                        ("drops", self.d_misses, scan.ReadOptions(blobs=self.packing, stamp=self.now, pack_dir=pack_dir))],
                                  self.pool)
-        k_extra = _take_reads(next(reads), listing.knowledge, self.knowledge, self.k_cache, unreadable)
+        k_extra = listing_mod.take_reads(next(reads), listing.knowledge, self.knowledge, self.k_cache, unreadable)
         if self.packing:  # written while the workers read the drops: this process only waits on them then
             self.blobs.store_in_background({rel: extra.blob for rel, extra in k_extra.items() if extra.blob is not None}, root,
                                            unread=[*listing.plans, *listing.completed])
         plan_reads = next(reads)
         say(f"reading {len(listing.drops)} drops")
-        self.d_extra = _take_reads(next(reads), listing.drops, self.drops, self.d_cache, unreadable)
+        self.d_extra = listing_mod.take_reads(next(reads), listing.drops, self.drops, self.d_cache, unreadable)
         reads.close()
         if not listing.stat:
             listing.fill(root)
         say(f"reading {len(listing.plans)} plans")
-        _take_reads(plan_reads, listing.plans, self.plans, self.p_cache, unreadable)
-        say("rendering INDEX.md and SKILL.md")
+        listing_mod.take_reads(plan_reads, listing.plans, self.plans, self.p_cache, unreadable)
         return Seen(
             knowledge=self.knowledge, drops=self.drops, plans=self.plans, completed=set(listing.completed),
             index_template=render.load_template(root, "index"), skill_template=render.load_template(root, "skill"),
@@ -406,4 +319,4 @@ def _repo_for_moves(root: Path) -> gitops.GitContext | None:
 
 def worker_pool(listing: Listing, cached: dict[str, dict[str, list]]) -> Iterator[ProcessPoolExecutor | None]:
     """Worker processes when there are enough files to read (see scan.worker_pool)."""
-    return scan.worker_pool(misses(listing, cached))
+    return scan.worker_pool(listing_mod.misses(listing, cached))

@@ -17,6 +17,7 @@ from typing import Callable
 from kb.consolidate import cache as cache_mod
 from kb.consolidate import engine, gitops
 from kb.consolidate.decide import Decision, decide
+from kb.consolidate.listing import listing_unchanged
 from kb.consolidate.model import Finding, Result
 from kb.errors import KbError
 from kb.records import now_iso
@@ -49,7 +50,7 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
 def _locked(ws: Workspace, ctx: gitops.GitContext | None, now: str, say: Progress, strict: bool) -> Result:
     engine.recover(ws.root)  # a stamp a crash cut short
     state = cache_mod.load_state(ws.root)
-    listing, unchanged = engine.listing_unchanged(ws.root, state)
+    listing, unchanged = listing_unchanged(ws.root, state)
     if unchanged and not (ctx is not None and state.pending) and not (strict and state.errors):
         return _unchanged(ws, state, ctx)
     cached = cache_mod.load_cache(ws.root)
@@ -57,6 +58,7 @@ def _locked(ws: Workspace, ctx: gitops.GitContext | None, now: str, say: Progres
         io = engine.Engine(ws, listing, state, cached, pool, ctx, now, say)
         try:
             seen = io.read()
+            say("rendering INDEX.md and SKILL.md, checking the tree")
             decision = decide(seen, strict)
             io.apply(decision)
             commit, skipped = io.commit(decision)
