@@ -164,3 +164,26 @@ def test_pending_work_merges_plan_by_plan():
     assert [d["path"] for d in merged["drops"]] == ["drops/a.md", "drops/b.md"]
     assert merged["plans"] == [{"path": "plans/p.md", "batches": [1, 2], "parts": [1, 5], "drops": 2, "moved_to": "plans/completed/p.md"}]
     assert merged["index"] and merged["skill"]
+
+
+def test_a_drop_met_again_after_a_crash_counts_once_in_what_is_pending():
+    drop_a = DropDone("drops/a.md", "plans/p.md", 1, 1, "knowledge/x.md", "complete", "added")
+    first = merge_pending(None, [drop_a], [PlanDone("plans/p.md", [1], [1], 1)], True, True)
+    # The run died before stamping: the next one finds drop a new again, and drop b besides.
+    drop_b = DropDone("drops/b.md", "plans/p.md", 1, 2, "knowledge/y.md", "complete", "added")
+    again = merge_pending(first, [drop_a, drop_b], [PlanDone("plans/p.md", [1], [1, 2], 2)], True, True)
+    assert [d["path"] for d in again["drops"]] == ["drops/a.md", "drops/b.md"]
+    assert again["plans"][0]["drops"] == 2 and again["plans"][0]["parts"] == [1, 2]
+    message = decide(seen()).commit_message([])  # nothing pending: the refresh line
+    assert message.startswith("kb consolidate: refresh INDEX.md and SKILL.md")
+
+
+def test_strict_refuses_broken_knowledge_files_and_names_them():
+    from kb.errors import KbError
+
+    broken = {"knowledge/a/00-x.md": {**knowledge("X"), "problems": ["knowledge/a/00-x.md:1: the front matter opened on line 1 is never closed"]}}
+    assert [e.path for e in decide(seen(knowledge=broken)).errors] == ["knowledge/a/00-x.md"]
+    with pytest.raises(KbError, match=r"1 broken knowledge file \(knowledge/a/00-x.md:1: .*nothing was written"):
+        decide(seen(knowledge=broken), strict=True)
+    unreadable = decide(seen(unreadable={"knowledge/a/01-y.md": 'ScannerError: bad\n  in "<unicode string>", line 3, column 2'}))
+    assert [e.message.split(": the")[0] for e in unreadable.errors] == ["knowledge/a/01-y.md:3"]
