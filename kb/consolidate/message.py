@@ -92,7 +92,7 @@ def commit_message(pending: dict[str, Any], changes: list[Change], warnings: int
         body += _capped([f"- {d.get('plan') or '?'} PART {d.get('part')}: {d['path']}" for d in failed])
         body.append("")
     for title, paths in (("Knowledge files added", k_added), ("Knowledge files changed", k_changed),
-                         ("Knowledge files changed outside a drop", k_other), ("Knowledge files removed", k_removed)):
+                         ("Knowledge files added or changed outside a drop", k_other), ("Knowledge files removed", k_removed)):
         if paths:
             body.append(f"{title} ({len(paths)}):")
             body += _capped([f"- {p}" for p in paths])
