@@ -18,7 +18,7 @@ from typing import Any
 import frontmatter
 import yaml
 
-from kb import yamlfast
+from kb import records_yaml
 from kb.fsutil import atomic_write_text, sha256_text
 
 DROP_PREFIX = "KNOWLEDGE-DROP-"
@@ -141,7 +141,7 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 def dump_yaml(data: Any, width: int = 1000, sort_keys: bool = False) -> str:
     """``yaml.safe_dump`` as kb writes front matter: unicode as is, keys in the given order."""
     if width >= 1000 and not sort_keys:
-        fast = yamlfast.dump(data)  # the same bytes, for the records kb writes; None for anything else
+        fast = records_yaml.dump(data)  # the same bytes, for the records kb writes; None for anything else
         if fast is not None:
             return fast
     return yaml.dump(data, Dumper=_DUMPER, sort_keys=sort_keys, allow_unicode=True, width=width)

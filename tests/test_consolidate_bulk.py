@@ -82,13 +82,13 @@ def test_what_the_late_background_add_staged_is_not_added_again(tmp_path, monkey
 
 
 def test_a_file_changed_after_the_background_add_is_committed_as_it_is_now(tmp_path, monkeypatch):
-    import kb.consolidate.oracle as oracle
+    import kb.consolidate.engine as engine
 
     monkeypatch.setattr(gitops, "BULK_MIN", 1)
     ws = make_workspace(tmp_path)
     for i in range(3):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
-    original = oracle._stamp_drops
+    original = engine._stamp_drops
     target = ws.knowledge_dir / "perf/01-x.md"
 
     def stamp_then_edit(root, drops, when, prepared):  # runs after the background add of knowledge/ started
@@ -96,7 +96,7 @@ def test_a_file_changed_after_the_background_add_is_committed_as_it_is_now(tmp_p
         target.write_text(target.read_text() + "\nEdited while consolidating.\n")
         return journaled
 
-    monkeypatch.setattr(oracle, "_stamp_drops", stamp_then_edit)
+    monkeypatch.setattr(engine, "_stamp_drops", stamp_then_edit)
     assert consolidate(ws).commit is not None
     assert "Edited while consolidating." in run_git(ws.root, "show", "HEAD:knowledge/perf/01-x.md")
 

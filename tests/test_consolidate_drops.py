@@ -85,18 +85,18 @@ def test_many_drops_are_stamped_in_one_batch_and_leave_no_temporary_files(tmp_pa
 
 
 def test_a_file_edited_while_consolidating_is_seen_by_the_next_run(tmp_path, monkeypatch):
-    import kb.consolidate.oracle as oracle
+    import kb.consolidate.engine as engine
 
     ws = make_workspace(tmp_path, git=False)
     add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
-    original = oracle._stamp_drops
+    original = engine._stamp_drops
 
     def stamp_and_edit(root, drops, when, prepared):
         journaled = original(root, drops, when, prepared)
         add_knowledge(ws, "perf/00-a.md", "Alpha edited meanwhile", 1, plan="plans/p.md", part=1)
         return journaled
 
-    monkeypatch.setattr(oracle, "_stamp_drops", stamp_and_edit)
+    monkeypatch.setattr(engine, "_stamp_drops", stamp_and_edit)
     consolidate(ws, commit=False)
     monkeypatch.undo()
     assert "Alpha edited meanwhile" not in ws.index_path.read_text()
@@ -119,18 +119,18 @@ def test_consolidate_refuses_while_another_kb_process_writes(tmp_path):
 
 
 def test_a_drop_that_lands_while_consolidating_is_consolidated_by_the_next_run(tmp_path, monkeypatch):
-    import kb.consolidate.oracle as oracle
+    import kb.consolidate.engine as engine
 
     ws = make_workspace(tmp_path, git=False)
     add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
-    original = oracle._stamp_drops
+    original = engine._stamp_drops
 
     def stamp_while_a_runner_finishes(root, drops, when, prepared):
         journaled = original(root, drops, when, prepared)
         add_part(ws, "perf/01-b.md", "Beta", 2, plan="plans/p.md", part=2)  # another process's PART lands now
         return journaled
 
-    monkeypatch.setattr(oracle, "_stamp_drops", stamp_while_a_runner_finishes)
+    monkeypatch.setattr(engine, "_stamp_drops", stamp_while_a_runner_finishes)
     first = consolidate(ws, commit=False)
     monkeypatch.undo()
     assert [d.part for d in first.drops] == [1]
@@ -159,3 +159,17 @@ def test_a_first_run_that_cannot_read_a_file_still_leaves_a_no_op_rerun(tmp_path
     again = consolidate(ws, commit=False)
     assert again.nothing_to_consolidate
     assert [w.path for w in again.warnings if w.kind == "unreadable"] == ["knowledge/perf/01-broken.md"]
+
+
+def test_a_drop_naming_a_knowledge_file_whose_folder_has_a_space_accounts_for_it(tmp_path):
+    from kb.consolidate.scan import knowledge_ref
+
+    assert knowledge_ref("knowledge/my notes/00-f.md") == "knowledge/my notes/00-f.md"
+    assert knowledge_ref("`knowledge/my notes/00-f.md`") == "knowledge/my notes/00-f.md"
+    assert knowledge_ref("knowledge/../../etc/x.md") is None
+    assert knowledge_ref("Created `knowledge/io/x.md` (new)") == "knowledge/io/x.md"  # found in text, as before
+    ws = make_workspace(tmp_path, git=False)
+    add_part(ws, "my notes/00-f.md", "Phi", 1, plan="plans/p.md", part=1)
+    result = consolidate(ws, commit=False)
+    assert result.added == ["knowledge/my notes/00-f.md"]
+    assert [w.message for w in result.warnings if w.kind in ("missing-knowledge-file", "unaccounted-file")] == []

@@ -152,20 +152,20 @@ def test_consolidate_replays_a_crashed_stamp_before_it_reads_the_drops(tmp_path,
 
 
 def test_a_drop_edited_after_it_was_read_is_stamped_as_it_is_now(tmp_path, monkeypatch):
-    import kb.consolidate.oracle as oracle
+    import kb.consolidate.engine as engine
 
     ws = make_workspace(tmp_path, git=False)
     for i in range(3):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
     edited = sorted(ws.drops_dir.glob("KNOWLEDGE-DROP-*"))[1]
-    original = oracle._stamp_drops
+    original = engine._stamp_drops
 
     def edit_then_stamp(root, drops, when, prepared):
         assert len(prepared) == 3  # the readers stamped all three already
         edited.write_text(edited.read_text() + "\nA note added while consolidate ran.\n")
         return original(root, drops, when, prepared)
 
-    monkeypatch.setattr(oracle, "_stamp_drops", edit_then_stamp)
+    monkeypatch.setattr(engine, "_stamp_drops", edit_then_stamp)
     consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
     assert "A note added while consolidate ran." in edited.read_text()
     assert all(read_drop(p).consolidated == "2025-11-20T10:00:00Z" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))

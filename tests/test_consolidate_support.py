@@ -191,7 +191,7 @@ def test_natural_order_puts_9_before_10_and_ignores_case():
     import random
     import re
 
-    from kb.consolidate.oracle import natural_key
+    from kb.consolidate.index_context import natural_key
 
     assert sorted(["b/file-10.md", "B/file-9.md", "a/x.md"], key=natural_key) == ["a/x.md", "B/file-9.md", "b/file-10.md"]
     # The key is the plain reading of the rule: text pieces lowercased, digit runs (any script) as numbers.

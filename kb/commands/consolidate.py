@@ -10,7 +10,7 @@ import typer
 from kb.commands.common import WorkspaceOption, console, err_console, print_json, workspace_from
 from kb.consolidate import Result, consolidate
 from kb.consolidate.model import KINDS
-from kb.consolidate.oracle import parts_label, ranges
+from kb.consolidate.message import parts_label, ranges
 
 SHOWN_PER_KIND = 10
 
@@ -45,6 +45,7 @@ def _print(result: Result) -> None:
     elif result.commit_skipped and not result.nothing_to_consolidate:
         out.print(f"No commit: {result.commit_skipped}.")
     _print_warnings(result)
+    _print_errors(result)
 
 
 def _count(n: int, word: str) -> str:
@@ -74,24 +75,42 @@ def _print_warnings(result: Result) -> None:
             err.print(f"    ... and {len(items) - SHOWN_PER_KIND} more (kb consolidate --json lists all)")
 
 
+def _print_errors(result: Result) -> None:
+    """Broken knowledge files, last: what the person must fix."""
+    if not result.errors:
+        return
+    err = err_console()
+    still = " still stand" if result.nothing_to_consolidate and not result.commit else ""
+    err.print(f"[red]{_count(len(result.errors), 'error')}[/]{still} (broken knowledge files, indexed as well as they could be; "
+              "kb consolidate --strict refuses them):")
+    for error in result.errors:
+        err.print(f"  {error.message}", markup=False, soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("consolidate")
     def consolidate_cmd(
         no_commit: bool = typer.Option(False, "--no-commit", help="Do everything but the git commit."),
-        as_json: bool = typer.Option(False, "--json", help="Print what was done, and every warning, as JSON."),
+        as_json: bool = typer.Option(False, "--json", help="Print what was done, and every warning and error, as JSON."),
+        strict: bool = typer.Option(False, "--strict", help="Refuse to write or commit anything while a knowledge file is broken "
+                                    "(front matter never closed or not YAML, not UTF-8)."),
         workspace: Path | None = WorkspaceOption,
     ) -> None:
         """Consolidate new drops: rewrite INDEX.md and SKILL.md, move finished plans to plans/completed/,
         stamp the drops, and commit only kb's paths (knowledge/, drops/, plans/, snippets/, INDEX.md, SKILL.md).
 
-        Exit 0 when done or when there is nothing to consolidate; 2 for a mistake (no workspace,
-        not a git repository without --no-commit, broken markers or template)."""
+        Exit 0 when done or when there is nothing to consolidate; 1 when a knowledge file is broken
+        (done all the same, the files listed as errors); 2 for a mistake (no workspace, not a git
+        repository without --no-commit, broken markers or template, broken files with --strict)."""
         ws = workspace_from(workspace)
         if as_json:
-            result = consolidate(ws, commit=not no_commit)
+            result = consolidate(ws, commit=not no_commit, strict=strict)
             print_json(result.to_dict())
-            return
-        err = err_console()
-        with err.status("Consolidating...") as status:
-            result = consolidate(ws, commit=not no_commit, progress=lambda msg: status.update(f"Consolidating: {msg}..."))
-        _print(result)
+        else:
+            err = err_console()
+            with err.status("Consolidating...") as status:
+                result = consolidate(ws, commit=not no_commit, progress=lambda msg: status.update(f"Consolidating: {msg}..."),
+                                     strict=strict)
+            _print(result)
+        if result.errors:
+            raise typer.Exit(1)

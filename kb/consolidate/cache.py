@@ -20,14 +20,15 @@ from typing import Any
 from kb import __version__
 from kb.fsutil import atomic_write_bytes, atomic_write_text
 
-FORMAT = 1  # bump when the state or the rendering inputs change meaning
-CACHE_FORMAT = 2  # bump when what is cached per file changes meaning (2: word-pair signatures)
+FORMAT = 2  # bump when the state or the rendering inputs change meaning (2: errors)
+CACHE_FORMAT = 3  # bump when what is cached per file changes meaning (2: word-pair signatures; 3: drop targets with spaces)
 
 
 @dataclass
 class State:
     key: str | None = None
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
     pending: dict[str, Any] | None = None
     skill_name: str | None = None
@@ -56,6 +57,7 @@ def load_state(root: Path) -> State:
     return State(
         key=data.get("key"),
         warnings=list(data.get("warnings") or []),
+        errors=list(data.get("errors") or []),
         totals=dict(data.get("totals") or {}),
         pending=data.get("pending") or None,
         skill_name=data.get("skill_name"),
@@ -67,6 +69,7 @@ def save_state(root: Path, state: State) -> None:
         "format": _stamp(),
         "key": state.key,
         "warnings": state.warnings,
+        "errors": state.errors,
         "totals": state.totals,
         "pending": state.pending,
         "skill_name": state.skill_name,

@@ -9,6 +9,7 @@ changed elsewhere is neither committed nor unstaged.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -59,8 +60,14 @@ def open_repo(root: Path) -> GitContext | None:
 
 
 def check_committable(ctx: GitContext) -> None:
-    """Refuse early (before writing anything) when a commit could not be made."""
+    """Refuse early (before writing anything) when a commit could not be made; remove what
+    killed kb runs left behind."""
     git_dir = Path(ctx.repo.git_dir)
+    remove_leftovers(git_dir)
+    lock = _index_path(ctx).with_suffix(".lock")
+    if lock.exists():
+        raise GitError(f"{lock} exists: another git command is running here, or one was killed and left it behind. "
+                       f"If no git command is running, remove {lock} and run kb consolidate again (nothing was written)")
     for marker, what in (("MERGE_HEAD", "a merge"), ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase"),
                          ("CHERRY_PICK_HEAD", "a cherry-pick")):
         if (git_dir / marker).exists():
@@ -69,6 +76,33 @@ def check_committable(ctx: GitContext) -> None:
         ctx.git().var("GIT_COMMITTER_IDENT")
     except Exception:  # noqa: BLE001 - git's own message is the useful part
         raise GitError("git has no identity to commit with: set user.name and user.email (git config), or pass --no-commit") from None
+
+
+_TEMPORARY_INDEX = re.compile(r"kb-consolidate-(\d+)\.index(?:\.lock)?")
+
+
+def remove_leftovers(git_dir: Path) -> list[Path]:
+    """Remove the temporary index files (see :func:`commit_managed`) of kb runs that were
+    killed: those whose process is gone. Returns what was removed."""
+    removed = []
+    for path in Path(git_dir).glob("kb-consolidate-*.index*"):
+        match = _TEMPORARY_INDEX.fullmatch(path.name)
+        if match and not _alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or not ours to judge: leave its file
+    return True
 
 
 def _run(ctx: GitContext, *args: str, env: dict[str, str] | None = None, stdin: str | None = None,

@@ -14,6 +14,7 @@ KINDS = (
     "near-duplicate",
     "plan-not-moved",
     "unreadable",
+    "broken-file",  # an error, not a warning: see Result.errors
 )
 
 
@@ -91,6 +92,10 @@ class Result:
     skill_name: str | None = None
     totals: dict[str, Any] = field(default_factory=dict)
     warnings: list[Finding] = field(default_factory=list)
+    # Knowledge files kb could not read as they were meant (front matter never closed, not
+    # UTF-8, front matter that is not YAML): indexed as well as they could be, and committed
+    # unless --strict.
+    errors: list[Finding] = field(default_factory=list)
     commit: dict[str, Any] | None = None
     commit_skipped: str | None = None  # why no commit was made, when one was asked for
     seconds: float = 0.0
@@ -114,6 +119,7 @@ class Result:
             "skill": {"path": "SKILL.md", "changed": self.skill_changed, "name": self.skill_name},
             "totals": self.totals,
             "warnings": [w.to_dict() for w in self.warnings],
+            "errors": [e.to_dict() for e in self.errors],
             "commit": self.commit,
             "commit_skipped": self.commit_skipped,
             "seconds": round(self.seconds, 3),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import Path
+from typing import Callable
 
 from kb.errors import PathError
 from kb.fsutil import relative_inside
@@ -75,12 +75,13 @@ class KnowledgeIndex:
         return missing
 
 
-def read_is_missing(index: KnowledgeIndex, path: str, root: Path) -> bool:
-    """A Step 0 read names no knowledge file (nor any other file inside the workspace)."""
+def read_is_missing(index: KnowledgeIndex, path: str, exists: Callable[[str], bool]) -> bool:
+    """A Step 0 read names no knowledge file (nor any other file inside the workspace, as
+    ``exists`` says of a workspace-relative path)."""
     if index.has_file(path):
         return False
     try:
         rel = relative_inside(path.strip().strip("`'\""), "read")
     except PathError:
         return True
-    return not (root / rel).exists()
+    return not exists(rel.as_posix())

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import yaml
 
-from kb.consolidate import fastyaml, gitpack
+from kb import records_yaml
+from kb.consolidate import gitpack
 from kb.consolidate.gitpack import PackedBlob
 from kb.errors import PathError
 from kb.fsutil import relative_inside, sha256_text
+from kb.lifeline import die_with_parent
 from kb.records import DROP_PREFIX, DropRecord, KnowledgeMeta, read_drop, read_knowledge, with_consolidated
 
 if TYPE_CHECKING:
@@ -259,9 +261,17 @@ def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str] | None:
     if end < 0:
         return None
     raw = text[4 : end + 1]
-    data = fastyaml.load(raw)
+    data = records_yaml.load(raw)
     if data is None:
-        data = yaml.load(raw, Loader=_LOADER)
+        try:
+            data = yaml.load(raw, Loader=_LOADER)
+        except yaml.MarkedYAMLError as exc:
+            # The marks count from the front matter's first line: say the file's line, as kb report does.
+            for name in ("context_mark", "problem_mark"):
+                mark = getattr(exc, name)
+                if mark is not None:
+                    setattr(exc, name, yaml.Mark(mark.name, mark.index, mark.line + 1, mark.column, None, None))
+            raise
     if not isinstance(data, dict) or not data:
         return None
     return data, text[end + 5 :]
@@ -337,7 +347,16 @@ def read_knowledge_parts(root: Path, rel: str, options: ReadOptions) -> tuple[di
     with open(os.path.join(root, rel), "rb") as handle:
         raw = handle.read()
         stat = stat_key(os.fstat(handle.fileno()))
-    meta, body, has_fm = _read_knowledge(os.path.join(root, rel), raw.decode("utf-8", errors="replace"))
+    problems: list[str] = []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = raw.decode("utf-8", errors="replace")
+        line = raw.count(b"\n", 0, exc.start) + 1
+        problems.append(f"{rel}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); read with replacement characters")
+    if _UNCLOSED_FRONT_MATTER.match(text) and not _FRONT_MATTER_END.search(text, 3):
+        problems.append(f"{rel}:1: the front matter opened on line 1 is never closed (no --- line ends it)")
+    meta, body, has_fm = _read_knowledge(os.path.join(root, rel), text)
     sections = [_section_title(s) for s in meta.sections if s.strip().lower().rstrip(":") not in NON_CONTENT_SECTIONS]
     sources = len(meta.sources) or count_body_sources(body)
     info = {
@@ -352,8 +371,13 @@ def read_knowledge_parts(root: Path, rel: str, options: ReadOptions) -> tuple[di
         "front_matter": has_fm,
         "edited": _edited_by_hand(meta.content_hash, body),
         "sig": None,
+        "problems": problems,  # what makes the file broken: errors, not warnings
     }
     return info, (Extra(blob=gitpack.blob(raw)) if options.blobs else None), body, stat
+
+
+_UNCLOSED_FRONT_MATTER = re.compile(r"---[ \t]*\r?\n")
+_FRONT_MATTER_END = re.compile(r"\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)")
 
 
 # -- drops -----------------------------------------------------------------
@@ -369,6 +393,12 @@ def knowledge_ref(value: str | None) -> str | None:
     text = str(value)
     if _PLAIN_REF.fullmatch(text):
         return text  # what kb writes: already normal (no "..", ".", "//" or backslash)
+    whole = text.strip().strip("`").strip()
+    if whole.startswith(("knowledge/", "./knowledge/")) and whole.endswith(".md"):
+        try:  # a whole path, spaces and all ("knowledge/my notes/x.md"), not a path found in text
+            return relative_inside(whole, "target").as_posix()
+        except PathError:
+            return None
     return _find_knowledge_ref(text)
 
 
@@ -525,10 +555,11 @@ def worker_pool(files: int) -> Iterator[ProcessPoolExecutor | None]:
         context = multiprocessing.get_context("fork")
     elif "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["kb.consolidate.scan", "kb.consolidate.similar"])
+        context.set_forkserver_preload(["kb.forkserver_lifeline", "kb.consolidate.scan", "kb.consolidate.similar"])
     else:
         context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    # A kb killed with SIGKILL runs no clean-up: each worker dies with the process that made it.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent) as pool:
         yield pool
 
 

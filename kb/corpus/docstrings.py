@@ -29,6 +29,7 @@ from pathlib import Path
 
 from kb.corpus.documents import CorpusDoc
 from kb.errors import ConfigError
+from kb.lifeline import child_env, die_with_parent_from_env
 
 # Module path components that mark code readers should not be sent to.
 # ("benchmark" is not one: torch.utils.benchmark is a documented API; "benchmarks" folders are scripts.)
@@ -307,7 +308,7 @@ def extract_in_subprocess(package: str, out_path: Path, budget_s: float = 60.0,
         raise ConfigError(f"[corpus].packages: {package!r} is not installed in {sys.executable}")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONWARNINGS="ignore", CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+    env = child_env(dict(os.environ, PYTHONWARNINGS="ignore", CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", "")))
     cmd = [sys.executable, "-m", "kb.corpus.docstrings", package, str(out_path), str(budget_s), json.dumps(list(include))]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget_s + 120, env=env,
@@ -334,6 +335,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    die_with_parent_from_env()  # a killed kb run-plan leaves no extractor behind
     # Imports of arbitrary submodules may leave non-daemon threads behind: exit hard once written.
     code = main(sys.argv[1:])
     sys.stdout.flush()
