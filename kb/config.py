@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kb.errors import ConfigError
 
@@ -77,6 +77,19 @@ class FetchConfig(_Strict):
     pages_per_query: int = 3
     max_retries: int = Field(2, ge=0)
     backoff_s: float = Field(1.0, ge=0)
+    # Private, loopback and link-local addresses are never fetched unless named here: "host" or "host:port".
+    allow_private: list[str] = Field(default_factory=list)
+
+    @field_validator("allow_private")
+    @classmethod
+    def _allow_entries(cls, entries: list[str]) -> list[str]:
+        from kb.net.addresses import AddressPolicy
+
+        try:
+            AddressPolicy(entries)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("[fetch] allow_private: ")) from None
+        return entries
 
 
 class ValidateConfig(_Strict):

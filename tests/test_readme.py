@@ -186,6 +186,8 @@ def test_llm_blocks_with_loopback_model_and_search(demo):
         assert local != config
         with (root / "kb.toml").open("a", encoding="utf-8") as handle:
             handle.write("\n" + local + "\n")
+            # The demo's pages are on loopback, which kb fetches only when kb.toml names them.
+            handle.write(f'\n[fetch]\nallow_private = ["127.0.0.1:{pages.port}"]\n')
         result = shell(script, cwd=root, env={"OPENAI_API_KEY": ""})
         assert result.returncode == 0, result.stdout + result.stderr
         assert llm.total() >= 4 and search.total() >= 1

@@ -18,7 +18,7 @@ from kb.plan import load_plan
 from kb.records import read_drop, read_knowledge
 from servers import FaultPlan, LLMServer, PageServer, SearchServer
 from servers.fixtures import KEY_ENV, make_workspace
-from servers.pages import PAGES
+from servers.pages import PAGES, internal_service
 
 KEY = "sk-batch-SECRET-9f8e7d6c5b4a3210"
 PLAN = "plans/training.md"
@@ -27,11 +27,14 @@ PLAN = "plans/training.md"
 class Stack:
     """The three loopback servers a web-research LLM run talks to."""
 
-    def __init__(self, *, llm_faults=None, search_faults=None, pages=None, llm_down=False, llm_key=KEY):
-        self.pages = PageServer(pages=pages).start()
-        self.search = SearchServer(self.pages.pages, self.pages.url, faults=search_faults, hang_s=5).start()
+    def __init__(self, *, llm_faults=None, search_faults=None, pages=None, llm_down=False, llm_key=KEY,
+                 redirects=None, lead_results=None):
+        self.pages = PageServer(pages=pages, redirects=redirects).start()
+        self.search = SearchServer(self.pages.pages, self.pages.url, faults=search_faults, hang_s=5,
+                                   lead=lead_results).start()
         self.llm = LLMServer(key=llm_key, faults=llm_faults, hang_s=5).start()
         self.llm_url = self.llm.url
+        self.allow = [f"127.0.0.1:{self.pages.port}"]  # the test site is on loopback: allowed by name
         if llm_down:  # a port nothing listens on
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
@@ -78,7 +81,7 @@ def drops(ws):
 @pytest.mark.parametrize("engine", ["openai", "anthropic"])
 def test_a_four_part_batch_completes_citing_fetched_pages(tmp_path, stacks, run_plan, engine):
     stack = stacks()
-    ws = make_workspace(tmp_path / "ws", engine=engine, llm_url=stack.llm_url, search_url=stack.search.url)
+    ws = make_workspace(tmp_path / "ws", engine=engine, llm_url=stack.llm_url, search_url=stack.search.url, allow_private=stack.allow)
     result = run_plan(ws)
     assert result.code == 0, result.out + result.err
     assert "4 done, 0 failed" in result.out
@@ -102,7 +105,7 @@ def test_a_four_part_batch_completes_citing_fetched_pages(tmp_path, stacks, run_
 def test_thirty_percent_faults_still_complete_in_bounded_time(tmp_path, stacks, run_plan):
     faults = dict(rate=0.3, kinds=("500", "429", "hang"), retry_after="0")
     stack = stacks(llm_faults=FaultPlan(seed=4, **faults), search_faults=FaultPlan(seed=8, **faults))
-    ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url,
+    ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url, allow_private=stack.allow,
                         timeout_s=2.0)  # a hung request costs 2 s, then is retried
     start = time.monotonic()
     result = run_plan(ws)
@@ -115,7 +118,7 @@ def test_thirty_percent_faults_still_complete_in_bounded_time(tmp_path, stacks, 
 
 def test_llm_down_fails_every_part_cleanly_and_ticks_nothing(tmp_path, stacks, run_plan):
     stack = stacks(llm_down=True)
-    ws = make_workspace(tmp_path / "ws", engine="anthropic", llm_url=stack.llm_url, search_url=stack.search.url)
+    ws = make_workspace(tmp_path / "ws", engine="anthropic", llm_url=stack.llm_url, search_url=stack.search.url, allow_private=stack.allow)
     plan_before = (ws.plans_dir / "training.md").read_bytes()
     start = time.monotonic()
     result = run_plan(ws)
@@ -131,7 +134,7 @@ def test_llm_down_fails_every_part_cleanly_and_ticks_nothing(tmp_path, stacks, r
 
 def test_a_rerun_sends_no_request_the_cache_can_answer(tmp_path, stacks, run_plan):
     stack = stacks()
-    ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url)
+    ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url, allow_private=stack.allow)
     assert run_plan(ws).code == 0
     before = stack.counts()
     assert all(before)
@@ -149,9 +152,9 @@ def test_a_rerun_sends_no_request_the_cache_can_answer(tmp_path, stacks, run_pla
 def test_the_injection_page_changes_nothing_beyond_being_cited(tmp_path, stacks, run_plan):
     clean = stacks(pages={k: v for k, v in PAGES.items() if "forum" not in k})
     attacked = stacks()
-    ws_clean = make_workspace(tmp_path / "clean", engine="openai", llm_url=clean.llm_url, search_url=clean.search.url)
+    ws_clean = make_workspace(tmp_path / "clean", engine="openai", llm_url=clean.llm_url, search_url=clean.search.url, allow_private=clean.allow)
     ws_attacked = make_workspace(tmp_path / "attacked", engine="openai", llm_url=attacked.llm_url,
-                                 search_url=attacked.search.url)
+                                 search_url=attacked.search.url, allow_private=attacked.allow)
     assert run_plan(ws_clean).code == 0 and run_plan(ws_attacked).code == 0
     assert attacked.pages.counts["/forum/memory-tricks.html"] == 1  # the page was fetched
     forum_cited = False
@@ -168,12 +171,12 @@ def test_the_injection_page_changes_nothing_beyond_being_cited(tmp_path, stacks,
 
 def test_the_api_key_appears_in_no_output(tmp_path, stacks, run_plan):
     stack = stacks(llm_faults=FaultPlan(queue=["500", "429"]))
-    ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url)
+    ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url, allow_private=stack.allow)
     ok = run_plan(ws)
     assert ok.code == 0
     # A server expecting another key echoes the one it got, as real APIs do: the reason must not carry it.
     strict = stacks(llm_key="the-server-expects-another-key")
-    ws2 = make_workspace(tmp_path / "ws2", engine="openai", llm_url=strict.llm_url, search_url=strict.search.url)
+    ws2 = make_workspace(tmp_path / "ws2", engine="openai", llm_url=strict.llm_url, search_url=strict.search.url, allow_private=strict.allow)
     failed = run_plan(ws2)
     assert failed.code == 1 and "401" in failed.out
     assert any("[redacted]" in (d.reason or "") for d in drops(ws2))
@@ -182,3 +185,34 @@ def test_the_api_key_appears_in_no_output(tmp_path, stacks, run_plan):
         texts += [p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*") if p.is_file()]
     assert all(KEY not in text for text in texts)
     assert sum(1 for p in (ws.root / ".kb").rglob("*") if p.is_file()) > 0  # there was something to search
+
+
+def test_no_request_reaches_a_loopback_service_that_search_or_a_redirect_names(tmp_path, stacks, run_plan):
+    with internal_service() as admin:
+        admin_url = f"http://127.0.0.1:{admin.port}/admin"
+        # Every search answer names the service twice: directly (as another spelling) and through a redirect.
+        extra = [{"title": "Admin", "url": f"http://localhost:{admin.port}/admin", "content": "memory tips"},
+                 {"title": "Moved", "url": "REDIRECT", "content": "gradient checkpointing memory"}]
+        stack = stacks(redirects={"/moved": admin_url}, lead_results=extra)
+        extra[1]["url"] = stack.pages.url + "/moved"
+        ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url,
+                            allow_private=stack.allow)
+        result = run_plan(ws)
+        assert result.code == 0, result.out + result.err
+        assert "4 done" in result.out
+        assert admin.total() == 0
+        assert stack.pages.counts["/moved"] > 0  # the redirect was followed as far as the guard
+        records = drops(ws)
+        for d in records:
+            refused = {r["url"]: r["reason"] for r in d.research["refused"]}
+            assert f"http://localhost:{admin.port}/admin" in refused and admin_url in refused, refused
+            assert "loopback address" in refused[admin_url] and "redirect from" in refused[admin_url]
+            assert "## Refused URLs" in d.path.read_text(encoding="utf-8")
+        for f in knowledge_files(ws):
+            assert "hunter2" not in f.read_text(encoding="utf-8")
+        # The person allows the service by name: now it is read.
+        allowed = make_workspace(tmp_path / "allowed", engine="openai", llm_url=stack.llm_url,
+                                 search_url=stack.search.url, allow_private=[*stack.allow, f"127.0.0.1:{admin.port}"])
+        assert run_plan(allowed).code == 0
+        assert admin.total() > 0
+        assert all(not d.research.get("refused") for d in drops(allowed))

@@ -246,6 +246,8 @@ def _facts(state: PartView, ctx: RunContext, status: str, reason: str | None = N
         tokens=dict(state.get("tokens") or {"input": 0, "output": 0}),
         cost_usd=state.get("cost_usd"),
         seconds=state.get("seconds", 0.0),
+        sections_empty=list(draft.sections_empty) if draft and status == "complete" else [],
+        research={**((state.get("research") or {}).get("log") or {}), **(draft.evidence if draft else {})},
     )
 
 

@@ -57,13 +57,16 @@ class WebResearcher:
         answers = await asyncio.gather(*(self._search(q) for q in queries))
         hits: dict[str, SearchResult] = {}
         failed = 0
+        log: dict[str, list] = {"searched": [], "read": [], "refused": []}
         for query, answer in answers:
             if isinstance(answer, ProviderError):
                 failed += 1
                 warnings.append(f"search {query!r} failed: {answer}")
+                log["searched"].append({"query": query, "error": str(answer)})
                 continue
             if not answer:
                 warnings.append(f"search {query!r} found nothing")
+            log["searched"].append({"query": query, "results": [r.url for r in answer]})
             for result in answer[: self.pages_per_query]:
                 hits.setdefault(result.url, result)
         if failed == len(queries):
@@ -73,6 +76,12 @@ class WebResearcher:
         candidates: list[Passage] = []
         for page in pages:
             hit = hits[page.url]
+            if page.refused:
+                log["refused"].append({"url": page.final_url, "reason": page.refused,
+                                       **({"found_as": page.url} if page.url != page.final_url else {})})
+            else:
+                log["read"].append({"url": page.url, "final_url": page.final_url, "status": page.status,
+                                    **({"error": page.error} if page.error else {})})
             if page.error:
                 warnings.append(f"page {page.url} not used: {page.error}")
                 if page.transient and hit.snippet.strip():
@@ -106,7 +115,7 @@ class WebResearcher:
             for passage in by_section[number]:
                 if not any(s.locator == passage.locator for s in sources):
                     sources.append(SourceRef(id=len(sources) + 1, title=passage.title, kind="web", locator=passage.locator, accessed=today))
-        return Research(by_section=by_section, sources=sources, warnings=warnings)
+        return Research(by_section=by_section, sources=sources, warnings=warnings, log=log)
 
 
 def build_web_researcher(workspace, search: str, *, no_cache: bool = False, transport=None, **_other) -> WebResearcher:
@@ -134,6 +143,7 @@ def build_web_researcher(workspace, search: str, *, no_cache: bool = False, tran
     cache = DiskCache.for_workspace(workspace.state_dir, no_cache=no_cache)
     limiter = shared_limiter(search, provider_cfg.url or cls.default_url or "", provider_cfg.requests_per_minute, None)
     provider = cls(provider_cfg, api_key=key, cache=cache, limiter=limiter, transport=transport)
-    fetcher = Fetcher(config.fetch, cache=cache, transport=transport)
+    # No transport for the fetcher: its connections always go through the address guard (kb.net.guard).
+    fetcher = Fetcher(config.fetch, cache=cache)
     return WebResearcher(provider, fetcher, pages_per_query=config.fetch.pages_per_query,
                          passages_per_section=config.run.passages_per_section)
