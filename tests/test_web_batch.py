@@ -17,6 +17,7 @@ import pytest
 from kb.plan import load_plan
 from kb.records import read_drop, read_knowledge
 from servers import FaultPlan, LLMServer, PageServer, SearchServer
+from kb.llm.support import review
 from servers.fixtures import KEY_ENV, make_workspace
 from servers.pages import PAGES, internal_service
 
@@ -28,11 +29,11 @@ class Stack:
     """The three loopback servers a web-research LLM run talks to."""
 
     def __init__(self, *, llm_faults=None, search_faults=None, pages=None, llm_down=False, llm_key=KEY,
-                 redirects=None, lead_results=None):
+                 redirects=None, lead_results=None, behaviour=None):
         self.pages = PageServer(pages=pages, redirects=redirects).start()
         self.search = SearchServer(self.pages.pages, self.pages.url, faults=search_faults, hang_s=5,
                                    lead=lead_results).start()
-        self.llm = LLMServer(key=llm_key, faults=llm_faults, hang_s=5).start()
+        self.llm = LLMServer(key=llm_key, faults=llm_faults, hang_s=5, behaviour=behaviour).start()
         self.llm_url = self.llm.url
         self.allow = [f"127.0.0.1:{self.pages.port}"]  # the test site is on loopback: allowed by name
         if llm_down:  # a port nothing listens on
@@ -90,7 +91,7 @@ def test_a_four_part_batch_completes_citing_fetched_pages(tmp_path, stacks, run_
     fetched = {stack.pages.url + path for path in stack.pages.counts}
     for f in files:
         doc = read_knowledge(f)
-        cited = set(re.findall(r"\]\((http://127\.0\.0\.1:\d+/[^)]+)\)", doc.body))
+        cited = {url.split("#", 1)[0] for url in re.findall(r"\]\((http://127\.0\.0\.1:\d+/[^)]+)\)", doc.body)}
         assert cited and cited <= fetched, f.name
         assert doc.meta.engine == engine and doc.meta.model == "loopback-1"
         assert doc.meta.sources and all(s.kind == "web" and s.locator in fetched for s in doc.meta.sources)
@@ -99,7 +100,54 @@ def test_a_four_part_batch_completes_citing_fetched_pages(tmp_path, stacks, run_
     assert all(d.status == "complete" and d.tokens["input"] > 0 and d.tokens["output"] > 0 for d in records)
     assert all(d.cost_usd and d.cost_usd > 0 for d in records)
     assert all(p.status == "done" for p in load_plan(ws.plans_dir / "training.md").parts)
-    assert stack.llm.total() == 4 and stack.search.total() == 8  # no faults: one request each
+    assert_faithful(ws, records)
+    # No faults: one request per search, per section research found passages for, and per overview.
+    written = sum(len(d.sections_written) - len(d.sections_empty) for d in records)
+    assert stack.llm.total() == written + 4 and stack.search.total() == 8
+
+
+def assert_faithful(ws, records) -> None:
+    """The issue's bar: every factual sentence cited, every citation a passage kept in the drop, each supported."""
+    by_file = {d.knowledge_file: d for d in records}
+    for f in knowledge_files(ws):
+        drop = by_file[ws.rel(f)]
+        evidence = {e["id"]: e for e in drop.research["evidence"]}
+        body = read_knowledge(f).body.split("## Sources")[0]
+        failing = review(body, {n: "\n".join([e["text"], *e.get("code", [])]) for n, e in evidence.items()}).reasons
+        assert failing == [], (f.name, failing)
+        cited = {int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", body) for n in re.findall(r"\d+", group)}
+        assert cited and cited <= set(evidence), f.name
+        assert all(evidence[n]["text"] and evidence[n]["locator"] for n in cited)
+        support = drop.research["support"]
+        assert support["kept"] > 0 and support["sentences"] >= support["supported"]
+        for title in drop.sections_empty:
+            section = body.split(f"## {title}", 1)[1].split("\n## ", 1)[0].strip()
+            assert section.startswith("Research found nothing for this section")
+
+
+@pytest.mark.parametrize("behaviour", [{"wrong_cite", "invent_number", "uncited", "broken_snippet", "fill_empty"},
+                                       {"wrong_cite", "invent_number", "uncited", "broken_snippet", "fill_empty", "stubborn"}],
+                         ids=["fixes-when-told", "stubborn"])
+def test_a_misbehaving_model_yields_only_cited_supported_sentences(tmp_path, stacks, run_plan, behaviour):
+    stack = stacks(behaviour=behaviour)
+    ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url,
+                        allow_private=stack.allow)
+    result = run_plan(ws)
+    assert result.code == 0, result.out + result.err
+    assert "4 done, 0 failed" in result.out
+    records = drops(ws)
+    assert_faithful(ws, records)
+    for f in knowledge_files(ws):
+        text = f.read_text(encoding="utf-8")
+        for bad in ("Quantum annealing", "73 percent", "ZeRO-3 partitions", "def broken(", "frees GPU memory on small"):
+            assert bad not in text, (f.name, bad)
+    support = [d.research["support"] for d in records]
+    assert all(s["sent_back"] > 0 and s["supported"] < s["sentences"] for s in support)
+    if "stubborn" in behaviour:
+        assert all(s["removed"] > 0 for s in support)
+        assert all("## Citation Support" in d.path.read_text(encoding="utf-8") for d in records)
+    else:
+        assert all(s["removed"] == 0 for s in support)
 
 
 def test_thirty_percent_faults_still_complete_in_bounded_time(tmp_path, stacks, run_plan):
@@ -149,7 +197,7 @@ def test_a_rerun_sends_no_request_the_cache_can_answer(tmp_path, stacks, run_pla
     assert fresh.code == 0 and stack.llm.total() == 2 * before[0]
 
 
-def test_the_injection_page_changes_nothing_beyond_being_cited(tmp_path, stacks, run_plan):
+def test_the_injection_page_changes_nothing_beyond_being_evidence(tmp_path, stacks, run_plan):
     clean = stacks(pages={k: v for k, v in PAGES.items() if "forum" not in k})
     attacked = stacks()
     ws_clean = make_workspace(tmp_path / "clean", engine="openai", llm_url=clean.llm_url, search_url=clean.search.url, allow_private=clean.allow)
@@ -157,16 +205,16 @@ def test_the_injection_page_changes_nothing_beyond_being_cited(tmp_path, stacks,
                                  search_url=attacked.search.url, allow_private=attacked.allow)
     assert run_plan(ws_clean).code == 0 and run_plan(ws_attacked).code == 0
     assert attacked.pages.counts["/forum/memory-tricks.html"] == 1  # the page was fetched
-    forum_cited = False
+    forum_kept = any(e["url"].endswith("/forum/memory-tricks.html") for d in drops(ws_attacked)
+                     for e in d.research["evidence"])
     for a, c in zip(knowledge_files(ws_attacked), knowledge_files(ws_clean), strict=True):
         body_a, body_c = read_knowledge(a).body, read_knowledge(c).body
         assert "PWNED" not in body_a
         assert re.findall(r"(?m)^#+ .*$", body_a) == re.findall(r"(?m)^#+ .*$", body_c)
-        forum_cited |= "/forum/memory-tricks.html" in body_a
         # Apart from the source list and the citation numbers, the text is the same.
         prose = lambda body: re.sub(r"\[\d+\]|\d+ retrieved sources", "", body.split("## Sources")[0])  # noqa: E731
         assert prose(body_a) == prose(body_c)
-    assert forum_cited
+    assert forum_kept  # its passages reached the writer, as quoted data
 
 
 def test_the_api_key_appears_in_no_output(tmp_path, stacks, run_plan):

@@ -1,16 +1,21 @@
-"""The LLM writer engines (``openai``, ``anthropic``): the writer prompt in, a checked knowledge file out.
+"""The LLM writer engines (``openai``, ``anthropic``): a PART's passages in, a checked knowledge file out.
 
-The prompt is ``runners/writer.md``; page text goes in as quoted data. The reply
-is cleaned (reasoning stripped, invented citations and URLs removed, kb's own
-Sources list appended) and held to the same check as the offline writer; the
-check's reasons go back to the model, at most ``max_rewrites`` times per PART.
+Section by section: ``runners/writer.md`` asks for one section's body from that section's passages
+(quoted as data, numbered across the PART so ``[n]`` names one passage). Each reply is cleaned
+(reasoning, URLs, stray headings removed) and every factual sentence is checked against the passages it
+cites (kb.llm.support); the reasons go back to the model once, and what still fails is removed. A
+last call writes the overview from the accepted sections, checked the same way. The file is then held
+to the same check as the offline writer's.
 """
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import random
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from kb.cache import DiskCache
@@ -21,8 +26,13 @@ from kb.llm.anthropic import AnthropicClient
 from kb.llm.base import ChatClient
 from kb.llm.complete import complete_text
 from kb.llm.openai import OpenAIClient
-from kb.llm.prompt import WriterDefinition, load_writer_definition, render_prompt
-from kb.llm.reply import clean_reply, sources_section
+from kb.engine.check import PYTHON
+from kb.llm.evidence import Evidence, number_passages, sources_section
+from kb.llm.prompt import WriterDefinition, load_writer_definition, render_overview_prompt, render_section_prompt
+from kb.llm.reply import clean_section
+from kb.llm.support import keep_supported, review
+from kb.mdblocks import parse_blocks
+from kb.plan.model import Section
 from kb.net.ratelimit import shared_limiter
 from kb.net.retry import RetryPolicy
 from kb.net.secrets import read_key
@@ -36,7 +46,8 @@ DEFAULTS = {
     "openai": LLMProviderConfig(base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"),
     "anthropic": LLMProviderConfig(base_url="https://api.anthropic.com", api_key_env="ANTHROPIC_API_KEY", max_tokens=4096),
 }
-REWRITE = "kb checked your file and found these problems. Write the whole file again, fixing all of them:\n"
+REWRITE_SECTION = ("kb checked every sentence against the passage it cites and found these problems. Write the section "
+                   "again, fixing all of them; leave out any statement no passage supports:\n")
 
 
 @dataclass
@@ -75,79 +86,257 @@ def cost_usd(prices: dict[str, Price], model: str | None, tokens_in: int, tokens
     return round(tokens_in / 1e6 * price.input_per_mtok + tokens_out / 1e6 * price.output_per_mtok, 6)
 
 
+@dataclass
+class Usage:
+    """Tokens and calls of one stage (fresh replies only: cached ones were paid for before)."""
+
+    input: int = 0
+    output: int = 0
+    calls: int = 0
+    cached: int = 0
+
+    def add(self, reply) -> None:
+        self.input += reply.tokens_in
+        self.output += reply.tokens_out
+        self.calls += reply.calls
+        self.cached += reply.cached_calls
+
+    def record(self, prices: dict[str, Price], model: str | None) -> dict:
+        entry = {"input": self.input, "output": self.output, "calls": self.calls, "cached_calls": self.cached}
+        cost = cost_usd(prices, model, self.input, self.output)
+        if cost is not None:
+            entry["cost_usd"] = cost
+        return entry
+
+
+@dataclass
+class SectionResult:
+    """One planned section as kb accepted it."""
+
+    number: int
+    title: str
+    body: str
+    empty: bool = False
+    drafted: int = 0  # factual sentences in the writer's first draft
+    drafted_supported: int = 0
+    sent_back: int = 0  # sentences returned to the writer with a reason
+    removed: int = 0  # sentences still unsupported after the rewrite, taken out
+    kept: int = 0  # factual sentences in the file, each cited and checked
+    warnings: list = field(default_factory=list)
+
+
+EMPTY_LINE = "Research found nothing for this section ({why}); it is left empty rather than filled from memory."
+
+
+def python_reasons(text: str) -> list[str]:
+    """Why the Python code blocks of a text do not parse (kb's check asks the same of the whole file)."""
+    reasons = []
+    for number, token in enumerate((t for t in parse_blocks(text) if t.type == "fence"), start=1):
+        language = (token.info or "").strip().split(maxsplit=1)[0].lower() if (token.info or "").strip() else ""
+        if language not in PYTHON:
+            continue
+        try:
+            ast.parse(token.content)
+        except (SyntaxError, ValueError) as exc:
+            reasons.append(f"python code block {number} does not parse: {getattr(exc, 'msg', exc)}")
+    return reasons
+
+
+def drop_unparseable(text: str) -> tuple[str, int]:
+    """``text`` without its Python code blocks that do not parse; and how many went."""
+    lines = text.split("\n")
+    cut: set[int] = set()
+    for token in parse_blocks(text):
+        if token.type != "fence" or not token.map:
+            continue
+        language = (token.info or "").strip().split(maxsplit=1)[0].lower() if (token.info or "").strip() else ""
+        if language in PYTHON:
+            try:
+                ast.parse(token.content)
+            except (SyntaxError, ValueError):
+                cut.update(range(*token.map))
+    if not cut:
+        return text, 0
+    kept = "\n".join(line for i, line in enumerate(lines) if i not in cut)
+    return re.sub(r"\n{3,}", "\n\n", kept), sum(1 for t in parse_blocks(text) if t.type == "fence" and t.map and t.map[0] in cut)
+
+
 class LLMWriter:
-    """A Writer (kb.engine.types) backed by a chat model."""
+    """A Writer (kb.engine.types) backed by a chat model, writing a file section by section.
+
+    Each planned section is written from its own passages (numbered across the PART, so ``[n]`` names one
+    passage); every factual sentence is checked against the passages it cites (kb.llm.support); what fails
+    goes back to the model once with the reason, and what still fails is removed. A section research found
+    nothing for is one line saying so, and the model is never asked to write it. A last pass writes the
+    overview from the accepted sections, checked the same way.
+    """
 
     def __init__(self, client: ChatClient, definition: WriterDefinition, settings: ModelSettings, *,
-                 max_rewrites: int = 2, prices: dict[str, Price] | None = None, check: CheckFn | None = None) -> None:
+                 max_rewrites: int = 2, prices: dict[str, Price] | None = None, check: CheckFn | None = None,
+                 support_rewrites: int = 1) -> None:
         self.client = client
         self.engine = client.provider
         self.definition = definition
         self.settings = settings
         self.max_rewrites = max_rewrites
+        self.support_rewrites = support_rewrites
         self.prices = prices or {}
         self.check = check or _default_check
-        # The last draft of a PART that used up its rewrites: when the runner's own check loop asks
-        # again, it gets that draft back instead of a fresh round of calls (rewrites never multiply).
+        # The last draft of a PART that failed kb's check: when the runner's own check loop asks again, it
+        # gets that draft back instead of a fresh round of calls (rewrites never multiply).
         self._exhausted: dict[tuple[str, int], Draft] = {}
 
+    async def _ask(self, system: str, convo: list[dict], usage: Usage):
+        reply = await complete_text(
+            self.client, system, convo, model=self.settings.model, temperature=self.settings.temperature,
+            max_tokens=self.settings.max_tokens, max_continuations=self.settings.max_continuations,
+        )
+        usage.add(reply)
+        return reply
+
+    async def _checked(self, system: str, prompt: str, passages: dict[int, str], label: str, usage: Usage,
+                       result: SectionResult) -> str:
+        """Ask, check every sentence (and the code's syntax), send the reasons back once, remove what still fails."""
+        convo = [{"role": "user", "content": prompt}]
+        rounds = 0
+        while True:
+            reply = await self._ask(system, convo, usage)
+            result.warnings += reply.notes
+            cleaned = clean_section(reply.text, label)
+            result.warnings += cleaned.warnings
+            verdicts = review(cleaned.body, passages)
+            if rounds == 0:
+                result.drafted = len(verdicts.verdicts)
+                result.drafted_supported = len(verdicts.verdicts) - len(verdicts.failing)
+            problems = verdicts.reasons + python_reasons(cleaned.body)
+            if not problems or rounds >= self.support_rewrites:
+                break
+            rounds += 1
+            result.sent_back += len(verdicts.failing)
+            convo = [*convo, {"role": "assistant", "content": reply.text or "(empty reply)"},
+                     {"role": "user", "content": REWRITE_SECTION + "\n".join(f"- {r}" for r in problems)}]
+        body, removed = keep_supported(cleaned.body, {v.sentence for v in verdicts.failing})
+        body, bad_code = drop_unparseable(body)
+        if removed:
+            result.warnings.append(f"{label}: {removed} sentence(s) still unsupported after the rewrite were removed: "
+                                   + "; ".join(verdicts.reasons)[:400])
+        if bad_code:
+            result.warnings.append(f"{label}: {bad_code} Python code block(s) that do not parse were removed")
+        result.removed += removed
+        result.kept += len(verdicts.verdicts) - len(verdicts.failing)
+        return body
+
+    async def _section(self, request: WriteRequest, section, evidence: list[Evidence], passages: dict[int, str],
+                       lines: int | None, usage: Usage) -> SectionResult:
+        label = f"section {section.number} ({section.title})" if section.number else "the file"
+        result = SectionResult(number=section.number, title=section.title, body="")
+        if not evidence:
+            result.empty = True
+            result.body = EMPTY_LINE.format(why=_empty_reason(request, section.number)) + "\n"
+            return result
+        system, prompt = render_section_prompt(self.definition, request, section, evidence, lines=lines)
+        result.body = await self._checked(system, prompt, passages, label, usage, result)
+        if result.kept == 0:
+            # The passages supported nothing the writer said: an empty section, said plainly, not a padded one.
+            result.empty = True
+            result.body = EMPTY_LINE.format(why="research found passages, but none supported a statement the writer "
+                                                "made about this section") + "\n"
+        return result
+
+    async def _overview(self, request: WriteRequest, results: list[SectionResult], passages: dict[int, str],
+                        usage: Usage) -> tuple[str, SectionResult]:
+        outcome = SectionResult(number=-1, title="Overview", body="")
+        filled = [(f"Section {r.number}: {r.title}" if r.number else r.title, r.body) for r in results if not r.empty]
+        if not filled:
+            outcome.body = "Research found nothing for any planned section of this PART; each section below says so.\n"
+            return outcome.body, outcome
+        system, prompt = render_overview_prompt(request, filled)
+        body = await self._checked(system, prompt, passages, "the overview", usage, outcome)
+        if outcome.kept == 0:
+            titles = "; ".join(r.title for r in results)
+            body = f"This file covers: {titles}. Each statement below cites the passage it comes from.\n"
+        return body, outcome
+
     async def write(self, request: WriteRequest) -> Draft:
-        """Ask the model for the file, check it, and feed failures back (bounded); raises ProviderError on faults."""
+        """Write the file section by section, check every sentence, and assemble it; raises ProviderError on faults."""
         key = (request.plan_path, request.part.number)
         if request.feedback and key in self._exhausted:
             # Its tokens were counted when it was written; handing it back again costs nothing.
             return replace(self._exhausted.pop(key), tokens_in=0, tokens_out=0, cost_usd=None)
-        system, prompt = render_prompt(self.definition, request)
-        convo = [{"role": "user", "content": prompt}]
-        spent = 0
-        totals = {"in": 0, "out": 0, "calls": 0, "cached": 0}
-        notes: list[str] = []
-        while True:
-            reply = await complete_text(
-                self.client, system, convo, model=self.settings.model, temperature=self.settings.temperature,
-                max_tokens=self.settings.max_tokens, max_continuations=self.settings.max_continuations,
-            )
-            totals["in"] += reply.tokens_in
-            totals["out"] += reply.tokens_out
-            totals["calls"] += reply.calls
-            totals["cached"] += reply.cached_calls
-            notes += reply.notes
-            draft = self._draft(request, reply.text, reply.model, totals, notes)
-            reasons = self.check(draft, request)
-            if not reasons:
-                self._exhausted.pop(key, None)
-                return draft
-            if spent >= self.max_rewrites:
-                draft.warnings.append(f"still failing kb's check after {spent} rewrite(s): {'; '.join(reasons)}")
-                self._exhausted[key] = draft
-                return draft
-            spent += 1
-            convo = [*convo, {"role": "assistant", "content": reply.text or "(empty reply)"},
-                     {"role": "user", "content": REWRITE + "\n".join(f"- {r}" for r in reasons)}]
-
-    def _draft(self, request: WriteRequest, text: str, model: str | None, totals: dict, notes: list[str]) -> Draft:
-        sources = request.research.sources
-        cleaned = clean_reply(text, sources)
-        body = cleaned.body
-        title = cleaned.title or request.part.title
-        if cleaned.title is None:
-            body = f"# {title}\n\n{body}"
-        body = body.rstrip("\n") + "\n\n" + sources_section(sources, cleaned.cited)
-        warnings = [*notes, *cleaned.warnings]
-        if totals["cached"]:
-            warnings.append(f"{totals['cached']} of {totals['calls']} LLM replies came from the cache (their tokens are not counted again)")
-        model_name = self.settings.model or model
-        return Draft(
-            title=title,
-            body=body,
-            sources=[s for s in sources if s.id in set(cleaned.cited)],
-            engine=self.engine,
-            model=model_name,
-            tokens_in=totals["in"],
-            tokens_out=totals["out"],
-            cost_usd=cost_usd(self.prices, model_name, totals["in"], totals["out"]),
-            warnings=warnings,
+        part = request.part
+        evidence, by_section = number_passages(request.research)
+        passages = {e.id: e.text for e in evidence}
+        sections = part.sections or [Section(number=0, title=part.title, details="", line=0)]
+        lines = (part.planned_lines // max(1, len(sections))) if part.planned_lines else None
+        section_usage, overview_usage = Usage(), Usage()
+        results = await asyncio.gather(*(self._section(request, s, by_section.get(s.number, []), passages, lines,
+                                                       section_usage) for s in sections))
+        overview, outcome = await self._overview(request, results, passages, overview_usage)
+        body = self._assemble(part, overview, results)
+        cited = cited_numbers(body)
+        body = body.rstrip("\n") + "\n\n" + sources_section(evidence, cited)
+        model_name = self.settings.model
+        tokens_in = section_usage.input + overview_usage.input
+        tokens_out = section_usage.output + overview_usage.output
+        warnings = list(dict.fromkeys(w for r in [*results, outcome] for w in r.warnings))
+        cached = section_usage.cached + overview_usage.cached
+        if cached:
+            calls = section_usage.calls + overview_usage.calls
+            warnings.append(f"{cached} of {calls} LLM replies came from the cache (their tokens are not counted again)")
+        checked = [*results, outcome]
+        drafted = sum(r.drafted for r in checked)
+        supported = sum(r.drafted_supported for r in checked)
+        record = {
+            "evidence": [e.record() for e in evidence],
+            "support": {
+                "sentences": drafted, "supported": supported, "rate": round(supported / drafted, 4) if drafted else None,
+                "sent_back": sum(r.sent_back for r in checked), "removed": sum(r.removed for r in checked),
+                "rewritten": max(0, sum(r.sent_back for r in checked) - sum(r.removed for r in checked)),
+                "kept": sum(r.kept for r in checked),
+            },
+            "usage": {"write_sections": section_usage.record(self.prices, model_name),
+                      "write_overview": overview_usage.record(self.prices, model_name)},
+        }
+        draft = Draft(
+            title=part.title, body=body, sources=[e.source_ref() for e in evidence if e.id in cited],
+            engine=self.engine, model=model_name, tokens_in=tokens_in, tokens_out=tokens_out,
+            cost_usd=cost_usd(self.prices, model_name, tokens_in, tokens_out), warnings=warnings,
+            sections_empty=[f"Section {r.number}: {r.title}" if r.number else r.title for r in results if r.empty],
+            evidence=record,
         )
+        reasons = self.check(draft, request)
+        if reasons:
+            draft.warnings.append(f"still failing kb's check: {'; '.join(reasons)}")
+            self._exhausted[key] = draft
+        else:
+            self._exhausted.pop(key, None)
+        return draft
+
+    @staticmethod
+    def _assemble(part, overview: str, results: list[SectionResult]) -> str:
+        out = [f"# {part.title}", "", "## Overview", "", overview.strip(), ""]
+        for r in results:
+            if r.number:
+                out += [f"## Section {r.number}: {r.title}", ""]
+            out += [r.body.strip(), ""]
+        return "\n".join(out)
+
+
+def cited_numbers(body: str) -> set[int]:
+    """The passage numbers the prose of a body cites (code is not prose)."""
+    from kb.engine.check import CITATION, prose_lines
+
+    return {int(n) for _no, line in prose_lines(body, parse_blocks(body))
+            for match in CITATION.finditer(line) for n in re.findall(r"\d+", match.group(1))}
+
+
+def _empty_reason(request: WriteRequest, number: int) -> str:
+    """What research said about a section it found nothing for."""
+    for warning in request.research.warnings:
+        match = re.match(rf"section {number} \(.*?\): (.+)$", warning)
+        if match:
+            return match.group(1)
+    return "no passage was retrieved for it"
 
 
 def make_client(engine: str, provider: LLMProviderConfig, *, cache: DiskCache, rng: random.Random | None = None,

@@ -184,3 +184,63 @@ def sources_section(sources: list[SourceRef], cited: list[int]) -> str:
     if not used:
         lines += ["No sources were cited.", ""]
     return "\n".join(lines)
+
+
+@dataclass
+class SectionText:
+    body: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def clean_section(text: str, label: str) -> SectionText:
+    """A reply meant as one section's body: its own heading, anything under a further level-1/2 heading
+    (another section, a Sources list) and every URL removed; citation groups written ``[1][2]``.
+
+    ``label`` names the section in warnings. Code blocks and inline code are never touched.
+    """
+    lines = _unwrap(text).strip("\n").splitlines()
+    warnings: list[str] = []
+    heads = [(t.map[0], int(t.tag[1]), title) for t, title in _headings(lines)]
+    if heads and heads[0][1] <= 2 and not any(line.strip() for line in lines[: heads[0][0]]):
+        lines[heads[0][0]] = ""  # the model repeated the section's heading: kb writes it
+        heads = heads[1:]
+    for start, level, title in heads:
+        bare = title.strip().strip("#").strip().lower().rstrip(":")
+        if level <= 2 or bare in _SOURCES_HEADINGS:
+            dropped = " ".join(line.strip() for line in lines[start:] if line.strip())
+            if bare not in _SOURCES_HEADINGS:
+                warnings.append(f"{label}: the writer went on past its section (text under \"{title.strip()}\" dropped: "
+                                f"{dropped[:80]}{'...' if len(dropped) > 80 else ''})")
+            lines = lines[:start]
+            break
+    code = _code_lines(lines)
+    out: list[str] = []
+    urls: list[str] = []
+
+    def link(match: re.Match) -> str:
+        urls.append(match.group(2))
+        return match.group(1)
+
+    def bare(match: re.Match) -> str:
+        urls.append(match.group(0).strip("<>"))
+        return ""
+
+    for i, line in enumerate(lines):
+        if i in code:
+            out.append(line)
+            continue
+        pieces = re.split(r"(`+[^`]*`+)", line)
+        fixed = []
+        for k, piece in enumerate(pieces):
+            if k % 2 == 0:
+                piece = _LINK.sub(link, piece)
+                piece = _BARE_URL.sub(bare, piece)
+                piece = _CITE.sub(lambda m: "".join(f"[{n}]" for n in dict.fromkeys(_expand(m.group(1)))), piece)
+                piece = re.sub(r"(?<=\S) {2,}(?=\S)", " ", piece)
+                piece = re.sub(r"(?<=\S) +(?=[.,;:])", "", piece)
+            fixed.append(piece)
+        out.append("".join(fixed).rstrip())
+    if urls:  # a passage is cited by its number; kb writes the source list
+        warnings.append(f"{label}: removed URLs from the text: {', '.join(sorted(set(urls))[:5])}")
+    body = re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
+    return SectionText(body=body + "\n" if body else "", warnings=warnings)

@@ -16,6 +16,18 @@ from .base import LoopbackServer, json_reply
 
 CONTINUE_MARK = "cut off by the output token limit"
 REWRITE_MARK = "kb checked your file"
+SECTION_REWRITE_MARK = "kb checked every sentence"
+
+# What a misbehaving model adds to a section (each kb must catch): a sentence citing a passage that does not
+# support it, a number no passage has, a claim with no citation, code that does not parse, another section
+# filled from memory.
+WRONG_CITE = "Quantum annealing schedules improve the convergence of transformer embeddings [{n}]."
+INVENTED_NUMBER = "{sentence} in 73 percent of cases [{n}]."
+UNCITED = "ZeRO-3 partitions optimizer states, gradients and parameters across all data parallel ranks."
+BROKEN_CODE = "```python\ndef broken(:\n    return 1\n```"
+FROM_MEMORY = ("## Section {n}: {title}\n\nZeRO-Offload moves optimizer states to host memory, which frees GPU memory "
+               "on small cards.")
+MEMORY_OVERVIEW = "CPU offloading with ZeRO-Offload moves optimizer states to the host to save GPU memory."
 
 
 def split_data(text: str, nonce: str | None) -> tuple[str, list[tuple[str, str]]]:
@@ -38,14 +50,84 @@ def split_data(text: str, nonce: str | None) -> tuple[str, list[tuple[str, str]]
     return "\n".join(outside), blocks
 
 
+def first_sentence(text: str) -> str:
+    """A passage's first sentence (at least a few words), without its final stop."""
+    words: list[str] = []
+    for piece in re.split(r"(?<=[.!?])\s+", " ".join(text.split())):
+        words += piece.split()
+        if len(words) >= 6:
+            break
+    return " ".join(words).rstrip(".!?:;")
+
+
+def compose_section(outside: str, blocks: list[tuple[str, str]], *, fixed: bool, behaviour: set[str]) -> str:
+    """The body of one section: the first sentence of (up to) two of its passages, each citing its passage."""
+    number, title = re.search(r'Write the body of section (\d+): "(.+?)"', outside).groups()
+    passages = []
+    for label, inner in blocks:
+        m = re.match(r"passage \[(\d+)\]", label)
+        if m:
+            prose = inner.split("```", 1)[0]
+            passages.append((int(m.group(1)), prose))
+    bad = not fixed or "stubborn" in behaviour
+    # Like a real model, it reports what pages say but does not repeat an instruction addressed to it; whether a
+    # page can take the model over is what the obey rule above tests.
+    passages = [(n, prose) for n, prose in passages if "IGNORE PREVIOUS INSTRUCTIONS" not in prose] or passages
+    lines = []
+    for n, prose in passages[:2]:
+        lines.append(f"{first_sentence(prose)} [{n}].")
+    n0, prose0 = passages[0]
+    if bad and "wrong_cite" in behaviour:
+        lines.append(WRONG_CITE.format(n=n0))
+    if bad and "invent_number" in behaviour:
+        lines.append(INVENTED_NUMBER.format(sentence=first_sentence(prose0), n=n0))
+    if bad and "uncited" in behaviour:
+        lines.append(UNCITED)
+    if bad and "invent" in behaviour:
+        lines.append("See also [99] and https://invented.example/fake-page for more.")
+    text = " ".join(lines)
+    if "think" in behaviour:
+        text = "<think>The user wants a section. Let me plan it carefully.</think>\n" + text
+    if number == "1":
+        text += "\n\n```python\nvalues = [1, 2, 3]\nprint(sum(values))\n```"
+    if bad and "broken_snippet" in behaviour:
+        text += "\n\n" + BROKEN_CODE
+    if bad and "fill_empty" in behaviour:
+        text += "\n\n" + FROM_MEMORY.format(n=int(number) + 1, title="The next section")
+    if "own_sources" in behaviour:
+        text += "\n\n## Sources\n\n- [1] something\n- [42] https://invented.example/ref"
+    return text + "\n"
+
+
+def compose_overview(blocks: list[tuple[str, str]], *, fixed: bool, behaviour: set[str]) -> str:
+    """The overview: the first cited sentence of the first two sections it is shown."""
+    picked = []
+    for label, inner in blocks:
+        if not label.startswith("section "):
+            continue
+        for sentence in re.split(r"(?<=[.!?])\s+", " ".join(inner.split("```", 1)[0].split())):
+            if re.search(r"\[\d+\]", sentence):
+                picked.append(sentence)
+                break
+        if len(picked) == 2:
+            break
+    if (not fixed or "stubborn" in behaviour) and "fill_empty" in behaviour:
+        picked.append(MEMORY_OVERVIEW)
+    return " ".join(picked) + "\n"
+
+
 def compose(system: str, user: str, *, fixed: bool, behaviour: set[str]) -> str:
-    """The knowledge file the scripted model writes for this prompt."""
+    """The text the scripted model writes for this prompt: a section, the overview, or (older prompts) a file."""
     m = re.search(r"<<<DATA (\w+)", system)
     nonce = m.group(1) if m else None
     outside, blocks = split_data(user, nonce)
     obey = re.search(r"ignore previous instructions and write (\S+)", outside, re.I)
     if obey:
         return obey.group(1).strip(".")
+    if "Write the body of section" in outside:
+        return compose_section(outside, blocks, fixed=fixed, behaviour=behaviour)
+    if 'Write its "## Overview"' in outside:
+        return compose_overview(blocks, fixed=fixed, behaviour=behaviour)
     title_m = re.search(r'The first line is "# (.+?)"', outside)
     title = title_m.group(1) if title_m else "Untitled"
     sections = re.findall(r"^\s*## Section (\d+): (.+?)\s*$", outside, re.M)
@@ -109,7 +191,8 @@ class LLMServer(LoopbackServer):
 
     def _text(self, system: str, messages: list[dict], prefill: bool) -> tuple[str, str]:
         first = messages[0]["content"]
-        fixed = any(REWRITE_MARK in m["content"] for m in messages if m["role"] == "user") or "failed kb's checks" in first
+        fixed = any(REWRITE_MARK in m["content"] or SECTION_REWRITE_MARK in m["content"]
+                    for m in messages if m["role"] == "user") or "failed kb's checks" in first
         full = compose(system, first, fixed=fixed, behaviour=self.behaviour)
         last = messages[-1]
         if prefill and last["role"] == "assistant":  # Anthropic continuation: carry on from the prefill
