@@ -266,9 +266,10 @@ def _research_lines(research: dict[str, Any]) -> list[str]:
     support = research.get("support") or {}
     if support.get("sentences"):
         lines += ["", "## Citation Support", "",
-                  f"{support.get('supported', 0)} of {support['sentences']} factual sentences supported by the passage "
-                  f"they cite ({support.get('rate', 0):.0%}); {support.get('rewritten', 0)} rewritten, "
-                  f"{support.get('removed', 0)} removed."]
+                  f"{support.get('supported', 0)} of {support['sentences']} factual sentences in the writer's drafts were "
+                  f"supported by the passages they cite ({support.get('rate') or 0:.0%}); {support.get('sent_back', 0)} "
+                  f"went back to the writer with the reason, {support.get('removed', 0)} were removed; the file keeps "
+                  f"{support.get('kept', 0)}, each cited and checked."]
     if research.get("refused"):
         lines += ["", "## Refused URLs", ""]
         lines += [f"- {r.get('url')}: {r.get('reason')}" for r in research["refused"]]

@@ -7,6 +7,7 @@ subprocess, then counts requests on the server side.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -128,7 +129,7 @@ def assert_faithful(ws, records) -> None:
 @pytest.mark.parametrize("behaviour", [{"wrong_cite", "invent_number", "uncited", "broken_snippet", "fill_empty"},
                                        {"wrong_cite", "invent_number", "uncited", "broken_snippet", "fill_empty", "stubborn"}],
                          ids=["fixes-when-told", "stubborn"])
-def test_a_misbehaving_model_yields_only_cited_supported_sentences(tmp_path, stacks, run_plan, behaviour):
+def test_a_misbehaving_model_yields_only_cited_supported_sentences(tmp_path, stacks, run_plan, kb_cli, behaviour):
     stack = stacks(behaviour=behaviour)
     ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url,
                         allow_private=stack.allow)
@@ -143,6 +144,9 @@ def test_a_misbehaving_model_yields_only_cited_supported_sentences(tmp_path, sta
             assert bad not in text, (f.name, bad)
     support = [d.research["support"] for d in records]
     assert all(s["sent_back"] > 0 and s["supported"] < s["sentences"] for s in support)
+    report = json.loads(kb_cli("report", "--json", cwd=ws.root).out)
+    rates = {f["file"]: f["drops"][-1]["support_rate"] for f in report["files"]}
+    assert rates == {d.knowledge_file: s["rate"] for d, s in zip(records, support)} and all(0 < r < 1 for r in rates.values())
     if "stubborn" in behaviour:
         assert all(s["removed"] > 0 for s in support)
         assert all("## Citation Support" in d.path.read_text(encoding="utf-8") for d in records)

@@ -30,7 +30,11 @@ class Evidence:
     def locator(self) -> str:
         """Where in the source the passage is."""
         p = self.passage
-        words = p.text.split()
+        text = p.text
+        head, sep, rest = text.partition(": ")
+        if sep and len(head) <= 80 and not any(mark in head for mark in ".!?"):
+            text = rest  # research writes "<heading>: <prose>"; the page shows them apart, and the prose is matched
+        words = text.split()
         if p.kind == "web" and p.locator.startswith("http") and words:
             # A text fragment names the passage's first words; "-", "," and "&" would end the directive.
             start = quote(" ".join(words[:6]), safe="").replace("-", "%2D")
