@@ -92,6 +92,20 @@ class FetchConfig(_Strict):
         return entries
 
 
+class ResearchConfig(_Strict):
+    """How web research works a PART: questions per section, follow-ups, and the PART's budget."""
+
+    questions_per_section: int = Field(3, ge=1, le=10)  # asked from different points of view
+    follow_up_rounds: int = Field(1, ge=0, le=5)  # more questions for sections still thin
+    coverage: float = Field(1.0, ge=0, le=1)  # share of sections with enough passages at which research stops
+    min_overlap: float = Field(0.34, ge=0, le=1)  # share of a section's words a passage must have to serve it
+    # The PART's budget (None: no limit). The model's tokens and dollars are research's own calls.
+    searches: int | None = Field(None, ge=0)
+    pages: int | None = Field(None, ge=0)
+    tokens: int | None = Field(None, ge=0)
+    usd: float | None = Field(None, ge=0)
+
+
 class ValidateConfig(_Strict):
     profile: str = "cpu"
     gpu_profile: str = "cuda"
@@ -108,6 +122,7 @@ class Config(_Strict):
     llm: dict[str, LLMProviderConfig] = Field(default_factory=dict)
     search: dict[str, SearchProviderConfig] = Field(default_factory=dict)
     fetch: FetchConfig = Field(default_factory=FetchConfig)
+    research: ResearchConfig = Field(default_factory=ResearchConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     prices: dict[str, Price] = Field(default_factory=dict)
 

@@ -276,8 +276,10 @@ class LLMWriter:
         cited = cited_numbers(body)
         body = body.rstrip("\n") + "\n\n" + sources_section(evidence, cited)
         model_name = self.settings.model
-        tokens_in = section_usage.input + overview_usage.input
-        tokens_out = section_usage.output + overview_usage.output
+        # The PART's totals include research's own model calls (its questions), listed apart in the drop's usage.
+        asked = (request.research.log.get("usage") or {}).get("research") or {}
+        tokens_in = section_usage.input + overview_usage.input + int(asked.get("input", 0))
+        tokens_out = section_usage.output + overview_usage.output + int(asked.get("output", 0))
         warnings = list(dict.fromkeys(w for r in [*results, outcome] for w in r.warnings))
         cached = section_usage.cached + overview_usage.cached
         if cached:

@@ -44,7 +44,7 @@ class Research:
     sources: list[SourceRef]  # numbered 1..n; the only things a knowledge file may cite
     warnings: list[str] = field(default_factory=list)
     # What web research did, for the drop: "searched" (queries), "read" (pages), "refused" (URLs not fetched).
-    log: dict[str, list] = field(default_factory=dict)
+    log: dict = field(default_factory=dict)
 
     def source_id(self, locator: str) -> int | None:
         return next((s.id for s in self.sources if s.locator == locator), None)

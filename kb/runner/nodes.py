@@ -247,8 +247,14 @@ def _facts(state: PartView, ctx: RunContext, status: str, reason: str | None = N
         cost_usd=state.get("cost_usd"),
         seconds=state.get("seconds", 0.0),
         sections_empty=list(draft.sections_empty) if draft and status == "complete" else [],
-        research={**((state.get("research") or {}).get("log") or {}), **(draft.evidence if draft else {})},
+        research=_research_record((state.get("research") or {}).get("log") or {}, draft.evidence if draft else {}),
     )
+
+
+def _research_record(log: dict, evidence: dict) -> dict:
+    """What research did (its log) and what the writer stood on (evidence, support); usage per stage from both."""
+    usage = {**(log.get("usage") or {}), **(evidence.get("usage") or {})}
+    return {**log, **evidence, **({"usage": usage} if usage else {})}
 
 
 async def drop_stage(state: PartView, ctx: RunContext) -> dict:

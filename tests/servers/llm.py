@@ -116,6 +116,21 @@ def compose_overview(blocks: list[tuple[str, str]], *, fixed: bool, behaviour: s
     return " ".join(picked) + "\n"
 
 
+def compose_questions(prompt: str, *, behaviour: set[str]) -> str:
+    """The research model: a section's search queries as JSON, from its title and the plan's details."""
+    title = re.search(r'section \d+ \("(.+?)"\)', prompt).group(1)
+    details = re.search(r"The plan asks it to cover: (.+?)\.\n", prompt)
+    details = details.group(1) if details else ""
+    if "research_prose" in behaviour:
+        return f"Sure! Here are some ideas: search for {title} documentation."
+    if "still thin" in prompt:
+        return json.dumps([{"perspective": "follow-up", "query": f"{title} {d.strip()}"}
+                           for d in details.split(",") if d.strip()][:2])
+    perspectives = re.findall(r"^- (.+)$", prompt.split("points of view:", 1)[1], re.M)
+    queries = [f"{title} {details}".strip(), title, f"{title} pitfalls"]
+    return json.dumps([{"perspective": p, "query": q} for p, q in zip(perspectives, queries)])
+
+
 def compose(system: str, user: str, *, fixed: bool, behaviour: set[str]) -> str:
     """The text the scripted model writes for this prompt: a section, the overview, or (older prompts) a file."""
     m = re.search(r"<<<DATA (\w+)", system)
@@ -124,6 +139,8 @@ def compose(system: str, user: str, *, fixed: bool, behaviour: set[str]) -> str:
     obey = re.search(r"ignore previous instructions and write (\S+)", outside, re.I)
     if obey:
         return obey.group(1).strip(".")
+    if "Reply with a JSON list only" in outside:
+        return compose_questions(outside, behaviour=behaviour)
     if "Write the body of section" in outside:
         return compose_section(outside, blocks, fixed=fixed, behaviour=behaviour)
     if 'Write its "## Overview"' in outside:
