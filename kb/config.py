@@ -114,6 +114,9 @@ class ValidateConfig(_Strict):
 class Price(_Strict):
     input_per_mtok: float
     output_per_mtok: float
+    # Prompt-cache prices (Anthropic); unset: 1.25x and 0.1x the input price, as Anthropic bills them.
+    cache_write_per_mtok: float | None = None
+    cache_read_per_mtok: float | None = None
 
 
 class Config(_Strict):

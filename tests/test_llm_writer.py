@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -70,7 +71,12 @@ def test_writes_a_checked_file_citing_retrieved_urls(kind):
     assert {s.locator for s in draft.sources} <= {s.locator for s in request.research.sources}
     assert draft.engine == kind and draft.model == "loopback-1"
     assert draft.tokens_in > 0 and draft.tokens_out > 0
-    assert draft.cost_usd == pytest.approx((draft.tokens_in * 1.0 + draft.tokens_out * 2.0) / 1e6)
+    usage = draft.evidence["usage"]
+    assert draft.cost_usd == pytest.approx(sum(stage["cost_usd"] for stage in usage.values()))
+    if kind == "openai":
+        assert draft.cost_usd == pytest.approx((draft.tokens_in * 1.0 + draft.tokens_out * 2.0) / 1e6)
+    else:  # each request's prefix was written to Anthropic's prompt cache (1.25x the input price)
+        assert all(stage["prompt_cache_write"] > 0 for stage in usage.values())
 
 
 def test_invented_citations_and_urls_are_removed():
@@ -284,3 +290,17 @@ def test_build_errors_are_config_errors_naming_what_to_set(tmp_path, monkeypatch
         build_web_researcher(ws, "searxng")
     monkeypatch.setenv("KB_NOPE_KEY", KEY)
     assert build_llm_writer(ws, "openai", model="cli-model").settings.model == "cli-model"
+
+
+def test_anthropic_rewrites_read_their_prompt_from_the_cache():
+    request = rich_request()
+    with LLMServer(key=KEY, behaviour={"invent_number", "stubborn"}) as srv:
+        draft = asyncio.run(writer(srv, "anthropic").write(request))
+        bodies = [json.loads(e["body"]) for e in srv.log]
+    assert all(b["system"][0]["cache_control"] == {"type": "ephemeral"} for b in bodies)
+    assert all(b["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"} for b in bodies)
+    sections = draft.evidence["usage"]["write_sections"]
+    # Three sections, each sent twice (the draft, then the rewrite): the rewrite's prefix came from the cache.
+    assert sections["calls"] == 6 and sections["prompt_cache_read"] > 0 and sections["prompt_cache_write"] > 0
+    uncached = (sections["input"] * 1.0 + sections["output"] * 2.0) / 1e6
+    assert sections["cost_usd"] < uncached

@@ -88,6 +88,7 @@ def test_a_four_part_batch_completes_citing_fetched_pages(tmp_path, stacks, run_
     result = run_plan(ws)
     assert result.code == 0, result.out + result.err
     assert "4 done, 0 failed" in result.out
+    assert re.search(r"tokens by stage: research [\d,]+ in / [\d,]+ out, \$[\d.]+; write sections [\d,]+ in", result.out)
     files = knowledge_files(ws)
     assert len(files) == 4
     fetched = {stack.pages.url + path for path in stack.pages.counts}

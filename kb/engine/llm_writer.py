@@ -78,32 +78,53 @@ def _default_check(draft: Draft, request: WriteRequest) -> list[str]:
     return check_draft(draft, request)
 
 
-def cost_usd(prices: dict[str, Price], model: str | None, tokens_in: int, tokens_out: int) -> float | None:
-    """Cost from the ``[prices]`` table of kb.toml; None when the model has no price."""
+def cost_usd(prices: dict[str, Price], model: str | None, tokens_in: int, tokens_out: int, *,
+             cache_write: int = 0, cache_read: int = 0) -> float | None:
+    """Cost from the ``[prices]`` table of kb.toml; None when the model has no price.
+
+    ``tokens_in`` is billed at the input price; prompt-cache writes and reads at their own prices.
+    """
     price = prices.get(model or "")
     if price is None:
         return None
-    return round(tokens_in / 1e6 * price.input_per_mtok + tokens_out / 1e6 * price.output_per_mtok, 6)
+    write = price.cache_write_per_mtok if price.cache_write_per_mtok is not None else 1.25 * price.input_per_mtok
+    read = price.cache_read_per_mtok if price.cache_read_per_mtok is not None else 0.1 * price.input_per_mtok
+    return round((tokens_in * price.input_per_mtok + cache_write * write + cache_read * read
+                  + tokens_out * price.output_per_mtok) / 1e6, 6)
 
 
 @dataclass
 class Usage:
     """Tokens and calls of one stage (fresh replies only: cached ones were paid for before)."""
 
-    input: int = 0
+    input: int = 0  # billed at the full input price
     output: int = 0
+    cache_write: int = 0
+    cache_read: int = 0
     calls: int = 0
-    cached: int = 0
+    cached: int = 0  # replies answered by kb's own cache (free)
 
     def add(self, reply) -> None:
         self.input += reply.tokens_in
         self.output += reply.tokens_out
+        self.cache_write += reply.cache_write
+        self.cache_read += reply.cache_read
         self.calls += reply.calls
         self.cached += reply.cached_calls
 
+    @property
+    def prompt(self) -> int:
+        """Every prompt token sent, cached by the provider or not."""
+        return self.input + self.cache_write + self.cache_read
+
+    def cost(self, prices: dict[str, Price], model: str | None) -> float | None:
+        return cost_usd(prices, model, self.input, self.output, cache_write=self.cache_write, cache_read=self.cache_read)
+
     def record(self, prices: dict[str, Price], model: str | None) -> dict:
-        entry = {"input": self.input, "output": self.output, "calls": self.calls, "cached_calls": self.cached}
-        cost = cost_usd(prices, model, self.input, self.output)
+        entry = {"input": self.prompt, "output": self.output, "calls": self.calls, "cached_calls": self.cached}
+        if self.cache_write or self.cache_read:
+            entry.update(prompt_cache_write=self.cache_write, prompt_cache_read=self.cache_read)
+        cost = self.cost(prices, model)
         if cost is not None:
             entry["cost_usd"] = cost
         return entry
@@ -278,8 +299,10 @@ class LLMWriter:
         model_name = self.settings.model
         # The PART's totals include research's own model calls (its questions), listed apart in the drop's usage.
         asked = (request.research.log.get("usage") or {}).get("research") or {}
-        tokens_in = section_usage.input + overview_usage.input + int(asked.get("input", 0))
+        tokens_in = section_usage.prompt + overview_usage.prompt + int(asked.get("input", 0))
         tokens_out = section_usage.output + overview_usage.output + int(asked.get("output", 0))
+        costs = [section_usage.cost(self.prices, model_name), overview_usage.cost(self.prices, model_name)]
+        cost = None if None in costs else round(sum(costs) + float(asked.get("cost_usd", 0.0)), 6)
         warnings = list(dict.fromkeys(w for r in [*results, outcome] for w in r.warnings))
         cached = section_usage.cached + overview_usage.cached
         if cached:
@@ -302,7 +325,7 @@ class LLMWriter:
         draft = Draft(
             title=part.title, body=body, sources=[e.source_ref() for e in evidence if e.id in cited],
             engine=self.engine, model=model_name, tokens_in=tokens_in, tokens_out=tokens_out,
-            cost_usd=cost_usd(self.prices, model_name, tokens_in, tokens_out), warnings=warnings,
+            cost_usd=cost, warnings=warnings,
             sections_empty=[f"Section {r.number}: {r.title}" if r.number else r.title for r in results if r.empty],
             evidence=record,
         )

@@ -312,6 +312,9 @@ def result_row(state: PartView, ctx: RunContext) -> dict:
         "writes": state.get("attempt", 0),
         "tokens": state.get("tokens") or {"input": 0, "output": 0},
         "cost_usd": state.get("cost_usd"),
+        # Tokens (and dollars) per stage: research's questions, the sections, the overview (LLM engines).
+        "usage": _research_record(((state.get("research") or {}).get("log") or {}),
+                                  draft.get("evidence") or {}).get("usage") or {},
         "engine": draft.get("engine") or getattr(ctx.writer, "engine", None),
         "model": draft.get("model"),
         "drop": state.get("drop_file"),

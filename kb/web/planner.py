@@ -79,4 +79,4 @@ class QuestionPlanner:
                                     "searched the plan's words instead"]
         questions = parse_questions(reply.text, section.number, n)
         notes = [] if questions else [f"section {section.number}: the research model's reply held no questions"]
-        return questions, reply.tokens_in, reply.tokens_out, notes
+        return questions, reply.tokens_in + reply.cache_write + reply.cache_read, reply.tokens_out, notes

@@ -197,6 +197,7 @@ class LLMServer(LoopbackServer):
         self.behaviour = set(behaviour or ())
         self.model = model
         self.requests_by_kind: dict[str, int] = {}
+        self.prompt_cache: set[str] = set()  # Anthropic-style prompt cache: prefixes marked with cache_control
 
     def fault_applies(self, path: str) -> bool:
         return path in ("/v1/chat/completions", "/v1/messages")
@@ -233,9 +234,19 @@ class LLMServer(LoopbackServer):
             system = next((m["content"] for m in req["messages"] if m["role"] == "system"), "")
             messages = [m for m in req["messages"] if m["role"] != "system"]
         else:
-            system, messages = req.get("system", ""), req["messages"]
+            system, messages, marked = self._anthropic_parts(req)
         text, finish = self._text(system, messages, prefill=flavour == "anthropic")
         tokens_in = (len(system) + sum(len(m["content"]) for m in messages)) // 4
+        cache_write = cache_read = 0
+        if flavour == "anthropic" and marked:
+            # Like the Messages API: the marked prefix is written to the cache once, then read at a tenth of the price.
+            prefix = "\0".join(marked)
+            if prefix in self.prompt_cache:
+                cache_read = len(prefix) // 4
+            else:
+                self.prompt_cache.add(prefix)
+                cache_write = len(prefix) // 4
+            tokens_in -= cache_read + cache_write
         tokens_out = max(1, len(text) // 4)
         if flavour == "openai":
             return json_reply({
@@ -247,5 +258,28 @@ class LLMServer(LoopbackServer):
             "id": "msg_loopback", "type": "message", "role": "assistant", "model": req["model"],
             "content": [{"type": "text", "text": text}],
             "stop_reason": "max_tokens" if finish == "length" else "end_turn",
-            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out,
+                      "cache_creation_input_tokens": cache_write, "cache_read_input_tokens": cache_read},
         })
+
+    @staticmethod
+    def _anthropic_parts(req: dict) -> tuple[str, list[dict], list[str]]:
+        """(system text, messages with text content, the texts up to the last cache_control mark)."""
+        seen: list[str] = []
+        marked: list[str] = []
+
+        def text_of(content) -> str:
+            if isinstance(content, str):
+                seen.append(content)
+                return content
+            out = []
+            for block in content:
+                seen.append(block["text"])
+                out.append(block["text"])
+                if block.get("cache_control"):
+                    marked[:] = list(seen)
+            return "".join(out)
+
+        system = text_of(req.get("system") or "")
+        messages = [{"role": m["role"], "content": text_of(m["content"])} for m in req["messages"]]
+        return system, messages, marked
