@@ -267,8 +267,8 @@ def _research_lines(research: dict[str, Any]) -> list[str]:
     if support.get("sentences"):
         lines += ["", "## Citation Support", "",
                   f"{support.get('supported', 0)} of {support['sentences']} factual sentences in the writer's drafts were "
-                  f"supported by the passages they cite ({support.get('rate') or 0:.0%}); {support.get('sent_back', 0)} "
-                  f"went back to the writer with the reason, {support.get('removed', 0)} were removed; the file keeps "
+                  f"supported by the passages they cite ({support.get('rate') or 0:.0%}); sent back to the writer with "
+                  f"the reason: {support.get('sent_back', 0)}; removed: {support.get('removed', 0)}; the file keeps "
                   f"{support.get('kept', 0)}, each cited and checked."]
     if research.get("refused"):
         lines += ["", "## Refused URLs", ""]

@@ -7,6 +7,7 @@ The drop keeps this list, so anyone can check a sentence against what it cites.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -32,7 +33,7 @@ class Evidence:
         p = self.passage
         text = p.text
         head, sep, rest = text.partition(": ")
-        if sep and len(head) <= 80 and not any(mark in head for mark in ".!?"):
+        if sep and len(head) <= 80 and not re.search(r"[.!?](\s|$)", head):
             text = rest  # research writes "<heading>: <prose>"; the page shows them apart, and the prose is matched
         words = text.split()
         if p.kind == "web" and p.locator.startswith("http") and words:

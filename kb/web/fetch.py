@@ -138,7 +138,7 @@ class Fetcher:
                 return Page(url=url, final_url=url, error=f"not a valid URL: {exc}")
             except AddressRefused as exc:
                 # Never cached: allowing the host in kb.toml must take effect on the next run.
-                return Page(url=url, final_url=exc.url, error=str(exc), refused=str(exc))
+                return Page(url=url, final_url=exc.url, error=str(exc), refused=exc.reason)
             except _Transient as exc:
                 last, retry_after = str(exc), exc.retry_after
             except (httpx.TimeoutException, TimeoutError):
