@@ -26,6 +26,9 @@ class RunConfig(_Strict):
     search: Literal["local", "searxng", "tavily", "brave"] = "local"
     max_rewrites: int = Field(2, ge=0, le=10)
     passages_per_section: int = Field(3, ge=1, le=20)
+    # LLM engines: a draft's snippets run in the sandbox ([validate] profile) before the file lands; failures
+    # go back to the writer once, then the failing snippet is removed.
+    run_snippets: bool = True
 
 
 class CorpusConfig(_Strict):

@@ -7,6 +7,10 @@ import json
 import re
 
 import pytest
+from functools import partial
+
+from conftest import REPO
+from kb.llm.snippet_gate import run_snippets
 
 from kb.engine.check import check_draft
 from kb.engine.llm_writer import LLMWriter, ModelSettings, resolve_settings
@@ -52,12 +56,13 @@ def request_for(part_number: int = 1, extra_passage: Passage | None = None, feed
                         research=Research(by_section=passages, sources=sources), feedback=list(feedback or []))
 
 
-def writer(server: LLMServer, kind: str = "openai", *, max_rewrites: int = 2, check=check_draft) -> LLMWriter:
+def writer(server: LLMServer, kind: str = "openai", *, max_rewrites: int = 2, check=check_draft, snippets=None) -> LLMWriter:
     cls = OpenAIClient if kind == "openai" else AnthropicClient
     client = cls(base_url=f"{server.url}/v1", api_key=KEY, model="loopback-1", policy=FAST, timeout_s=5.0)
     settings = ModelSettings(model="loopback-1", temperature=0.2, max_tokens=1024)
     return LLMWriter(client, load_writer_definition(None), settings, max_rewrites=max_rewrites,
-                     prices={"loopback-1": Price(input_per_mtok=1.0, output_per_mtok=2.0)}, check=check)
+                     prices={"loopback-1": Price(input_per_mtok=1.0, output_per_mtok=2.0)}, check=check,
+                     snippets=snippets)
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
@@ -304,3 +309,21 @@ def test_anthropic_rewrites_read_their_prompt_from_the_cache():
     assert sections["calls"] == 6 and sections["prompt_cache_read"] > 0 and sections["prompt_cache_write"] > 0
     uncached = (sections["input"] * 1.0 + sections["output"] * 2.0) / 1e6
     assert sections["cost_usd"] < uncached
+
+
+SANDBOX = partial(run_snippets, REPO / "validators", "cpu")
+
+
+@pytest.mark.parametrize("stubborn", [False, True], ids=["fixed", "removed"])
+def test_a_snippet_that_fails_in_the_sandbox_goes_back_once_then_is_removed(stubborn):
+    request = rich_request()
+    with LLMServer(key=KEY, behaviour={"failing_snippet", *(["stubborn"] if stubborn else [])}) as srv:
+        draft = asyncio.run(writer(srv, snippets=SANDBOX).write(request))
+        rewrites = [e["body"].decode() for e in srv.log if "fails when kb runs it" in e["body"].decode()]
+    assert len(rewrites) == 1 and "NameError: name 'undefined_name' is not defined" in rewrites[0]
+    assert "undefined_name" not in draft.body and "print(sum(values))" in draft.body  # the passing one stays
+    counts = draft.evidence["snippets"]
+    assert counts["failed"] == 1 and counts["removed"] == (1 if stubborn else 0)
+    assert final_failures(draft, request) == [] and check_draft(draft, request) == []
+    if stubborn:
+        assert any("still failing in kb's sandbox after the rewrite were removed" in w for w in draft.warnings)

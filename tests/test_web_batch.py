@@ -134,8 +134,10 @@ def assert_faithful(ws, records) -> None:
             assert section.startswith("Research found nothing for this section")
 
 
-@pytest.mark.parametrize("behaviour", [{"wrong_cite", "invent_number", "uncited", "broken_snippet", "fill_empty"},
-                                       {"wrong_cite", "invent_number", "uncited", "broken_snippet", "fill_empty", "stubborn"}],
+@pytest.mark.parametrize("behaviour", [{"wrong_cite", "invent_number", "uncited", "broken_snippet", "failing_snippet",
+                                        "fill_empty"},
+                                       {"wrong_cite", "invent_number", "uncited", "broken_snippet", "failing_snippet",
+                                        "fill_empty", "stubborn"}],
                          ids=["fixes-when-told", "stubborn"])
 def test_a_misbehaving_model_yields_only_cited_supported_sentences(tmp_path, stacks, run_plan, kb_cli, behaviour):
     stack = stacks(behaviour=behaviour)
@@ -148,8 +150,18 @@ def test_a_misbehaving_model_yields_only_cited_supported_sentences(tmp_path, sta
     assert_faithful(ws, records)
     for f in knowledge_files(ws):
         text = f.read_text(encoding="utf-8")
-        for bad in ("Quantum annealing", "73 percent", "ZeRO-3 partitions", "def broken(", "frees GPU memory on small"):
+        for bad in ("Quantum annealing", "73 percent", "ZeRO-3 partitions", "def broken(", "frees GPU memory on small",
+                    "undefined_name"):
             assert bad not in text, (f.name, bad)
+    # A model that fixes what it is told drops the failing snippet in the support rewrite, before the sandbox
+    # run; a stubborn one keeps it, is told the sandbox's reason, keeps it again, and it is removed.
+    expected = 1 if "stubborn" in behaviour else 0
+    assert all(d.research["snippets"]["failed"] == d.research["snippets"]["removed"] == expected for d in records)
+    # Every snippet that landed passes (or is skipped with its reason) when kb validates the tree.
+    validated = kb_cli("validate-snippets", "--json", cwd=ws.root, timeout=300)
+    rows = json.loads(validated.out)["snippets"] if validated.out.strip().startswith("{") else []
+    assert validated.code == 0, validated.out + validated.err
+    assert rows and all(r["status"] in ("pass", "skip", "not-executable") for r in rows), rows
     support = [d.research["support"] for d in records]
     assert all(s["sent_back"] > 0 and s["supported"] < s["sentences"] for s in support)
     report = json.loads(kb_cli("report", "--json", cwd=ws.root).out)

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from kb.workspace import Workspace
 
 CheckFn = Callable[[Draft, WriteRequest], list[str]]
+SnippetRunner = Callable[[str, str], list]  # (file name, text) -> kb.llm.snippet_gate.SnippetVerdict list
 
 DEFAULTS = {
     "openai": LLMProviderConfig(base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"),
@@ -144,6 +145,8 @@ class SectionResult:
     removed: int = 0  # sentences still unsupported after the rewrite, taken out
     kept: int = 0  # factual sentences in the file, each cited and checked
     warnings: list = field(default_factory=list)
+    convo: list = field(default_factory=list)  # the conversation that wrote it (a snippet repair continues it)
+    system: str = ""
 
 
 EMPTY_LINE = "Research found nothing for this section ({why}); it is left empty rather than filled from memory."
@@ -161,6 +164,16 @@ def python_reasons(text: str) -> list[str]:
         except (SyntaxError, ValueError) as exc:
             reasons.append(f"python code block {number} does not parse: {getattr(exc, 'msg', exc)}")
     return reasons
+
+
+def drop_fences(text: str, lines: set[int]) -> str:
+    """``text`` without the fenced blocks that open at these (1-based) lines."""
+    cut: set[int] = set()
+    for token in parse_blocks(text):
+        if token.type == "fence" and token.map and token.map[0] + 1 in lines:
+            cut.update(range(*token.map))
+    kept = "\n".join(line for i, line in enumerate(text.split("\n")) if i not in cut)
+    return re.sub(r"\n{3,}", "\n\n", kept)
 
 
 def drop_unparseable(text: str) -> tuple[str, int]:
@@ -194,7 +207,7 @@ class LLMWriter:
 
     def __init__(self, client: ChatClient, definition: WriterDefinition, settings: ModelSettings, *,
                  max_rewrites: int = 2, prices: dict[str, Price] | None = None, check: CheckFn | None = None,
-                 support_rewrites: int = 1) -> None:
+                 support_rewrites: int = 1, snippets: SnippetRunner | None = None) -> None:
         self.client = client
         self.engine = client.provider
         self.definition = definition
@@ -203,6 +216,7 @@ class LLMWriter:
         self.support_rewrites = support_rewrites
         self.prices = prices or {}
         self.check = check or _default_check
+        self.snippets = snippets  # runs a text's snippets in the sandbox (None: they are not run before landing)
         # The last draft of a PART that failed kb's check: when the runner's own check loop asks again, it
         # gets that draft back instead of a fresh round of calls (rewrites never multiply).
         self._exhausted: dict[tuple[str, int], Draft] = {}
@@ -236,7 +250,12 @@ class LLMWriter:
             result.sent_back += len(verdicts.failing)
             convo = [*convo, {"role": "assistant", "content": reply.text or "(empty reply)"},
                      {"role": "user", "content": REWRITE_SECTION + "\n".join(f"- {r}" for r in problems)}]
-        body, removed = keep_supported(cleaned.body, {v.sentence for v in verdicts.failing})
+        result.system, result.convo = system, [*convo, {"role": "assistant", "content": reply.text or "(empty reply)"}]
+        return self._settle(cleaned.body, verdicts, label, result)
+
+    def _settle(self, text: str, verdicts, label: str, result: SectionResult) -> str:
+        """The text kb keeps: unsupported sentences and Python that does not parse removed, and counted."""
+        body, removed = keep_supported(text, {v.sentence for v in verdicts.failing})
         body, bad_code = drop_unparseable(body)
         if removed:
             result.warnings.append(f"{label}: {removed} sentence(s) still unsupported after the rewrite were removed: "
@@ -244,8 +263,64 @@ class LLMWriter:
         if bad_code:
             result.warnings.append(f"{label}: {bad_code} Python code block(s) that do not parse were removed")
         result.removed += removed
-        result.kept += len(verdicts.verdicts) - len(verdicts.failing)
+        result.kept = len(verdicts.verdicts) - len(verdicts.failing)
         return body
+
+    async def _failing_snippets(self, request: WriteRequest, results: list[SectionResult],
+                                counts: dict) -> dict[int, list[tuple[int, object]]]:
+        """One sandbox run over the sections' snippets: {section number: [(fence line in its body, verdict)]}."""
+        filled = [r for r in results if not r.empty and ("```" in r.body or "~~~" in r.body)]
+        if self.snippets is None or not filled:
+            return {}
+        text, spans, line = "", [], 1
+        for r in filled:
+            lines = r.body.count("\n")
+            spans.append((line, line + 2 + lines, r))  # "## title", a blank line, the body, a blank line
+            text += f"## {r.title}\n\n{r.body}\n"
+            line += 3 + lines
+        verdicts = await asyncio.to_thread(self.snippets, f"knowledge/{request.part.target or 'draft.md'}", text)
+        counts["run"] += sum(1 for v in verdicts if v.status not in ("not-executable", "skip"))
+        counts["skipped"] += sum(1 for v in verdicts if v.status == "skip")
+        failing: dict[int, list] = {}
+        for v in verdicts:
+            if v.failing:
+                start, _end, owner = next(span for span in spans if span[0] <= v.line <= span[1])
+                failing.setdefault(owner.number, []).append((v.line - start - 1, v))
+        return failing
+
+    async def _repair_snippets(self, request: WriteRequest, results: list[SectionResult], passages: dict[int, str],
+                               usage: Usage) -> dict:
+        """Failing snippets go back to their section's writer once, with the sandbox's reason; what still fails
+        is removed. Returns the counts for the drop."""
+        counts = {"run": 0, "skipped": 0, "failed": 0, "removed": 0}
+        failing = await self._failing_snippets(request, results, counts)
+        counts["failed"] = sum(len(v) for v in failing.values())
+        for result in results:
+            if result.number not in failing or not result.convo:
+                continue
+            label = f"section {result.number} ({result.title})" if result.number else "the file"
+            reasons = [f"python code block at line {line} of the section fails when kb runs it: {v.reason}"
+                       for line, v in failing[result.number]]
+            convo = [*result.convo, {"role": "user", "content": REWRITE_SECTION + "\n".join(f"- {r}" for r in reasons)}]
+            reply = await self._ask(result.system, convo, usage)
+            cleaned = clean_section(reply.text, label)
+            result.warnings += [*reply.notes, *cleaned.warnings]
+            result.body = self._settle(cleaned.body, review(cleaned.body, passages), label, result)
+            if result.kept == 0:
+                result.empty = True
+                result.body = EMPTY_LINE.format(why="research found passages, but none supported a statement the "
+                                                    "writer made about this section") + "\n"
+        if failing:
+            again = {"run": 0, "skipped": 0}
+            still = await self._failing_snippets(request, [r for r in results if r.number in failing], again)
+            for result in results:
+                if result.number in still:
+                    result.body = drop_fences(result.body, {line for line, _v in still[result.number]})
+                    counts["removed"] += len(still[result.number])
+                    result.warnings.append(
+                        f"section {result.number} ({result.title}): {len(still[result.number])} snippet(s) still failing "
+                        "in kb's sandbox after the rewrite were removed: " + "; ".join(str(v.reason) for _l, v in still[result.number]))
+        return counts
 
     async def _section(self, request: WriteRequest, section, evidence: list[Evidence], passages: dict[int, str],
                        lines: int | None, usage: Usage) -> SectionResult:
@@ -292,6 +367,7 @@ class LLMWriter:
         section_usage, overview_usage = Usage(), Usage()
         results = await asyncio.gather(*(self._section(request, s, by_section.get(s.number, []), passages, lines,
                                                        section_usage) for s in sections))
+        snippet_counts = await self._repair_snippets(request, results, passages, section_usage)
         overview, outcome = await self._overview(request, results, passages, overview_usage)
         body = self._assemble(part, overview, results)
         cited = cited_numbers(body)
@@ -319,6 +395,7 @@ class LLMWriter:
                 "rewritten": max(0, sum(r.sent_back for r in checked) - sum(r.removed for r in checked)),
                 "kept": sum(r.kept for r in checked),
             },
+            **({"snippets": snippet_counts} if self.snippets is not None else {}),
             "usage": {"write_sections": section_usage.record(self.prices, model_name),
                       "write_overview": overview_usage.record(self.prices, model_name)},
         }
@@ -396,4 +473,12 @@ def build_llm_writer(workspace: "Workspace", engine: str, *, model: str | None =
     if not settings.model:
         raise ConfigError(f"engine {engine}: no model set: add model = \"...\" to [llm.{engine}] in kb.toml, "
                           f"to {definition.path}, or pass --model")
-    return LLMWriter(client, definition, settings, max_rewrites=config.run.max_rewrites, prices=config.prices, check=check)
+    snippets = None
+    if config.run.run_snippets:
+        from functools import partial
+
+        from kb.llm.snippet_gate import run_snippets
+
+        snippets = partial(run_snippets, workspace.validators_dir, config.validate_.profile)
+    return LLMWriter(client, definition, settings, max_rewrites=config.run.max_rewrites, prices=config.prices, check=check,
+                     snippets=snippets)

@@ -24,6 +24,7 @@ SECTION_REWRITE_MARK = "kb checked every sentence"
 WRONG_CITE = "Quantum annealing schedules improve the convergence of transformer embeddings [{n}]."
 INVENTED_NUMBER = "{sentence} in 73 percent of cases [{n}]."
 UNCITED = "ZeRO-3 partitions optimizer states, gradients and parameters across all data parallel ranks."
+FAILING_CODE = "```python\nprint(undefined_name)\n```"
 BROKEN_CODE = "```python\ndef broken(:\n    return 1\n```"
 FROM_MEMORY = ("## Section {n}: {title}\n\nZeRO-Offload moves optimizer states to host memory, which frees GPU memory "
                "on small cards.")
@@ -90,6 +91,8 @@ def compose_section(outside: str, blocks: list[tuple[str, str]], *, fixed: bool,
         text = "<think>The user wants a section. Let me plan it carefully.</think>\n" + text
     if number == "1":
         text += "\n\n```python\nvalues = [1, 2, 3]\nprint(sum(values))\n```"
+    if bad and "failing_snippet" in behaviour and number == "1":
+        text += "\n\n" + FAILING_CODE
     if bad and "broken_snippet" in behaviour:
         text += "\n\n" + BROKEN_CODE
     if bad and "fill_empty" in behaviour:
