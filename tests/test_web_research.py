@@ -140,3 +140,19 @@ def test_the_command_line_budget_caps_every_part_of_a_batch(tmp_path, kb_cli):
             assert d.research["budget"]["limits"]["searches"] == 3 and d.research["budget"].get("stopped")
             assert d.research["usage"]["research"]["calls"] >= 1
             assert d.tokens["input"] >= d.research["usage"]["research"]["input"] + d.research["usage"]["write_sections"]["input"]
+
+
+def test_a_research_model_that_is_down_is_asked_once_then_the_plan_words_are_searched():
+    from kb.net.retry import ProviderError
+
+    class Down(ScriptedPlanner):
+        async def ask(self, part, section, *, n, plan_title=None, found=None, follow_up=False):
+            self.calls.append((section.number, follow_up, []))
+            raise ProviderError("openai LLM at http://127.0.0.1:9/v1: gave up after 7 attempts")
+
+    planner = Down({}, {})
+    with PageServer() as pages, SearchServer(pages.pages, pages.url) as srv:
+        found = asyncio.run(researcher(srv.url, planner, follow_up_rounds=1).research(part(1), []))
+    assert len(planner.calls) <= 3  # the first round's questions were asked at once; none after it failed
+    assert sum("the research model gave no questions" in w for w in found.warnings) == 1
+    assert {q["perspective"] for q in found.log["questions"]} == {"the plan"} and found.by_section[1]

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from kb.llm.base import ChatClient
 from kb.llm.complete import complete_text
-from kb.net.retry import ProviderError
 from kb.runners import RunnerDefinition
 
 
@@ -60,7 +59,9 @@ class QuestionPlanner:
 
     async def ask(self, part, section, *, n: int, plan_title: str | None = None, found: list[str] | None = None,
                   follow_up: bool = False) -> tuple[list[Question], int, int, list[str]]:
-        """(questions, tokens in, tokens out, notes). Without a model: the plan's words, no tokens."""
+        """(questions, tokens in, tokens out, notes). Without a model: the plan's words, no tokens.
+
+        Raises ProviderError when the model gave no answer (its retries spent)."""
         if not self.uses_model:
             base = " ".join(x for x in (section.title, section.details) if x).strip()
             queries = [base] if not follow_up else [f"{section.title} {w}" for w in (section.details or "").split(",") if w.strip()][:n]
@@ -69,14 +70,8 @@ class QuestionPlanner:
                                         found=found or [], follow_up=follow_up, plan_title=plan_title)
         system = ("You plan web research for a technical knowledge base. You write search queries only; you never "
                   "answer them. Reply with the JSON list asked for and nothing else.")
-        try:
-            reply = await complete_text(self.client, system, [{"role": "user", "content": prompt}], model=self.model,
-                                        temperature=self.temperature, max_tokens=self.max_tokens, max_continuations=0)
-        except ProviderError as exc:
-            fallback, _, _, _ = await QuestionPlanner(None, self.definition, model=None, temperature=None, max_tokens=0,
-                                                      perspectives=[]).ask(part, section, n=n, follow_up=follow_up)
-            return fallback, 0, 0, [f"section {section.number}: the research model gave no questions ({exc}); "
-                                    "searched the plan's words instead"]
+        reply = await complete_text(self.client, system, [{"role": "user", "content": prompt}], model=self.model,
+                                    temperature=self.temperature, max_tokens=self.max_tokens, max_continuations=0)
         questions = parse_questions(reply.text, section.number, n)
         notes = [] if questions else [f"section {section.number}: the research model's reply held no questions"]
         return questions, reply.tokens_in + reply.cache_write + reply.cache_read, reply.tokens_out, notes

@@ -80,10 +80,8 @@ class WebResearcher:
         run = _Run(self, part, plan_title)
         sections = part.sections or [Section(number=0, title=part.title, details="", line=0)]
         plan_queries = [(q, None, "the plan") for q in dict.fromkeys(q.strip() for q in part.searches if q.strip())]
-        asked = []
-        for section in sections:
-            asked += await run.questions(section, follow_up=False)
-        await run.search([*plan_queries, *asked])
+        asked = await asyncio.gather(*(run.questions(section, follow_up=False) for section in sections))
+        await run.search([*plan_queries, *(q for questions in asked for q in questions)])
         if run.searched and run.failed == run.searched:
             raise ProviderError(f"research failed: every search failed ({run.warnings[0] if run.warnings else ''})")
         chosen = run.rank(sections)
@@ -91,9 +89,8 @@ class WebResearcher:
             thin = [s for s in sections if len(chosen[s.number]) < self.passages_per_section]
             if 1 - len(thin) / len(sections) >= self.settings.coverage or run.budget.stopped or not thin:
                 break
-            follow = []
-            for section in thin:
-                follow += await run.questions(section, follow_up=True, found=chosen[section.number])
+            follow = [q for questions in await asyncio.gather(*(
+                run.questions(s, follow_up=True, found=chosen[s.number]) for s in thin)) for q in questions]
             if not follow or not await run.search(follow):
                 break
             chosen = run.rank(sections)
@@ -121,15 +118,25 @@ class _Run:
         self.searched = 0
         self.failed = 0
         self.tokens = {"input": 0, "output": 0, "calls": 0}
+        self.model_down = False
 
     async def questions(self, section, *, follow_up: bool, found: list[Passage] = ()) -> list[tuple[str, int, str]]:
         planner = self.r.planner
         n = self.r.settings.questions_per_section if not follow_up else max(1, self.r.settings.questions_per_section - 1)
-        if planner is None or (planner.uses_model and not (self.budget.allows("tokens", 1) and self.budget.allows("usd", 1e-9))):
-            planner = PLAN_WORDS  # no model, or its budget is spent: the plan's own words are the questions
+        if planner is None or self.model_down or (
+                planner.uses_model and not (self.budget.allows("tokens", 1) and self.budget.allows("usd", 1e-9))):
+            planner = PLAN_WORDS  # no model, it is down, or its budget is spent: the plan's own words are the questions
         seen = [" ".join(p.text.split()[:16]) for p in found]  # research's passages open with their heading
-        questions, tokens_in, tokens_out, notes = await planner.ask(self.part, section, n=n, plan_title=self.plan_title,
-                                                                    found=seen, follow_up=follow_up)
+        try:
+            questions, tokens_in, tokens_out, notes = await planner.ask(
+                self.part, section, n=n, plan_title=self.plan_title, found=seen, follow_up=follow_up)
+        except ProviderError as exc:
+            # Its retries are spent: asking again for the next section would only wait as long again.
+            if not self.model_down:
+                self.warnings.append(f"the research model gave no questions ({exc}); the plan's words were searched instead")
+            self.model_down = True
+            planner = PLAN_WORDS
+            questions, tokens_in, tokens_out, notes = await planner.ask(self.part, section, n=n, follow_up=follow_up)
         self.warnings += notes
         self.budget.spend("tokens", tokens_in + tokens_out)
         self.tokens["input"] += tokens_in
