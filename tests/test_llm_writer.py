@@ -22,7 +22,7 @@ from kb.engine.types import Draft
 from kb.llm.evidence import number_passages
 from kb.llm.prompt import WriterDefinition, load_writer_definition, render_section_prompt
 from kb.llm.support import review
-from kb.llm.reply import clean_reply
+from kb.llm.reply import clean_section
 from kb.net.retry import RetryPolicy
 from kb.plan import parse_plan
 from kb.records import SourceRef
@@ -267,13 +267,14 @@ def test_a_workspace_writer_md_is_used(tmp_path):
         load_writer_definition(tmp_path)
 
 
-def test_clean_reply_leaves_code_alone():
-    sources = [SourceRef(id=1, title="A", kind="web", locator="http://h/a")]
-    text = "# T\n\nSee [1] and [5] and http://h/a/.\n\n```python\nx = y[5]\nurl = 'http://evil/'\n```\n\nInline `z[7]`.\n"
-    cleaned = clean_reply(text, sources)
-    assert "x = y[5]" in cleaned.body and "'http://evil/'" in cleaned.body and "`z[7]`" in cleaned.body
-    assert "[5]" not in cleaned.body.split("```")[0] and cleaned.cited == [1]
-    assert "See [1] and and [1]." in cleaned.body
+def test_clean_section_leaves_code_alone_and_drops_what_is_not_the_section():
+    text = ("## Section 1: Mine\n\nSee [1, 2] and [5-6] and http://h/a/.\n\n```python\nx = y[5]\nurl = 'http://evil/'\n```\n\n"
+            "Inline `z[7]` and [a link](http://h/b).\n\n## Section 2: Another\n\nFrom memory.\n\n## Sources\n\n- [9] x\n")
+    cleaned = clean_section(text, "section 1")
+    assert cleaned.body == ("See [1][2] and [5][6] and.\n\n```python\nx = y[5]\nurl = 'http://evil/'\n```\n\n"
+                            "Inline `z[7]` and a link.\n")
+    assert any("went on past its section" in w and "From memory" in w for w in cleaned.warnings)
+    assert any("removed URLs from the text: http://h/a/, http://h/b" in w for w in cleaned.warnings)
 
 
 def test_build_errors_are_config_errors_naming_what_to_set(tmp_path, monkeypatch):

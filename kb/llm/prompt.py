@@ -1,4 +1,5 @@
-"""The writer prompt: ``runners/writer.md`` (front matter + jinja2 body) rendered with a PART and its research.
+"""The writer's prompts: ``runners/writer.md`` (front matter + jinja2 body) rendered for one section of a PART
+from its own passages, and the overview pass over the accepted sections.
 
 Everything that came from outside kb (page text, titles, URLs, existing
 knowledge files) is quoted as data inside delimiters carrying a nonce the data
@@ -53,64 +54,6 @@ def data_block(nonce: str, label: str, lines: list[str]) -> str:
     """One quoted block of untrusted data."""
     inner = "\n".join(defuse(line) for line in lines).strip("\n")
     return f"<<<DATA {nonce} {label}>>>\n{inner}\n<<<END DATA {nonce}>>>"
-
-
-def _nonce(request: WriteRequest) -> str:
-    digest = hashlib.sha256()
-    for doc in request.context:
-        digest.update((doc.path + "\0" + (doc.text or "")).encode("utf-8", "replace"))
-    for number, passages in sorted(request.research.by_section.items()):
-        for p in passages:
-            digest.update(f"{number}\0{p.locator}\0{p.title}\0{p.text}\0{''.join(p.examples)}".encode("utf-8", "replace"))
-    for s in request.research.sources:
-        digest.update(f"{s.id}\0{s.title}\0{s.locator}".encode("utf-8", "replace"))
-    return digest.hexdigest()[:16]
-
-
-def render_prompt(definition: WriterDefinition, request: WriteRequest, max_context_chars: int = 12000) -> tuple[str, str]:
-    """(system prompt, user prompt) for one PART."""
-    nonce = _nonce(request)
-    part = request.part
-    context_parts = []
-    for doc in request.context:
-        if doc.text is None:
-            context_parts.append(f"(knowledge/{doc.path} does not exist yet)")
-            continue
-        text = doc.text if len(doc.text) <= max_context_chars else doc.text[:max_context_chars] + "\n[... truncated]"
-        context_parts.append(data_block(nonce, f"knowledge file {doc.path}", [text]))
-    sources_block = data_block(nonce, "source list", [f"[{s.id}] {s.title} ({s.locator})" for s in request.research.sources]) \
-        if request.research.sources else "(research found no sources)"
-    research_parts = []
-    titles = {s.number: s.title for s in part.sections}
-    for number, passages in sorted(request.research.by_section.items()):
-        head = f"For Section {number}: {titles.get(number, part.title)}" if number else f"For the whole file: {part.title}"
-        if not passages:
-            research_parts.append(f"{head}\n(no passage found)")
-            continue
-        blocks = []
-        for p in passages:
-            sid = request.research.source_id(p.locator)
-            lines = [p.text, *(f"```\n{code}\n```" for code in p.examples)]  # the language is not known
-            blocks.append(data_block(nonce, f"passage from source [{sid}]", lines))
-        research_parts.append(head + "\n" + "\n".join(blocks))
-    variables = {
-        "part": part,
-        "sections": part.sections,
-        "plan_title": request.plan_title,
-        "topic": request.topic,
-        "plan_path": request.plan_path,
-        "context": request.context,
-        "research": request.research,
-        "feedback": request.feedback,
-        "context_block": "\n".join(context_parts) or "(none)",
-        "sources_block": sources_block,
-        "research_block": "\n\n".join(research_parts) or "(none)",
-    }
-    try:
-        user = _env().from_string(definition.body).render(**variables)
-    except jinja2.TemplateError as exc:
-        raise ConfigError(f"{definition.path}: cannot render the writer prompt: {exc}") from None
-    return SYSTEM_PROMPT.format(nonce=nonce), user.strip() + "\n"
 
 
 # --- section by section ----------------------------------------------------------------------------------
