@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kb.llm.support import api_names, citations, judge, keep_supported, prose_sentences, review, split_sentences
+from kb.llm.support import (api_names, citations, is_factual, judge, keep_supported, prose_sentences, review,
+                             split_sentences)
 
 # Passages in the shapes research retrieves (documentation prose, a blog's explanation, a docstring), written here.
 CKPT = ("Gradient checkpointing, also called activation recomputation, trades compute for memory: instead of keeping "
@@ -138,3 +139,15 @@ def test_prose_sentences_skip_headings_tables_and_questions():
 def test_the_threshold_trades_precision_for_recall(threshold):
     tp, fp, fn, tn = measure(min_overlap=threshold)
     assert tp + fp + fn + tn == len(LABELLED)
+
+
+@pytest.mark.parametrize("sentence,factual", [
+    ("The passages do not say how this interacts with FSDP.", False),
+    ("None of the sources covers CPU offloading.", False),
+    ("This is not covered by the research retrieved for this section.", False),
+    ("Checkpointing is not free: the source of the slowdown is the recomputation.", True),
+    ("The passages do not say so, but `torch.compile` is 30 percent faster.", True),
+    ("Research shows the optimizer does not need warmup.", True),
+])
+def test_a_note_on_what_research_lacks_needs_no_citation_and_a_claim_does(sentence, factual):
+    assert is_factual(sentence) is factual
