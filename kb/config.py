@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kb.errors import ConfigError
 
@@ -26,6 +26,9 @@ class RunConfig(_Strict):
     search: Literal["local", "searxng", "tavily", "brave"] = "local"
     max_rewrites: int = Field(2, ge=0, le=10)
     passages_per_section: int = Field(3, ge=1, le=20)
+    # LLM engines: a draft's snippets run in the sandbox ([validate] profile) before the file lands; failures
+    # go back to the writer once, then the failing snippet is removed.
+    run_snippets: bool = True
 
 
 class CorpusConfig(_Strict):
@@ -77,6 +80,33 @@ class FetchConfig(_Strict):
     pages_per_query: int = 3
     max_retries: int = Field(2, ge=0)
     backoff_s: float = Field(1.0, ge=0)
+    # Private, loopback and link-local addresses are never fetched unless named here: "host" or "host:port".
+    allow_private: list[str] = Field(default_factory=list)
+
+    @field_validator("allow_private")
+    @classmethod
+    def _allow_entries(cls, entries: list[str]) -> list[str]:
+        from kb.net.addresses import AddressPolicy
+
+        try:
+            AddressPolicy(entries)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("[fetch] allow_private: ")) from None
+        return entries
+
+
+class ResearchConfig(_Strict):
+    """How web research works a PART: questions per section, follow-ups, and the PART's budget."""
+
+    questions_per_section: int = Field(3, ge=1, le=10)  # asked from different points of view
+    follow_up_rounds: int = Field(1, ge=0, le=5)  # more questions for sections still thin
+    coverage: float = Field(1.0, ge=0, le=1)  # share of sections with enough passages at which research stops
+    min_overlap: float = Field(0.34, ge=0, le=1)  # share of a section's words a passage must have to serve it
+    # The PART's budget (None: no limit). The model's tokens and dollars are research's own calls.
+    searches: int | None = Field(None, ge=0)
+    pages: int | None = Field(None, ge=0)
+    tokens: int | None = Field(None, ge=0)
+    usd: float | None = Field(None, ge=0)
 
 
 class ValidateConfig(_Strict):
@@ -87,6 +117,9 @@ class ValidateConfig(_Strict):
 class Price(_Strict):
     input_per_mtok: float
     output_per_mtok: float
+    # Prompt-cache prices (Anthropic); unset: 1.25x and 0.1x the input price, as Anthropic bills them.
+    cache_write_per_mtok: float | None = None
+    cache_read_per_mtok: float | None = None
 
 
 class Config(_Strict):
@@ -95,6 +128,7 @@ class Config(_Strict):
     llm: dict[str, LLMProviderConfig] = Field(default_factory=dict)
     search: dict[str, SearchProviderConfig] = Field(default_factory=dict)
     fetch: FetchConfig = Field(default_factory=FetchConfig)
+    research: ResearchConfig = Field(default_factory=ResearchConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     prices: dict[str, Price] = Field(default_factory=dict)
 

@@ -187,6 +187,11 @@ class DropRecord:
     tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0})
     cost_usd: float | None = None
     seconds: float | None = None
+    # Sections research found nothing for: each says so in one line, never filled from a model's memory.
+    sections_empty: list[str] = field(default_factory=list)
+    # What research did and what the file stands on (web research and the LLM engines): searched, read,
+    # refused (URLs not fetched), evidence (the passages [n] cites), support (checked sentences).
+    research: dict[str, Any] = field(default_factory=dict)
     consolidated: str | None = None
     path: Path | None = None  # where it was read from; not written
 
@@ -203,9 +208,10 @@ class DropRecord:
         fields.setdefault("title", "")
         fields.setdefault("status", "complete")
         fields.setdefault("created", "")
-        for key in ("sections_written", "warnings"):
+        for key in ("sections_written", "warnings", "sections_empty"):
             fields[key] = list(fields.get(key) or [])
         fields["tokens"] = dict(fields.get("tokens") or {"input": 0, "output": 0})
+        fields["research"] = dict(fields.get("research") or {})
         fields["snippets_written"] = int(fields.get("snippets_written") or 0)
         fields.setdefault("plan", None)
         fields.setdefault("batch", None)
@@ -243,12 +249,36 @@ def render_drop_body(drop: DropRecord) -> str:
         lines += [f"- {s}" for s in drop.sections_written]
     else:
         lines.append("Nothing: the PART failed (see above); its plan checkbox stays unticked.")
+    if drop.sections_empty:
+        lines += ["", "Research found nothing for: " + "; ".join(drop.sections_empty) + " (each says so in one line)."]
     lines += ["", "## Sources Cited", ""]
     lines += [f"- [{s.id}] {s.title} ({s.kind}: {s.locator})" for s in drop.sources_used] or ["- none"]
+    lines += _research_lines(drop.research)
     if drop.warnings:
         lines += ["", "## Warnings", ""]
         lines += [f"- {w}" for w in drop.warnings]
     return "\n".join(lines) + "\n"
+
+
+def _research_lines(research: dict[str, Any]) -> list[str]:
+    """The readable part of a drop's research record: support, refused URLs, the evidence passages."""
+    lines: list[str] = []
+    support = research.get("support") or {}
+    if support.get("sentences"):
+        lines += ["", "## Citation Support", "",
+                  f"{support.get('supported', 0)} of {support['sentences']} factual sentences in the writer's drafts were "
+                  f"supported by the passages they cite ({support.get('rate') or 0:.0%}); sent back to the writer with "
+                  f"the reason: {support.get('sent_back', 0)}; removed: {support.get('removed', 0)}; the file keeps "
+                  f"{support.get('kept', 0)}, each cited and checked."]
+    if research.get("refused"):
+        lines += ["", "## Refused URLs", ""]
+        lines += [f"- {r.get('url')}: {r.get('reason')}" for r in research["refused"]]
+    if research.get("evidence"):
+        lines += ["", "## Evidence", ""]
+        for e in research["evidence"]:
+            text = " ".join(str(e.get("text", "")).split())
+            lines.append(f"- [{e.get('id')}] {e.get('source')} ({e.get('locator')}): {text[:300]}{'...' if len(text) > 300 else ''}")
+    return lines
 
 
 def write_drop(path: Path, drop: DropRecord, durable: bool = True) -> None:

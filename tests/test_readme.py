@@ -22,7 +22,7 @@ import pytest
 
 from conftest import REPO
 from kb.plan import load_plan
-from kb.records import read_knowledge
+from kb.records import read_drop, read_knowledge
 from servers import LLMServer, PageServer, SearchServer
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -177,20 +177,25 @@ def test_llm_blocks_with_loopback_model_and_search(demo):
     root, _ = demo
     (config,) = blocks("llm-config")
     (script,) = blocks("llm")
-    key = re.search(r"export OPENAI_API_KEY=(\S+)", script).group(1)
+    assert "export" not in script  # a local server needs no key
     pages = PageServer().start()
     search = SearchServer(pages.pages, pages.url).start()
-    llm = LLMServer(key=key).start()
+    llm = LLMServer(key=None).start()
     try:
-        local = config.replace("https://api.openai.com/v1", f"{llm.url}/v1").replace("http://localhost:8888", search.url)
-        assert local != config
+        # The demo's pages are on loopback, which kb fetches only when kb.toml names them.
+        local = (config.replace("http://localhost:11434/v1", f"{llm.url}/v1").replace("http://localhost:8888", search.url)
+                 .replace("allow_private = []", f'allow_private = ["127.0.0.1:{pages.port}"]'))
+        assert local.count(str(pages.port)) == 1 and llm.url in local and search.url in local
         with (root / "kb.toml").open("a", encoding="utf-8") as handle:
             handle.write("\n" + local + "\n")
-        result = shell(script, cwd=root, env={"OPENAI_API_KEY": ""})
+        result = shell(script, cwd=root)
         assert result.returncode == 0, result.stdout + result.stderr
         assert llm.total() >= 4 and search.total() >= 1
+        assert "tokens by stage: research" in result.stdout
         doc = read_knowledge(root / "knowledge/performance/08-torch-compile-deep-dive.md")
-        assert (doc.meta.engine, doc.meta.model) == ("openai", "gpt-4o-mini")
+        assert (doc.meta.engine, doc.meta.model) == ("openai", "qwen2.5:14b-instruct")
+        drops = [read_drop(p) for p in (root / "drops").glob("KNOWLEDGE-DROP-*.md") if "openai" in p.read_text()]
+        assert drops and all(len(d.research["searched"]) <= 12 and len(d.research["read"]) <= 16 for d in drops)
     finally:
         for server in (llm, search, pages):
             server.stop()

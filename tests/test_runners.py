@@ -59,8 +59,10 @@ def test_shipped_runners_are_valid_and_the_same_in_repo_and_skeleton():
     runners = load_runners(REPO / "runners")
     assert {"writer", "researcher"} <= set(runners)
     assert builtin_runner("researcher").tools == ["search", "fetch"]
-    prompt = runners["researcher"].render(part=demo_plan().part(1), plan_title="Training Tricks")
-    assert "Section 3: DALI pipelines (NVIDIA data loading library)" in prompt
+    part = demo_plan().part(1)  # the researcher asks one section's questions at a time
+    prompt = runners["researcher"].render(part=part, section=part.sections[2], plan_title="Training Tricks", n=3,
+                                          perspectives=["the reference docs"], found=[], follow_up=False)
+    assert 'section 3 ("DALI pipelines")' in prompt and "NVIDIA data loading library" in prompt
 
 
 def test_workspace_runners_fill_gaps_and_refuse_duplicates_and_broken_layouts(tmp_path):

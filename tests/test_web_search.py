@@ -89,7 +89,8 @@ def _researcher(search_url: str, **cfg_kw):
     from kb.web.fetch import Fetcher
     from kb.web.research import WebResearcher
 
-    fetcher = Fetcher(FetchConfig(timeout_s=5.0, backoff_s=0.01, max_retries=0))
+    # The test sites listen on loopback, which kb fetches only when allowed by name.
+    fetcher = Fetcher(FetchConfig(timeout_s=5.0, backoff_s=0.01, max_retries=0, allow_private=["127.0.0.1"]))
     return WebResearcher(SearXNG(cfg(search_url, results=10, **cfg_kw)), fetcher, pages_per_query=10,
                          passages_per_section=2)
 

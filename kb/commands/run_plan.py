@@ -227,6 +227,14 @@ def register(app: typer.Typer) -> None:
                                          "and runners/writer.md)."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not answer search, page or LLM requests from "
                                       "the cache under .kb/cache (fresh answers still refresh it)."),
+        budget_searches: int | None = typer.Option(None, "--budget-searches", min=0, help="Web research: at most this "
+                                                   "many searches per PART (default: kb.toml [research] searches)."),
+        budget_pages: int | None = typer.Option(None, "--budget-pages", min=0, help="Web research: at most this many "
+                                                "pages fetched per PART."),
+        budget_tokens: int | None = typer.Option(None, "--budget-tokens", min=0, help="Web research: at most this many "
+                                                 "model tokens per PART for its questions."),
+        budget_usd: float | None = typer.Option(None, "--budget-usd", min=0, help="Web research: at most this many "
+                                                "dollars per PART for its questions ([prices] in kb.toml)."),
         workspace: Path | None = WorkspaceOption,
     ) -> None:
         """Run a plan's PARTs as runner tasks: context, research, write, check, drop, tick.
@@ -248,6 +256,8 @@ def register(app: typer.Typer) -> None:
         from kb.runner.run import RunOptions, unfinished
 
         options = RunOptions(runners=runners or ws.config.run.runners, redo=redo, review=review, resume=resume)
+        budget = {k: v for k, v in {"searches": budget_searches, "pages": budget_pages, "tokens": budget_tokens,
+                                    "usd": budget_usd}.items() if v is not None}
         with workspace_lock(ws, f"kb run-plan {plan_rel}"):
             pending = [u for u in units if select_parts(parsed, u, redo=redo).parts or asyncio.run(unfinished(ws, u))]
             if not pending:
@@ -263,7 +273,8 @@ def register(app: typer.Typer) -> None:
             try:
                 outcomes, warnings, declined = asyncio.run(_run_units(
                     ws, plan_path, units, options=options, force=force, engine=engine, search=search, as_json=as_json,
-                    **({"model": model} if model else {}), **({"no_cache": True} if no_cache else {})))
+                    **({"model": model} if model else {}), **({"no_cache": True} if no_cache else {}),
+                    **({"budget": budget} if budget else {})))
             except KeyboardInterrupt:
                 err_console().print("interrupted: rerun the same command to resume (finished PARTs are kept)")
                 raise typer.Exit(130) from None

@@ -81,7 +81,7 @@ def build_engine(workspace, *, engine: str | None = None, search: str | None = N
     if search == "local":
         researcher = _local_researcher(workspace, **overrides)
     else:
-        researcher = _web_researcher(workspace, search, **overrides)
+        researcher = _web_researcher(workspace, search, engine=engine, **overrides)
     if engine == "offline":
         writer = _offline_writer(workspace, researcher, **overrides)
     else:

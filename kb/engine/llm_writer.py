@@ -1,16 +1,21 @@
-"""The LLM writer engines (``openai``, ``anthropic``): the writer prompt in, a checked knowledge file out.
+"""The LLM writer engines (``openai``, ``anthropic``): a PART's passages in, a checked knowledge file out.
 
-The prompt is ``runners/writer.md``; page text goes in as quoted data. The reply
-is cleaned (reasoning stripped, invented citations and URLs removed, kb's own
-Sources list appended) and held to the same check as the offline writer; the
-check's reasons go back to the model, at most ``max_rewrites`` times per PART.
+Section by section: ``runners/writer.md`` asks for one section's body from that section's passages
+(quoted as data, numbered across the PART so ``[n]`` names one passage). Each reply is cleaned
+(reasoning, URLs, stray headings removed) and every factual sentence is checked against the passages it
+cites (kb.llm.support); the reasons go back to the model once, and what still fails is removed. A
+last call writes the overview from the accepted sections, checked the same way. The file is then held
+to the same check as the offline writer's.
 """
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import random
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from kb.cache import DiskCache
@@ -21,8 +26,13 @@ from kb.llm.anthropic import AnthropicClient
 from kb.llm.base import ChatClient
 from kb.llm.complete import complete_text
 from kb.llm.openai import OpenAIClient
-from kb.llm.prompt import WriterDefinition, load_writer_definition, render_prompt
-from kb.llm.reply import clean_reply, sources_section
+from kb.engine.check import PYTHON
+from kb.llm.evidence import Evidence, number_passages, sources_section
+from kb.llm.prompt import WriterDefinition, load_writer_definition, render_overview_prompt, render_section_prompt
+from kb.llm.reply import clean_section
+from kb.llm.support import keep_supported, review
+from kb.mdblocks import parse_blocks
+from kb.plan.model import Section
 from kb.net.ratelimit import shared_limiter
 from kb.net.retry import RetryPolicy
 from kb.net.secrets import read_key
@@ -31,12 +41,14 @@ if TYPE_CHECKING:
     from kb.workspace import Workspace
 
 CheckFn = Callable[[Draft, WriteRequest], list[str]]
+SnippetRunner = Callable[[str, str], list]  # (file name, text) -> kb.llm.snippet_gate.SnippetVerdict list
 
 DEFAULTS = {
     "openai": LLMProviderConfig(base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"),
     "anthropic": LLMProviderConfig(base_url="https://api.anthropic.com", api_key_env="ANTHROPIC_API_KEY", max_tokens=4096),
 }
-REWRITE = "kb checked your file and found these problems. Write the whole file again, fixing all of them:\n"
+REWRITE_SECTION = ("kb checked every sentence against the passage it cites and found these problems. Write the section "
+                   "again, fixing all of them; leave out any statement no passage supports:\n")
 
 
 @dataclass
@@ -67,87 +79,366 @@ def _default_check(draft: Draft, request: WriteRequest) -> list[str]:
     return check_draft(draft, request)
 
 
-def cost_usd(prices: dict[str, Price], model: str | None, tokens_in: int, tokens_out: int) -> float | None:
-    """Cost from the ``[prices]`` table of kb.toml; None when the model has no price."""
+def cost_usd(prices: dict[str, Price], model: str | None, tokens_in: int, tokens_out: int, *,
+             cache_write: int = 0, cache_read: int = 0) -> float | None:
+    """Cost from the ``[prices]`` table of kb.toml; None when the model has no price.
+
+    ``tokens_in`` is billed at the input price; prompt-cache writes and reads at their own prices.
+    """
     price = prices.get(model or "")
     if price is None:
         return None
-    return round(tokens_in / 1e6 * price.input_per_mtok + tokens_out / 1e6 * price.output_per_mtok, 6)
+    write = price.cache_write_per_mtok if price.cache_write_per_mtok is not None else 1.25 * price.input_per_mtok
+    read = price.cache_read_per_mtok if price.cache_read_per_mtok is not None else 0.1 * price.input_per_mtok
+    return round((tokens_in * price.input_per_mtok + cache_write * write + cache_read * read
+                  + tokens_out * price.output_per_mtok) / 1e6, 6)
+
+
+@dataclass
+class Usage:
+    """Tokens and calls of one stage (fresh replies only: cached ones were paid for before)."""
+
+    input: int = 0  # billed at the full input price
+    output: int = 0
+    cache_write: int = 0
+    cache_read: int = 0
+    calls: int = 0
+    cached: int = 0  # replies answered by kb's own cache (free)
+
+    def add(self, reply) -> None:
+        self.input += reply.tokens_in
+        self.output += reply.tokens_out
+        self.cache_write += reply.cache_write
+        self.cache_read += reply.cache_read
+        self.calls += reply.calls
+        self.cached += reply.cached_calls
+
+    @property
+    def prompt(self) -> int:
+        """Every prompt token sent, cached by the provider or not."""
+        return self.input + self.cache_write + self.cache_read
+
+    def cost(self, prices: dict[str, Price], model: str | None) -> float | None:
+        return cost_usd(prices, model, self.input, self.output, cache_write=self.cache_write, cache_read=self.cache_read)
+
+    def record(self, prices: dict[str, Price], model: str | None) -> dict:
+        entry = {"input": self.prompt, "output": self.output, "calls": self.calls, "cached_calls": self.cached}
+        if self.cache_write or self.cache_read:
+            entry.update(prompt_cache_write=self.cache_write, prompt_cache_read=self.cache_read)
+        cost = self.cost(prices, model)
+        if cost is not None:
+            entry["cost_usd"] = cost
+        return entry
+
+
+@dataclass
+class SectionResult:
+    """One planned section as kb accepted it."""
+
+    number: int
+    title: str
+    body: str
+    empty: bool = False
+    drafted: int = 0  # factual sentences in the writer's first draft
+    drafted_supported: int = 0
+    sent_back: int = 0  # sentences returned to the writer with a reason
+    removed: int = 0  # sentences still unsupported after the rewrite, taken out
+    kept: int = 0  # factual sentences in the file, each cited and checked
+    warnings: list = field(default_factory=list)
+    convo: list = field(default_factory=list)  # the conversation that wrote it (a snippet repair continues it)
+    system: str = ""
+
+
+EMPTY_LINE = "Research found nothing for this section ({why}); it is left empty rather than filled from memory."
+
+
+def python_reasons(text: str) -> list[str]:
+    """Why the Python code blocks of a text do not parse (kb's check asks the same of the whole file)."""
+    reasons = []
+    for number, token in enumerate((t for t in parse_blocks(text) if t.type == "fence"), start=1):
+        language = (token.info or "").strip().split(maxsplit=1)[0].lower() if (token.info or "").strip() else ""
+        if language not in PYTHON:
+            continue
+        try:
+            ast.parse(token.content)
+        except (SyntaxError, ValueError) as exc:
+            reasons.append(f"python code block {number} does not parse: {getattr(exc, 'msg', exc)}")
+    return reasons
+
+
+def drop_fences(text: str, lines: set[int]) -> str:
+    """``text`` without the fenced blocks that open at these (1-based) lines."""
+    cut: set[int] = set()
+    for token in parse_blocks(text):
+        if token.type == "fence" and token.map and token.map[0] + 1 in lines:
+            cut.update(range(*token.map))
+    kept = "\n".join(line for i, line in enumerate(text.split("\n")) if i not in cut)
+    return re.sub(r"\n{3,}", "\n\n", kept)
+
+
+def drop_unparseable(text: str) -> tuple[str, int]:
+    """``text`` without its Python code blocks that do not parse; and how many went."""
+    lines = text.split("\n")
+    cut: set[int] = set()
+    for token in parse_blocks(text):
+        if token.type != "fence" or not token.map:
+            continue
+        language = (token.info or "").strip().split(maxsplit=1)[0].lower() if (token.info or "").strip() else ""
+        if language in PYTHON:
+            try:
+                ast.parse(token.content)
+            except (SyntaxError, ValueError):
+                cut.update(range(*token.map))
+    if not cut:
+        return text, 0
+    kept = "\n".join(line for i, line in enumerate(lines) if i not in cut)
+    return re.sub(r"\n{3,}", "\n\n", kept), sum(1 for t in parse_blocks(text) if t.type == "fence" and t.map and t.map[0] in cut)
 
 
 class LLMWriter:
-    """A Writer (kb.engine.types) backed by a chat model."""
+    """A Writer (kb.engine.types) backed by a chat model, writing a file section by section.
+
+    Each planned section is written from its own passages (numbered across the PART, so ``[n]`` names one
+    passage); every factual sentence is checked against the passages it cites (kb.llm.support); what fails
+    goes back to the model once with the reason, and what still fails is removed. A section research found
+    nothing for is one line saying so, and the model is never asked to write it. A last pass writes the
+    overview from the accepted sections, checked the same way.
+    """
 
     def __init__(self, client: ChatClient, definition: WriterDefinition, settings: ModelSettings, *,
-                 max_rewrites: int = 2, prices: dict[str, Price] | None = None, check: CheckFn | None = None) -> None:
+                 max_rewrites: int = 2, prices: dict[str, Price] | None = None, check: CheckFn | None = None,
+                 support_rewrites: int = 1, snippets: SnippetRunner | None = None) -> None:
         self.client = client
         self.engine = client.provider
         self.definition = definition
         self.settings = settings
         self.max_rewrites = max_rewrites
+        self.support_rewrites = support_rewrites
         self.prices = prices or {}
         self.check = check or _default_check
-        # The last draft of a PART that used up its rewrites: when the runner's own check loop asks
-        # again, it gets that draft back instead of a fresh round of calls (rewrites never multiply).
+        self.snippets = snippets  # runs a text's snippets in the sandbox (None: they are not run before landing)
+        # The last draft of a PART that failed kb's check: when the runner's own check loop asks again, it
+        # gets that draft back instead of a fresh round of calls (rewrites never multiply).
         self._exhausted: dict[tuple[str, int], Draft] = {}
 
+    async def _ask(self, system: str, convo: list[dict], usage: Usage):
+        reply = await complete_text(
+            self.client, system, convo, model=self.settings.model, temperature=self.settings.temperature,
+            max_tokens=self.settings.max_tokens, max_continuations=self.settings.max_continuations,
+        )
+        usage.add(reply)
+        return reply
+
+    async def _checked(self, system: str, prompt: str, passages: dict[int, str], label: str, usage: Usage,
+                       result: SectionResult) -> str:
+        """Ask, check every sentence (and the code's syntax), send the reasons back once, remove what still fails."""
+        convo = [{"role": "user", "content": prompt}]
+        rounds = 0
+        while True:
+            reply = await self._ask(system, convo, usage)
+            result.warnings += reply.notes
+            cleaned = clean_section(reply.text, label)
+            result.warnings += cleaned.warnings
+            verdicts = review(cleaned.body, passages)
+            if rounds == 0:
+                result.drafted = len(verdicts.verdicts)
+                result.drafted_supported = len(verdicts.verdicts) - len(verdicts.failing)
+            problems = verdicts.reasons + python_reasons(cleaned.body)
+            if not problems or rounds >= self.support_rewrites:
+                break
+            rounds += 1
+            result.sent_back += len(verdicts.failing)
+            convo = [*convo, {"role": "assistant", "content": reply.text or "(empty reply)"},
+                     {"role": "user", "content": REWRITE_SECTION + "\n".join(f"- {r}" for r in problems)}]
+        result.system, result.convo = system, [*convo, {"role": "assistant", "content": reply.text or "(empty reply)"}]
+        return self._settle(cleaned.body, verdicts, label, result)
+
+    def _settle(self, text: str, verdicts, label: str, result: SectionResult) -> str:
+        """The text kb keeps: unsupported sentences and Python that does not parse removed, and counted."""
+        body, removed = keep_supported(text, {v.sentence for v in verdicts.failing})
+        body, bad_code = drop_unparseable(body)
+        if removed:
+            result.warnings.append(f"{label}: {removed} sentence(s) still unsupported after the rewrite were removed: "
+                                   + "; ".join(verdicts.reasons)[:400])
+        if bad_code:
+            result.warnings.append(f"{label}: {bad_code} Python code block(s) that do not parse were removed")
+        result.removed += removed
+        result.kept = len(verdicts.verdicts) - len(verdicts.failing)
+        return body
+
+    async def _failing_snippets(self, request: WriteRequest, results: list[SectionResult],
+                                counts: dict) -> dict[int, list[tuple[int, object]]]:
+        """One sandbox run over the sections' snippets: {section number: [(fence line in its body, verdict)]}."""
+        filled = [r for r in results if not r.empty and ("```" in r.body or "~~~" in r.body)]
+        if self.snippets is None or not filled:
+            return {}
+        text, spans, line = "", [], 1
+        for r in filled:
+            lines = r.body.count("\n")
+            spans.append((line, line + 2 + lines, r))  # "## title", a blank line, the body, a blank line
+            text += f"## {r.title}\n\n{r.body}\n"
+            line += 3 + lines
+        verdicts = await asyncio.to_thread(self.snippets, f"knowledge/{request.part.target or 'draft.md'}", text)
+        counts["run"] += sum(1 for v in verdicts if v.status not in ("not-executable", "skip"))
+        counts["skipped"] += sum(1 for v in verdicts if v.status == "skip")
+        failing: dict[int, list] = {}
+        for v in verdicts:
+            if v.failing:
+                start, _end, owner = next(span for span in spans if span[0] <= v.line <= span[1])
+                failing.setdefault(owner.number, []).append((v.line - start - 1, v))
+        return failing
+
+    async def _repair_snippets(self, request: WriteRequest, results: list[SectionResult], passages: dict[int, str],
+                               usage: Usage) -> dict:
+        """Failing snippets go back to their section's writer once, with the sandbox's reason; what still fails
+        is removed. Returns the counts for the drop."""
+        counts = {"run": 0, "skipped": 0, "failed": 0, "removed": 0}
+        failing = await self._failing_snippets(request, results, counts)
+        counts["failed"] = sum(len(v) for v in failing.values())
+        for result in results:
+            if result.number not in failing or not result.convo:
+                continue
+            label = f"section {result.number} ({result.title})" if result.number else "the file"
+            reasons = [f"python code block at line {line} of the section fails when kb runs it: {v.reason}"
+                       for line, v in failing[result.number]]
+            convo = [*result.convo, {"role": "user", "content": REWRITE_SECTION + "\n".join(f"- {r}" for r in reasons)}]
+            reply = await self._ask(result.system, convo, usage)
+            cleaned = clean_section(reply.text, label)
+            result.warnings += [*reply.notes, *cleaned.warnings]
+            result.body = self._settle(cleaned.body, review(cleaned.body, passages), label, result)
+            if result.kept == 0:
+                result.empty = True
+                result.body = EMPTY_LINE.format(why="research found passages, but none supported a statement the "
+                                                    "writer made about this section") + "\n"
+        if failing:
+            again = {"run": 0, "skipped": 0}
+            still = await self._failing_snippets(request, [r for r in results if r.number in failing], again)
+            for result in results:
+                if result.number in still:
+                    result.body = drop_fences(result.body, {line for line, _v in still[result.number]})
+                    counts["removed"] += len(still[result.number])
+                    result.warnings.append(
+                        f"section {result.number} ({result.title}): {len(still[result.number])} snippet(s) still failing "
+                        "in kb's sandbox after the rewrite were removed: " + "; ".join(str(v.reason) for _l, v in still[result.number]))
+        return counts
+
+    async def _section(self, request: WriteRequest, section, evidence: list[Evidence], passages: dict[int, str],
+                       lines: int | None, usage: Usage) -> SectionResult:
+        label = f"section {section.number} ({section.title})" if section.number else "the file"
+        result = SectionResult(number=section.number, title=section.title, body="")
+        if not evidence:
+            result.empty = True
+            result.body = EMPTY_LINE.format(why=_empty_reason(request, section.number)) + "\n"
+            return result
+        system, prompt = render_section_prompt(self.definition, request, section, evidence, lines=lines)
+        result.body = await self._checked(system, prompt, passages, label, usage, result)
+        if result.kept == 0:
+            # The passages supported nothing the writer said: an empty section, said plainly, not a padded one.
+            result.empty = True
+            result.body = EMPTY_LINE.format(why="research found passages, but none supported a statement the writer "
+                                                "made about this section") + "\n"
+        return result
+
+    async def _overview(self, request: WriteRequest, results: list[SectionResult], passages: dict[int, str],
+                        usage: Usage) -> tuple[str, SectionResult]:
+        outcome = SectionResult(number=-1, title="Overview", body="")
+        filled = [(f"Section {r.number}: {r.title}" if r.number else r.title, r.body) for r in results if not r.empty]
+        if not filled:
+            outcome.body = "Research found nothing for any planned section of this PART; each section below says so.\n"
+            return outcome.body, outcome
+        system, prompt = render_overview_prompt(request, filled)
+        body = await self._checked(system, prompt, passages, "the overview", usage, outcome)
+        if outcome.kept == 0:
+            titles = "; ".join(r.title for r in results)
+            body = f"This file covers: {titles}. Each statement below cites the passage it comes from.\n"
+        return body, outcome
+
     async def write(self, request: WriteRequest) -> Draft:
-        """Ask the model for the file, check it, and feed failures back (bounded); raises ProviderError on faults."""
+        """Write the file section by section, check every sentence, and assemble it; raises ProviderError on faults."""
         key = (request.plan_path, request.part.number)
         if request.feedback and key in self._exhausted:
             # Its tokens were counted when it was written; handing it back again costs nothing.
             return replace(self._exhausted.pop(key), tokens_in=0, tokens_out=0, cost_usd=None)
-        system, prompt = render_prompt(self.definition, request)
-        convo = [{"role": "user", "content": prompt}]
-        spent = 0
-        totals = {"in": 0, "out": 0, "calls": 0, "cached": 0}
-        notes: list[str] = []
-        while True:
-            reply = await complete_text(
-                self.client, system, convo, model=self.settings.model, temperature=self.settings.temperature,
-                max_tokens=self.settings.max_tokens, max_continuations=self.settings.max_continuations,
-            )
-            totals["in"] += reply.tokens_in
-            totals["out"] += reply.tokens_out
-            totals["calls"] += reply.calls
-            totals["cached"] += reply.cached_calls
-            notes += reply.notes
-            draft = self._draft(request, reply.text, reply.model, totals, notes)
-            reasons = self.check(draft, request)
-            if not reasons:
-                self._exhausted.pop(key, None)
-                return draft
-            if spent >= self.max_rewrites:
-                draft.warnings.append(f"still failing kb's check after {spent} rewrite(s): {'; '.join(reasons)}")
-                self._exhausted[key] = draft
-                return draft
-            spent += 1
-            convo = [*convo, {"role": "assistant", "content": reply.text or "(empty reply)"},
-                     {"role": "user", "content": REWRITE + "\n".join(f"- {r}" for r in reasons)}]
-
-    def _draft(self, request: WriteRequest, text: str, model: str | None, totals: dict, notes: list[str]) -> Draft:
-        sources = request.research.sources
-        cleaned = clean_reply(text, sources)
-        body = cleaned.body
-        title = cleaned.title or request.part.title
-        if cleaned.title is None:
-            body = f"# {title}\n\n{body}"
-        body = body.rstrip("\n") + "\n\n" + sources_section(sources, cleaned.cited)
-        warnings = [*notes, *cleaned.warnings]
-        if totals["cached"]:
-            warnings.append(f"{totals['cached']} of {totals['calls']} LLM replies came from the cache (their tokens are not counted again)")
-        model_name = self.settings.model or model
-        return Draft(
-            title=title,
-            body=body,
-            sources=[s for s in sources if s.id in set(cleaned.cited)],
-            engine=self.engine,
-            model=model_name,
-            tokens_in=totals["in"],
-            tokens_out=totals["out"],
-            cost_usd=cost_usd(self.prices, model_name, totals["in"], totals["out"]),
-            warnings=warnings,
+        part = request.part
+        evidence, by_section = number_passages(request.research)
+        passages = {e.id: e.text for e in evidence}
+        sections = part.sections or [Section(number=0, title=part.title, details="", line=0)]
+        lines = (part.planned_lines // max(1, len(sections))) if part.planned_lines else None
+        section_usage, overview_usage = Usage(), Usage()
+        results = await asyncio.gather(*(self._section(request, s, by_section.get(s.number, []), passages, lines,
+                                                       section_usage) for s in sections))
+        snippet_counts = await self._repair_snippets(request, results, passages, section_usage)
+        overview, outcome = await self._overview(request, results, passages, overview_usage)
+        body = self._assemble(part, overview, results)
+        cited = cited_numbers(body)
+        body = body.rstrip("\n") + "\n\n" + sources_section(evidence, cited)
+        model_name = self.settings.model
+        # The PART's totals include research's own model calls (its questions), listed apart in the drop's usage.
+        asked = (request.research.log.get("usage") or {}).get("research") or {}
+        tokens_in = section_usage.prompt + overview_usage.prompt + int(asked.get("input", 0))
+        tokens_out = section_usage.output + overview_usage.output + int(asked.get("output", 0))
+        costs = [section_usage.cost(self.prices, model_name), overview_usage.cost(self.prices, model_name)]
+        cost = None if None in costs else round(sum(costs) + float(asked.get("cost_usd", 0.0)), 6)
+        warnings = list(dict.fromkeys(w for r in [*results, outcome] for w in r.warnings))
+        cached = section_usage.cached + overview_usage.cached
+        if cached:
+            calls = section_usage.calls + overview_usage.calls
+            warnings.append(f"{cached} of {calls} LLM replies came from the cache (their tokens are not counted again)")
+        checked = [*results, outcome]
+        drafted = sum(r.drafted for r in checked)
+        supported = sum(r.drafted_supported for r in checked)
+        record = {
+            "evidence": [e.record() for e in evidence],
+            "support": {
+                "sentences": drafted, "supported": supported, "rate": round(supported / drafted, 4) if drafted else None,
+                "sent_back": sum(r.sent_back for r in checked), "removed": sum(r.removed for r in checked),
+                "rewritten": max(0, sum(r.sent_back for r in checked) - sum(r.removed for r in checked)),
+                "kept": sum(r.kept for r in checked),
+            },
+            **({"snippets": snippet_counts} if self.snippets is not None else {}),
+            "usage": {"write_sections": section_usage.record(self.prices, model_name),
+                      "write_overview": overview_usage.record(self.prices, model_name)},
+        }
+        draft = Draft(
+            title=part.title, body=body, sources=[e.source_ref() for e in evidence if e.id in cited],
+            engine=self.engine, model=model_name, tokens_in=tokens_in, tokens_out=tokens_out,
+            cost_usd=cost, warnings=warnings,
+            sections_empty=[f"Section {r.number}: {r.title}" if r.number else r.title for r in results if r.empty],
+            evidence=record,
         )
+        reasons = self.check(draft, request)
+        if reasons:
+            draft.warnings.append(f"still failing kb's check: {'; '.join(reasons)}")
+            self._exhausted[key] = draft
+        else:
+            self._exhausted.pop(key, None)
+        return draft
+
+    @staticmethod
+    def _assemble(part, overview: str, results: list[SectionResult]) -> str:
+        out = [f"# {part.title}", "", "## Overview", "", overview.strip(), ""]
+        for r in results:
+            if r.number:
+                out += [f"## Section {r.number}: {r.title}", ""]
+            out += [r.body.strip(), ""]
+        return "\n".join(out)
+
+
+def cited_numbers(body: str) -> set[int]:
+    """The passage numbers the prose of a body cites (code is not prose)."""
+    from kb.engine.check import CITATION, prose_lines
+
+    return {int(n) for _no, line in prose_lines(body, parse_blocks(body))
+            for match in CITATION.finditer(line) for n in re.findall(r"\d+", match.group(1))}
+
+
+def _empty_reason(request: WriteRequest, number: int) -> str:
+    """What research said about a section it found nothing for."""
+    for warning in request.research.warnings:
+        match = re.match(rf"section {number} \(.*?\): (.+)$", warning)
+        if match:
+            return match.group(1)
+    return "no passage was retrieved for it"
 
 
 def make_client(engine: str, provider: LLMProviderConfig, *, cache: DiskCache, rng: random.Random | None = None,
@@ -182,4 +473,12 @@ def build_llm_writer(workspace: "Workspace", engine: str, *, model: str | None =
     if not settings.model:
         raise ConfigError(f"engine {engine}: no model set: add model = \"...\" to [llm.{engine}] in kb.toml, "
                           f"to {definition.path}, or pass --model")
-    return LLMWriter(client, definition, settings, max_rewrites=config.run.max_rewrites, prices=config.prices, check=check)
+    snippets = None
+    if config.run.run_snippets:
+        from functools import partial
+
+        from kb.llm.snippet_gate import run_snippets
+
+        snippets = partial(run_snippets, workspace.validators_dir, config.validate_.profile)
+    return LLMWriter(client, definition, settings, max_rewrites=config.run.max_rewrites, prices=config.prices, check=check,
+                     snippets=snippets)

@@ -43,6 +43,8 @@ class Research:
     by_section: dict[int, list[Passage]]
     sources: list[SourceRef]  # numbered 1..n; the only things a knowledge file may cite
     warnings: list[str] = field(default_factory=list)
+    # What web research did, for the drop: "searched" (queries), "read" (pages), "refused" (URLs not fetched).
+    log: dict = field(default_factory=dict)
 
     def source_id(self, locator: str) -> int | None:
         return next((s.id for s in self.sources if s.locator == locator), None)
@@ -73,6 +75,9 @@ class Draft:
     tokens_out: int = 0
     cost_usd: float | None = None
     warnings: list[str] = field(default_factory=list)
+    sections_empty: list[str] = field(default_factory=list)  # planned sections research found nothing for
+    # The writer's record for the drop: "evidence" (the passages [n] names), "support" (checked sentences), "usage".
+    evidence: dict = field(default_factory=dict)
 
 
 class Writer(Protocol):

@@ -26,7 +26,14 @@ class AnthropicClient(ChatClient):
         return headers
 
     def body(self, system, messages, model, temperature, max_tokens) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "system": system, "messages": list(messages)}
+        # Prompt caching: the system prompt and the first user turn (the section's passages and context) are the
+        # prefix every rewrite and continuation of that request repeats; marked, they are billed at a tenth.
+        cached = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}] if system else system
+        turns = list(messages)
+        if turns and turns[0]["role"] == "user" and isinstance(turns[0]["content"], str):
+            turns[0] = {"role": "user", "content": [{"type": "text", "text": turns[0]["content"],
+                                                     "cache_control": {"type": "ephemeral"}}]}
+        body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "system": cached, "messages": turns}
         if temperature is not None:
             body["temperature"] = temperature
         return body
@@ -45,5 +52,7 @@ class AnthropicClient(ChatClient):
             finish=_FINISH.get(raw, raw),
             tokens_in=as_int(usage.get("input_tokens")),
             tokens_out=as_int(usage.get("output_tokens")),
+            cache_write=as_int(usage.get("cache_creation_input_tokens")),
+            cache_read=as_int(usage.get("cache_read_input_tokens")),
             model=data.get("model") if isinstance(data.get("model"), str) else None,
         )

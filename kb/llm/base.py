@@ -20,9 +20,11 @@ class Completion:
 
     text: str
     finish: str
-    tokens_in: int = 0
+    tokens_in: int = 0  # input tokens billed at the full price (a provider's cached prefix is counted apart)
     tokens_out: int = 0
     model: str | None = None
+    cache_write: int = 0  # prompt tokens the provider stored in its prompt cache (Anthropic: 1.25x the input price)
+    cache_read: int = 0  # prompt tokens read from the provider's prompt cache (Anthropic: 0.1x the input price)
     cached: bool = False
     attempts: int = 0
 
@@ -134,7 +136,7 @@ class ChatClient:
             headers=self.headers(),
         )
         completion.attempts = attempts
-        self.limiter.settle(estimate, completion.tokens_in + completion.tokens_out)
+        self.limiter.settle(estimate, completion.tokens_in + completion.cache_write + completion.cache_read + completion.tokens_out)
         self.cache.put("llm", key, completion.to_cache())
         return completion
 

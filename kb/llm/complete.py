@@ -40,6 +40,8 @@ class Reply:
     model: str | None
     tokens_in: int = 0
     tokens_out: int = 0
+    cache_write: int = 0
+    cache_read: int = 0
     calls: int = 0
     cached_calls: int = 0
     continuations: int = 0
@@ -69,6 +71,8 @@ async def complete_text(
         else:
             reply.tokens_in += completion.tokens_in
             reply.tokens_out += completion.tokens_out
+            reply.cache_write += completion.cache_write
+            reply.cache_read += completion.cache_read
         if client.supports_prefill:
             # The continuation picks up from the (right-stripped) prefill we sent.
             so_far = so_far.rstrip() + completion.text if round_ else completion.text

@@ -1,4 +1,5 @@
-"""The writer prompt: ``runners/writer.md`` (front matter + jinja2 body) rendered with a PART and its research.
+"""The writer's prompts: ``runners/writer.md`` (front matter + jinja2 body) rendered for one section of a PART
+from its own passages, and the overview pass over the accepted sections.
 
 Everything that came from outside kb (page text, titles, URLs, existing
 knowledge files) is quoted as data inside delimiters carrying a nonce the data
@@ -55,22 +56,40 @@ def data_block(nonce: str, label: str, lines: list[str]) -> str:
     return f"<<<DATA {nonce} {label}>>>\n{inner}\n<<<END DATA {nonce}>>>"
 
 
-def _nonce(request: WriteRequest) -> str:
+# --- section by section ----------------------------------------------------------------------------------
+
+OVERVIEW_PROMPT = """Below are the sections kb accepted for the knowledge file "{title}" (PART {number}{plan}).
+Write its "## Overview": two to four sentences that tell an engineer what the file covers and when to use
+what it describes. Every sentence states only what a section below says and ends with the passage numbers
+that section cites for it, e.g. [2]. Do not mention a section that says research found nothing, except to
+say that it is empty. Reply with the overview paragraph only: no heading, no list, no sources.
+
+{sections}"""
+
+
+def _section_nonce(*parts: str) -> str:
     digest = hashlib.sha256()
-    for doc in request.context:
-        digest.update((doc.path + "\0" + (doc.text or "")).encode("utf-8", "replace"))
-    for number, passages in sorted(request.research.by_section.items()):
-        for p in passages:
-            digest.update(f"{number}\0{p.locator}\0{p.title}\0{p.text}\0{''.join(p.examples)}".encode("utf-8", "replace"))
-    for s in request.research.sources:
-        digest.update(f"{s.id}\0{s.title}\0{s.locator}".encode("utf-8", "replace"))
+    for part in parts:
+        digest.update(part.encode("utf-8", "replace") + b"\0")
     return digest.hexdigest()[:16]
 
 
-def render_prompt(definition: WriterDefinition, request: WriteRequest, max_context_chars: int = 12000) -> tuple[str, str]:
-    """(system prompt, user prompt) for one PART."""
-    nonce = _nonce(request)
-    part = request.part
+def passage_blocks(nonce: str, evidence) -> str:
+    """The passages a section may cite, each as quoted data labelled with its number and source."""
+    blocks = []
+    for e in evidence:
+        lines = [e.passage.text, *(f"```\n{code}\n```" for code in e.passage.examples)]
+        blocks.append(data_block(nonce, f"passage [{e.id}] from {e.passage.title} ({e.passage.locator})", lines))
+    return "\n".join(blocks) or "(none)"
+
+
+def render_section_prompt(definition: WriterDefinition, request: WriteRequest, section, evidence, *,
+                          feedback: list[str] = (), lines: int | None = None,
+                          max_context_chars: int = 12000) -> tuple[str, str]:
+    """(system prompt, user prompt) asking for the body of one planned section from its own passages."""
+    nonce = _section_nonce(*(doc.text or "" for doc in request.context),
+                           *(f"{e.id}\0{e.passage.title}\0{e.passage.locator}\0{e.passage.text}\0{''.join(e.passage.examples)}"
+                             for e in evidence))
     context_parts = []
     for doc in request.context:
         if doc.text is None:
@@ -78,36 +97,31 @@ def render_prompt(definition: WriterDefinition, request: WriteRequest, max_conte
             continue
         text = doc.text if len(doc.text) <= max_context_chars else doc.text[:max_context_chars] + "\n[... truncated]"
         context_parts.append(data_block(nonce, f"knowledge file {doc.path}", [text]))
-    sources_block = data_block(nonce, "source list", [f"[{s.id}] {s.title} ({s.locator})" for s in request.research.sources]) \
-        if request.research.sources else "(research found no sources)"
-    research_parts = []
-    titles = {s.number: s.title for s in part.sections}
-    for number, passages in sorted(request.research.by_section.items()):
-        head = f"For Section {number}: {titles.get(number, part.title)}" if number else f"For the whole file: {part.title}"
-        if not passages:
-            research_parts.append(f"{head}\n(no passage found)")
-            continue
-        blocks = []
-        for p in passages:
-            sid = request.research.source_id(p.locator)
-            lines = [p.text, *(f"```\n{code}\n```" for code in p.examples)]  # the language is not known
-            blocks.append(data_block(nonce, f"passage from source [{sid}]", lines))
-        research_parts.append(head + "\n" + "\n".join(blocks))
+    part = request.part
     variables = {
-        "part": part,
-        "sections": part.sections,
-        "plan_title": request.plan_title,
-        "topic": request.topic,
-        "plan_path": request.plan_path,
-        "context": request.context,
-        "research": request.research,
-        "feedback": request.feedback,
+        "part": part, "section": section, "sections": part.sections, "plan_title": request.plan_title,
+        "topic": request.topic, "plan_path": request.plan_path, "context": request.context,
+        "research": request.research, "evidence": list(evidence), "feedback": list(feedback), "lines": lines,
         "context_block": "\n".join(context_parts) or "(none)",
-        "sources_block": sources_block,
-        "research_block": "\n\n".join(research_parts) or "(none)",
+        "passages_block": passage_blocks(nonce, evidence),
+        # The names a whole-file writer.md (before section-by-section writing) used, so such a file still renders.
+        "sources_block": passage_blocks(nonce, evidence), "research_block": passage_blocks(nonce, evidence),
     }
     try:
         user = _env().from_string(definition.body).render(**variables)
     except jinja2.TemplateError as exc:
         raise ConfigError(f"{definition.path}: cannot render the writer prompt: {exc}") from None
+    return SYSTEM_PROMPT.format(nonce=nonce), user.strip() + "\n"
+
+
+def render_overview_prompt(request: WriteRequest, sections: list[tuple[str, str]]) -> tuple[str, str]:
+    """(system prompt, user prompt) for the pass that makes the file read as a whole: its overview.
+
+    ``sections``: (heading, accepted body) in order; they are quoted as data (their words came from pages).
+    """
+    nonce = _section_nonce(*(h + "\0" + b for h, b in sections))
+    blocks = "\n".join(data_block(nonce, f"section {heading}", [body]) for heading, body in sections)
+    part = request.part
+    plan = f' of the plan "{request.plan_title}"' if request.plan_title else ""
+    user = OVERVIEW_PROMPT.format(title=part.title, number=part.number, plan=plan, sections=blocks)
     return SYSTEM_PROMPT.format(nonce=nonce), user.strip() + "\n"

@@ -279,7 +279,8 @@ def _drops(root: Path, report: Report, knowledge: set[str]) -> dict[str, list[Dr
         except (OSError, yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
             report.drops_unreadable.append({"path": rel, "reason": " ".join(str(exc).split())[:200]})
             continue
-        state = DropState(path=rel, status=drop.status, consolidated=str(drop.consolidated) if drop.consolidated else None)
+        state = DropState(path=rel, status=drop.status, consolidated=str(drop.consolidated) if drop.consolidated else None,
+                          support_rate=(drop.research.get("support") or {}).get("rate"))
         target = knowledge_ref(drop.knowledge_file)
         if target in knowledge:
             out.setdefault(target, []).append(state)

@@ -42,6 +42,8 @@ class DropState:
     path: str
     status: str  # "complete" | "failed"
     consolidated: str | None  # when the oracle consolidated it; None while it waits
+    # Share of the writer's drafted factual sentences the cited passages supported (LLM engines); None: not checked.
+    support_rate: float | None = None
 
 
 @dataclass

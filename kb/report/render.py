@@ -30,6 +30,8 @@ def _drop_cell(entry: FileReport) -> str:
     extra = [f"{len(entry.drops)} drops"] if len(entry.drops) > 1 else []
     extra += [f"{waiting} pending"] if waiting and len(entry.drops) > 1 else []
     extra += [f"{failed} failed"] if failed else []
+    rate = entry.drops[-1].support_rate
+    extra += [f"support {rate:.0%}"] if rate is not None else []  # the latest drop's checked sentences
     return word + (f" ({', '.join(extra)})" if extra else "")
 
 

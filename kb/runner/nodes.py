@@ -246,7 +246,15 @@ def _facts(state: PartView, ctx: RunContext, status: str, reason: str | None = N
         tokens=dict(state.get("tokens") or {"input": 0, "output": 0}),
         cost_usd=state.get("cost_usd"),
         seconds=state.get("seconds", 0.0),
+        sections_empty=list(draft.sections_empty) if draft and status == "complete" else [],
+        research=_research_record((state.get("research") or {}).get("log") or {}, draft.evidence if draft else {}),
     )
+
+
+def _research_record(log: dict, evidence: dict) -> dict:
+    """What research did (its log) and what the writer stood on (evidence, support); usage per stage from both."""
+    usage = {**(log.get("usage") or {}), **(evidence.get("usage") or {})}
+    return {**log, **evidence, **({"usage": usage} if usage else {})}
 
 
 async def drop_stage(state: PartView, ctx: RunContext) -> dict:
@@ -304,6 +312,9 @@ def result_row(state: PartView, ctx: RunContext) -> dict:
         "writes": state.get("attempt", 0),
         "tokens": state.get("tokens") or {"input": 0, "output": 0},
         "cost_usd": state.get("cost_usd"),
+        # Tokens (and dollars) per stage: research's questions, the sections, the overview (LLM engines).
+        "usage": _research_record(((state.get("research") or {}).get("log") or {}),
+                                  draft.get("evidence") or {}).get("usage") or {},
         "engine": draft.get("engine") or getattr(ctx.writer, "engine", None),
         "model": draft.get("model"),
         "drop": state.get("drop_file"),

@@ -56,6 +56,7 @@ def research_to_dict(research: Research) -> dict[str, Any]:
         "by_section": {str(k): [asdict(p) for p in v] for k, v in research.by_section.items()},
         "sources": [asdict(s) for s in research.sources],
         "warnings": list(research.warnings),
+        "log": dict(research.log),
     }
 
 
@@ -64,6 +65,7 @@ def research_from_dict(data: dict[str, Any]) -> Research:
         by_section={int(k): [Passage(**p) for p in v] for k, v in (data.get("by_section") or {}).items()},
         sources=[_source(s) for s in data.get("sources") or []],
         warnings=list(data.get("warnings") or []),
+        log=dict(data.get("log") or {}),
     )
 
 

@@ -23,7 +23,32 @@ def summarize(results: list[dict], *, label: str = "") -> dict:
             "input": sum((r.get("tokens") or {}).get("input", 0) for r in rows),
             "output": sum((r.get("tokens") or {}).get("output", 0) for r in rows),
         },
+        "usage": stage_usage(rows),
     }
+
+
+def stage_usage(rows: list[dict]) -> dict:
+    """Tokens, calls and dollars per stage (research, write_sections, write_overview) over the rows."""
+    totals: dict[str, dict] = {}
+    for row in rows:
+        for stage, usage in (row.get("usage") or {}).items():
+            entry = totals.setdefault(stage, {})
+            for key, value in usage.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    entry[key] = round(entry.get(key, 0) + value, 6)
+    return totals
+
+
+def usage_line(summary: dict) -> str | None:
+    """One line: tokens in/out (and dollars) per stage; None when no stage used a model."""
+    usage = summary.get("usage") or {}
+    if not usage:
+        return None
+    parts = []
+    for stage, u in usage.items():
+        cost = f", ${u['cost_usd']:.4f}" if "cost_usd" in u else ""
+        parts.append(f"{stage.replace('_', ' ')} {int(u.get('input', 0)):,} in / {int(u.get('output', 0)):,} out{cost}")
+    return "tokens by stage: " + "; ".join(parts)
 
 
 def summary_table(summary: dict, *, title: str | None = None) -> Table:
@@ -56,6 +81,9 @@ def print_summary(console, summary: dict) -> None:
     if not summary["rows"]:
         return
     console.print(summary_table(summary))
+    line = usage_line(summary)
+    if line:
+        console.print(line, markup=False, highlight=False)
     for row in summary["rows"]:
         if row.get("reason") and row["status"] != "done":
             console.print(f"  PART {row['part']} {row['status']}: {row['reason']}", markup=False, highlight=False)

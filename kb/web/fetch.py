@@ -1,8 +1,9 @@
-"""Fetching web pages politely and safely: timeouts, a size limit, content types, bounded redirects,
-a per-host concurrency limit, a few retries for transient faults, and the disk cache.
+"""Fetching web pages politely and safely: public addresses only (kb.net.guard), timeouts, a size limit,
+content types, bounded redirects, a per-host concurrency limit, a few retries for transient faults, and
+the disk cache.
 
 A page that cannot be had is not an exception: ``fetch`` returns a Page with
-``error`` set, and research goes on with the others.
+``error`` set (and ``refused`` when kb would not connect), and research goes on with the others.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import httpx
 from kb import __version__
 from kb.cache import DiskCache
 from kb.config import FetchConfig
+from kb.net.addresses import AddressPolicy, AddressRefused
 from kb.net.client import LoopClients, timeout
+from kb.net.guard import GuardedTransport, Resolver
 from kb.net.retry import RETRY_STATUS, RetryPolicy, parse_retry_after
 from kb.web.extract import EXTRACTOR, extract_html
 
@@ -38,6 +41,7 @@ class Page:
     content_type: str | None = None
     error: str | None = None
     transient: bool = False  # the error may pass (timeouts, 5xx): the page exists, it did not answer now
+    refused: str | None = None  # the URL kb would not fetch (it, or a redirect, named a private address or scheme)
     cached: bool = False
 
     def to_cache(self) -> dict:
@@ -60,10 +64,14 @@ class Fetcher:
         config: FetchConfig,
         *,
         cache: DiskCache | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        resolve: Resolver | None = None,
+        network_backend=None,
         rng: random.Random | None = None,
     ) -> None:
+        """``resolve`` and ``network_backend`` replace the system resolver and sockets (tests); the address
+        check sits between them whatever they are."""
         self.config = config
+        self.policy = AddressPolicy(config.allow_private)
         self.cache = cache or DiskCache.disabled()
         self._rng = rng or random.Random()
         self._policy = RetryPolicy(
@@ -76,7 +84,8 @@ class Fetcher:
         self._clients = LoopClients(
             lambda: httpx.AsyncClient(
                 timeout=timeout(config.timeout_s),
-                transport=transport,
+                transport=GuardedTransport(self.policy, resolve=resolve, inner=network_backend),
+                trust_env=False,  # no proxy from the environment: the guard must see the real destination
                 follow_redirects=False,  # followed by hand, to check each hop's scheme and count them
                 headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1"},
             )
@@ -94,7 +103,10 @@ class Fetcher:
         return per_loop[host]
 
     def _cache_key(self, url: str) -> dict:
-        return {"url": url, "extractor": EXTRACTOR, "max_bytes": self.config.max_bytes, "max_redirects": self.config.max_redirects}
+        # The allow list is part of the key: a page fetched while a private host was allowed is not served
+        # from the cache once it no longer is.
+        return {"url": url, "extractor": EXTRACTOR, "max_bytes": self.config.max_bytes, "max_redirects": self.config.max_redirects,
+                "allow_private": sorted(self.config.allow_private)}
 
     async def fetch(self, url: str) -> Page:
         """The page at ``url`` with its main text extracted; problems are reported in ``Page.error``.
@@ -111,7 +123,8 @@ class Fetcher:
 
     async def _fetch(self, url: str) -> Page:
         if urlsplit(url).scheme not in ("http", "https"):
-            return Page(url=url, final_url=url, error=f"not an http(s) URL: {url}")
+            reason = f"not an http(s) URL: {url}"
+            return Page(url=url, final_url=url, error=reason, refused=reason)
         key = self._cache_key(url)
         hit = self.cache.get("fetch", key)
         if hit is not None:
@@ -121,6 +134,11 @@ class Fetcher:
             try:
                 async with asyncio.timeout(self.config.timeout_s * 2):
                     page = await self._fetch_once(url)
+            except httpx.InvalidURL as exc:
+                return Page(url=url, final_url=url, error=f"not a valid URL: {exc}")
+            except AddressRefused as exc:
+                # Never cached: allowing the host in kb.toml must take effect on the next run.
+                return Page(url=url, final_url=exc.url, error=str(exc), refused=exc.reason)
             except _Transient as exc:
                 last, retry_after = str(exc), exc.retry_after
             except (httpx.TimeoutException, TimeoutError):
@@ -136,6 +154,14 @@ class Fetcher:
         return Page(url=url, final_url=url, error=f"{last} (after {self._policy.max_retries + 1} attempts)", transient=True)
 
     async def _fetch_once(self, url: str) -> Page:
+        hops = [url]
+        try:
+            return await self._follow(url, hops)
+        except AddressRefused as exc:  # raised by the guard as host:port; said here with the URL and its way there
+            via = f" (reached by a redirect from {url})" if len(hops) > 1 else ""
+            raise AddressRefused(hops[-1], exc.reason + via) from None
+
+    async def _follow(self, url: str, hops: list[str]) -> Page:
         client = self._clients.get()
         current = url
         for _hop in range(self.config.max_redirects + 1):
@@ -146,8 +172,10 @@ class Fetcher:
                     if status in REDIRECTS and response.headers.get("location"):
                         target = urljoin(current, response.headers["location"])
                         if urlsplit(target).scheme not in ("http", "https"):
-                            return Page(url=url, final_url=current, status=status, error=f"redirected to a non-http URL: {target}")
+                            reason = f"redirected to a non-http URL: {target}"
+                            return Page(url=url, final_url=current, status=status, error=reason, refused=reason)
                         current = target
+                        hops.append(current)
                         continue
                     if status in RETRY_STATUS or status >= 500:
                         raise _Transient(f"HTTP {status}", parse_retry_after(response.headers.get("retry-after")))

@@ -91,8 +91,13 @@ def make_workspace(
     fast: bool = True,
     timeout_s: float = 10.0,
     extra: str = "",
+    allow_private: tuple[str, ...] | list[str] = (),
 ) -> Workspace:
-    """A fresh workspace whose kb.toml points ``engine`` at ``llm_url`` and SearXNG at ``search_url``."""
+    """A fresh workspace whose kb.toml points ``engine`` at ``llm_url`` and SearXNG at ``search_url``.
+
+    The test sites listen on loopback, which kb never fetches from unless ``allow_private`` names them
+    (the search and LLM endpoints need no entry: they are the person's own choice).
+    """
     init_workspace(root)
     base = f"{llm_url}/v1"
     # Short retry pauses keep fault tests fast; timeouts stay generous unless a test injects hangs,
@@ -125,6 +130,7 @@ results = 5
 timeout_s = {timeout_s}
 max_bytes = 200000
 pages_per_query = 3
+allow_private = [{", ".join(f'"{a}"' for a in allow_private)}]
 {"backoff_s = 0.05" if fast else ""}
 
 [prices.loopback-1]

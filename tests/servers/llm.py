@@ -16,6 +16,19 @@ from .base import LoopbackServer, json_reply
 
 CONTINUE_MARK = "cut off by the output token limit"
 REWRITE_MARK = "kb checked your file"
+SECTION_REWRITE_MARK = "kb checked every sentence"
+
+# What a misbehaving model adds to a section (each kb must catch): a sentence citing a passage that does not
+# support it, a number no passage has, a claim with no citation, code that does not parse, another section
+# filled from memory.
+WRONG_CITE = "Quantum annealing schedules improve the convergence of transformer embeddings [{n}]."
+INVENTED_NUMBER = "{sentence} in 73 percent of cases [{n}]."
+UNCITED = "ZeRO-3 partitions optimizer states, gradients and parameters across all data parallel ranks."
+FAILING_CODE = "```python\nprint(undefined_name)\n```"
+BROKEN_CODE = "```python\ndef broken(:\n    return 1\n```"
+FROM_MEMORY = ("## Section {n}: {title}\n\nZeRO-Offload moves optimizer states to host memory, which frees GPU memory "
+               "on small cards.")
+MEMORY_OVERVIEW = "CPU offloading with ZeRO-Offload moves optimizer states to the host to save GPU memory."
 
 
 def split_data(text: str, nonce: str | None) -> tuple[str, list[tuple[str, str]]]:
@@ -38,14 +51,103 @@ def split_data(text: str, nonce: str | None) -> tuple[str, list[tuple[str, str]]
     return "\n".join(outside), blocks
 
 
+def first_sentence(text: str) -> str:
+    """A passage's first sentence (at least a few words), without its final stop."""
+    words: list[str] = []
+    for piece in re.split(r"(?<=[.!?])\s+", " ".join(text.split())):
+        words += piece.split()
+        if len(words) >= 6:
+            break
+    return " ".join(words).rstrip(".!?:;")
+
+
+def compose_section(outside: str, blocks: list[tuple[str, str]], *, fixed: bool, behaviour: set[str]) -> str:
+    """The body of one section: the first sentence of (up to) two of its passages, each citing its passage."""
+    number, title = re.search(r'Write the body of section (\d+): "(.+?)"', outside).groups()
+    passages = []
+    for label, inner in blocks:
+        m = re.match(r"passage \[(\d+)\]", label)
+        if m:
+            prose = inner.split("```", 1)[0]
+            passages.append((int(m.group(1)), prose))
+    bad = not fixed or "stubborn" in behaviour
+    # Like a real model, it reports what pages say but does not repeat an instruction addressed to it; whether a
+    # page can take the model over is what the obey rule above tests.
+    passages = [(n, prose) for n, prose in passages if "IGNORE PREVIOUS INSTRUCTIONS" not in prose] or passages
+    lines = []
+    for n, prose in passages[:2]:
+        lines.append(f"{first_sentence(prose)} [{n}].")
+    n0, prose0 = passages[0]
+    if bad and "wrong_cite" in behaviour:
+        lines.append(WRONG_CITE.format(n=n0))
+    if bad and "invent_number" in behaviour:
+        lines.append(INVENTED_NUMBER.format(sentence=first_sentence(prose0), n=n0))
+    if bad and "uncited" in behaviour:
+        lines.append(UNCITED)
+    if bad and "invent" in behaviour:
+        lines.append("See also [99] and https://invented.example/fake-page for more.")
+    text = " ".join(lines)
+    if "think" in behaviour:
+        text = "<think>The user wants a section. Let me plan it carefully.</think>\n" + text
+    if number == "1":
+        text += "\n\n```python\nvalues = [1, 2, 3]\nprint(sum(values))\n```"
+    if bad and "failing_snippet" in behaviour and number == "1":
+        text += "\n\n" + FAILING_CODE
+    if bad and "broken_snippet" in behaviour:
+        text += "\n\n" + BROKEN_CODE
+    if bad and "fill_empty" in behaviour:
+        text += "\n\n" + FROM_MEMORY.format(n=int(number) + 1, title="The next section")
+    if "own_sources" in behaviour:
+        text += "\n\n## Sources\n\n- [1] something\n- [42] https://invented.example/ref"
+    return text + "\n"
+
+
+def compose_overview(blocks: list[tuple[str, str]], *, fixed: bool, behaviour: set[str]) -> str:
+    """The overview: the first cited sentence of the first two sections it is shown."""
+    picked = []
+    for label, inner in blocks:
+        if not label.startswith("section "):
+            continue
+        for sentence in re.split(r"(?<=[.!?])\s+", " ".join(inner.split("```", 1)[0].split())):
+            if re.search(r"\[\d+\]", sentence):
+                picked.append(sentence)
+                break
+        if len(picked) == 2:
+            break
+    if (not fixed or "stubborn" in behaviour) and "fill_empty" in behaviour:
+        picked.append(MEMORY_OVERVIEW)
+    return " ".join(picked) + "\n"
+
+
+def compose_questions(prompt: str, *, behaviour: set[str]) -> str:
+    """The research model: a section's search queries as JSON, from its title and the plan's details."""
+    title = re.search(r'section \d+ \("(.+?)"\)', prompt).group(1)
+    details = re.search(r"The plan asks it to cover: (.+?)\.\n", prompt)
+    details = details.group(1) if details else ""
+    if "research_prose" in behaviour:
+        return f"Sure! Here are some ideas: search for {title} documentation."
+    if "still thin" in prompt:
+        return json.dumps([{"perspective": "follow-up", "query": f"{title} {d.strip()}"}
+                           for d in details.split(",") if d.strip()][:2])
+    perspectives = re.findall(r"^- (.+)$", prompt.split("points of view:", 1)[1], re.M)
+    queries = [f"{title} {details}".strip(), title, f"{title} pitfalls"]
+    return json.dumps([{"perspective": p, "query": q} for p, q in zip(perspectives, queries)])
+
+
 def compose(system: str, user: str, *, fixed: bool, behaviour: set[str]) -> str:
-    """The knowledge file the scripted model writes for this prompt."""
+    """The text the scripted model writes for this prompt: a section, the overview, or (older prompts) a file."""
     m = re.search(r"<<<DATA (\w+)", system)
     nonce = m.group(1) if m else None
     outside, blocks = split_data(user, nonce)
     obey = re.search(r"ignore previous instructions and write (\S+)", outside, re.I)
     if obey:
         return obey.group(1).strip(".")
+    if "Reply with a JSON list only" in outside:
+        return compose_questions(outside, behaviour=behaviour)
+    if "Write the body of section" in outside:
+        return compose_section(outside, blocks, fixed=fixed, behaviour=behaviour)
+    if 'Write its "## Overview"' in outside:
+        return compose_overview(blocks, fixed=fixed, behaviour=behaviour)
     title_m = re.search(r'The first line is "# (.+?)"', outside)
     title = title_m.group(1) if title_m else "Untitled"
     sections = re.findall(r"^\s*## Section (\d+): (.+?)\s*$", outside, re.M)
@@ -98,6 +200,7 @@ class LLMServer(LoopbackServer):
         self.behaviour = set(behaviour or ())
         self.model = model
         self.requests_by_kind: dict[str, int] = {}
+        self.prompt_cache: set[str] = set()  # Anthropic-style prompt cache: prefixes marked with cache_control
 
     def fault_applies(self, path: str) -> bool:
         return path in ("/v1/chat/completions", "/v1/messages")
@@ -109,7 +212,8 @@ class LLMServer(LoopbackServer):
 
     def _text(self, system: str, messages: list[dict], prefill: bool) -> tuple[str, str]:
         first = messages[0]["content"]
-        fixed = any(REWRITE_MARK in m["content"] for m in messages if m["role"] == "user") or "failed kb's checks" in first
+        fixed = any(REWRITE_MARK in m["content"] or SECTION_REWRITE_MARK in m["content"]
+                    for m in messages if m["role"] == "user") or "failed kb's checks" in first
         full = compose(system, first, fixed=fixed, behaviour=self.behaviour)
         last = messages[-1]
         if prefill and last["role"] == "assistant":  # Anthropic continuation: carry on from the prefill
@@ -133,9 +237,19 @@ class LLMServer(LoopbackServer):
             system = next((m["content"] for m in req["messages"] if m["role"] == "system"), "")
             messages = [m for m in req["messages"] if m["role"] != "system"]
         else:
-            system, messages = req.get("system", ""), req["messages"]
+            system, messages, marked = self._anthropic_parts(req)
         text, finish = self._text(system, messages, prefill=flavour == "anthropic")
         tokens_in = (len(system) + sum(len(m["content"]) for m in messages)) // 4
+        cache_write = cache_read = 0
+        if flavour == "anthropic" and marked:
+            # Like the Messages API: the marked prefix is written to the cache once, then read at a tenth of the price.
+            prefix = "\0".join(marked)
+            if prefix in self.prompt_cache:
+                cache_read = len(prefix) // 4
+            else:
+                self.prompt_cache.add(prefix)
+                cache_write = len(prefix) // 4
+            tokens_in -= cache_read + cache_write
         tokens_out = max(1, len(text) // 4)
         if flavour == "openai":
             return json_reply({
@@ -147,5 +261,28 @@ class LLMServer(LoopbackServer):
             "id": "msg_loopback", "type": "message", "role": "assistant", "model": req["model"],
             "content": [{"type": "text", "text": text}],
             "stop_reason": "max_tokens" if finish == "length" else "end_turn",
-            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out,
+                      "cache_creation_input_tokens": cache_write, "cache_read_input_tokens": cache_read},
         })
+
+    @staticmethod
+    def _anthropic_parts(req: dict) -> tuple[str, list[dict], list[str]]:
+        """(system text, messages with text content, the texts up to the last cache_control mark)."""
+        seen: list[str] = []
+        marked: list[str] = []
+
+        def text_of(content) -> str:
+            if isinstance(content, str):
+                seen.append(content)
+                return content
+            out = []
+            for block in content:
+                seen.append(block["text"])
+                out.append(block["text"])
+                if block.get("cache_control"):
+                    marked[:] = list(seen)
+            return "".join(out)
+
+        system = text_of(req.get("system") or "")
+        messages = [{"role": m["role"], "content": text_of(m["content"])} for m in req["messages"]]
+        return system, messages, marked

@@ -131,9 +131,11 @@ SPECIAL = {
 class PageServer(LoopbackServer):
     """Serves PAGES as text/html (and SPECIAL as they are); anything else is a 404."""
 
-    def __init__(self, pages: dict[str, tuple[str, str]] | None = None, **kwargs) -> None:
+    def __init__(self, pages: dict[str, tuple[str, str]] | None = None, redirects: dict[str, str] | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.pages = dict(PAGES if pages is None else pages)
+        self.redirects = dict(redirects or {})  # path -> Location (e.g. an internal service's URL)
 
     def urls(self) -> list[str]:
         return [self.url + path for path in self.pages]
@@ -142,9 +144,19 @@ class PageServer(LoopbackServer):
         if path.startswith("/slow/"):
             self._stop.wait(0.2)
             return 200, {"Content-Type": "text/html"}, page("Slow page " + path, "<p>A slow page about memory and GPUs, served after a pause.</p>" * 5)
+        if path in self.redirects:
+            return 302, {"Location": self.redirects[path]}, b""
         if path in SPECIAL:
             return SPECIAL[path]
         if path in self.pages:
             title, html = self.pages[path]
             return 200, {"Content-Type": "text/html; charset=utf-8"}, page(title, html)
         return 404, {"Content-Type": "text/html"}, b"<html><body><h1>Not found</h1></body></html>"
+
+
+ADMIN_PAGE = ("Admin console", "<p>Internal admin console: database password hunter2, 42 users, restart button.</p>")
+
+
+def internal_service() -> PageServer:
+    """A listening loopback service (an admin console) that web research must never reach unless allowed."""
+    return PageServer(pages={"/admin": ADMIN_PAGE})

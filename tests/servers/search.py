@@ -15,12 +15,14 @@ def _words(text: str) -> set[str]:
 class SearchServer(LoopbackServer):
     """Ranks the given pages by word overlap of the query with their title and text."""
 
-    def __init__(self, pages: dict[str, tuple[str, str]], base_url: str, *, results: int = 5, extra=None, **kwargs) -> None:
+    def __init__(self, pages: dict[str, tuple[str, str]], base_url: str, *, results: int = 5, extra=None, lead=None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.pages = pages
         self.base_url = base_url
         self.results = results
         self.extra = extra or []  # results always appended (e.g. broken links)
+        self.lead = lead if lead is not None else []  # results always put first (e.g. an internal service's URL)
 
     def handle(self, method, path, query, headers, body):
         if path != "/search":
@@ -35,7 +37,7 @@ class SearchServer(LoopbackServer):
             if score:
                 scored.append((score, path_, title, html))
         scored.sort(key=lambda t: (-t[0], t[1]))
-        results = [
+        results = list(self.lead) + [
             {"title": title, "url": self.base_url + path_, "content": re.sub(r"<[^>]+>", "", html)[:160].strip(), "engine": "loopback"}
             for _s, path_, title, html in scored[: self.results]
         ] + list(self.extra)
