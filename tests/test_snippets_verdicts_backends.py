@@ -42,12 +42,12 @@ class LocalRay(ray_backend.RayBackend):
 
     def __init__(self, address, profile):  # noqa: D107 - no cluster to connect to
         self.address, self.profile, self.started_here = address, profile, False
-        self.sources = {name: (ray_backend.SANDBOX / name).read_text(encoding="utf-8") for name in ("worker.py", "child.py")}
+        self.sources = {name: (ray_backend.SANDBOX / name).read_text(encoding="utf-8") for name in ("worker.py", "child.py", "confine.py")}
 
     def cluster_gpus(self):
         return 0, []
 
-    def run(self, tasks, on_result):
+    def run(self, tasks, on_result, require_isolation=False):
         config = json.dumps({"preimport": ["torch"], "slots": 1, "threads": 1, "memory_limit_mb": 4096,
                              "max_processes": 128, "max_file_mb": 64, "tail_chars": 2000}, sort_keys=True)
         isolation = {}

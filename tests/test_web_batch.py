@@ -151,7 +151,7 @@ def test_a_misbehaving_model_yields_only_cited_supported_sentences(tmp_path, sta
     for f in knowledge_files(ws):
         text = f.read_text(encoding="utf-8")
         for bad in ("Quantum annealing", "73 percent", "ZeRO-3 partitions", "def broken(", "frees GPU memory on small",
-                    "undefined_name"):
+                    "failing_values"):
             assert bad not in text, (f.name, bad)
     # A model that fixes what it is told drops the failing snippet in the support rewrite, before the sandbox
     # run; a stubborn one keeps it, is told the sandbox's reason, keeps it again, and it is removed.

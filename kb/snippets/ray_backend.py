@@ -1,6 +1,6 @@
 """`--ray ADDRESS`: the same sandbox tasks on a Ray cluster, ``num_gpus`` from each snippet's requirements.
 
-ray is an optional dependency (``pip install 'kb-compiler[ray]'``). ADDRESS is a cluster address
+ray is an optional dependency (``pip install -c constraints.txt -e '.[ray]' in a checkout``). ADDRESS is a cluster address
 (``ray://host:10001`` or ``host:6379``), ``auto`` (the cluster this machine belongs to), or ``local``
 (start a local instance: handy for trying it out, and what the tests use).
 """
@@ -23,7 +23,7 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise KbError("--ray needs the ray package: pip install 'kb-compiler[ray]'") from None
+        raise KbError("--ray needs the ray package: pip install -c constraints.txt -e '.[ray]' (in kb's checkout)") from None
     return ray
 
 

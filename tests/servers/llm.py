@@ -24,7 +24,8 @@ SECTION_REWRITE_MARK = "kb checked every sentence"
 WRONG_CITE = "Quantum annealing schedules improve the convergence of transformer embeddings [{n}]."
 INVENTED_NUMBER = "{sentence} in 73 percent of cases [{n}]."
 UNCITED = "ZeRO-3 partitions optimizer states, gradients and parameters across all data parallel ranks."
-FAILING_CODE = "```python\nprint(undefined_name)\n```"
+# A real bug (not a fragment: the name is bound), so the sandbox says fail, not fragment.
+FAILING_CODE = "```python\nfailing_values = [3, 1, 2]\nprint(failing_values[3])\n```"
 BROKEN_CODE = "```python\ndef broken(:\n    return 1\n```"
 FROM_MEMORY = ("## Section {n}: {title}\n\nZeRO-Offload moves optimizer states to host memory, which frees GPU memory "
                "on small cards.")
