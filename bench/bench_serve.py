@@ -17,6 +17,7 @@ import argparse
 import http.client
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -122,15 +123,23 @@ def get_ms(port: int, path: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def measure(files: int, repeat: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         ws, _ = init_workspace(Path(tmp) / "ws")
         markdown = make_tree(ws.root, files)
         out_dir = ws.root / "site"
         row: dict[str, float] = {}
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         result = build_site(Site(ws.root), out_dir)
         row["build, cold (s)"] = time.perf_counter() - start
+        # CPU seconds of this process and its workers: what the build costs whatever else runs.
+        row["build, cold (CPU s)"] = _cpu() - cpu
         row["pages written"] = len(result.pages)
         row["Markdown (MB)"] = markdown / 1e6
         row["site (MB)"] = tree_size(out_dir) / 1e6
@@ -177,8 +186,8 @@ def main() -> None:
             row += f"{results[sizes[-1]][name] / max(results[sizes[0]][name], 1e-9):>16.2f}"
         print(row)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"(file ratio {sizes[-1] / sizes[0]:.1f}x; {cores} cores; python {sys.version.split()[0]})"
-          if len(sizes) > 1 else "")
+    print(f"(file ratio {sizes[-1] / sizes[0]:.1f}x; {cores} cores; load average {os.getloadavg()[0]:.1f}; "
+          f"python {sys.version.split()[0]})" if len(sizes) > 1 else "")
 
 
 if __name__ == "__main__":

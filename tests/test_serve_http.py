@@ -290,3 +290,48 @@ def test_clients_that_leave_early_print_no_traceback(tmp_path):
         proc.wait(timeout=10)
     err = log.read_text(encoding="utf-8")
     assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err, err
+
+
+@pytest.fixture
+def served_gaps(tmp_path):
+    from test_serve_site import add_rendering_gaps
+
+    root = add_rendering_gaps(make_demo_workspace(tmp_path))
+    server = make_server(Site(root), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield root, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_rendering_gaps_over_http(served_gaps):
+    """Issue 22's rendering gaps, as a browser receives them from the live server."""
+    _, port = served_gaps
+    status, headers, body = request(port, "/knowledge/performance/02-rendering.html")
+    assert status == 200
+    article = body.split(b'<article class="markdown">')[1].split(b"</article>")[0]
+    assert b"<td>first line<br>second line</td>" in article and b"<details>" in article and b"<sup>2</sup>" in article
+    for bad in (b"<script", b"onerror", b"onclick", b"javascript:", b"<iframe", b'src=""'):
+        assert bad not in article, bad
+    assert b'<span class="unresolved" title="image not in this site: no-such-image.png">' in article
+    assert b'title="not in this site: ../images-only/"' in article
+    # linked files of the tree are there, as text, and can run nothing
+    for name in ("train.py", "run.sh", "job.slurm"):
+        status, headers, data = request(port, f"/knowledge/performance/{name}")
+        assert status == 200 and headers["Content-Type"] == "text/plain; charset=utf-8" and data, name
+        assert headers["Content-Security-Policy"].startswith("sandbox") and headers["X-Content-Type-Options"] == "nosniff"
+    status, headers, data = request(port, "/knowledge/performance/diagram.png")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert request(port, "/knowledge/performance/evil.html")[0] == 404
+    assert request(port, "/knowledge/images-only/index.html")[0] == 404
+    assert request(port, "/knowledge/images-only")[0] == 404
+    # a name with '%' has its page, and INDEX.md's link to it works
+    status, _, home = request(port, "/")
+    assert b'href="knowledge/performance/50%25-faster.html"' in home
+    status, _, page = request(port, "/knowledge/performance/50%25-faster.html")
+    assert status == 200 and b"Fifty percent faster" in page
+    status, headers, _ = request(port, "/knowledge/performance/50%25-faster.md")
+    assert status == 302 and headers["Location"] == "/knowledge/performance/50%25-faster.html"

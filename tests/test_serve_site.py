@@ -590,6 +590,10 @@ PERCENT_BODY = "# Fifty percent faster\n\nA file whose name holds a percent sign
 
 @pytest.fixture
 def gaps(demo) -> Path:
+    return add_rendering_gaps(demo)
+
+
+def add_rendering_gaps(demo: Path) -> Path:
     """The demo workspace plus a file with raw HTML, images, linked scripts, odd names and a folder of images."""
     folder = demo / "knowledge" / "performance"
     (folder / "02-rendering.md").write_text(RENDERING_BODY, encoding="utf-8")
