@@ -286,8 +286,10 @@ def build_site(site: Site, out: Path, workers: int | None = None) -> BuildResult
     for rel in knowledge:
         rec = docs_state.get(urls.page_for_source(rel) or "", {})
         files_for_search.append((urls.page_for_source(rel) or "", rec.get("title") or Path(rel).stem, rec.get("search", [])))
-    search_inputs = _digest([(p, t, [r[3] for r in recs]) for p, t, recs in files_for_search])
-    if full or search_inputs != state.get("search") or not (out / search_static.FOLDER / "index.js").is_file():
+    # Its inputs changed when a knowledge file was rendered again, or appeared, or vanished.
+    search_inputs = _digest(knowledge)
+    rerendered = any(rel.startswith("knowledge/") for _, rel in todo)
+    if full or rerendered or search_inputs != state.get("search") or not (out / search_static.FOLDER / "index.js").is_file():
         paths, changed = search_static.write_index(out, files_for_search)
         result.pages += changed
         result.unchanged += len(paths) - len(changed)
@@ -316,8 +318,10 @@ def build_site(site: Site, out: Path, workers: int | None = None) -> BuildResult
     # What an earlier build wrote that is gone now.
     written = set(docs_state) | set(extra)
     for page in state.get("pages", []):
+        if page in written:
+            continue
         stale_path = (out / page).resolve()
-        if page not in written and out in stale_path.parents and stale_path.is_file():
+        if out in stale_path.parents and stale_path.is_file():
             stale_path.unlink()
             result.removed.append(page)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb.serve.markdown import Fence
-from kb.serve.urls import safe_file, safe_slug
+from kb.serve.urls import safe_file
 
 RESULTS_REL = "snippets/results.json"
 
@@ -115,11 +115,15 @@ class Results:
 
 
 def _norm_file(value: str) -> str:
+    if value.startswith("knowledge/") and "\\" not in value:
+        return value  # what validate-snippets writes: nothing to normalise
     rel = value.replace("\\", "/").lstrip("./")
     return rel if rel.startswith("knowledge/") else f"knowledge/{rel}"
 
 
 def _int(value) -> int | None:
+    if type(value) is int:
+        return value
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -142,29 +146,26 @@ def read_results(path: Path) -> Results:
     if not isinstance(raw, list):
         return Results(problem=f"{RESULTS_REL} has no 'snippets' list")
     out = Results()
-    seen: set[str] = set()
     for n, item in enumerate(raw):
         if not isinstance(item, dict) or not item.get("file"):
             continue
         seconds = item.get("seconds")
+        get = item.get
         entry = SnippetResult(
-            id=str(item.get("id") or ""),
+            id=str(get("id") or ""),
             file=_norm_file(str(item["file"])),
-            line=_int(item.get("line")),
-            index=_int(item.get("index")),
-            language=str(item.get("language") or ""),
-            status=str(item.get("status") or "unknown"),
-            reason=item.get("reason") or None,
+            line=_int(get("line")),
+            index=_int(get("index")),
+            language=str(get("language") or ""),
+            status=str(get("status") or "unknown"),
+            reason=get("reason") or None,
             seconds=float(seconds) if isinstance(seconds, (int, float)) else None,
-            stdout_tail=str(item.get("stdout_tail") or ""),
-            stderr_tail=str(item.get("stderr_tail") or ""),
-            snippet_file=item.get("snippet_file") or None,
-            hash=item.get("hash") or None,
+            stdout_tail=str(get("stdout_tail") or ""),
+            stderr_tail=str(get("stderr_tail") or ""),
+            snippet_file=get("snippet_file") or None,
+            hash=get("hash") or None,
         )
-        slug = safe_slug(entry.id) or safe_slug(f"{entry.file}-L{entry.line}") or f"snippet-{n}"
-        while slug in seen:
-            slug += f"-{n}"
-        seen.add(slug)
-        entry.slug = slug
+        # Results show in their file's page: the id is only an anchor's name, no page's.
+        entry.slug = entry.id or f"snippet-{n}"
         out.add(entry)
     return out

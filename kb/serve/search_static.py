@@ -63,8 +63,8 @@ def index_files(files: list[tuple[str, str, list[list]]]) -> dict[str, bytes]:
     doc_file: list[int] = []
     doc_len: list[int] = []
     doc_show: list[list[str]] = []
-    postings: dict[str, list[int]] = {}
-    last: dict[str, int] = {}
+    docs: dict[str, list[int]] = {}
+    tfs: dict[str, list[int]] = {}
     for f, (page, _, records) in enumerate(files):
         for anchor, heading, excerpt, counts, length in records:
             doc = len(doc_file)
@@ -72,12 +72,19 @@ def index_files(files: list[tuple[str, str, list[list]]]) -> dict[str, bytes]:
             doc_len.append(length)
             doc_show.append([anchor, heading, excerpt])
             for term, count in counts.items():
-                plist = postings.get(term)
-                if plist is None:
-                    postings[term] = [doc, count]
-                else:
-                    plist += (doc - last[term], count)
-                last[term] = doc
+                try:
+                    docs[term].append(doc)
+                    tfs[term].append(count)
+                except KeyError:
+                    docs[term] = [doc]
+                    tfs[term] = [count]
+    postings: dict[str, list[int]] = {}
+    for term, ids in docs.items():
+        gaps = [ids[0], *(b - a for a, b in zip(ids, ids[1:]))]
+        pairs = [0] * (2 * len(ids))
+        pairs[0::2] = gaps
+        pairs[1::2] = tfs[term]
+        postings[term] = pairs
     total = sum(len(p) for p in postings.values()) // 2
     shards = max(1, math.ceil(total / POSTINGS_PER_SHARD))
     by_shard: list[dict[str, list[int]]] = [{} for _ in range(shards)]

@@ -287,10 +287,13 @@ class Site:
         with self.known_files(self.listing()):
             yield self
 
-    def tree(self, current: str | None = None) -> list[TreeTopic]:
-        """knowledge/ by folder (the topic pages and the page without INDEX.md list it)."""
+    def tree(self, current: str | None = None, under: str = "knowledge") -> list[TreeTopic]:
+        """The knowledge files below folder ``under``, by folder (the topic pages and the page without INDEX.md)."""
         topics: dict[str, TreeTopic] = {}
+        prefix = under + "/"
         for rel, page, title, _ in self.listing():
+            if not rel.startswith(prefix):
+                continue
             folder = posixpath.dirname(rel)[len("knowledge/"):] if "/" in rel[len("knowledge/"):] else ""
             topic = topics.setdefault(
                 folder, TreeTopic(name=folder or "(top level)", folder=posixpath.dirname(rel))
@@ -554,10 +557,9 @@ class Site:
         folder = self._topic_folder(page)
         if folder is None:
             return None
-        topics = [
-            t for t in self.tree(page) if folder == "knowledge" or t.folder == folder or t.folder.startswith(folder + "/")
-        ]
-        sections = {rel: secs for rel, _, _, secs in self.listing()}
+        topics = self.tree(page, under=folder)
+        prefix = folder + "/"
+        sections = {rel: secs for rel, _, _, secs in self.listing() if rel.startswith(prefix)}
         entries = [
             {"topic": topic, "files": [{"file": f, "sections": sections.get(f.rel, [])} for f in topic.files]}
             for topic in topics
