@@ -737,3 +737,18 @@ def test_rebuild_follows_new_snippet_results_and_titles(gaps):
     assert "_static/nav-data.js" in renamed.pages and "knowledge/cuda/index.html" in renamed.pages
     assert "CUDA Streams and Events" in (out / "_static/nav-data.js").read_text(encoding="utf-8")
     assert "knowledge/performance/00-gpu-profiling.html" not in renamed.pages
+
+
+def test_one_plan_kb_cannot_read_leaves_the_site_whole(demo):
+    """A plan whose PART number has thousands of digits (int() refuses it) is one card saying so (issue 25, item 3)."""
+    huge = "9" * 5000
+    (demo / "plans" / "huge.md").write_text(
+        f"# Knowledge Expansion: Huge\n\n# BATCH 1: One\n\n## PART {huge}: X\n\n- [ ] PART {huge}: Create x/y.md\n",
+        encoding="utf-8",
+    )
+    site = Site(demo)
+    page = html(site, "/plans.html")
+    assert "BATCH 1: Profiling" in page  # the other plan is all there
+    assert "plans/huge.md" in page
+    result = build_site(site, demo / "site")
+    assert "plans.html" in result.pages and not result.skipped

@@ -16,7 +16,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import posixpath
 import shutil
 import signal
 from concurrent.futures import ProcessPoolExecutor
@@ -133,7 +132,7 @@ def _render_pages(site: Site, out: Path, items: list[tuple[str, str]]) -> list[d
             record["deps"] = sorted(deps.paths)
             record["assets"] = sorted(deps.assets)
             if deps.sections is not None:
-                title, sections = site.file_info(rel)
+                title, sections = deps.info or site.file_info(rel)
                 record["title"], record["sections"] = title, sections
                 record["search"] = [search_static.section_record(s) for s in deps.sections]
         records.append(record)

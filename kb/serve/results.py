@@ -24,7 +24,7 @@ BADGES = {
 
 @dataclass
 class SnippetResult:
-    """One entry of results.json, with the slug of its output page."""
+    """One entry of results.json."""
 
     id: str
     file: str
@@ -38,7 +38,6 @@ class SnippetResult:
     stderr_tail: str
     snippet_file: str | None
     hash: str | None
-    slug: str = ""
 
     @property
     def badge_class(self) -> str:
@@ -77,12 +76,10 @@ class Results:
     entries: list[SnippetResult] = field(default_factory=list)
     problem: str | None = None
     _by_file: dict[str, list[SnippetResult]] = field(default_factory=dict, repr=False)
-    _by_slug: dict[str, SnippetResult] = field(default_factory=dict, repr=False)
 
     def add(self, entry: SnippetResult) -> None:
         self.entries.append(entry)
         self._by_file.setdefault(entry.file, []).append(entry)
-        self._by_slug[entry.slug] = entry
 
     def for_file(self, rel: str) -> list[SnippetResult]:
         return self._by_file.get(rel, [])
@@ -110,8 +107,6 @@ class Results:
             return None
         return Match(found, stale=current is not None and found.hash is not None and found.hash != current)
 
-    def by_slug(self, slug: str) -> SnippetResult | None:
-        return self._by_slug.get(slug)
 
 
 def _norm_file(value: str) -> str:
@@ -146,7 +141,7 @@ def read_results(path: Path) -> Results:
     if not isinstance(raw, list):
         return Results(problem=f"{RESULTS_REL} has no 'snippets' list")
     out = Results()
-    for n, item in enumerate(raw):
+    for item in raw:
         if not isinstance(item, dict) or not item.get("file"):
             continue
         seconds = item.get("seconds")
@@ -165,7 +160,5 @@ def read_results(path: Path) -> Results:
             snippet_file=get("snippet_file") or None,
             hash=get("hash") or None,
         )
-        # Results show in their file's page: the id is only an anchor's name, no page's.
-        entry.slug = entry.id or f"snippet-{n}"
         out.add(entry)
     return out

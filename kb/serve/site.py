@@ -85,8 +85,10 @@ class PageDeps:
 
     paths: set[str] = field(default_factory=set)
     assets: set[str] = field(default_factory=set)
-    # The knowledge file's text and headings as rendered, so a build splits it for search unparsed.
+    # The knowledge file's text and headings as rendered, so a build splits it for search unparsed,
+    # and its title and planned sections as read for the page, so a build reads them once.
     sections: list[Section] | None = None
+    info: tuple[str, list[str]] | None = None
 
 
 # The collector of the page being rendered (the static build asks; the live server does not).
@@ -281,12 +283,6 @@ class Site:
             parts = rel.split("/")[:-1]
             self._known_folders.update("/".join(parts[: i + 1]) for i in range(len(parts)))
 
-    @contextmanager
-    def snapshot(self):
-        """Within it the knowledge files and their titles are listed once, not per page."""
-        with self.known_files(self.listing()):
-            yield self
-
     def tree(self, current: str | None = None, under: str = "knowledge") -> list[TreeTopic]:
         """The knowledge files below folder ``under``, by folder (the topic pages and the page without INDEX.md)."""
         topics: dict[str, TreeTopic] = {}
@@ -448,6 +444,7 @@ class Site:
         if deps is not None and within == "knowledge":
             title = (doc.meta.title if doc else None) or path.stem
             deps.sections = _split_sections(page, title, text, rendered.headings, rendered.body_start)
+            deps.info = (title, [str(s) for s in doc.meta.sections] if doc else [])
         counts: dict[str, dict[str, Any]] = {}
         lines = {f.line for f in rendered.fences}
         for fence in rendered.fences:
@@ -567,9 +564,6 @@ class Site:
         name = folder[len("knowledge/"):] if folder != "knowledge" else "knowledge"
         crumbs = self._crumbs(folder + "/x")[:-1] if folder != "knowledge" else []
         return self.render("topic.html", page, title=name, folder=folder, name=name, entries=entries, crumbs=crumbs)
-
-    def _fences(self, path: Path) -> list[Fence]:
-        return parse_file(self.md, path.read_text(encoding="utf-8", errors="replace"))[2]
 
     def plans_page(self) -> Response:
         drops = load_drops(self.root)

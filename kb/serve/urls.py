@@ -189,11 +189,6 @@ def _under(path: Path, base: Path) -> bool:
     return path == base or base in path.parents
 
 
-def safe_slug(text: str) -> str:
-    """A URL-safe slug for ids from results.json."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:120]
-
-
 def markdown_files(root: Path, folder: str) -> list[str]:
     """Workspace-relative paths of the .md files under ``folder`` that resolve inside it, sorted.
 
