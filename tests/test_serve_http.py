@@ -335,3 +335,25 @@ def test_rendering_gaps_over_http(served_gaps):
     assert status == 200 and b"Fifty percent faster" in page
     status, headers, _ = request(port, "/knowledge/performance/50%25-faster.md")
     assert status == 302 and headers["Location"] == "/knowledge/performance/50%25-faster.html"
+
+
+def test_the_tree_script_is_revalidated_not_resent(served):
+    root, port = served
+    status, headers, body = request(port, "/_static/nav-data.js")
+    assert status == 200 and headers["Cache-Control"] == "no-cache" and b"00-gpu-profiling.html" in body
+    tag = headers["ETag"]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/_static/nav-data.js", headers={"If-None-Match": tag})
+        response = conn.getresponse()
+        assert response.status == 304 and response.read() == b""
+    finally:
+        conn.close()
+    (root / "knowledge" / "cuda" / "01-new.md").write_text("# Brand new file\n", encoding="utf-8")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/_static/nav-data.js", headers={"If-None-Match": tag})
+        response = conn.getresponse()
+        assert response.status == 200 and b"Brand new file" in response.read()
+    finally:
+        conn.close()

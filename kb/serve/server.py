@@ -77,6 +77,13 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             self._plain(500, "kb serve: internal error (see the server's stderr)\n", head)
             return
+        tag = response.headers.get("ETag")
+        if tag and response.status == 200 and self.headers.get("If-None-Match") == tag:
+            self.send_response(304)  # the browser's copy is current
+            self.send_header("ETag", tag)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))

@@ -12,6 +12,7 @@ block's validation result is shown under it, in its file's page.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import posixpath
@@ -614,7 +615,10 @@ class Site:
 
     def static_file(self, name: str) -> Response | None:
         if name == urls.NAV_DATA:
-            return Response(200, JS, self.nav_script())
+            # Every page loads it: the browser keeps it and asks whether it changed (304 when not).
+            body = self.nav_script()
+            tag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+            return Response(200, JS, body, {"Cache-Control": "no-cache", "ETag": tag})
         if name not in STATIC_FILES:
             return None
         data = (resources.files("kb.serve") / "static" / name).read_text(encoding="utf-8")
