@@ -144,11 +144,13 @@ def measure(files: int, repeat: int) -> dict[str, float]:
         row["Markdown (MB)"] = markdown / 1e6
         row["site (MB)"] = tree_size(out_dir) / 1e6
         row["site / Markdown"] = row["site (MB)"] / row["Markdown (MB)"]
+        row["build state (MB)"] = (out_dir / ".kb-site.json").stat().st_size / 1e6  # not published
         edited = ws.root / rel_of(files // 2)
         edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         again = build_site(Site(ws.root), out_dir)
         row["rebuild, 1 file edited (s)"] = time.perf_counter() - start
+        row["rebuild, 1 file edited (CPU s)"] = _cpu() - cpu
         row["pages rewritten"] = len(again.pages)
         server = make_server(Site(ws.root), "127.0.0.1", 0)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
