@@ -270,10 +270,13 @@ def build_site(site: Site, out: Path, workers: int | None = None) -> BuildResult
         nav_inputs = [(rel, title) for rel, _, title, _ in listing]
         if index_missing:
             write(urls.HOME, static(urls.HOME), "home", nav_inputs)
+        below: dict[str, list] = {}  # folder -> the files under it, gathered in one pass
+        for rel, _, title, secs in listing:
+            parts = rel.split("/")[:-1]
+            for i in range(len(parts)):
+                below.setdefault("/".join(parts[: i + 1]), []).append((rel, title, secs))
         for page in sorted(urls.topic_page(f) for f in folders | {"knowledge"}):
-            prefix = page[: -len("index.html")]
-            inputs = [(rel, title, secs) for rel, _, title, secs in listing if rel.startswith(prefix)]
-            write(page, static(page), "topic:" + page, inputs)
+            write(page, static(page), "topic:" + page, below.get(page[: -len("/index.html")], []))
         nav = f"{urls.STATIC_PREFIX}{urls.NAV_DATA}"
         write(nav, static(nav), "nav", nav_inputs)
         write(urls.PLANS, static(urls.PLANS), "plans", [[rel, _sig(root / rel)] for rel in plans + drops] + [knowledge])
