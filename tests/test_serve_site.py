@@ -378,6 +378,7 @@ def test_any_status_renders_with_its_name(demo):
     bar = page.split('id="snippet-0"')[1].split("</figcaption>")[0]
     assert "defines-only" in bar and "only defines functions nothing calls" in bar
     assert '<span class="badge muted">1 defines-only</span>' in page
+    assert '<span class="badge skip">1 skipped</span>' in page and '<span class="badge fail">1 failed</span>' in page
 
 
 def test_plans_page_parts_status_completion_and_drops(demo):

@@ -44,6 +44,11 @@ class SnippetResult:
         return BADGES.get(self.status, ("muted", self.status))[0]
 
     @property
+    def count_label(self) -> str:
+        """How the file's header counts blocks with this outcome ('passed', 'skipped', or the status itself)."""
+        return BADGES.get(self.status, ("", self.status or "unknown"))[1].lstrip("✓✗⏱⚠ ")
+
+    @property
     def label(self) -> str:
         """Badge text: the outcome, its time when it ran, its reason when it was skipped."""
         text = BADGES.get(self.status, ("muted", self.status or "unknown"))[1]

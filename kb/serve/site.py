@@ -455,7 +455,7 @@ class Site:
             elif found.stale:
                 key, css = "changed since their run", "stale"
             else:
-                key, css = found.result.status, found.result.badge_class
+                key, css = found.result.count_label, found.result.badge_class
             entry = counts.setdefault(key, {"css": css, "n": 0})
             entry["n"] += 1
         sources = []
