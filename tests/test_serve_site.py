@@ -368,16 +368,16 @@ def test_snippet_results_are_shown_in_the_files_page(demo):
 
 
 def test_any_status_renders_with_its_name(demo):
-    """A status this page does not know (a new verdict) shows with its own name, never breaks the page."""
+    """A status the badge table does not know (a verdict added later) shows with its own name, never breaks the page."""
     path = demo / "snippets" / "results.json"
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["snippets"][0]["status"] = "defines-only"
-    data["snippets"][0]["reason"] = "only defines functions nothing calls"
+    data["snippets"][0]["status"] = "quarantined"
+    data["snippets"][0]["reason"] = "held back by hand"
     path.write_text(json.dumps(data), encoding="utf-8")
     page = html(Site(demo), "/knowledge/performance/00-gpu-profiling.html")
     bar = page.split('id="snippet-0"')[1].split("</figcaption>")[0]
-    assert "defines-only" in bar and "only defines functions nothing calls" in bar
-    assert '<span class="badge muted">1 defines-only</span>' in page
+    assert "quarantined" in bar and "held back by hand" in bar
+    assert '<span class="badge muted">1 quarantined</span>' in page
     assert '<span class="badge skip">1 skipped</span>' in page and '<span class="badge fail">1 failed</span>' in page
 
 
