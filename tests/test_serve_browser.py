@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from test_serve_site import make_demo_workspace
+from test_serve_site import add_rendering_gaps, make_demo_workspace
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -125,12 +125,15 @@ def test_browse_follow_badge_search_and_screenshot(tmp_path, browser):
         shot = tmp_path / "knowledge-page.png"
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
         shutil.copyfile(shot, SCREENSHOT_FOR_LEAD)
-        # the badge links to the snippet's output
+        # the badge opens the snippet's output, under its code in the same page
+        output = driver.find_element(By.CSS_SELECTOR, "#snippet-0-result pre.output")
+        assert not output.is_displayed()
         passed.click()
-        wait_for(lambda: "/snippets/" in driver.current_url, what="snippet page")
-        assert "elapsed True" in driver.find_element(By.CSS_SELECTOR, "pre.output").text
-        driver.back()
-        wait_for(lambda: driver.current_url.endswith("00-gpu-profiling.html"), what="back to the knowledge page")
+        wait_for(lambda: driver.current_url.endswith("#snippet-0-result"), what="the result's anchor")
+        wait_for(output.is_displayed, what="the output shown")
+        assert "elapsed True" in output.text
+        # a failure is shown open from the start
+        assert "RuntimeError: boom" in driver.find_element(By.CSS_SELECTOR, "#snippet-2-result pre.output.stderr").text
         # 4. search, and land on the right section
         box = driver.find_element(By.ID, "search-box")
         box.send_keys("tensor core utilization", Keys.ENTER)
@@ -172,3 +175,70 @@ def test_static_site_search_works_from_disk(tmp_path, browser):
     first.click()
     wait_for(lambda: driver.current_url.endswith("01-gpu-utilization.html#section-2-data-loading-overlap"), what="section")
     assert driver.find_element(By.CSS_SELECTOR, "a.current").text == "GPU Utilization Optimization"
+
+
+def test_raw_html_renders_and_nothing_in_a_knowledge_file_runs(tmp_path, browser):
+    """Issue 22: a table with <br> shows a line break; <script> and onerror= in a knowledge file do not run."""
+    from selenium.webdriver.common.by import By
+
+    root = add_rendering_gaps(make_demo_workspace(tmp_path))
+    proc, url = start_server(root, tmp_path / "serve.log")
+    try:
+        driver = browser
+        driver.get(url + "knowledge/performance/02-rendering.html")
+        cell = driver.find_element(By.XPATH, "//td[contains(., 'first line')]")
+        assert cell.text == "first line\nsecond line"
+        assert cell.size["height"] > 1.6 * driver.find_element(By.XPATH, "//th[contains(., 'Meaning')]").size["height"]
+        time.sleep(0.3)  # give an onerror handler its chance
+        assert "owned-by" not in driver.title and driver.title.startswith("Rendering what real trees hold")
+        details = driver.find_element(By.CSS_SELECTOR, "main details:not(.snippet-result):not(.sources)")
+        hidden = details.find_element(By.XPATH, ".//p[contains(., 'Hidden until opened')]")
+        assert not hidden.is_displayed()
+        details.find_element(By.TAG_NAME, "summary").click()
+        wait_for(hidden.is_displayed, what="the details opened")
+        assert driver.find_element(By.CSS_SELECTOR, "main sup").text == "2"
+        # a missing image is its alt text, marked; a raw <img> whose file is missing has no src at all
+        # (never src="", which a browser requests as the page itself); the present one loads
+        assert driver.find_element(By.CSS_SELECTOR, "main span.unresolved").text == "nothing here"
+        assert driver.execute_script(
+            "return Array.from(document.querySelectorAll('main img')).every(i => i.getAttribute('src') !== '')")
+        assert driver.execute_script(
+            "return Array.from(document.querySelectorAll('main img[src]')).every(i => i.complete && i.naturalWidth >= 0)")
+        # the linked script opens as text, and the tree is drawn with this page marked
+        assert driver.find_element(By.CSS_SELECTOR, "aside a.current").text == "Rendering what real trees hold"
+        driver.find_element(By.LINK_TEXT, "train.py").click()
+        wait_for(lambda: driver.current_url.endswith("/train.py"), what="the script")
+        assert "print('train')" in driver.find_element(By.TAG_NAME, "body").text
+        # the file with a '%' in its name, from the index
+        driver.get(url)
+        driver.find_element(By.LINK_TEXT, "Fifty").click()
+        wait_for(lambda: "50%25-faster.html" in driver.current_url, what="the percent page")
+        assert driver.find_element(By.CSS_SELECTOR, "main h1").text.startswith("Fifty percent faster")
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+        assert not severe, severe  # no CSP violation (nothing inline tried to run), nothing missing
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_static_site_from_disk_renders_the_same(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+
+    root = add_rendering_gaps(make_demo_workspace(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-m", "kb", "serve", "--build", "site", "--workspace", str(root)],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    driver = browser
+    driver.get((root / "site" / "index.html").as_uri())
+    driver.find_element(By.LINK_TEXT, "Fifty").click()
+    wait_for(lambda: "50%25-faster.html" in driver.current_url, what="the percent page on disk")
+    assert driver.find_element(By.CSS_SELECTOR, "main h1").text.startswith("Fifty percent faster")
+    driver.get((root / "site" / "knowledge" / "performance" / "02-rendering.html").as_uri())
+    assert driver.find_element(By.XPATH, "//td[contains(., 'first line')]").text == "first line\nsecond line"
+    time.sleep(0.3)
+    assert "owned-by" not in driver.title
+    assert driver.find_element(By.CSS_SELECTOR, "aside a.current").text == "Rendering what real trees hold"
+    driver.find_element(By.LINK_TEXT, "job").click()
+    wait_for(lambda: driver.current_url.endswith("/job.slurm"), what="the slurm script on disk")

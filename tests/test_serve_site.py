@@ -252,9 +252,18 @@ def test_home_is_index_md_with_working_links_and_no_markers(demo):
     assert 'href="knowledge/performance/00-gpu-profiling.html"' in page
     assert "kb:index:start" not in page  # HTML comments are dropped
     assert 'href="_static/kb.css"' in page
-    # the left-hand tree lists both topics
-    assert re.search(r'<span class="topic">cuda</span>', page)
-    assert re.search(r'<span class="topic">performance</span>', page)
+    # the left-hand tree is drawn from one script for the whole site, not copied into the page
+    assert '<script src="_static/nav-data.js"></script>' in page and '<script src="_static/kb.js"></script>' in page
+    assert "CUDA Streams" not in page.split("<main")[0]
+    nav = Site(demo).get("/_static/nav-data.js")
+    assert nav.status == 200 and nav.content_type.startswith("text/javascript")
+    data = json.loads(nav.body.decode("utf-8").removeprefix("window.KB_NAV = ").rstrip().rstrip(";"))
+    assert data["folders"] == [
+        ["knowledge/cuda", "cuda", [["knowledge/cuda/00-cuda-streams.html", "CUDA Streams"]]],
+        ["knowledge/performance", "performance", [
+            ["knowledge/performance/00-gpu-profiling.html", "GPU Profiling with Nsight and the PyTorch Profiler"],
+            ["knowledge/performance/01-gpu-utilization.html", "GPU Utilization Optimization"]]],
+    ]
 
 
 def test_folder_links_become_topic_pages(demo):
@@ -289,14 +298,15 @@ def test_knowledge_page_header_links_badges_and_highlighting(demo):
     assert 'id="section-1-nsight-systems-timeline"' in page
     # pygments highlighting
     assert '<pre class="highlight"><code><span class="kn">import</span>' in page
-    # raw HTML is shown as text, comments vanish
-    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    # a script in the file is removed (by the sanitiser), comments vanish
+    assert "<script>alert" not in page and 'alert("x")' not in page
     assert "kb:note" not in page
     # one badge per fence, matched by line, the one in a list too
     badges = re.findall(r'class="badge (pass|fail|skip|muted|none)"', page.split('<article class="markdown">')[1])
     assert badges[-5:] == ["pass", "skip", "fail", "muted", "none"], badges
     assert "skipped: needs CUDA (no GPU on this machine)" in page
-    assert 'href="../../snippets/performance-00-gpu-profiling-00.html"' in page
+    # each result sits under its code block, in this page (no page per snippet)
+    assert 'href="#snippet-0-result"' in page and 'id="snippet-0-result"' in page
     assert "not yet run" in page
 
 
@@ -331,8 +341,9 @@ def test_a_snippet_edited_since_its_run_is_marked_outdated(demo):
     badges = re.findall(r'class="badge ([a-z ]+)"', page.split('<article class="markdown">')[1])
     assert badges[-5:] == ["pass", "skip", "fail stale", "muted", "none"], badges
     assert "✗ failed (code changed since)" in page
-    snippet = html(site, "/snippets/performance-00-gpu-profiling-02.html")
-    assert "The code changed after this run" in snippet and "bang" in snippet
+    result = page.split('id="snippet-2-result"')[1].split("</details>")[0]
+    assert "The code changed after this run" in result and "RuntimeError: boom" in result
+    assert "bang" in page.split('id="snippet-2"')[1].split("</pre>")[0]
 
 
 def test_legacy_file_without_front_matter(demo):
@@ -341,13 +352,33 @@ def test_legacy_file_without_front_matter(demo):
     assert 'href="../performance/00-gpu-profiling.html"' in page
 
 
-def test_snippet_output_page(demo):
+def test_snippet_results_are_shown_in_the_files_page(demo):
     site = Site(demo)
-    page = html(site, "/snippets/performance-00-gpu-profiling-02.html")
-    assert "RuntimeError: boom" in page and "✗ failed" in page
-    assert 'href="../knowledge/performance/00-gpu-profiling.html#snippet-2"' in page
-    assert "raise" in page  # the code, taken from the knowledge file
-    html(site, "/snippets/no-such-snippet.html", 404)
+    page = html(site, "/knowledge/performance/00-gpu-profiling.html")
+    failed = page.split('id="snippet-2"')[1].split("</figure>")[0]
+    assert 'raise RuntimeError' in re.sub(r"<[^>]+>", "", failed.split("</pre>")[0])
+    assert '<details class="snippet-result fail" id="snippet-2-result" open>' in failed  # failures shown open
+    assert "RuntimeError: boom" in failed and "stderr (last lines)" in failed
+    passed = page.split('id="snippet-0"')[1].split("</figure>")[0]
+    assert '<details class="snippet-result pass" id="snippet-0-result">' in passed and "elapsed True" in passed
+    skipped = page.split('id="snippet-1"')[1].split("</figure>")[0]
+    assert "<dt>Why</dt><dd>needs CUDA (no GPU on this machine)</dd>" in skipped
+    assert "snippet-4-result" not in page  # no result yet: no panel
+    assert site.get("/snippets/performance-00-gpu-profiling-02.html").status == 404
+
+
+def test_any_status_renders_with_its_name(demo):
+    """A status the badge table does not know (a verdict added later) shows with its own name, never breaks the page."""
+    path = demo / "snippets" / "results.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["snippets"][0]["status"] = "quarantined"
+    data["snippets"][0]["reason"] = "held back by hand"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    page = html(Site(demo), "/knowledge/performance/00-gpu-profiling.html")
+    bar = page.split('id="snippet-0"')[1].split("</figcaption>")[0]
+    assert "quarantined" in bar and "held back by hand" in bar
+    assert '<span class="badge muted">1 quarantined</span>' in page
+    assert '<span class="badge skip">1 skipped</span>' in page and '<span class="badge fail">1 failed</span>' in page
 
 
 def test_plans_page_parts_status_completion_and_drops(demo):
@@ -389,7 +420,7 @@ def test_a_changed_file_shows_up_on_reload(demo):
     assert "Quokka streams" in html(site, "/knowledge/cuda/00-cuda-streams.html")
     assert "00-cuda-streams.html#section-2-quokka-streams" in html(site, "/search.html?q=quokka")
     (demo / "knowledge" / "cuda" / "01-new.md").write_text("# Brand new file\n", encoding="utf-8")
-    assert "Brand new file" in html(site, "/")
+    assert "Brand new file" in site.get("/_static/nav-data.js").body.decode("utf-8")
 
 
 @pytest.mark.parametrize(
@@ -458,28 +489,41 @@ def test_static_build_has_the_same_pages_with_relative_links(demo):
         "knowledge/performance/00-gpu-profiling.html",
         "knowledge/cuda/00-cuda-streams.html",
         "drops/KNOWLEDGE-DROP-gpu-profiling-2025-11-16-1431.html",
-        "snippets/performance-00-gpu-profiling-00.html",
+        "knowledge/index.html",
+        "knowledge/performance/index.html",
         "_static/kb.css",
+        "_static/kb.js",
+        "_static/nav-data.js",
         "_static/search.js",
-        "_static/search-index.js",
+        "_static/search/index.js",
+        "_static/search/t0.js",
+        "_static/search/d0.js",
     ):
         assert (out / page).is_file(), page
     assert len(result.pages) >= 14
     served = site.get("/knowledge/performance/00-gpu-profiling.html").body
     assert (out / "knowledge/performance/00-gpu-profiling.html").read_bytes() == served
     # every relative link of every page resolves to a written file
-    for page in out.rglob("*.html"):
-        for href in re.findall(r'(?:href|src)="([^"#?]+)[^"]*"', page.read_text(encoding="utf-8")):
-            if "://" in href or href.startswith("mailto:"):
-                continue
-            assert (page.parent / href).resolve().is_file(), (page.relative_to(out), href)
-    index = (out / "_static/search-index.js").read_text(encoding="utf-8")
-    assert index.startswith("window.KB_SEARCH = ") and "section-1-tensor-core-utilization" in index
+    assert_links_resolve(out)
+    docs = (out / "_static/search/d0.js").read_text(encoding="utf-8")
+    assert "section-1-tensor-core-utilization" in docs
+    assert not list(out.rglob("snippets/*"))  # results are in the files' pages
     # a rebuild removes pages whose source is gone
     (demo / LEGACY).unlink()
     again = build_site(Site(demo), out)
     assert "knowledge/cuda/00-cuda-streams.html" in again.removed
     assert not (out / "knowledge/cuda/00-cuda-streams.html").exists()
+
+
+def assert_links_resolve(out: Path) -> None:
+    """Every relative href and src of every page of the site names a file the build wrote."""
+    from urllib.parse import unquote
+
+    for page in out.rglob("*.html"):
+        for link in re.findall(r'(?:href|src)="([^"#?]+)[^"]*"', page.read_text(encoding="utf-8")):
+            if "://" in link or link.startswith("mailto:"):
+                continue
+            assert (page.parent / unquote(link)).resolve().is_file(), (page.relative_to(out), link)
 
 
 def test_static_build_refuses_folders_it_does_not_own(demo, tmp_path):
@@ -511,3 +555,201 @@ def test_a_link_to_a_plan_since_filed_under_completed_still_works(demo):
     page = html(Site(demo), "/knowledge/performance/00-gpu-profiling.html")
     body = page.split('<article class="markdown">')[1]
     assert 'href="../../plans.html#plan-plans-completed-performance-md">here</a>' in body
+
+
+RENDERING_BODY = """# Rendering what real trees hold
+
+| Option | Meaning |
+|--------|---------|
+| `pin_memory` | first line<br>second line |
+
+E = mc<sup>2</sup>, H<sub>2</sub>O, <kbd>Ctrl</kbd>+<kbd>C</kbd>.
+
+<details>
+<summary>More detail</summary>
+
+Hidden until opened.
+
+</details>
+
+<script>document.title = "owned-by-script"</script>
+<img src="missing.png" onerror="document.title='owned-by-onerror'">
+<a href="javascript:alert(1)">a javascript link</a>
+<p onclick="alert(2)" style="color:red">a paragraph with handlers</p>
+<iframe src="https://example.com"></iframe>
+
+Raw links: <a href="00-gpu-profiling.md">profiling (raw)</a>, <img src="diagram.png" alt="raw diagram">.
+
+![diagram](diagram.png) and ![nothing here](no-such-image.png)
+
+Files: [train.py](train.py), [run.sh](run.sh), [job](job.slurm), [a page](evil.html),
+[images only](../images-only/), [a folder with files](../performance/), [faster](50%25-faster.md).
+"""
+
+PERCENT_BODY = "# Fifty percent faster\n\nA file whose name holds a percent sign.\n"
+
+
+@pytest.fixture
+def gaps(demo) -> Path:
+    return add_rendering_gaps(demo)
+
+
+def add_rendering_gaps(demo: Path) -> Path:
+    """The demo workspace plus a file with raw HTML, images, linked scripts, odd names and a folder of images."""
+    folder = demo / "knowledge" / "performance"
+    (folder / "02-rendering.md").write_text(RENDERING_BODY, encoding="utf-8")
+    (folder / "50%-faster.md").write_text(PERCENT_BODY, encoding="utf-8")
+    (folder / "diagram.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16)
+    (folder / "train.py").write_text("print('train')\n", encoding="utf-8")
+    (folder / "run.sh").write_text("#!/bin/sh\necho run\n", encoding="utf-8")
+    (folder / "job.slurm").write_text("#SBATCH -N 1\nsrun python train.py\n", encoding="utf-8")
+    (folder / "evil.html").write_text("<script>alert(1)</script>", encoding="utf-8")
+    (demo / "knowledge" / "images-only").mkdir()
+    (demo / "knowledge" / "images-only" / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    index = demo / "INDEX.md"
+    index.write_text(index.read_text(encoding="utf-8").replace(
+        "<!-- kb:index:end -->", "- [Fifty](knowledge/performance/50%25-faster.md)\n<!-- kb:index:end -->"), encoding="utf-8")
+    return demo
+
+
+def body_of_page(page: str) -> str:
+    return page.split('<article class="markdown">')[1].split("</article>")[0]
+
+
+def test_safe_inline_html_is_kept_and_script_is_removed(gaps):
+    page = html(Site(gaps), "/knowledge/performance/02-rendering.html")
+    body = body_of_page(page)
+    assert "<td>first line<br>second line</td>" in body
+    assert "mc<sup>2</sup>" in body and "H<sub>2</sub>O" in body and "<kbd>Ctrl</kbd>" in body
+    assert "<details>" in body and "<summary>More detail</summary>" in body and "Hidden until opened." in body
+    for bad in ("<script", "owned-by", "onerror", "onclick", "javascript:", "style=", "<iframe", "alert("):
+        assert bad not in body, bad
+    assert page.count("<script") == 2  # the site's own two: the tree and kb.js
+    assert "a javascript link" in body and "a paragraph with handlers" in body  # the text stays
+
+
+def test_links_raw_html_makes_are_rewritten_like_markdown_links(gaps):
+    body = body_of_page(html(Site(gaps), "/knowledge/performance/02-rendering.html"))
+    assert '<a href="00-gpu-profiling.html">profiling (raw)</a>' in body
+    assert '<img src="diagram.png" alt="raw diagram">' in body
+    assert '<img alt="" ' not in body and 'src=""' not in body
+
+
+def test_missing_images_and_unresolved_links_are_marked_never_broken(gaps):
+    body = body_of_page(html(Site(gaps), "/knowledge/performance/02-rendering.html"))
+    assert '<img src="diagram.png" alt="diagram">' in body
+    assert '<span class="unresolved" title="image not in this site: no-such-image.png">nothing here</span>' in body
+    assert "missing.png" not in body  # the raw <img> whose file is missing keeps no src
+    # a folder with no Markdown has no page: its link is marked, not a link to a 404
+    assert '<a class="unresolved" title="not in this site: ../images-only/">images only</a>' in body
+    assert '<a href="index.html">a folder with files</a>' in body
+    # an HTML file of the tree is never published (it would run as a page of the site)
+    assert '<a class="unresolved" title="not in this site: evil.html">a page</a>' in body
+    assert Site(gaps).get("/knowledge/images-only/index.html").status == 404
+
+
+def test_linked_files_of_the_tree_are_served_as_text(gaps):
+    site = Site(gaps)
+    body = body_of_page(html(site, "/knowledge/performance/02-rendering.html"))
+    for name in ("train.py", "run.sh", "job.slurm"):
+        assert f'href="{name}"' in body, name
+        response = site.get(f"/knowledge/performance/{name}")
+        assert response.status == 200 and response.content_type == "text/plain; charset=utf-8", name
+        assert "sandbox" in response.headers["Content-Security-Policy"]
+    assert site.get("/knowledge/performance/evil.html").status == 404 or b"alert" not in site.get(
+        "/knowledge/performance/evil.html").body
+
+
+def test_a_file_name_with_a_percent_sign_has_a_page_and_index_links_to_it(gaps):
+    site = Site(gaps)
+    home = html(site, "/")
+    assert '<a href="knowledge/performance/50%25-faster.html">Fifty</a>' in home
+    page = html(site, "/knowledge/performance/50%25-faster.html")
+    assert "Fifty percent faster" in page
+    body = body_of_page(html(site, "/knowledge/performance/02-rendering.html"))
+    assert '<a href="50%25-faster.html">faster</a>' in body
+    assert "knowledge/performance/50%-faster.html" in site.get("/_static/nav-data.js").body.decode("utf-8")
+
+
+def test_static_build_publishes_linked_files_and_every_link_resolves(gaps):
+    out = gaps / "site"
+    build_site(Site(gaps), out)
+    for name in ("train.py", "run.sh", "job.slurm", "diagram.png", "50%-faster.html"):
+        assert (out / "knowledge" / "performance" / name).is_file(), name
+    assert (out / "knowledge/performance/train.py").read_text(encoding="utf-8") == "print('train')\n"
+    assert not (out / "knowledge/performance/evil.html").exists()
+    assert not (out / "knowledge/images-only").exists()
+    assert_links_resolve(out)
+
+
+def written(result) -> set[str]:
+    return set(result.pages)
+
+
+def test_rebuild_after_one_edit_rewrites_that_page_only(gaps):
+    out = gaps / "site"
+    first = build_site(Site(gaps), out)
+    assert "knowledge/performance/00-gpu-profiling.html" in first.pages
+    again = build_site(Site(gaps), out)
+    assert again.pages == [] and again.removed == [] and again.unchanged == len(first.pages)
+    path = gaps / UTILIZATION
+    path.write_text(path.read_text(encoding="utf-8") + "\nA quokka line.\n", encoding="utf-8")
+    edited = build_site(Site(gaps), out)
+    pages = {p for p in written(edited) if p.endswith(".html")}
+    assert pages == {"knowledge/performance/01-gpu-utilization.html"}, pages
+    assert "A quokka line." in (out / "knowledge/performance/01-gpu-utilization.html").read_text(encoding="utf-8")
+    assert any(p.startswith("_static/search/t") for p in edited.pages)  # its words are searchable
+    assert "quokka" in "".join(p.read_text(encoding="utf-8") for p in (out / "_static/search").glob("t*.js"))
+
+
+def test_rebuild_follows_links_to_files_that_appear_or_vanish(gaps):
+    out = gaps / "site"
+    build_site(Site(gaps), out)
+    legacy = (out / "knowledge/cuda/00-cuda-streams.html").read_text(encoding="utf-8")
+    assert 'href="../performance/00-gpu-profiling.html"' in legacy
+    # the linked file vanishes: the page linking to it now marks the link, the page is removed
+    (gaps / PROFILING).rename(gaps / "knowledge" / "profiling.md.bak")
+    gone = build_site(Site(gaps), out)
+    assert "knowledge/performance/00-gpu-profiling.html" in gone.removed
+    assert "knowledge/cuda/00-cuda-streams.html" in gone.pages
+    assert 'class="unresolved"' in (out / "knowledge/cuda/00-cuda-streams.html").read_text(encoding="utf-8")
+    assert "GPU Profiling" not in (out / "_static/nav-data.js").read_text(encoding="utf-8")
+    # it comes back: the link is a link again
+    (gaps / "knowledge" / "profiling.md.bak").rename(gaps / PROFILING)
+    back = build_site(Site(gaps), out)
+    assert {"knowledge/cuda/00-cuda-streams.html", "knowledge/performance/00-gpu-profiling.html"} <= set(back.pages)
+    assert 'href="../performance/00-gpu-profiling.html"' in (out / "knowledge/cuda/00-cuda-streams.html").read_text(encoding="utf-8")
+    assert_links_resolve(out)
+
+
+def test_rebuild_follows_new_snippet_results_and_titles(gaps):
+    out = gaps / "site"
+    build_site(Site(gaps), out)
+    path = gaps / "snippets" / "results.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["snippets"][2]["stderr_tail"] = "ValueError: a new failure\n"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    rebuilt = build_site(Site(gaps), out)
+    assert {p for p in rebuilt.pages if p.endswith(".html")} == {"knowledge/performance/00-gpu-profiling.html"}
+    assert "a new failure" in (out / "knowledge/performance/00-gpu-profiling.html").read_text(encoding="utf-8")
+    legacy = gaps / LEGACY
+    legacy.write_text(LEGACY_BODY.replace("# CUDA Streams", "# CUDA Streams and Events"), encoding="utf-8")
+    renamed = build_site(Site(gaps), out)
+    assert "_static/nav-data.js" in renamed.pages and "knowledge/cuda/index.html" in renamed.pages
+    assert "CUDA Streams and Events" in (out / "_static/nav-data.js").read_text(encoding="utf-8")
+    assert "knowledge/performance/00-gpu-profiling.html" not in renamed.pages
+
+
+def test_one_plan_kb_cannot_read_leaves_the_site_whole(demo):
+    """A plan whose PART number has thousands of digits (int() refuses it) is one card saying so (issue 25, item 3)."""
+    huge = "9" * 5000
+    (demo / "plans" / "huge.md").write_text(
+        f"# Knowledge Expansion: Huge\n\n# BATCH 1: One\n\n## PART {huge}: X\n\n- [ ] PART {huge}: Create x/y.md\n",
+        encoding="utf-8",
+    )
+    site = Site(demo)
+    page = html(site, "/plans.html")
+    assert "BATCH 1: Profiling" in page  # the other plan is all there
+    assert "plans/huge.md" in page
+    result = build_site(site, demo / "site")
+    assert "plans.html" in result.pages and not result.skipped

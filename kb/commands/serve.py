@@ -36,11 +36,12 @@ def register(app: typer.Typer) -> None:
         if build is not None:
             result = build_site(site, build if build.is_absolute() else Path.cwd() / build)
             if as_json:
-                print_json({"out": str(result.out), "pages": len(result.pages), "removed": result.removed,
-                            "skipped": result.skipped})
+                print_json({"out": str(result.out), "pages": len(result.pages), "unchanged": result.unchanged,
+                            "removed": result.removed, "skipped": result.skipped})
             else:
                 console().print(
                     f"Wrote {len(result.pages)} files to {result.out}"
+                    + (f" ({result.unchanged} unchanged since the last build)" if result.unchanged else "")
                     + (f", removed {len(result.removed)} stale ones" if result.removed else "")
                     + f"; open {result.out / 'index.html'}"
                 )

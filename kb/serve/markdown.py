@@ -1,16 +1,21 @@
 """Markdown to HTML for the site: markdown-it-py with GFM (tables, task lists, footnotes, autolinks),
-GitHub-style heading anchors, pygments highlighting, a result badge on every fenced
-code block, and links rewritten by the caller.
+GitHub-style heading anchors, pygments highlighting, a result badge and the result itself
+on every fenced code block, and links rewritten by the caller.
 
-Raw HTML in a knowledge file is shown as text (knowledge comes from web research and
-model output, so it is never trusted as markup); HTML comments such as INDEX.md's
-``<!-- kb:index:start -->`` markers are dropped.
+Raw HTML in a knowledge file is kept as a Markdown viewer would show it (``<br>`` in a
+table cell, ``<sup>``, ``<details>``), after nh3 removed everything that can run script
+(kb.serve.sanitize); HTML comments such as INDEX.md's ``<!-- kb:index:start -->`` markers
+are dropped. Code blocks are highlighted by pygments from escaped text and set in after
+the sanitiser ran, so it never walks the highlighted spans.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html import escape
 
 from markdown_it import MarkdownIt
@@ -23,6 +28,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
+
+from kb.serve import sanitize
 
 # The pygments CSS class the highlighted blocks carry (the stylesheet is built for it).
 HIGHLIGHT_CLASS = "highlight"
@@ -53,10 +60,12 @@ class Rendered:
     body_html: str
     headings: list[Heading] = field(default_factory=list)
     fences: list[Fence] = field(default_factory=list)
+    body_start: int = 0  # 0-based line after the front matter
 
 
 LinkRewriter = Callable[[str, bool], "str | None"]  # (href, is_image) -> new href, or None: not resolvable
-BadgeMaker = Callable[[Fence, "set[int]"], str]  # (fence, all fence lines) -> badge HTML
+# (fence, all fence lines) -> (badge HTML for the block's bar, the result's HTML under the code)
+BadgeMaker = Callable[[Fence, "set[int]"], "tuple[str, str]"]
 
 
 def make_markdown() -> MarkdownIt:
@@ -78,7 +87,9 @@ def make_markdown() -> MarkdownIt:
     return md
 
 
+@lru_cache(maxsize=256)
 def _lexer(language: str):
+    # Lexers and the formatter keep no state between calls: one of each serves every block.
     if not language:
         return TextLexer()
     try:
@@ -87,41 +98,36 @@ def _lexer(language: str):
         return TextLexer()
 
 
+_FORMATTER = HtmlFormatter(nowrap=True)
+
+
+@lru_cache(maxsize=4096)
 def highlight_code(code: str, language: str) -> str:
     """Pygments HTML for ``code`` (spans only, no wrapper)."""
-    return highlight(code, _lexer(language), HtmlFormatter(nowrap=True))
+    return highlight(code, _lexer(language), _FORMATTER)
 
 
 def _render_fence(self, tokens: list[Token], idx: int, options, env) -> str:
     token = tokens[idx]
     fence: Fence = token.meta["kb_fence"]
-    badge = env["kb_badge"](fence, env["kb_fence_lines"]) if env.get("kb_badge") else ""
+    badge, result = env["kb_badge"](fence, env["kb_fence_lines"]) if env.get("kb_badge") else ("", "")
     lang = escape(fence.language) if fence.language else "text"
-    return (
+    env["kb_fences_html"].append(
         f'<figure class="snippet" id="snippet-{fence.index}" data-line="{fence.line}">'
         f'<figcaption class="snippet-bar"><span class="lang">{lang}</span>'
         f'<span class="where">line {fence.line}</span>{badge}</figcaption>'
-        f'<pre class="{HIGHLIGHT_CLASS}"><code>{highlight_code(fence.code, fence.language)}</code></pre></figure>\n'
+        f'<pre class="{HIGHLIGHT_CLASS}"><code>{highlight_code(fence.code, fence.language)}</code></pre>{result}</figure>\n'
     )
-
-
-def _is_comment(html: str) -> bool:
-    text = html.strip()
-    return text.startswith("<!--") and text.endswith("-->")
+    # Plain text the sanitiser keeps as it is; the block replaces it once the page is clean.
+    return f"<p>{env['kb_nonce']}F{len(env['kb_fences_html']) - 1}</p>\n"
 
 
 def _render_html_block(self, tokens, idx, options, env) -> str:
-    token = tokens[idx]
-    if _is_comment(token.content):
-        return ""
-    if not token.block:  # the anchors plugin's permalink symbol travels as an inline "html_block"
-        return escape(token.content)
-    return f'<pre class="raw-html">{escape(token.content)}</pre>\n'
+    return tokens[idx].content  # sanitised with the rest of the page (comments go then)
 
 
 def _render_html_inline(self, tokens, idx, options, env) -> str:
-    content = tokens[idx].content
-    return "" if _is_comment(content) else escape(content)
+    return tokens[idx].content
 
 
 def _inline_text(token: Token | None) -> str:
@@ -130,7 +136,9 @@ def _inline_text(token: Token | None) -> str:
     return "".join(c.content for c in token.children if c.type in ("text", "code_inline", "html_inline"))
 
 
-def _rewrite_links(tokens: list[Token], links: LinkRewriter) -> None:
+def _rewrite_links(tokens: list[Token], links: LinkRewriter, nonce: str) -> None:
+    """Markdown links and images become links of this site; the ones that resolve carry ``nonce``
+    so the sanitiser tells them from the links raw HTML makes (those it rewrites itself)."""
     for token in tokens:
         for child in token.children or []:
             if child.type == "link_open":
@@ -142,14 +150,34 @@ def _rewrite_links(tokens: list[Token], links: LinkRewriter) -> None:
                     child.attrSet("class", "unresolved")
                     child.attrSet("title", f"not in this site: {href}")
                 else:
-                    child.attrSet("href", new)
+                    child.attrSet("href", nonce + new)
                     if "://" in new or new.startswith("mailto:"):
                         child.attrSet("class", "external")
                         child.attrSet("rel", "noopener noreferrer")
             elif child.type == "image":
                 src = str(child.attrGet("src") or "")
                 new = links(src, True)
-                child.attrSet("src", new or "")
+                if new is None:
+                    # A missing image is its alt text, marked, never an <img> that cannot load.
+                    alt = "".join(c.content for c in child.children or []) or src
+                    child.type, child.tag, child.children = "html_inline", "", None
+                    child.content = (f'<span class="unresolved" title="{escape("image not in this site: " + src)}">'
+                                     f"{escape(alt)}</span>")
+                else:
+                    child.attrSet("src", nonce + new)
+
+
+def _attribute_filter(links: LinkRewriter, nonce: str):
+    def attribute(tag: str, name: str, value: str) -> str | None:
+        if name not in ("href", "src"):
+            return value
+        if value.startswith(nonce):
+            return value[len(nonce):]  # a Markdown link, rewritten already
+        if value.startswith("#"):
+            return value
+        return links(value, tag == "img")  # raw HTML's own link: rewritten the same way, or dropped
+
+    return attribute
 
 
 def parse_file(md: MarkdownIt, text: str) -> tuple[list[Token], list[Heading], list[Fence]]:
@@ -182,18 +210,24 @@ def parse_file(md: MarkdownIt, text: str) -> tuple[list[Token], list[Heading], l
 
 
 def render_file(md: MarkdownIt, text: str, links: LinkRewriter, badge: BadgeMaker | None = None) -> Rendered:
-    """Render a Markdown file with its links rewritten and a badge on every fenced block."""
+    """Render a Markdown file, sanitised, with its links rewritten and a badge on every fenced block."""
     tokens, headings, fences = parse_file(md, text)
-    _rewrite_links(tokens, links)
-    env = {"kb_badge": badge, "kb_fence_lines": {f.line for f in fences}}
+    nonce = "kb" + secrets.token_hex(8)
+    _rewrite_links(tokens, links, nonce)
+    env = {"kb_badge": badge, "kb_fence_lines": {f.line for f in fences}, "kb_fences_html": [], "kb_nonce": nonce}
     start = 1 if tokens and tokens[0].type == "front_matter" else 0
     split = start
     # The H1 that opens the file is rendered apart so the page can put the file's header under it.
     if len(tokens) >= start + 3 and tokens[start].type == "heading_open" and tokens[start].tag == "h1":
         split = start + 3
-    head = md.renderer.render(tokens[start:split], md.options, env)
-    body = md.renderer.render(tokens[split:], md.options, env)
-    return Rendered(head_html=head, body_html=body, headings=headings, fences=fences)
+    attribute = _attribute_filter(links, nonce)
+    head = sanitize.clean(md.renderer.render(tokens[start:split], md.options, env), attribute)
+    body = sanitize.clean(md.renderer.render(tokens[split:], md.options, env), attribute)
+    if env["kb_fences_html"]:
+        blocks = env["kb_fences_html"]
+        body = re.sub(f"<p>{nonce}F(\\d+)</p>\n?", lambda m: blocks[int(m.group(1))], body)
+    body_start = tokens[0].map[1] if start and tokens[0].map else 0
+    return Rendered(head_html=head, body_html=body, headings=headings, fences=fences, body_start=body_start)
 
 
 def pygments_css() -> str:

@@ -124,7 +124,7 @@ def load_plans(root: Path, drops: list[DropView]) -> tuple[list[PlanView], list[
         view = PlanView(rel=rel, anchor=plan_anchor(rel), title=rel, completed=rel.startswith("plans/completed/"))
         try:
             plan = load_plan(root / rel, rel)
-        except (KbError, OSError) as exc:
+        except (KbError, OSError, ValueError) as exc:  # one unreadable plan: said on its card, the rest shown
             view.error = str(exc)
             plans.append(view)
             continue

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb.serve.markdown import Fence
-from kb.serve.urls import safe_file, safe_slug
+from kb.serve.urls import safe_file
 
 RESULTS_REL = "snippets/results.json"
 
@@ -26,7 +26,7 @@ BADGES = {
 
 @dataclass
 class SnippetResult:
-    """One entry of results.json, with the slug of its output page."""
+    """One entry of results.json."""
 
     id: str
     file: str
@@ -40,11 +40,15 @@ class SnippetResult:
     stderr_tail: str
     snippet_file: str | None
     hash: str | None
-    slug: str = ""
 
     @property
     def badge_class(self) -> str:
         return BADGES.get(self.status, ("muted", self.status))[0]
+
+    @property
+    def count_label(self) -> str:
+        """How the file's header counts blocks with this outcome ('passed', 'skipped', or the status itself)."""
+        return BADGES.get(self.status, ("", self.status or "unknown"))[1].lstrip("✓✗⏱⚠ ")
 
     @property
     def label(self) -> str:
@@ -79,12 +83,10 @@ class Results:
     entries: list[SnippetResult] = field(default_factory=list)
     problem: str | None = None
     _by_file: dict[str, list[SnippetResult]] = field(default_factory=dict, repr=False)
-    _by_slug: dict[str, SnippetResult] = field(default_factory=dict, repr=False)
 
     def add(self, entry: SnippetResult) -> None:
         self.entries.append(entry)
         self._by_file.setdefault(entry.file, []).append(entry)
-        self._by_slug[entry.slug] = entry
 
     def for_file(self, rel: str) -> list[SnippetResult]:
         return self._by_file.get(rel, [])
@@ -112,16 +114,18 @@ class Results:
             return None
         return Match(found, stale=current is not None and found.hash is not None and found.hash != current)
 
-    def by_slug(self, slug: str) -> SnippetResult | None:
-        return self._by_slug.get(slug)
 
 
 def _norm_file(value: str) -> str:
+    if value.startswith("knowledge/") and "\\" not in value:
+        return value  # what validate-snippets writes: nothing to normalise
     rel = value.replace("\\", "/").lstrip("./")
     return rel if rel.startswith("knowledge/") else f"knowledge/{rel}"
 
 
 def _int(value) -> int | None:
+    if type(value) is int:
+        return value
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -144,29 +148,24 @@ def read_results(path: Path) -> Results:
     if not isinstance(raw, list):
         return Results(problem=f"{RESULTS_REL} has no 'snippets' list")
     out = Results()
-    seen: set[str] = set()
-    for n, item in enumerate(raw):
+    for item in raw:
         if not isinstance(item, dict) or not item.get("file"):
             continue
         seconds = item.get("seconds")
+        get = item.get
         entry = SnippetResult(
-            id=str(item.get("id") or ""),
+            id=str(get("id") or ""),
             file=_norm_file(str(item["file"])),
-            line=_int(item.get("line")),
-            index=_int(item.get("index")),
-            language=str(item.get("language") or ""),
-            status=str(item.get("status") or "unknown"),
-            reason=item.get("reason") or None,
+            line=_int(get("line")),
+            index=_int(get("index")),
+            language=str(get("language") or ""),
+            status=str(get("status") or "unknown"),
+            reason=get("reason") or None,
             seconds=float(seconds) if isinstance(seconds, (int, float)) else None,
-            stdout_tail=str(item.get("stdout_tail") or ""),
-            stderr_tail=str(item.get("stderr_tail") or ""),
-            snippet_file=item.get("snippet_file") or None,
-            hash=item.get("hash") or None,
+            stdout_tail=str(get("stdout_tail") or ""),
+            stderr_tail=str(get("stderr_tail") or ""),
+            snippet_file=get("snippet_file") or None,
+            hash=get("hash") or None,
         )
-        slug = safe_slug(entry.id) or safe_slug(f"{entry.file}-L{entry.line}") or f"snippet-{n}"
-        while slug in seen:
-            slug += f"-{n}"
-        seen.add(slug)
-        entry.slug = slug
         out.add(entry)
     return out

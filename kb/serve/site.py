@@ -3,16 +3,23 @@
 The live server and ``kb serve --build`` both ask it for pages, so what is served
 and what is published are the same HTML. Every request re-reads the files it shows;
 only file titles and the search index are cached, keyed by the files' mtimes and sizes.
+
+A page carries no copy of the knowledge tree: every page loads one navigation script
+(``_static/nav-data.js``, the tree with its titles) that draws the sidebar, so a page's size
+does not grow with the tree and a new file rewrites one script, not every page. Each code
+block's validation result is shown under it, in its file's page.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import posixpath
 import re
 import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from html import escape
 from importlib import resources
@@ -26,12 +33,12 @@ import jinja2
 from kb.fsutil import sha256_text
 from kb.records import KnowledgeDoc, read_drop, read_knowledge
 from kb.serve import urls
-from kb.serve.markdown import Fence, highlight_code, make_markdown, parse_file, pygments_css, render_file
+from kb.serve.markdown import Fence, make_markdown, parse_file, pygments_css, render_file
 from kb.serve.plans import load_drops, load_plans
 from kb.serve.results import RESULTS_REL, Results, read_results
 from kb.corpus.tokenize import STOPWORDS
 from kb.serve.search import Section, SectionIndex
-from kb.serve.urls import Route, page_for_source, relative, root_prefix, safe_file
+from kb.serve.urls import Route, href, page_for_source, root_prefix, safe_file
 
 HTML = "text/html; charset=utf-8"
 # Pages need nothing from the network; scripts only from the site itself (the static search).
@@ -44,10 +51,14 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-STATIC_FILES = {"kb.css": "text/css; charset=utf-8", "search.js": "text/javascript; charset=utf-8"}
-SEARCH_INDEX = "search-index.js"
-# A tree this small is shown unfolded.
-SMALL_TREE = 40
+# Files served as they are; an asset is a file of the tree, which may be anything: never run it.
+ASSET_HEADERS = {"Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"}
+STATIC_FILES = {
+    "kb.css": "text/css; charset=utf-8",
+    "kb.js": "text/javascript; charset=utf-8",
+    "search.js": "text/javascript; charset=utf-8",
+}
+JS = "text/javascript; charset=utf-8"
 # The placeholder name `kb init` gives SKILL.md; the folder's name says more.
 DEFAULT_SKILL_NAME = "knowledge-base"
 
@@ -66,6 +77,23 @@ class TreeFile:
     page: str
     title: str
     current: bool = False
+
+
+@dataclass
+class PageDeps:
+    """What a page's HTML depends on besides its own file: the workspace paths its links were
+    checked against (a link resolves or not as they appear or vanish) and the files it publishes."""
+
+    paths: set[str] = field(default_factory=set)
+    assets: set[str] = field(default_factory=set)
+    # The knowledge file's text and headings as rendered, so a build splits it for search unparsed,
+    # and its title and planned sections as read for the page, so a build reads them once.
+    sections: list[Section] | None = None
+    info: tuple[str, list[str]] | None = None
+
+
+# The collector of the page being rendered (the static build asks; the live server does not).
+_DEPS: ContextVar[PageDeps | None] = ContextVar("kb_serve_deps", default=None)
 
 
 @dataclass
@@ -116,10 +144,14 @@ class Site:
             undefined=jinja2.StrictUndefined,
         )
         self.templates.filters["when"] = _when
+        self.templates.filters["url"] = urls.url_path
         # Titles, fences, SKILL.md's name and parsed results.json, by what and from which file.
         self._by_file = _StatCache()
         self._fixed_name = name
-        self._snapshot: list[tuple[str, str, str]] | None = None
+        # (rel, page, title, sections) of every knowledge file, when a build knows them already.
+        self._known: list[tuple[str, str, str, list[str]]] | None = None
+        self._known_folders: set[str] = set()
+        self._known_rels: set[str] = set()
         self._search_lock = threading.Lock()
         self._search_key: tuple | None = None
         self._search_index: SectionIndex | None = None
@@ -140,6 +172,15 @@ class Site:
             response = None  # vanished or unreadable between the check and the read
         return response if response is not None else self.not_found(page)
 
+    def page_with_deps(self, page: str) -> tuple[Response, PageDeps]:
+        """The page at URL path ``page`` (as the static site has it) and what its HTML depends on."""
+        deps = PageDeps()
+        token = _DEPS.set(deps)
+        try:
+            return self.get("/" + urls.url_path(page), static=True), deps
+        finally:
+            _DEPS.reset(token)
+
     def _dispatch(self, found: Route, page: str, query: str, static: bool) -> Response | None:
         kind, rel = found.kind, found.rel
         if kind == "home":
@@ -151,8 +192,6 @@ class Site:
             return self.markdown_page(page, rel or "", "knowledge" if kind == "knowledge" else "")
         if kind == "drop":
             return self.drop_page(page, rel or "")
-        if kind == "snippet":
-            return self.snippet_page(page, rel or "")
         if kind == "plans":
             return self.plans_page()
         if kind == "search":
@@ -165,7 +204,7 @@ class Site:
             source = posixpath.splitext(rel or "")[0] + ".md"
             if safe_file(self.root, source, "knowledge") is None and self._topic_folder(rel or "") is None:
                 return None
-            return Response(302, HTML, b"", {"Location": "/" + (rel or "")})
+            return Response(302, HTML, b"", {"Location": "/" + urls.url_path(rel or "")})
         return None
 
     # ----- shared pieces -----------------------------------------------------------------
@@ -198,63 +237,86 @@ class Site:
 
     def knowledge_files(self) -> list[str]:
         """Workspace-relative paths of the knowledge files (symlinks out of knowledge/ left out)."""
+        if self._known is not None:
+            return [rel for rel, _, _, _ in self._known]
         return urls.markdown_files(self.root, "knowledge")
 
-    def title(self, rel: str) -> str:
+    def file_info(self, rel: str) -> tuple[str, list[str]]:
+        """A knowledge file's title and planned sections (from its front matter, else its first heading)."""
         path = self.root / rel
 
-        def compute(p: Path) -> str:
+        def compute(p: Path) -> tuple[str, list[str]]:
             try:
-                return read_knowledge(p).meta.title
+                meta = read_knowledge(p).meta
+                return meta.title, [str(s) for s in meta.sections]
             except Exception:  # a broken front matter still shows up in the tree, by its name
-                return p.stem
+                return p.stem, []
 
         try:
-            return self._by_file.get("title", path, compute)
+            return self._by_file.get("info", path, compute)
         except OSError:
-            return Path(rel).stem
+            return Path(rel).stem, []
 
-    def _listing(self) -> list[tuple[str, str, str]]:
-        """(rel, page, title) of every knowledge file: the snapshot during a build, else read now."""
-        if self._snapshot is not None:
-            return self._snapshot
-        return [(rel, page_for_source(rel) or "", self.title(rel)) for rel in self.knowledge_files()]
+    def title(self, rel: str) -> str:
+        return self.file_info(rel)[0]
+
+    def listing(self) -> list[tuple[str, str, str, list[str]]]:
+        """(rel, page, title, sections) of every knowledge file: what a build knows, else read now."""
+        if self._known is not None:
+            return self._known
+        return [(rel, page_for_source(rel) or "", *self.file_info(rel)) for rel in self.knowledge_files()]
 
     @contextmanager
-    def snapshot(self):
-        """Within it the knowledge files and their titles are listed once, not per page (a static build)."""
-        self._snapshot = None
-        self._snapshot = self._listing()
+    def known_files(self, entries: list[tuple[str, str, str, list[str]]]):
+        """Within it the knowledge files, titles and sections are ``entries`` (a build read them once)."""
+        self.set_known(entries)
         try:
             yield self
         finally:
-            self._snapshot = None
+            self.set_known(None)
 
-    def tree(self, current: str | None = None) -> list[TreeTopic]:
-        """The left-hand tree: knowledge/ by topic folder, the current file's topic open."""
+    def set_known(self, entries: list[tuple[str, str, str, list[str]]] | None) -> None:
+        """Take ``entries`` as the knowledge files from now on (None: list them from disk again)."""
+        self._known = entries
+        self._known_folders = set()
+        self._known_rels = {rel for rel, _, _, _ in entries or []}
+        for rel, _, _, _ in entries or []:
+            parts = rel.split("/")[:-1]
+            self._known_folders.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+
+    def tree(self, current: str | None = None, under: str = "knowledge") -> list[TreeTopic]:
+        """The knowledge files below folder ``under``, by folder (the topic pages and the page without INDEX.md)."""
         topics: dict[str, TreeTopic] = {}
-        for rel, page, title in self._listing():
+        prefix = under + "/"
+        for rel, page, title, _ in self.listing():
+            if not rel.startswith(prefix):
+                continue
             folder = posixpath.dirname(rel)[len("knowledge/"):] if "/" in rel[len("knowledge/"):] else ""
             topic = topics.setdefault(
                 folder, TreeTopic(name=folder or "(top level)", folder=posixpath.dirname(rel))
             )
             topic.files.append(TreeFile(rel=rel, page=page, title=title, current=page == current))
             topic.open = topic.open or page == current
-        ordered = [topics[k] for k in sorted(topics)]
-        if sum(len(t.files) for t in ordered) <= SMALL_TREE:
-            for topic in ordered:
-                topic.open = True
-        return ordered
+        return [topics[k] for k in sorted(topics)]
+
+    def nav_script(self) -> bytes:
+        """``_static/nav-data.js``: every folder of knowledge/ with its files' pages and titles, for the sidebar."""
+        folders: dict[str, list[list[str]]] = {}
+        for rel, page, title, _ in self.listing():
+            folders.setdefault(posixpath.dirname(rel), []).append([page, title])
+        data = [[folder, folder[len("knowledge/"):] or "(top level)", files] for folder, files in sorted(folders.items())]
+        payload = json.dumps({"folders": data}, ensure_ascii=False, separators=(",", ":"))
+        return f"window.KB_NAV = {payload};\n".encode("utf-8")
 
     def render(self, template: str, page: str, status: int = 200, root: str | None = None, **context: Any) -> Response:
         """A page from a jinja2 template, with the layout's common context."""
         context.setdefault("query", "")
         context.setdefault("static", False)
+        context.setdefault("crumbs", [])
         html = self.templates.get_template(template).render(
             site_name=self.name(),
             page=page,
             root=root_prefix(page) if root is None else root,
-            tree=self.tree(page),
             **context,
         )
         return Response(status, HTML, html.encode("utf-8"))
@@ -264,15 +326,22 @@ class Site:
         # request path was. Nothing of the request is echoed back: it may be a traversal attempt.
         return self.render("404.html", urls.HOME, status=404, root="/", title="Not found")
 
-    def link_rewriter(self, source_rel: str, page: str):
-        """How links in ``source_rel`` become links of ``page``: Markdown files become their pages."""
+    def _crumbs(self, rel: str) -> list[dict[str, str]]:
+        """The folders above a knowledge file, each linked to its topic page."""
+        parts = posixpath.dirname(rel).split("/")
+        return [{"name": part, "page": urls.topic_page("/".join(parts[: i + 1]))} for i, part in enumerate(parts)]
 
-        def rewrite(href: str, is_image: bool) -> str | None:
-            if not href or href.startswith("#"):
-                return href or None
-            parts = urlsplit(href)
+    def link_rewriter(self, source_rel: str, page: str):
+        """How links in ``source_rel`` become links of ``page``: Markdown files become their pages,
+        folders with knowledge their topic pages, other files of knowledge/ are published as they are."""
+        deps = _DEPS.get()
+
+        def rewrite(link: str, is_image: bool) -> str | None:
+            if not link or link.startswith("#"):
+                return link or None
+            parts = urlsplit(link)
             if parts.scheme or parts.netloc:
-                return href if parts.scheme in ("http", "https", "mailto") and not is_image else None
+                return link if parts.scheme in ("http", "https", "mailto") and not is_image else None
             target_path = unquote(parts.path)
             if not target_path:
                 return None
@@ -289,16 +358,20 @@ class Site:
             if rel.startswith("plans/") and posixpath.dirname(rel) == "plans":
                 candidates.append(f"plans/completed/{posixpath.basename(rel)}")
             for candidate in candidates:
+                if deps is not None:
+                    deps.paths.add(candidate)
                 if not is_image and self._topic_folder(urls.topic_page(candidate)) is not None:
-                    return relative(page, urls.topic_page(candidate))
+                    return href(page, urls.topic_page(candidate))
                 target = page_for_source(candidate)
-                if target is None or safe_file(self.root, candidate) is None:
+                if target is None or not self._exists(candidate):
                     continue
                 if is_image and candidate != target:
                     return None
+                if candidate == target and deps is not None:
+                    deps.assets.add(candidate)  # a file of the tree, published beside the pages
                 if parts.fragment and "#" not in target:
                     target += f"#{parts.fragment}"
-                return relative(page, target)
+                return href(page, target)
             return None
 
         return rewrite
@@ -308,22 +381,26 @@ class Site:
         if not plan:
             return None
         name = posixpath.basename(plan)
+        deps = _DEPS.get()
         for candidate in (plan, f"plans/{name}", f"plans/completed/{name}"):
+            if deps is not None:
+                deps.paths.add(candidate)
             if safe_file(self.root, candidate, "plans") is not None:
                 return f"{urls.PLANS}#{urls.plan_anchor(candidate)}"
         return None
 
-    def _badge_maker(self, rel: str, page: str, results: Results):
-        def badge(fence: Fence, fence_lines: set[int]) -> str:
-            match = results.lookup(rel, fence, fence_lines)
+    def _badge_maker(self, rel: str, results: Results, found: dict[int, Any]):
+        def badge(fence: Fence, fence_lines: set[int]) -> tuple[str, str]:
+            match = found[fence.index] = results.lookup(rel, fence, fence_lines)
             if match is None:
                 return (
                     '<span class="badge none" title="snippets/results.json has no result for this block '
-                    '(run kb validate-snippets)">not yet run</span>'
+                    '(run kb validate-snippets)">not yet run</span>',
+                    "",
                 )
             result = match.result
             label = result.label
-            if result.status in ("skip", "not-executable") and result.reason:
+            if result.reason and result.status != "pass":
                 label += f": {result.reason}"
             tip = f"{result.status}: {result.reason}" if result.reason else result.status
             css = result.badge_class
@@ -331,8 +408,11 @@ class Site:
                 label += " (code changed since)"
                 tip = "the code changed after this result; run kb validate-snippets again. Last " + tip
                 css += " stale"
-            href = relative(page, f"snippets/{result.slug}.html")
-            return f'<a class="badge {css}" href="{escape(href)}" title="{escape(tip)}">{escape(label)}</a>'
+            anchor = f"snippet-{fence.index}-result"
+            bar = f'<a class="badge {css}" href="#{anchor}" title="{escape(tip)}">{escape(label)}</a>'
+            return bar, self.templates.get_template("result.html").render(
+                anchor=anchor, result=result, css=css, stale=match.stale, label=label
+            )
 
         return badge
 
@@ -340,11 +420,11 @@ class Site:
 
     def home_page(self) -> Response:
         if safe_file(self.root, "INDEX.md") is None:
-            return self.render("home.html", urls.HOME, title="Index")
+            return self.render("home.html", urls.HOME, title="Index", tree=self.tree())
         return self.markdown_page(urls.HOME, "INDEX.md", "")
 
     def markdown_page(self, page: str, rel: str, within: str) -> Response | None:
-        """A knowledge file (with its header and snippet badges), INDEX.md or SKILL.md."""
+        """A knowledge file (with its header and snippet results), INDEX.md or SKILL.md."""
         path = safe_file(self.root, rel, within)
         if path is None:
             return None
@@ -357,23 +437,37 @@ class Site:
             except Exception as exc:  # bad YAML: still show the text, and say why the header is missing
                 problem = f"the front matter could not be read: {exc}"
         results = self.results() if within == "knowledge" else Results()
+        matches: dict[int, Any] = {}
         rendered = render_file(
-            self.md, text, self.link_rewriter(rel, page), self._badge_maker(rel, page, results) if within else None
+            self.md, text, self.link_rewriter(rel, page), self._badge_maker(rel, results, matches) if within else None
         )
-        counts: dict[str, int] = {}
+        deps = _DEPS.get()
+        if deps is not None and within == "knowledge":
+            title = (doc.meta.title if doc else None) or path.stem
+            deps.sections = _split_sections(page, title, text, rendered.headings, rendered.body_start)
+            deps.info = (title, [str(s) for s in doc.meta.sections] if doc else [])
+        counts: dict[str, dict[str, Any]] = {}
+        lines = {f.line for f in rendered.fences}
         for fence in rendered.fences:
-            found = results.lookup(rel, fence, {f.line for f in rendered.fences})
-            key = "none" if found is None else "stale" if found.stale else found.result.badge_class
-            counts[key] = counts.get(key, 0) + 1
+            found = matches[fence.index] if fence.index in matches else results.lookup(rel, fence, lines)
+            if found is None:
+                key, css = "not yet run", "none"
+            elif found.stale:
+                key, css = "changed since their run", "stale"
+            else:
+                key, css = found.result.count_label, found.result.badge_class
+            entry = counts.setdefault(key, {"css": css, "n": 0})
+            entry["n"] += 1
         sources = []
         if doc is not None:
+            rewrite = self.link_rewriter("", page)
             for source in doc.meta.sources:
-                href = None
+                link = None
                 if source.kind == "web" and source.locator.startswith(("http://", "https://")):
-                    href = source.locator
+                    link = source.locator
                 elif source.kind == "knowledge":
-                    href = self.link_rewriter("", page)(source.locator, False)
-                sources.append({"ref": source, "href": href})
+                    link = rewrite(source.locator, False)
+                sources.append({"ref": source, "href": link})
         plan_page = self._plan_page(doc.meta.plan) if doc is not None else None
         return self.render(
             "markdown.html",
@@ -383,13 +477,14 @@ class Site:
             doc=doc,
             meta=doc.meta if doc is not None and doc.has_front_matter else None,
             edited=_edited_by_hand(doc),
-            plan_href=relative(page, plan_page) if plan_page else None,
+            plan_href=href(page, plan_page) if plan_page else None,
             sources=sources,
             problem=problem or results.problem,
             rendered=rendered,
             toc=[h for h in rendered.headings if 2 <= h.level <= 3],
             snippet_counts=counts,
             is_knowledge=within == "knowledge",
+            crumbs=self._crumbs(rel) if within == "knowledge" else [],
         )
 
     def drop_page(self, page: str, rel: str) -> Response | None:
@@ -415,84 +510,61 @@ class Site:
             rel=rel,
             drop=drop,
             target_href=target,
-            plan_href=relative(page, plan_page) if plan_page else None,
+            plan_href=href(page, plan_page) if plan_page else None,
             rendered=rendered,
         )
 
-    def snippet_page(self, page: str, slug: str) -> Response | None:
-        results = self.results()
-        result = results.by_slug(slug)
-        if result is None:
-            return None
-        code, language, back, stale = None, result.language, None, False
-        source = safe_file(self.root, result.file, "knowledge")
-        if source is not None:
-            fences = self._by_file.get("fences", source, self._fences)
-            lines = {f.line for f in fences}
-            fence, stale = None, False
-            for candidate in fences:
-                match = results.lookup(result.file, candidate, lines)
-                if match is not None and match.result is result:
-                    fence, stale = candidate, match.stale
-                    break
-            knowledge_page = page_for_source(result.file) or ""
-            if fence is not None:
-                code, language = fence.code, fence.language or language
-                back = relative(page, f"{knowledge_page}#snippet-{fence.index}")
-            else:
-                back = relative(page, knowledge_page)
-        if code is None and result.snippet_file:
-            snippet = safe_file(self.root, result.snippet_file, "snippets")
-            if snippet is not None:
-                code = snippet.read_text(encoding="utf-8", errors="replace")
-        return self.render(
-            "snippet.html",
-            page,
-            title=f"Snippet {result.id or result.slug}",
-            result=result,
-            back_href=back,
-            stale=stale,
-            code_html=highlight_code(code, language) if code is not None else None,
-        )
+    def _exists(self, rel: str) -> bool:
+        """Whether a workspace file a link names is there (inside the workspace); a build's listing answers for knowledge files."""
+        if self._known is not None and rel.startswith("knowledge/") and rel.endswith(".md"):
+            return rel in self._known_rels
+        return safe_file(self.root, rel) is not None
+
+    def _folder_has_markdown(self, folder: str) -> bool:
+        """Whether a folder holds a knowledge file somewhere below it (else it has no page)."""
+        if self._known is not None:
+            return folder in self._known_folders
+        for dirpath, dirnames, filenames in os.walk(self.root / folder):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            if any(name.endswith(".md") and not name.startswith(".") for name in filenames):
+                return True
+        return False
 
     def _topic_folder(self, page: str) -> str | None:
-        """The knowledge folder a ``.../index.html`` topic page lists, when it is a real folder inside knowledge/."""
+        """The knowledge folder a ``.../index.html`` topic page lists: a real folder inside knowledge/
+        with a knowledge file somewhere in it (a folder of images only has no page: its links are unresolved)."""
         if not page.endswith("/index.html"):
             return None
         folder = page[: -len("/index.html")]
         if folder != "knowledge" and not folder.startswith("knowledge/"):
             return None
+        if self._known is not None and folder not in self._known_folders:
+            return None  # a build's listing: no knowledge file below it, so no page
         top = (self.root / "knowledge").resolve()
         try:
             resolved = (self.root / folder).resolve(strict=True)
         except (OSError, RuntimeError):
             return None
         inside = top.is_relative_to(self.root) and resolved.is_relative_to(top)
-        return folder if inside and resolved.is_dir() else None
+        if not (inside and resolved.is_dir()):
+            return None
+        return folder if self._folder_has_markdown(folder) else None
 
     def topic_page(self, page: str) -> Response | None:
         """A folder of knowledge/: its files (title, sections) and its sub-folders."""
         folder = self._topic_folder(page)
         if folder is None:
             return None
-        topics = [
-            t for t in self.tree(page) if folder == "knowledge" or t.folder == folder or t.folder.startswith(folder + "/")
+        topics = self.tree(page, under=folder)
+        prefix = folder + "/"
+        sections = {rel: secs for rel, _, _, secs in self.listing() if rel.startswith(prefix)}
+        entries = [
+            {"topic": topic, "files": [{"file": f, "sections": sections.get(f.rel, [])} for f in topic.files]}
+            for topic in topics
         ]
-        entries = []
-        for topic in topics:
-            files = []
-            for f in topic.files:
-                try:
-                    sections = read_knowledge(self.root / f.rel).meta.sections
-                except Exception:
-                    sections = []
-                files.append({"file": f, "sections": sections})
-            entries.append({"topic": topic, "files": files})
         name = folder[len("knowledge/"):] if folder != "knowledge" else "knowledge"
-        return self.render("topic.html", page, title=name, folder=folder, name=name, entries=entries)
-
-    def _fences(self, path: Path) -> list[Fence]:
-        return parse_file(self.md, path.read_text(encoding="utf-8", errors="replace"))[2]
+        crumbs = self._crumbs(folder + "/x")[:-1] if folder != "knowledge" else []
+        return self.render("topic.html", page, title=name, folder=folder, name=name, entries=entries, crumbs=crumbs)
 
     def plans_page(self) -> Response:
         drops = load_drops(self.root)
@@ -525,81 +597,85 @@ class Site:
             self._search_key = tuple(key)
             return self._search_index
 
+    def sections_of(self, rel: str) -> list[Section]:
+        """A knowledge file split at its headings, as the search indexes it (cached by the file's stat)."""
+        return self._by_file.get("sections", self.root / rel, self._sections)
+
     def _sections(self, path: Path) -> list[Section]:
         """A knowledge file split at its headings (text above the first one is a section too)."""
         rel = path.relative_to(self.root).as_posix()  # ``path`` is root/rel, links not resolved
         text = path.read_text(encoding="utf-8", errors="replace")
         tokens, headings, _ = parse_file(self.md, text)
-        lines = text.splitlines()
-        page = page_for_source(rel) or ""
-        title = self.title(rel)
         start = tokens[0].map[1] if tokens and tokens[0].type == "front_matter" and tokens[0].map else 0
-        out: list[Section] = []
-        first = headings[0].line - 1 if headings else len(lines)
-        lead = "\n".join(lines[start:first]).strip()
-        if lead:
-            out.append(Section(page, "", title, title, lead))
-        for i, heading in enumerate(headings):
-            end = headings[i + 1].line - 1 if i + 1 < len(headings) else len(lines)
-            body = "\n".join(lines[heading.line : end])
-            if body.strip():  # a heading right above another one is found through that one
-                out.append(Section(page, heading.id, heading.text, title, body))
-        return out
+        return _split_sections(page_for_source(rel) or "", self.title(rel), text, headings, start)
 
     def search_page(self, query: str, static: bool) -> Response:
         hits = self.search_index().search(query) if query.strip() and not static else []
         return self.render("search.html", urls.SEARCH, title="Search", query=query, hits=hits, static=static)
 
-    def search_index_script(self) -> bytes:
-        """The sections as a script for the static site's search (file:// pages cannot fetch JSON)."""
-        index = self.search_index()
-        docs = [
-            {"u": s.url, "h": s.heading, "f": s.file_title, "t": s.text}
-            for s in index.sections
-        ]
-        payload = json.dumps({"docs": docs, "stop": sorted(STOPWORDS)}, ensure_ascii=False, separators=(",", ":"))
-        return f"window.KB_SEARCH = {payload};\n".encode("utf-8")
-
     def static_file(self, name: str) -> Response | None:
-        if name == SEARCH_INDEX:
-            return Response(200, "text/javascript; charset=utf-8", self.search_index_script())
+        if name == urls.NAV_DATA:
+            # Every page loads it: the browser keeps it and asks whether it changed (304 when not).
+            body = self.nav_script()
+            tag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+            return Response(200, JS, body, {"Cache-Control": "no-cache", "ETag": tag})
         if name not in STATIC_FILES:
             return None
         data = (resources.files("kb.serve") / "static" / name).read_text(encoding="utf-8")
         if name == "kb.css":
             data += "\n/* pygments */\n" + pygments_css()
+        elif name == "search.js":
+            data = data.replace("%STOPWORDS%", json.dumps(sorted(STOPWORDS)))
         return Response(200, STATIC_FILES[name], data.encode("utf-8"))
 
     def asset(self, rel: str) -> Response | None:
         path = safe_file(self.root, rel, "knowledge")
-        if path is None:
+        kind = urls.asset_type(rel)
+        if path is None or kind is None:
             return None
-        kind = urls.ASSET_TYPES[posixpath.splitext(rel)[1].lower()]
-        return Response(200, kind, path.read_bytes())
+        data = path.read_bytes()
+        if kind.startswith("text/plain"):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                kind = "application/octet-stream"
+        return Response(200, kind, data, dict(ASSET_HEADERS))
 
     # ----- the static site ---------------------------------------------------------------
 
-    def all_pages(self) -> list[str]:
-        """Every URL path the static site has, pages and assets."""
-        pages = [urls.HOME, urls.PLANS, urls.SEARCH]
-        pages += [f"{urls.STATIC_PREFIX}{name}" for name in (*STATIC_FILES, SEARCH_INDEX)]
+    def document_pages(self) -> list[tuple[str, str]]:
+        """(URL path, source file) of every page rendered from one Markdown file: knowledge, drops, INDEX, SKILL."""
+        pages = [(urls.HOME, "INDEX.md")]
         if safe_file(self.root, "SKILL.md") is not None:
-            pages.append(urls.SKILL)
-        files = self.knowledge_files()
-        pages += [page_for_source(rel) or "" for rel in files]
-        folders = {"knowledge"} | {posixpath.dirname(rel) for rel in files}
-        pages += [urls.topic_page(folder) for folder in sorted(folders)]
-        pages += [page_for_source(rel) or "" for rel in urls.markdown_files(self.root, "drops")]
-        pages += [f"snippets/{r.slug}.html" for r in self.results().entries]
-        for dirpath, dirnames, filenames in os.walk(self.root / "knowledge"):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                if posixpath.splitext(name)[1].lower() in urls.ASSET_TYPES and not name.startswith("."):
-                    rel = (Path(dirpath) / name).relative_to(self.root).as_posix()
-                    if safe_file(self.root, rel, "knowledge") is not None:
-                        pages.append(rel)
-        return [p for p in dict.fromkeys(pages) if p]
+            pages.append((urls.SKILL, "SKILL.md"))
+        pages += [(page_for_source(rel) or "", rel) for rel in self.knowledge_files()]
+        pages += [(page_for_source(rel) or "", rel) for rel in urls.markdown_files(self.root, "drops")]
+        return pages
 
+    def topic_pages(self) -> list[str]:
+        """The URL path of every folder page: knowledge/ and each folder with a knowledge file below it."""
+        folders = {"knowledge"}
+        for rel in self.knowledge_files():
+            parts = rel.split("/")[:-1]
+            folders.update("/".join(parts[: i + 1]) for i in range(1, len(parts)))
+        return [urls.topic_page(folder) for folder in sorted(folders)]
+
+
+
+def _split_sections(page: str, title: str, text: str, headings, start: int) -> list[Section]:
+    """A file's text split at its headings; ``start`` is the first line after its front matter."""
+    lines = text.splitlines()
+    out: list[Section] = []
+    first = headings[0].line - 1 if headings else len(lines)
+    lead = "\n".join(lines[start:first]).strip()
+    if lead:
+        out.append(Section(page, "", title, title, lead))
+    for i, heading in enumerate(headings):
+        end = headings[i + 1].line - 1 if i + 1 < len(headings) else len(lines)
+        body = "\n".join(lines[heading.line : end])
+        if body.strip():  # a heading right above another one is found through that one
+            out.append(Section(page, heading.id, heading.text, title, body))
+    return out
 
 
 def _edited_by_hand(doc: KnowledgeDoc | None) -> bool:

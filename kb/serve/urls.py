@@ -15,7 +15,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 HOME = "index.html"
 PLANS = "plans.html"
@@ -23,7 +23,11 @@ SEARCH = "search.html"
 SKILL = "skill.html"
 STATIC_PREFIX = "_static/"
 
-# Files inside knowledge/ served as they are (images a knowledge file shows, data it links).
+NAV_DATA = "nav-data.js"
+
+# Files inside knowledge/ served as they are (images a knowledge file shows, scripts and data it
+# links). Any other name is served as text when it is UTF-8; HTML never is (it would run as a page
+# of this site, unsanitised), nor is a name that would stand where a page is written.
 ASSET_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -35,7 +39,17 @@ ASSET_TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".csv": "text/csv; charset=utf-8",
     ".json": "application/json",
+    ".py": "text/plain; charset=utf-8",
+    ".sh": "text/plain; charset=utf-8",
+    ".slurm": "text/plain; charset=utf-8",
+    ".yaml": "text/plain; charset=utf-8",
+    ".yml": "text/plain; charset=utf-8",
+    ".toml": "text/plain; charset=utf-8",
+    ".ipynb": "application/json",
+    ".zip": "application/zip",
+    ".gz": "application/gzip",
 }
+NEVER_PUBLISHED = (".html", ".htm", ".xhtml", ".shtml", ".mhtml", ".md")
 
 
 @dataclass(frozen=True)
@@ -49,14 +63,15 @@ class Route:
 def clean_path(raw: str) -> str | None:
     """A request path decoded once, as workspace-style segments joined by '/' ('' is home).
 
-    None when the path is unsafe: '..' or '.' segments, hidden names, backslashes, NUL,
-    invalid UTF-8, or a '%' left after decoding (a double-encoded escape attempt).
+    None when the path is unsafe: '..' or '.' segments, hidden names, backslashes, NUL or
+    invalid UTF-8. A '%' left after decoding is part of a name (``50%-faster.md``): the path
+    is never decoded twice.
     """
     try:
         path = unquote(urlsplit(raw).path, errors="strict")
     except (UnicodeDecodeError, ValueError):
         return None
-    if any(ch in path for ch in ("\x00", "\\", "%")) or any(ord(ch) < 32 for ch in path):
+    if any(ch in path for ch in ("\x00", "\\")) or any(ord(ch) < 32 for ch in path):
         return None
     parts = [p for p in path.split("/") if p]
     if any(p in (".", "..") or p.startswith(".") for p in parts):
@@ -87,15 +102,20 @@ def route(path: str) -> Route | None:
             return Route("redirect", path + "/index.html")
         if ext == ".md":
             return Route("redirect", stem + ".html")
-        if ext.lower() in ASSET_TYPES:
+        if asset_type(path) is not None:
             return Route("asset", path)
         return None
     if path.startswith("drops/") and path.endswith(".html"):
         return Route("drop", path[: -len(".html")] + ".md")
-    match = re.fullmatch(r"snippets/([A-Za-z0-9_.-]+)\.html", path)
-    if match:
-        return Route("snippet", match.group(1))
     return None
+
+
+def asset_type(rel: str) -> str | None:
+    """The Content-Type a file of knowledge/ is published with; None for what is never published."""
+    ext = posixpath.splitext(rel)[1].lower()
+    if ext in NEVER_PUBLISHED or posixpath.basename(rel).startswith("."):
+        return None
+    return ASSET_TYPES.get(ext, "text/plain; charset=utf-8")
 
 
 def page_for_source(rel: str) -> str | None:
@@ -109,7 +129,7 @@ def page_for_source(rel: str) -> str | None:
         return stem + ".html"
     if rel.startswith("plans/") and ext.lower() == ".md":
         return f"{PLANS}#{plan_anchor(rel)}"
-    if rel.startswith("knowledge/") and ext.lower() in ASSET_TYPES:
+    if rel.startswith("knowledge/") and asset_type(rel) is not None:
         return rel
     return None
 
@@ -130,6 +150,19 @@ def relative(from_page: str, to_page: str) -> str:
     base = posixpath.dirname(from_page) or "."
     link = posixpath.relpath(target, base) if target else posixpath.basename(from_page)
     return link + (f"#{fragment}" if fragment else "")
+
+
+def href(from_page: str, to_page: str) -> str:
+    """``relative(from_page, to_page)`` percent-encoded for an href (names may hold '%', '#', spaces)."""
+    link = relative(from_page, to_page)
+    path, sep, fragment = link.partition("#")
+    return quote(path, safe="/-_.~") + (sep + quote(fragment, safe="-_.~") if sep else "")
+
+
+def url_path(page: str) -> str:
+    """A site path percent-encoded for use in a URL (a Location header, a link from the root)."""
+    path, sep, fragment = page.partition("#")
+    return quote(path, safe="/-_.~") + (sep + quote(fragment, safe="-_.~") if sep else "")
 
 
 def root_prefix(page: str) -> str:
@@ -154,11 +187,6 @@ def safe_file(root: Path, rel: str, within: str = "") -> Path | None:
 
 def _under(path: Path, base: Path) -> bool:
     return path == base or base in path.parents
-
-
-def safe_slug(text: str) -> str:
-    """A URL-safe slug for ids from results.json."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:120]
 
 
 def markdown_files(root: Path, folder: str) -> list[str]:
