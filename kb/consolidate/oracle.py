@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 LIST_LIMIT = 50  # entries per list in a commit message
 
+# Drop statuses that wrote a knowledge file: "partial" has sections marked empty (kb.records.DropRecord).
+WRITTEN = ("complete", "partial")
+
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -171,7 +174,7 @@ def _tree_findings(root: Path, knowledge: dict[str, dict], drops: dict[str, dict
     accounted: set[str] = set()
     for rel, drop in sorted(drops.items()):
         target = drop.get("knowledge_file")
-        if drop.get("status") != "complete":
+        if drop.get("status") not in WRITTEN:
             continue
         if target:
             accounted.add(target)
@@ -233,7 +236,8 @@ def _contexts(
             stems[path] = PurePosixPath(path).stem
         return stems[path]
 
-    totals = {"files": 0, "topics": 0, "sections": 0, "sources": 0, "snippets": 0, "validation": "", "validated": {}}
+    totals = {"files": 0, "topics": 0, "sections": 0, "sources": 0, "snippets": 0, "validation": "", "validated": {},
+              "sections_empty": 0}
     for rel in sorted(knowledge, key=natural_key):
         info = knowledge[rel]
         drop = drop_by_target.get(rel) or {}
@@ -248,7 +252,8 @@ def _contexts(
             link=render.md_link(rel),
             title=info["title"],
             summary=info.get("summary") or "",
-            sections=list(info.get("sections") or []),
+            # A section the drop records as empty is marked so in INDEX.md (issue 19).
+            sections=[f"{t} (empty)" if t in set(drop.get("sections_empty") or ()) else t for t in info.get("sections") or []],
             sources=int(info.get("sources") or 0),
             snippets=int(info.get("snippets") or 0),
             results=counts,
@@ -263,6 +268,7 @@ def _contexts(
         by_folder[folder].append(entry)
         totals["files"] += 1
         totals["sections"] += len(entry.sections)
+        totals["sections_empty"] += sum(1 for t in entry.sections if t.endswith(" (empty)"))
         totals["sources"] += entry.sources
         totals["snippets"] += max(entry.snippets, sum(counts.values()))
     if results is not None and not results.problem:
@@ -365,7 +371,7 @@ def commit_message(pending: dict[str, Any], changes: list[gitops.Change], warnin
     loose = [d for d in drops if not d.get("plan")]
     if loose:
         body += [f"Drops without a plan: {len(loose)}", ""]
-    failed = [d for d in drops if d.get("status") != "complete"]
+    failed = [d for d in drops if d.get("status") not in WRITTEN]
     if failed:
         body.append(f"Failed PARTs ({len(failed)}):")
         body += _capped([f"- {d.get('plan') or '?'} PART {d.get('part')}: {d['path']}" for d in failed])
@@ -507,7 +513,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
         moves[rel] = dest
 
     # What each new drop brings, grouped by plan.
-    earlier_targets = {d.get("knowledge_file") for rel, d in drops.items() if d.get("consolidated") and d.get("status") == "complete"}
+    earlier_targets = {d.get("knowledge_file") for rel, d in drops.items() if d.get("consolidated") and d.get("status") in WRITTEN}
     done: list[DropDone] = []
     by_plan: dict[str, PlanDone] = {}
     drop_plan = PlanLinks(plan_files, {})
@@ -515,7 +521,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
         d = drops[rel]
         plan_rel = drop_plan(d.get("plan")) or d.get("plan")
         target = d.get("knowledge_file")
-        change = "failed" if d.get("status") != "complete" else ("changed" if target in earlier_targets else "added")
+        change = "failed" if d.get("status") not in WRITTEN else ("changed" if target in earlier_targets else "added")
         done.append(DropDone(rel, plan_rel, d.get("batch"), d.get("part"), target, d.get("status") or "complete", change))
         if plan_rel:
             entry = by_plan.setdefault(plan_rel, PlanDone(plan_rel))
@@ -550,7 +556,7 @@ def _consolidate(ws: Workspace, listing: Listing, state: cache_mod.State, cached
     drop_by_target: dict[str, dict] = {}
     for rel in sorted(drops, key=lambda r: (str(drops[r].get("created") or ""), r)):
         d = drops[rel]
-        if d.get("status") == "complete" and d.get("knowledge_file"):
+        if d.get("status") in WRITTEN and d.get("knowledge_file"):
             drop_by_target[d["knowledge_file"]] = d
     totals, topics, skill_topics = _contexts(knowledge, drop_by_target, plan_files, moves, results)
     index_block = render.render(render.load_template(root, "index"), {"totals": totals, "topics": topics})

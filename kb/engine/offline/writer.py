@@ -20,6 +20,7 @@ from pathlib import Path
 import jinja2
 
 from kb.corpus.options import SOURCE_SUFFIX
+from kb.engine.check import EMPTY_MARK
 from kb.engine.offline.excerpts import GAP
 from kb.engine.offline.snippets import make_snippet
 from kb.engine.types import Draft, Passage, WriteRequest
@@ -187,9 +188,8 @@ class ExtractiveWriter:
                 return f"The passages the local corpus has on this topic are already quoted above: {refs}."
         reason = reasons.get(number)
         why = f" ({reason})" if reason else ""
-        return (f"The local corpus ({self.corpus}) has no passage relevant to this section{why}, so it is left "
-                "without content rather than filled with unsupported text. Add sources (a knowledge file, a "
-                "`[corpus].folders` entry, or a web search provider) and rerun this PART with `--redo`.")
+        # One line, recorded as empty in the drop, INDEX.md and kb report (kb.engine.check.EMPTY_MARK).
+        return f"{EMPTY_MARK} on this section in {self.corpus}{why}."
 
     @staticmethod
     def _tagline(request: WriteRequest, sections: list[dict], sources: list[SourceRef]) -> str:
