@@ -201,20 +201,24 @@ class ExtractiveWriter:
     @staticmethod
     def _overview(request: WriteRequest) -> list[str]:
         part = request.part
-        plan_link = _link(part.target, request.plan_path)
+        # The plan is named, not linked: consolidate moves it to plans/completed/, and a link would break
+        # (the front matter's ``plan:`` says which file it is).
         titles = "; ".join(f"{s.title} ({s.details})" if s.details else s.title for s in part.sections) or part.title
         paragraphs = [
             f"This file collects what the local corpus says about {part.title.lower() if part.title.isupper() else part.title}, "
-            f"as planned in PART {part.number} of [{request.plan_title or request.plan_path}]({plan_link}): {titles}.",
+            f"as planned in PART {part.number} of the plan \"{request.plan_title or request.plan_path}\" "
+            f"(`{request.plan_path}`): {titles}.",
             "It was compiled by kb's offline engine, which adds no claims of its own: each passage below is a quotation "
             "from the numbered source it cites, code examples come from those sources' documentation, and a section "
             "the corpus does not cover says so.",
         ]
         reads = []
         for doc in request.context:
-            link = _link(part.target, f"knowledge/{doc.path}")
-            state = "" if doc.text is not None else " (not in the knowledge tree yet)"
-            reads.append(f"[{doc.path}]({link}){': ' + doc.note if doc.note else ''}{state}")
+            note = f": {doc.note}" if doc.note else ""
+            if doc.text is not None:
+                reads.append(f"[{doc.path}]({_link(part.target, f'knowledge/{doc.path}')}){note}")
+            else:  # a link to a file that does not exist is a broken link: name it as text
+                reads.append(f"`{doc.path}`{note} (not in the knowledge tree yet)")
         if reads:
             paragraphs.append("Existing knowledge this PART builds on: " + "; ".join(reads) + ".")
         if part.influenced_by:
