@@ -187,11 +187,13 @@ class RelevanceJudge:
     def accept(self, verdict: Verdict, *, lexical_ok: bool = False, niche: bool = False, strong: bool = False) -> bool:
         """May the judged document fill the section? Each way it was found has its own bar.
 
-        ``strong``: the lexical rules found it by a specific route (an argument the plan names, every
-        word of the details said together): as good as the plan naming the API.
+        ``strong``: the plan writes the API's full path, or the lexical rules found it by a specific route
+        (an argument the plan names, every word of the details said together): accepted.
         """
         w = self.weights
-        if verdict.named or strong:
+        if strong:
+            return True
+        if verdict.named:
             return verdict.score >= w.named
         if verdict.title < w.title:
             return False

@@ -323,6 +323,10 @@ class SectionRanker:
         ordered += [i for i in judge.nearest(query, DENSE_CANDIDATES) if prior[i] > 0]
         pool = list(dict.fromkeys(ordered))
         verdicts = judge.judge(query, pool, {c.index for c in candidates if c.named})
+        # An API the plan writes out in full (torch.no_grad, torch.utils.checkpoint.checkpoint) is what the section
+        # is about, whatever its words: the plan's author named it. A bare name (StreamReader) may mean another's.
+        exact = {c.index for c in candidates if c.named and any(
+            "." in ref and ref in (c.doc.locator, *c.doc.keywords.split()) for ref in query.refs)}
         ranked = sorted(zip(pool, verdicts), key=lambda pv: (not pv[1].named, -pv[1].score))
         families: set[str] = set()
         best: float | None = None
@@ -333,8 +337,8 @@ class SectionRanker:
             niche = _is_option(doc) or prior[i] < 1.0
             # An API named for the section's subject (torch.cuda.Event for "CUDA event recording") counts as found by the rules.
             found = bool(cand.relevant) or (_named_after(doc, judge.core(query)) and verdict.title >= NAMED_AFTER_TITLE)
-            strong = bool(cand.relevant) and (cand.argument is not None or cand.detail_argument is not None
-                                              or self._details_route(query, cand))
+            strong = i in exact or (bool(cand.relevant) and (cand.argument is not None or cand.detail_argument is not None
+                                                             or self._details_route(query, cand)))
             ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong)
             if query.missing:
                 ok = False  # about something the corpus never mentions (arr-coc-0-1, DALI): even a named API is not it
