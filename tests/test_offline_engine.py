@@ -173,3 +173,32 @@ def test_an_empty_section_is_recorded_and_the_drop_is_partial(tmp_path):
     assert "- DALI pipelines (empty: research found nothing)" in text
     back = read_drop(path)
     assert back.status == "partial" and back.sections_empty == empty
+
+
+def test_an_odd_backtick_in_a_quote_does_not_hide_the_next_citations():
+    from kb.engine.check import section_state
+
+    text = "From the docstring of `a.b` [1]:\n\n> uses ``x` oddly\n\nFrom the docstring of `c.d` [2]:\n\n> fine\n"
+    assert section_state(text.split("\n\n", 2)[2]) == "filled"  # "From ... `c.d` [2]:" still cites
+
+
+def test_a_docstring_quoted_in_an_earlier_batch_is_pointed_to_not_quoted_again(tmp_path):
+    import dataclasses
+
+    from kb.engine.check import check_draft as check
+    from kb.records import KnowledgeMeta, SourceRef, write_knowledge
+
+    ws, _ = init_workspace(tmp_path / "ws")
+    write_knowledge(ws.knowledge_dir / "training" / "00-earlier.md",
+                    KnowledgeMeta(title="Earlier File", plan="plans/training.md", batch=1, part=9, engine="offline",
+                                  sources=[SourceRef(1, "demo.checkpoint.checkpoint", "doc", "demo.checkpoint.checkpoint")]),
+                    "# Earlier File\n")
+    index = demo_index()
+    part = dataclasses.replace(demo_plan().part(1), batch=2)
+    research, request, draft = run(LocalResearcher(ws, index=index), ExtractiveWriter(None, corpus="demo", today="2025-01-01"),
+                                   part)
+    section2 = draft.body.split("## Section 2:")[1].split("## Section 3:")[0]
+    assert "`demo.checkpoint.checkpoint` is quoted in [Earlier File](00-earlier.md) [" in section2
+    assert "From the docstring of `demo.checkpoint.checkpoint`" not in draft.body  # no second copy anywhere
+    assert check(draft, request) == []
+    assert any(s.locator == "knowledge/training/00-earlier.md" and s.kind == "knowledge" for s in draft.sources)

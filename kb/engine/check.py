@@ -18,7 +18,8 @@ PYTHON = {"python", "py", "python3"}
 # [3], [1, 2], [1][2]: a bracketed number not escaped (\[1\]), not a link ([1](url)) and not a reference definition.
 # "From the docstring of X [1]:" ends a line with a citation; "[1]: https://..." is a reference definition.
 _CITATION = re.compile(r"(?<!\\)\[(\d+(?:\s*,\s*\d+)*)\](?!\(|:[ \t]*\S)")
-_INLINE_CODE = re.compile(r"(`+)(?:.|\n)*?\1")
+# One line at most: a quoted docstring with an odd backtick must not blank the citations of the lines after it.
+_INLINE_CODE = re.compile(r"(`+)[^\n]*?\1")
 
 
 def _norm(text: str) -> str:

@@ -18,6 +18,7 @@ Examples whose snippet failed ``kb validate-snippets`` are left out
 from __future__ import annotations
 
 import asyncio
+import posixpath
 import re
 import threading
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from kb.engine.offline.relevance import RelevanceJudge, foreign, mentioned_packa
 from kb.engine.offline.snippets import make_snippet
 from kb.engine.types import ContextDoc, Passage, Research
 from kb.plan.model import Part
-from kb.records import SourceRef
+from kb.records import SourceRef, read_knowledge
 
 # Other accelerators' copies of the CUDA APIs: kept, but below torch.cuda unless the query names them.
 NICHE_MODULES = ("torch.xpu", "torch.mps", "torch.mtia", "torch.backends.mps", "torch.backends.xpu", "torch.ao",
@@ -48,6 +49,7 @@ CANDIDATES = 60
 DETAIL_CANDIDATES = 20
 MAX_ARGUMENT_DOCS = 30
 FILLERS = ("judged", "lexical")
+REFERENCE = "reference"  # a Passage pointing at the earlier knowledge file that quotes the docstring
 DENSE_CANDIDATES = 20  # the nearest subjects by embedding, beside the lexical candidates
 NAMED_AFTER_TITLE = 0.6  # ... and its best block says this share of the title
 JUDGED_CANDIDATES = 40  # the lexical ranker's best, judged beside the ones its rules accept  # an argument documented more widely than this (device, dtype) says nothing specific
@@ -536,6 +538,29 @@ class LocalResearcher:
                 break
         return kept
 
+    def earlier_quotes(self, part: Part) -> dict[str, tuple[str, str]]:
+        """Docstrings already quoted by the offline engine in this topic's files of earlier batches:
+        locator -> (that file, its title). A later file points there instead of quoting them again."""
+        if self.workspace is None or not part.target or part.batch is None:
+            return {}
+        folder = posixpath.dirname(part.target)
+        root = self.workspace.knowledge_dir
+        out: dict[str, tuple[str, str]] = {}
+        for path in sorted((root / folder).glob("*.md")):
+            rel = path.relative_to(root).as_posix()
+            if rel == part.target:
+                continue
+            try:
+                meta = read_knowledge(path).meta
+            except (OSError, ValueError):
+                continue
+            if meta.engine != "offline" or meta.batch is None or meta.batch >= part.batch:
+                continue
+            for source in meta.sources:
+                if source.kind == "doc":
+                    out.setdefault(source.locator, (f"knowledge/{rel}", meta.title))
+        return out
+
     def research_sync(self, part: Part, context: list[ContextDoc], index: CorpusIndex) -> Research:
         """The synchronous core of :meth:`research`."""
         warnings = list(index.info.get("warnings") or [])
@@ -543,6 +568,7 @@ class LocalResearcher:
         by_section: dict[int, list[Passage]] = {}
         sources: list[SourceRef] = []
         ids: dict[str, int] = {}
+        earlier = self.earlier_quotes(part)
         indexed = list(index.info.get("packages") or {})
         named = mentioned_packages(_part_text(part), indexed)
         unindexed = named - set(indexed) if named and not named & set(indexed) else set()
@@ -551,10 +577,17 @@ class LocalResearcher:
             weights = dict(query.weights)
             passages = []
             for cand in result.chosen:
+                doc = cand.doc
+                if doc.locator in earlier:  # quoted in an earlier file of this topic: point there, quote nothing twice
+                    where, title = earlier[doc.locator]
+                    passages.append(Passage(kind=REFERENCE, locator=where, title=title, text=doc.locator, query=query.text))
+                    if where not in ids:
+                        ids[where] = len(sources) + 1
+                        sources.append(SourceRef(id=ids[where], title=title, kind="knowledge", locator=where))
+                    continue
                 text, _best = excerpt(cand.doc, weights, index.idf, names=frozenset(query.refs))
                 if not text:
                     continue
-                doc = cand.doc
                 passage = Passage(kind=doc.kind, locator=doc.locator, title=doc.title, text=text,
                                   score=round(cand.rank if not cand.named else cand.bm25, 4),
                                   examples=self._examples(doc, weights, index, failures, query.number, warnings),

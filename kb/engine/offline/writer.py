@@ -22,6 +22,7 @@ import jinja2
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.engine.check import EMPTY_MARK
 from kb.engine.offline.excerpts import GAP
+from kb.engine.offline.research import REFERENCE
 from kb.engine.offline.snippets import make_snippet
 from kb.engine.types import Draft, Passage, WriteRequest
 from kb.errors import ConfigError
@@ -134,6 +135,11 @@ class ExtractiveWriter:
             items, earlier = [], []
             snippets_left = MAX_SNIPPETS_PER_SECTION
             for passage in research.by_section.get(number, []):
+                if passage.kind == REFERENCE:  # quoted in an earlier file: a pointer, not a second copy
+                    source = cited.cite(by_locator.get(passage.locator), passage)
+                    items.append({"lead": f"`{passage.text}` is quoted in [{passage.title}]({_link(part.target, passage.locator)})",
+                                  "id": source.id, "quote": "", "snippets": []})
+                    continue
                 blocks = [b for b in passage.text.split("\n\n") if b.strip()]
                 seen = quoted.setdefault(passage.locator, set())
                 again = bool(seen)
