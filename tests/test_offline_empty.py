@@ -64,3 +64,18 @@ def test_index_marks_empty_sections_and_skill_counts_filled_ones(tmp_path):
 
     totals = json.loads(report.out)["totals"]
     assert (totals["sections_filled"], totals["sections_empty"], totals["sections_unsupported"]) == (1, 1, 0)
+
+
+def test_consolidate_counts_a_partial_drop_as_done_not_failed(tmp_path):
+    ws, _ = init_workspace(tmp_path / "ws")
+    (ws.plans_dir / "demo.md").write_text(PLAN, encoding="utf-8")
+    write_knowledge(ws.knowledge_dir / "demo" / "00-streams.md",
+                    KnowledgeMeta(title="Streams", plan="plans/demo.md", batch=1, part=1, engine="offline",
+                                  sources=[SourceRef(1, "torch.cuda.Stream", "doc", "torch.cuda.Stream")]), BODY)
+    write_drop(ws.drops_dir / "KNOWLEDGE-DROP-streams-2025-01-01-1000.md",
+               DropRecord(plan="plans/demo.md", batch=1, part=1, title="Streams", status="partial",
+                          knowledge_file="knowledge/demo/00-streams.md", created="2025-01-01T10:00:00Z",
+                          sections_written=["Stream basics", "Nsight timelines"], sections_empty=["Nsight timelines"]))
+    result = run_kb("consolidate", "--no-commit", cwd=ws.root, timeout=120)
+    assert result.code == 0, result.err
+    assert "1 partial (sections marked empty)" in result.out and "failed" not in result.out
