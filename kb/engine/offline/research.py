@@ -339,6 +339,8 @@ class SectionRanker:
             niche = _is_option(doc) or prior[i] < 1.0
             # An API named for the section's subject (torch.cuda.Event for "CUDA event recording") counts as found by the rules.
             found = bool(cand.relevant) or (_named_after(doc, judge.core(query)) and verdict.title >= NAMED_AFTER_TITLE)
+            if i in exact:
+                verdict.named = True  # the plan wrote its full path
             strong = i in exact or (bool(cand.relevant) and (cand.argument is not None or cand.detail_argument is not None
                                                              or self._details_route(query, cand)))
             ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong)
