@@ -191,8 +191,8 @@ class RelevanceJudge:
         (an argument the plan names, every word of the details said together): accepted.
         """
         w = self.weights
-        if strong:  # ... when its best block says some of the title: set_logs' `inductor` argument is no "Kernel fusion"
-            return verdict.named or verdict.title >= w.title
+        if strong:
+            return True
         if verdict.named:
             return verdict.score >= w.named
         if verdict.title < w.title:

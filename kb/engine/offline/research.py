@@ -51,6 +51,7 @@ MAX_ARGUMENT_DOCS = 30
 FILLERS = ("judged", "lexical")
 REFERENCE = "reference"  # a Passage pointing at the earlier knowledge file that quotes the docstring
 DENSE_CANDIDATES = 20  # the nearest subjects by embedding, beside the lexical candidates
+HUB_ARGUMENTS = 15  # an API documenting this many arguments (set_logs) is a hub: one of them names no section
 NAMED_AFTER_TITLE = 0.6  # ... and its best block says this share of the title
 JUDGED_CANDIDATES = 40  # the lexical ranker's best, judged beside the ones its rules accept  # an argument documented more widely than this (device, dtype) says nothing specific
 
@@ -341,8 +342,14 @@ class SectionRanker:
             found = bool(cand.relevant) or (_named_after(doc, judge.core(query)) and verdict.title >= NAMED_AFTER_TITLE)
             if i in exact:
                 verdict.named = True  # the plan wrote its full path
-            strong = i in exact or (bool(cand.relevant) and (cand.argument is not None or cand.detail_argument is not None
-                                                             or self._details_route(query, cand)))
+            # The plan writes its path or the argument (foreach=), or the title's word names an argument of a doc
+            # that says the whole title (fused, "Fused optimizers"; not one of set_logs' forty, fusion, for "Kernel fusion"). Found
+            # through the details only (an argument a detail names, every detail word said): it must say the title too.
+            strong = i in exact or (bool(cand.relevant) and cand.argument is not None
+                                    and (cand.argument_written or cand.title_cov >= self.thresholds.title_all)
+                                    and doc.text.count("\n- `") < HUB_ARGUMENTS)
+            if not strong and cand.relevant and (cand.detail_argument is not None or self._details_route(query, cand)):
+                strong = verdict.title >= judge.weights.title
             ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong)
             if query.missing:
                 ok = False  # about something the corpus never mentions (arr-coc-0-1, DALI): even a named API is not it
