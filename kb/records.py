@@ -174,10 +174,11 @@ class DropRecord:
     batch: int | None
     part: int | None
     title: str
-    status: str  # "complete" | "failed"
+    status: str  # "complete" (every planned section filled) | "partial" (some marked empty) | "failed"
     knowledge_file: str | None  # workspace-relative, e.g. knowledge/performance/04-x.md
     created: str
-    sections_written: list[str] = field(default_factory=list)
+    sections_written: list[str] = field(default_factory=list)  # every planned section the file has, filled or empty
+    sections_empty: list[str] = field(default_factory=list)  # ... of those, the ones research found nothing for
     sources_used: list[SourceRef] = field(default_factory=list)
     snippets_written: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -208,7 +209,7 @@ class DropRecord:
         fields.setdefault("title", "")
         fields.setdefault("status", "complete")
         fields.setdefault("created", "")
-        for key in ("sections_written", "warnings", "sections_empty"):
+        for key in ("sections_written", "sections_empty", "warnings"):
             fields[key] = list(fields.get(key) or [])
         fields["tokens"] = dict(fields.get("tokens") or {"input": 0, "output": 0})
         fields["research"] = dict(fields.get("research") or {})
@@ -227,7 +228,8 @@ def drop_filename(slug: str, when: datetime) -> str:
 
 def render_drop_body(drop: DropRecord) -> str:
     """The human-readable body, in the bold-key shape older tools read."""
-    status = "COMPLETE ✓" if drop.status == "complete" else "FAILED ✗"
+    status = {"complete": "COMPLETE ✓", "partial": f"PARTIAL ({len(drop.sections_empty)} of "
+              f"{len(drop.sections_written)} sections empty)"}.get(drop.status, "FAILED ✗")
     lines = [
         f"# KNOWLEDGE DROP: {drop.title}",
         "",
@@ -243,14 +245,15 @@ def render_drop_body(drop: DropRecord) -> str:
     if drop.reason:
         lines += ["## Failure", "", drop.reason, ""]
     lines += ["## What Was Created", ""]
-    if drop.status == "complete":
-        lines.append(f"`{drop.knowledge_file}` with {len(drop.sections_written)} sections and {drop.snippets_written} code snippets:")
+    if drop.status in ("complete", "partial"):
+        empty = set(drop.sections_empty)
+        filled = len(drop.sections_written) - len(empty & set(drop.sections_written))
+        lines.append(f"`{drop.knowledge_file}` with {filled} of {len(drop.sections_written)} planned sections filled "
+                     f"and {drop.snippets_written} code snippets:")
         lines.append("")
-        lines += [f"- {s}" for s in drop.sections_written]
+        lines += [f"- {s}" + (" (empty: research found nothing)" if s in empty else "") for s in drop.sections_written]
     else:
         lines.append("Nothing: the PART failed (see above); its plan checkbox stays unticked.")
-    if drop.sections_empty:
-        lines += ["", "Research found nothing for: " + "; ".join(drop.sections_empty) + " (each says so in one line)."]
     lines += ["", "## Sources Cited", ""]
     lines += [f"- [{s.id}] {s.title} ({s.kind}: {s.locator})" for s in drop.sources_used] or ["- none"]
     lines += _research_lines(drop.research)
@@ -306,7 +309,7 @@ def read_drop(path: Path) -> DropRecord:
         batch=int(b.group()) if (b := re.search(r"\d+", keys.get("batch", ""))) else None,
         part=int(part.group()) if part else None,
         title=title,
-        status="failed" if ("fail" in status or "✗" in status) else "complete",
+        status="failed" if ("fail" in status or "✗" in status) else ("partial" if "partial" in status else "complete"),
         knowledge_file=target.strip("` ") if target else None,
         created=keys.get("created", ""),
         path=Path(path),

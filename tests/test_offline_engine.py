@@ -70,11 +70,15 @@ def test_writer_quotes_cites_and_says_so_when_empty(engine_parts):
     # A bracketed number inside a quote is escaped, so it cannot pass for one of our citations.
     assert "see \\[1\\] for details" in section1
     section3 = body.split("## Section 3:")[1].split("## Section 4:")[0]
-    assert "has no passage relevant to this section" in section3 and "DALI" in section3 and ">" not in section3
+    assert "Research found nothing on this section" in section3 and "DALI" in section3 and ">" not in section3
+    assert len([ln for ln in section3.strip().splitlines() if ln.strip()]) == 3  # heading tail, plan line, one note
     # The sources listed are exactly the ones cited, numbered in order of first citation.
     cited = sorted({int(n) for n in re.findall(r"(?<!\\)\[(\d+)\](?!\()", body.split("## Sources")[0])})
     assert cited == [s.id for s in draft.sources] == list(range(1, len(draft.sources) + 1))
-    assert "[training/notes.md](notes.md): old notes (not in the knowledge tree yet)" in body
+    # A Step 0 file that does not exist is named as text (a link would be broken) ...
+    assert "`training/notes.md`: old notes (not in the knowledge tree yet)" in body and "](notes.md)" not in body
+    # ... and the plan is named, not linked: consolidate moves it to plans/completed/.
+    assert "(`plans/training.md`)" in body and "](../../plans/" not in body
     for block in re.findall(r"```python[^\n]*\n(.*?)```", body, re.S):
         ast.parse(block)
 
@@ -144,3 +148,57 @@ def test_build_engine_defaults_to_offline_local_and_refuses_unknown_names(tmp_pa
         build_engine(ws, engine="gpt")
     with pytest.raises(ConfigError, match="unknown search provider 'bing'"):
         build_engine(ws, search="bing")
+
+
+def test_an_empty_section_is_recorded_and_the_drop_is_partial(tmp_path):
+    from kb.engine.check import empty_sections, section_state
+    from kb.records import DropRecord, read_drop, write_drop
+
+    index = demo_index()
+    researcher = LocalResearcher(index=index)
+    writer = ExtractiveWriter(None, corpus="demo", today="2025-01-01")
+    part = demo_plan().part(1)
+    _research, _request, draft = run(researcher, writer, part)
+    empty = empty_sections(draft.body, part)
+    assert "DALI pipelines" in empty and "Activation checkpointing basics" not in empty
+    assert section_state("Research found nothing on this section in demo.") == "empty"
+    assert section_state("Text with a source [1].") == "filled" and section_state("Just text.") == "uncited"
+    drop = DropRecord(plan="plans/training.md", batch=1, part=1, title=part.title, status="partial",
+                      knowledge_file="knowledge/training/00-activation-checkpointing.md", created="2025-01-01T00:00:00Z",
+                      sections_written=[s.title for s in part.sections], sections_empty=empty)
+    path = tmp_path / "KNOWLEDGE-DROP-x-2025-01-01-0000.md"
+    write_drop(path, drop)
+    text = path.read_text(encoding="utf-8")
+    assert f"**Status**: PARTIAL ({len(empty)} of 4 sections empty)" in text
+    assert "- DALI pipelines (empty: research found nothing)" in text
+    back = read_drop(path)
+    assert back.status == "partial" and back.sections_empty == empty
+
+
+def test_an_odd_backtick_in_a_quote_does_not_hide_the_next_citations():
+    from kb.engine.check import section_state
+
+    text = "From the docstring of `a.b` [1]:\n\n> uses ``x` oddly\n\nFrom the docstring of `c.d` [2]:\n\n> fine\n"
+    assert section_state(text.split("\n\n", 2)[2]) == "filled"  # "From ... `c.d` [2]:" still cites
+
+
+def test_a_docstring_quoted_in_an_earlier_batch_is_pointed_to_not_quoted_again(tmp_path):
+    import dataclasses
+
+    from kb.engine.check import check_draft as check
+    from kb.records import KnowledgeMeta, SourceRef, write_knowledge
+
+    ws, _ = init_workspace(tmp_path / "ws")
+    write_knowledge(ws.knowledge_dir / "training" / "00-earlier.md",
+                    KnowledgeMeta(title="Earlier File", plan="plans/training.md", batch=1, part=9, engine="offline",
+                                  sources=[SourceRef(1, "demo.checkpoint.checkpoint", "doc", "demo.checkpoint.checkpoint")]),
+                    "# Earlier File\n")
+    index = demo_index()
+    part = dataclasses.replace(demo_plan().part(1), batch=2)
+    research, request, draft = run(LocalResearcher(ws, index=index), ExtractiveWriter(None, corpus="demo", today="2025-01-01"),
+                                   part)
+    section2 = draft.body.split("## Section 2:")[1].split("## Section 3:")[0]
+    assert "`demo.checkpoint.checkpoint` is quoted in [Earlier File](00-earlier.md) [" in section2
+    assert "From the docstring of `demo.checkpoint.checkpoint`" not in draft.body  # no second copy anywhere
+    assert check(draft, request) == []
+    assert any(s.locator == "knowledge/training/00-earlier.md" and s.kind == "knowledge" for s in draft.sources)

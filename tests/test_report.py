@@ -242,7 +242,11 @@ def test_json_counts_per_file_and_in_total(ws):
     (plan,) = doc["plans"]
     assert (plan["path"], plan["completed"], plan["total"], plan["done"], plan["failed"]) == ("plans/demo.md", False, 4, 3, 1)
     assert [(b["number"], b["done"], b["total"], b["failed"]) for b in plan["batches"]] == [(1, 2, 2, 0), (2, 1, 2, 1)]
-    assert len(doc["problems"]) == 3  # beta's missing section and failed snippet, gamma's [9]
+    # Every present section is filled (cited), marked empty, or neither: beta's Details and legacy's Old Things.
+    assert (totals["sections_filled"], totals["sections_empty"], totals["sections_unsupported"]) == (4, 0, 2)
+    # beta's missing section and failed snippet, gamma's [9], and the two sections neither cited nor marked empty
+    assert len(doc["problems"]) == 5
+    assert any('"Details" is neither filled with a citation nor marked empty' in p for p in doc["problems"])
 
 
 def test_strict_exits_1_on_problems_and_0_once_fixed(ws, tmp_path):
@@ -257,7 +261,11 @@ def test_strict_exits_1_on_problems_and_0_once_fixed(ws, tmp_path):
     shutil.copytree(ws.root, fixed)
     beta = fixed / "knowledge" / "demo" / "01-beta.md"
     beta.write_text(beta.read_text(encoding="utf-8").replace('raise ValueError("boom")', 'print("fixed")')
-                    .replace("## Sources", "## Section 3: Extras\n\nNow written [1].\n\n## Sources"), encoding="utf-8")
+                    .replace("## Sources", "## Section 3: Extras\n\nNow written [1].\n\n## Sources")
+                    .replace("Details without a citation.", "Research found nothing on this section."), encoding="utf-8")
+    legacy = fixed / "knowledge" / "legacy" / "old.md"
+    legacy.write_text(legacy.read_text(encoding="utf-8").replace("No citations here.", "Research found nothing here."),
+                      encoding="utf-8")
     gamma = fixed / "knowledge" / "demo" / "02-gamma.md"
     gamma.write_text(gamma.read_text(encoding="utf-8").replace(" and [9]", ""), encoding="utf-8")
     (fixed / "plans" / "demo.md").rename(fixed / "plans" / "completed" / "demo.md")
@@ -271,6 +279,7 @@ def test_strict_exits_1_on_problems_and_0_once_fixed(ws, tmp_path):
     assert [(p["path"], p["done"]) for p in doc["plans"]] == [("plans/demo.md", 0), ("plans/completed/demo.md", 3)]
     assert {f["plan"] for f in doc["files"]} == {"plans/completed/demo.md", None}
     assert doc["totals"]["sections_missing"] == 0 and doc["totals"]["citations_unresolved"] == 0
+    assert (doc["totals"]["sections_empty"], doc["totals"]["sections_unsupported"]) == (2, 0)
     # beta's edited snippet has no result yet: not run, which --strict accepts.
     assert doc["totals"]["snippets"]["not_run"] == 3 and doc["totals"]["snippets"]["fail"] == 0
 
@@ -283,7 +292,8 @@ def test_table_for_people_names_every_file(ws):
     assert "(no front matter)" in result.out
     assert "plans/demo.md: 3/4 parts done, 1 failed" in result.out
     assert "'needs 8 GPUs': 1" in result.out
-    assert "Problems (3; --strict exits 1 on these)" in result.out
+    assert "Problems (5; --strict exits 1 on these)" in result.out
+    assert "sections filled (cited): 4, marked empty: 0, neither: 2" in result.out
 
 
 def test_no_workspace_is_one_line_and_exit_2(tmp_path):

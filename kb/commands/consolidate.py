@@ -21,12 +21,13 @@ def _print(result: Result) -> None:
         out.print("Nothing to consolidate: no new drops, and INDEX.md and SKILL.md are up to date.")
     else:
         if result.drops:
-            complete = [d for d in result.drops if d.status == "complete"]
-            failed = len(result.drops) - len(complete)
+            failed = sum(1 for d in result.drops if d.status not in ("complete", "partial"))
+            partial = sum(1 for d in result.drops if d.status == "partial")  # some sections marked empty
             added, changed = len(result.added), len(result.changed)
             line = (f"Consolidated {len(result.drops)} {'drop' if len(result.drops) == 1 else 'drops'}: "
                     f"{added} {'file' if added == 1 else 'files'} added, {changed} changed")
-            out.print(line + (f", {failed} failed PARTs" if failed else "") + ".")
+            out.print(line + (f", {failed} failed PARTs" if failed else "")
+                      + (f", {partial} partial (sections marked empty)" if partial else "") + ".")
         for plan in result.plans:
             parts = f" BATCH {ranges(plan.batches)}, {parts_label(plan.parts)}" if plan.parts else ""
             moved = f"; complete, moved to {plan.moved_to}" if plan.moved_to else ""

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from kb.commands.common import console, print_json
+from kb.corpus.propose import propose_corpus
 from kb.errors import KbError, PathError, PlanError
 from kb.fsutil import atomic_write_bytes
 from kb.plan import Plan, load_plan
@@ -120,11 +121,12 @@ def register(app: typer.Typer) -> None:
             return
         workspace, created = init_workspace(directory)
         copied = [add_plan(workspace, source) for source in plans]
+        corpus = propose_corpus(workspace, [workspace.root / p["plan"] for p in copied]) if copied else None
         repo = _git_init(workspace.root) if git_init else False
         commit, why = _first_commit(workspace.root, copied) if repo else (None, None)
         if as_json:
             print_json({"root": str(workspace.root), "created": created, "plans": copied, "git_init": repo,
-                        "commit": commit, **({"commit_skipped": why} if why else {})})
+                        "commit": commit, **({"commit_skipped": why} if why else {}), "corpus_packages": corpus})
             return
         out = console()
         out.print(f"Created a kb workspace in [bold]{workspace.root}[/] ({len(created)} entries"
@@ -135,6 +137,9 @@ def register(app: typer.Typer) -> None:
         for plan in copied:
             reset = f", {len(plan['reset'])} of them reset to pending" if plan["reset"] else ""
             out.print(f"Added {plan['plan']} ({plan['parts']} PARTs{reset}).")
+        if corpus is not None:
+            out.print(f"kb.toml \\[corpus] packages: {', '.join(corpus) or 'none'} (the installed libraries the plan names; "
+                      "edit kb.toml to add packages or Markdown folders).")
         if copied:
             first = workspace.root / copied[0]["plan"]
             out.print(f"Next: `kb run-plan {first} --batch 1` (or `cd {workspace.root}` first).", soft_wrap=True)

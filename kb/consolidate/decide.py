@@ -19,7 +19,7 @@ from typing import Any, Callable
 from kb.consolidate import findings as checks
 from kb.consolidate import index_context, render
 from kb.consolidate.message import commit_message
-from kb.consolidate.model import DropDone, Finding, PlanDone
+from kb.consolidate.model import WRITTEN, DropDone, Finding, PlanDone
 from kb.consolidate.plans import completed_destination, is_finished
 from kb.consolidate.refs import KnowledgeIndex
 from kb.consolidate.snippets import SnippetResults
@@ -173,7 +173,7 @@ def what_drops_bring(drops: dict[str, dict], new_drops: list[str], plan_files: s
                      moves: dict[str, str]) -> tuple[list[DropDone], list[PlanDone]]:
     """Each new drop's change (a knowledge file added or changed, or a failed PART), and what
     each plan gained (batches, PARTs, drops, its move)."""
-    earlier_targets = {d.get("knowledge_file") for d in drops.values() if d.get("consolidated") and d.get("status") == "complete"}
+    earlier_targets = {d.get("knowledge_file") for d in drops.values() if d.get("consolidated") and d.get("status") in WRITTEN}
     done: list[DropDone] = []
     by_plan: dict[str, PlanDone] = {}
     drop_plan = index_context.PlanLinks(plan_files, {})
@@ -181,7 +181,7 @@ def what_drops_bring(drops: dict[str, dict], new_drops: list[str], plan_files: s
         d = drops[rel]
         plan_rel = drop_plan(d.get("plan")) or d.get("plan")
         target = d.get("knowledge_file")
-        change = "failed" if d.get("status") != "complete" else ("changed" if target in earlier_targets else "added")
+        change = "failed" if d.get("status") not in WRITTEN else ("changed" if target in earlier_targets else "added")
         done.append(DropDone(rel, plan_rel, d.get("batch"), d.get("part"), target, d.get("status") or "complete", change))
         if plan_rel:
             entry = by_plan.setdefault(plan_rel, PlanDone(plan_rel))
@@ -205,7 +205,7 @@ def drops_by_target(drops: dict[str, dict]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for rel in sorted(drops, key=lambda r: (str(drops[r].get("created") or ""), r)):
         d = drops[rel]
-        if d.get("status") == "complete" and d.get("knowledge_file"):
+        if d.get("status") in WRITTEN and d.get("knowledge_file"):
             out[d["knowledge_file"]] = d
     return out
 

@@ -9,7 +9,7 @@ import re
 from typing import Callable
 
 from kb.consolidate.index_context import natural_key
-from kb.consolidate.model import Finding
+from kb.consolidate.model import WRITTEN, Finding
 from kb.consolidate.refs import KnowledgeIndex, read_is_missing
 
 Exists = Callable[[str], bool]
@@ -42,7 +42,7 @@ def tree_findings(knowledge: dict[str, dict], drops: dict[str, dict], is_file: E
     accounted: set[str] = set()
     for rel, drop in sorted(drops.items()):
         target = drop.get("knowledge_file")
-        if drop.get("status") != "complete":
+        if drop.get("status") not in WRITTEN:
             continue
         if target:
             accounted.add(target)

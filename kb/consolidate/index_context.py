@@ -72,7 +72,8 @@ def index_entry(rel: str, info: dict[str, Any], drop: dict[str, Any], plan_link:
         link=render.md_link(rel),
         title=info["title"],
         summary=info.get("summary") or "",
-        sections=list(info.get("sections") or []),
+        # A section the drop records as empty is marked so in INDEX.md (issue 19).
+        sections=[f"{t} (empty)" if t in set(drop.get("sections_empty") or ()) else t for t in info.get("sections") or []],
         sources=int(info.get("sources") or 0),
         snippets=int(info.get("snippets") or 0),
         results=counts,
@@ -101,12 +102,14 @@ def build(
     """(totals, INDEX topics by folder, SKILL topics by top-level folder)."""
     by_folder: dict[str, list[IndexFile]] = defaultdict(list)
     plan_link = PlanLinks(plan_files, moves)
-    totals = {"files": 0, "topics": 0, "sections": 0, "sources": 0, "snippets": 0, "validation": "", "validated": {}}
+    totals = {"files": 0, "topics": 0, "sections": 0, "sources": 0, "snippets": 0, "validation": "", "validated": {},
+              "sections_empty": 0}
     for rel in sorted(knowledge, key=natural_key):
         entry = index_entry(rel, knowledge[rel], drop_by_target.get(rel) or {}, plan_link, results)
         by_folder[rel.rsplit("/", 1)[0]].append(entry)
         totals["files"] += 1
         totals["sections"] += len(entry.sections)
+        totals["sections_empty"] += sum(1 for t in entry.sections if t.endswith(" (empty)"))
         totals["sources"] += entry.sources
         totals["snippets"] += max(entry.snippets, sum(entry.results.values()))
     if results is not None and not results.problem:

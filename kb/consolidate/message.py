@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from kb.consolidate.index_context import natural_key
+from kb.consolidate.model import WRITTEN
 
 if TYPE_CHECKING:
     from kb.consolidate.gitops import Change
@@ -86,7 +87,7 @@ def commit_message(pending: dict[str, Any], changes: list[Change], warnings: int
     loose = [d for d in drops if not d.get("plan")]
     if loose:
         body += [f"Drops without a plan: {len(loose)}", ""]
-    failed = [d for d in drops if d.get("status") != "complete"]
+    failed = [d for d in drops if d.get("status") not in WRITTEN]
     if failed:
         body.append(f"Failed PARTs ({len(failed)}):")
         body += _capped([f"- {d.get('plan') or '?'} PART {d.get('part')}: {d['path']}" for d in failed])

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Drop statuses that wrote a knowledge file: "partial" has sections marked empty (kb.records.DropRecord).
+WRITTEN = ("complete", "partial")
+
 # Warning kinds, in the order they are shown.
 KINDS = (
     "dangling-cite",

@@ -240,8 +240,8 @@ def build_description(topics: list[dict[str, Any]], total_files: int) -> str:
         return (
             f"Curated Markdown knowledge base of {total_files} {files} in {len(topics)} "
             f"{'topic' if len(topics) == 1 else 'topics'}: {covered}. "
-            f"Use it when a task involves {_join(use_names)} and needs sourced explanations, "
-            "practical guidance or working code: start at INDEX.md, which lists every file by topic."
+            f"Use it when a task involves {_join(use_names)} and needs what the sources it quotes say, "
+            "cited: start at INDEX.md, which lists every file by topic and marks the sections research found nothing for."
         )
 
     for per_topic in (3, 2, 1, 0):

@@ -442,6 +442,7 @@ def read_drop_file(root: Path, rel: str, options: ReadOptions) -> tuple[dict[str
         "created": str(drop.created or ""),
         "consolidated": str(drop.consolidated) if drop.consolidated else None,
         "sections": len(drop.sections_written),
+        "sections_empty": list(drop.sections_empty),  # marked empty: research found nothing (issue 19)
         "snippets": drop.snippets_written,
     }
     if options.stamp is None or info["consolidated"]:

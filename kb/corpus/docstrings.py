@@ -121,7 +121,8 @@ class _Walker:
         mod = getattr(obj, "__module__", None)
         if not isinstance(mod, str):
             return True  # C functions often carry no module; they were found in this package
-        return mod == self.package or mod.startswith(self.package + ".")
+        # "_asyncio" is asyncio's C accelerator: asyncio.Task and asyncio.Future live there.
+        return mod == self.package or mod.startswith(self.package + ".") or mod == f"_{self.package}"
 
     def allowed(self, locator: str) -> bool:
         """Public, or inside a path kb.toml includes (and public below it)."""

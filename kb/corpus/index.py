@@ -301,7 +301,8 @@ def load_corpus(workspace, *, progress: Progress | None = None, rebuild: bool = 
             "fingerprint": fp,
             "documents": len(docs),
             "packages": {p["name"]: p["version"] for p in inputs.packages},
-            "knowledge_files": len(inputs.knowledge),
+            # Files whose text is indexed: the offline engine's own outputs are not (they quote this corpus).
+            "knowledge_files": len({d.locator.split("#", 1)[0] for d in docs if d.kind == "knowledge"}),
             "folder_files": len(inputs.folders),
         }
         index = CorpusIndex.build(docs, info)

@@ -18,7 +18,8 @@ PYTHON = {"python", "py", "python3"}
 # [3], [1, 2], [1][2]: a bracketed number not escaped (\[1\]), not a link ([1](url)) and not a reference definition.
 # "From the docstring of X [1]:" ends a line with a citation; "[1]: https://..." is a reference definition.
 _CITATION = re.compile(r"(?<!\\)\[(\d+(?:\s*,\s*\d+)*)\](?!\(|:[ \t]*\S)")
-_INLINE_CODE = re.compile(r"(`+)(?:.|\n)*?\1")
+# One line at most: a quoted docstring with an odd backtick must not blank the citations of the lines after it.
+_INLINE_CODE = re.compile(r"(`+)[^\n]*?\1")
 
 
 def _norm(text: str) -> str:
@@ -97,3 +98,45 @@ def check_draft(draft: Draft, request: WriteRequest) -> list[str]:
         except ValueError as exc:
             reasons.append(f"python code block {number} does not parse: {exc}")
     return reasons
+
+
+# -- filled, empty, uncited (issue 19) ------------------------------------------------------------
+# A section is *filled* when its text cites a source, *empty* when it says in its one line that
+# research found nothing (the offline writer's note; an LLM writer is asked for the same words), and
+# *uncited* otherwise: text nothing supports, which --strict refuses.
+EMPTY_MARK = "Research found nothing"
+FILLED, EMPTY, UNCITED = "filled", "empty", "uncited"
+
+
+def section_state(text: str) -> str:
+    """``filled``, ``empty`` or ``uncited``, for one section's text (heading excluded)."""
+    tokens = parse_blocks(text)
+    prose = [line for _n, line in _prose_lines(text, tokens)]
+    if any(_CITATION.search(line) for line in prose):
+        return FILLED
+    if any(EMPTY_MARK.casefold() in line.casefold() for line in prose):
+        return EMPTY
+    return UNCITED
+
+
+def section_states(body: str, titles: list[tuple[int, str]]) -> dict[str, str]:
+    """Planned section title -> its state in ``body``; a planned section without its heading is left out."""
+    tokens = parse_blocks(body)
+    heads = _headings(tokens)
+    lines = body.splitlines()
+    level2 = {_norm(text): line for level, text, line in heads if level == 2}
+    out: dict[str, str] = {}
+    for number, title in titles:
+        line = level2.get(_norm(f"Section {number}: {title}" if number else title))
+        if line is None:
+            continue
+        following = [h for h in heads if h[2] > line and h[0] <= 2]
+        end = following[0][2] if following else len(lines)
+        out[title] = section_state("\n".join(lines[line + 1:end]))
+    return out
+
+
+def empty_sections(body: str, part) -> list[str]:
+    """The PART's planned sections that ``body`` marks empty (research found nothing)."""
+    states = section_states(body, [(s.number, s.title) for s in part.sections])
+    return [title for title, state in states.items() if state == EMPTY]

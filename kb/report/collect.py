@@ -14,7 +14,7 @@ import yaml
 from markdown_it import MarkdownIt
 
 from kb.consolidate.scan import knowledge_ref, walk, walk_drops
-from kb.engine.check import CITATION, headings, norm_heading, prose_lines
+from kb.engine.check import CITATION, EMPTY, UNCITED, headings, norm_heading, prose_lines, section_state
 from kb.errors import KbError
 from kb.plan import Part, Plan, load_plan
 from kb.records import KnowledgeMeta, read_drop, read_knowledge
@@ -213,6 +213,12 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
         entry.sections_present += 1
         if any(i in cited_lines for i in range(first, end)):
             entry.sections_cited += 1
+        # Filled (cited), marked empty (research found nothing), or neither: uncited text (issue 19).
+        state = section_state("\n".join(lines[first:end]))
+        if state == EMPTY:
+            entry.sections_empty.append(title)
+        elif state == UNCITED:
+            entry.sections_uncited_list.append(title)
 
     for source in meta.sources:
         group = KIND_GROUPS.get(source.kind, "other")

@@ -59,6 +59,8 @@ class FileReport:
     sections_planned: int | None = None  # None: no PART targets the file, so nothing is planned
     sections_present: int = 0
     sections_cited: int = 0  # of the present sections, those with at least one citation
+    sections_empty: list[str] = field(default_factory=list)  # present, marked empty: research found nothing
+    sections_uncited_list: list[str] = field(default_factory=list)  # present, neither cited nor marked empty
     missing_sections: list[MissingSection] = field(default_factory=list)
     citations: int = 0
     citations_unresolved: int = 0
@@ -79,7 +81,13 @@ class FileReport:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["citations_resolved"] = self.citations_resolved
+        data["sections_filled"] = self.sections_filled
         return data
+
+    @property
+    def sections_filled(self) -> int:
+        """Present sections with a citation (filled from a source)."""
+        return self.sections_cited
 
 
 @dataclass
@@ -151,6 +159,10 @@ class Report:
             "sections_unplanned": sum(f.sections_present for f in files if f.sections_planned is None),
             "sections_cited": sum(f.sections_cited for f in files),
             "sections_uncited": sum(f.sections_present - f.sections_cited for f in files),
+            # Issue 19: every present section is filled (cited), marked empty, or neither (a --strict problem).
+            "sections_filled": sum(f.sections_filled for f in files),
+            "sections_empty": sum(len(f.sections_empty) for f in files),
+            "sections_unsupported": sum(len(f.sections_uncited_list) for f in files),
             "citations": sum(f.citations for f in files),
             "citations_resolved": sum(f.citations_resolved for f in files),
             "citations_unresolved": sum(f.citations_unresolved for f in files),
@@ -181,6 +193,8 @@ class Report:
                 out.append(f'{f.file}: planned "Section {m.number}: {m.title}" is missing ({m.why})')
             for c in f.unresolved:
                 out.append(f"{f.file}:{c.line}: citation [{c.number}] names no source in the front matter")
+            for title in f.sections_uncited_list:
+                out.append(f'{f.file}: section "{title}" is neither filled with a citation nor marked empty')
             for s in f.snippet_problems:
                 out.append(f"{f.file}:{s.line}: snippet {s.status}" + (f" ({s.reason})" if s.reason else ""))
         for plan in self.plans:

@@ -23,6 +23,7 @@ from kb.engine.types import WriteRequest
 from kb.errors import KbError, WorkspaceError
 from kb.plan.model import Plan
 from kb.plan.parser import load_plan
+from kb.engine.check import empty_sections
 from kb.runner import stages
 from kb.runner.serial import (
     context_from_dicts,
@@ -239,6 +240,7 @@ def _facts(state: PartView, ctx: RunContext, status: str, reason: str | None = N
         engine=draft.engine if draft else getattr(ctx.writer, "engine", None),
         model=draft.model if draft else ctx.model,
         sections=stages.planned_sections(part, draft.body) if draft and status == "complete" else [],
+        sections_empty=empty_sections(draft.body, part) if draft and status == "complete" else [],
         sources=list(draft.sources) if draft and status == "complete" else [],
         snippets=stages.snippet_count(rel or "", draft.body) if draft and status == "complete" else 0,
         warnings=warnings,

@@ -171,6 +171,7 @@ class DropFacts:
     engine: str | None
     model: str | None
     sections: list[str] = field(default_factory=list)
+    sections_empty: list[str] = field(default_factory=list)  # planned sections the file marks empty (issue 19)
     sources: list[SourceRef] = field(default_factory=list)
     snippets: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -194,10 +195,12 @@ def write_drop_record(workspace: Workspace, facts: DropFacts, durable: bool = Tr
         batch=facts.part.batch,
         part=facts.part.number,
         title=facts.part.title,
-        status=facts.status,
+        # "complete" only when every planned section is filled; one marked empty makes the drop partial.
+        status="partial" if facts.status == "complete" and facts.sections_empty else facts.status,
         knowledge_file=facts.knowledge_file,
         created=now_iso(),
         sections_written=list(facts.sections),
+        sections_empty=list(facts.sections_empty),
         sources_used=list(facts.sources),
         snippets_written=facts.snippets,
         warnings=list(facts.warnings),

@@ -34,6 +34,8 @@ EXPANSIONS = {
     "ffn": "feed forward", "mlp": "feed forward", "h2d": "host to device", "d2h": "device to host",
     "bf16": "bfloat16", "fp16": "float16 half", "fp32": "float32", "tp": "tensor parallel",
     "percentage": "percent", "percentages": "percent",
+    # Docstrings say "synchronizing operations" and "TensorFloat32" where plans say "sync points" and "TF32".
+    "sync": "sync synchronization", "tf32": "tf32 tensorfloat32",
 }
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b")

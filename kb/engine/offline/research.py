@@ -18,6 +18,7 @@ Examples whose snippet failed ``kb validate-snippets`` are left out
 from __future__ import annotations
 
 import asyncio
+import posixpath
 import re
 import threading
 from collections.abc import Callable
@@ -26,16 +27,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kb.corpus.documents import CorpusDoc
+from kb.corpus.embed import load_embedder
 from kb.corpus.index import CorpusIndex, Progress, load_corpus
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms, tokenize
 from kb.engine.offline.excerpts import MAX_EXAMPLES, excerpt, pick_examples
 from kb.engine.offline.failures import KnownFailures
 from kb.engine.offline.query import SectionQuery, section_query
+from kb.engine.offline.relevance import RelevanceJudge, foreign, mentioned_packages
 from kb.engine.offline.snippets import make_snippet
 from kb.engine.types import ContextDoc, Passage, Research
 from kb.plan.model import Part
-from kb.records import SourceRef
+from kb.records import SourceRef, read_knowledge
 
 # Other accelerators' copies of the CUDA APIs: kept, but below torch.cuda unless the query names them.
 NICHE_MODULES = ("torch.xpu", "torch.mps", "torch.mtia", "torch.backends.mps", "torch.backends.xpu", "torch.ao",
@@ -44,7 +47,13 @@ NICHE_WEIGHT = 0.5
 STEP0_BOOST = 1.3  # the plan's own Step 0 reads rank above other knowledge
 CANDIDATES = 60
 DETAIL_CANDIDATES = 20
-MAX_ARGUMENT_DOCS = 30  # an argument documented more widely than this (device, dtype) says nothing specific
+MAX_ARGUMENT_DOCS = 30
+FILLERS = ("judged", "lexical")
+REFERENCE = "reference"  # a Passage pointing at the earlier knowledge file that quotes the docstring
+DENSE_CANDIDATES = 20  # the nearest subjects by embedding, beside the lexical candidates
+HUB_ARGUMENTS = 15  # an API documenting this many arguments (set_logs) is a hub: one of them names no section
+NAMED_AFTER_TITLE = 0.6  # ... and its best block says this share of the title
+JUDGED_CANDIDATES = 40  # the lexical ranker's best, judged beside the ones its rules accept  # an argument documented more widely than this (device, dtype) says nothing specific
 
 
 @dataclass
@@ -81,6 +90,8 @@ class Candidate:
     option: bool = False  # a config option documented by a comment (kb.corpus.options)
     detail_argument: str | None = None  # an argument named by a title word whose own text says a detail (backend)
     name_cov: float = 1.0  # for options: idf-weighted share of the title terms its own name says
+    relevant: bool = False  # the lexical rules (the old filler) accept it
+    verdict: object = None  # the relevance judge's verdict (kb.engine.offline.relevance), when it judged it
 
     @property
     def rank(self) -> float:
@@ -294,10 +305,73 @@ class SectionRanker:
         return cand.argument_written and _argument_mentions(cand.doc, cand.argument or "", query.title_terms)
 
     def rank(self, query: SectionQuery, limit: int) -> SectionResult:
+        """The old filler: BM25 candidates kept by the lexical rules of :meth:`_relevant` (see ``fill``)."""
+        return self._rank(query, limit)[0]
+
+    def fill(self, query: SectionQuery, limit: int, judge: RelevanceJudge,
+             packages: set[str] = frozenset()) -> SectionResult:
+        """The filler: the lexical candidates plus the nearest subjects by embedding, each judged on what it is about.
+
+        A candidate the lexical rules accept still needs the judge's lower bar (what it is about must
+        be near the section, not only a word of it somewhere); one they reject may fill the section when
+        its own subject says it (name and summary) and the embedding agrees. Below that, nothing.
+        """
+        old, candidates, prior = self._rank(query, limit, keep_all=True)
+        result = SectionResult(query)
+        if not candidates and judge.embedder is None:
+            return result
+        lexical = {c.index: c for c in candidates}
+        ordered = [c.index for c in candidates if c.named or c.relevant]
+        ordered += [c.index for c in candidates[:JUDGED_CANDIDATES]]
+        ordered += [i for i in judge.nearest(query, DENSE_CANDIDATES) if prior[i] > 0]
+        pool = list(dict.fromkeys(ordered))
+        verdicts = judge.judge(query, pool, {c.index for c in candidates if c.named})
+        # An API the plan writes out in full (torch.no_grad, torch.utils.checkpoint.checkpoint) is what the section
+        # is about, whatever its words: the plan's author named it. A bare name (StreamReader) may mean another's.
+        exact = {c.index for c in candidates if c.named and any(
+            "." in ref and ref in (c.doc.locator, *c.doc.keywords.split()) for ref in query.refs)}
+        ranked = sorted(zip(pool, verdicts), key=lambda pv: (not pv[1].named, -pv[1].score))
+        families: set[str] = set()
+        best: float | None = None
+        for i, verdict in ranked:
+            doc = self.index.docs[i]
+            cand = lexical.get(i) or Candidate(index=i, doc=doc, bm25=0.0, title_cov=0.0, overall_cov=0.0)
+            cand.verdict = verdict
+            niche = _is_option(doc) or prior[i] < 1.0
+            # An API named for the section's subject (torch.cuda.Event for "CUDA event recording") counts as found by the rules.
+            found = bool(cand.relevant) or (_named_after(doc, judge.core(query)) and verdict.title >= NAMED_AFTER_TITLE)
+            if i in exact:
+                verdict.named = True  # the plan wrote its full path
+            # The plan writes its path or the argument (foreach=), or the title's word names an argument of a doc
+            # that says the whole title (fused, "Fused optimizers"; not one of set_logs' forty, fusion, for "Kernel fusion"). Found
+            # through the details only (an argument a detail names, every detail word said): it must say the title too.
+            strong = i in exact or (bool(cand.relevant) and cand.argument is not None
+                                    and (cand.argument_written or cand.title_cov >= self.thresholds.title_all)
+                                    and doc.text.count("\n- `") < HUB_ARGUMENTS)
+            if not strong and cand.relevant and (cand.detail_argument is not None or self._details_route(query, cand)):
+                strong = verdict.title >= judge.weights.title
+            ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong)
+            if query.missing:
+                ok = False  # about something the corpus never mentions (arr-coc-0-1, DALI): even a named API is not it
+            if foreign(doc, packages):
+                ok = False  # the PART names its libraries (asyncio.run): another library's docstring is off topic
+            if ok and not verdict.named and not strong and doc.kind == "doc" and best is not None and verdict.score < best - judge.weights.margin:
+                ok = False  # an API far below the section's best passage: padding (a person's knowledge file is not held to it)
+            family = _family(doc.locator)
+            duplicate = family in families or any(_similar(doc, c.doc) for c in result.chosen)
+            if ok and not duplicate and len(result.chosen) < limit:
+                result.chosen.append(cand)
+                families.add(family)
+                best = verdict.score if best is None else max(best, verdict.score)
+            else:
+                result.rejected.append(cand)
+        return result
+
+    def _rank(self, query: SectionQuery, limit: int, keep_all: bool = False):
         index, th = self.index, self.thresholds
         result = SectionResult(query)
         if not len(index):
-            return result
+            return result, [], np.zeros(0, dtype=np.float32)
         prior = self.prior(query)
         scores = index.score(query.weights) * prior
         named: list[int] = []
@@ -355,6 +429,7 @@ class SectionRanker:
         out_of_corpus = bool(query.missing)
         for cand in candidates:
             relevant = cand.named or (not out_of_corpus and self._relevant(query, cand))
+            cand.relevant = relevant
             family = _family(cand.doc.locator)
             duplicate = family in families or any(_similar(cand.doc, c.doc) for c in result.chosen)
             if relevant and not duplicate and len(result.chosen) < limit:
@@ -362,7 +437,7 @@ class SectionRanker:
                 families.add(family)
             else:
                 result.rejected.append(cand)
-        return result
+        return result, candidates, prior
 
 
 def _source_title(doc: CorpusDoc) -> str:
@@ -371,6 +446,11 @@ def _source_title(doc: CorpusDoc) -> str:
             return f"{doc.title}, {doc.source}"
         return f"{doc.title}, {doc.source} docstring" if doc.source else doc.title
     return doc.title
+
+
+def _part_text(part: Part) -> str:
+    """Everything a PART says about its subject: title, searches, sections and their details."""
+    return " ".join([part.title, *part.searches, *(f"{s.title} {s.details or ''}" for s in part.sections)])
 
 
 def _context_text(part: Part) -> str:
@@ -384,7 +464,8 @@ class LocalResearcher:
 
     def __init__(self, workspace=None, *, index: CorpusIndex | None = None, passages_per_section: int = 3,
                  thresholds: Thresholds | None = None, progress: Progress | None = None,
-                 loader: Callable[[], CorpusIndex] | None = None, failures: KnownFailures | None = None):
+                 loader: Callable[[], CorpusIndex] | None = None, failures: KnownFailures | None = None,
+                 filler: str = "judged"):
         if index is None and workspace is None and loader is None:
             raise ValueError("LocalResearcher needs a workspace, an index or a loader")
         self.workspace = workspace
@@ -394,6 +475,9 @@ class LocalResearcher:
         self._loader = loader or (lambda: load_corpus(workspace, progress=progress))
         self._lock = threading.Lock()
         self._failures = failures  # None: read the workspace's validation results at each research
+        if filler not in FILLERS:
+            raise ValueError(f"filler must be one of {FILLERS}")
+        self.filler = filler  # "lexical": the old filler (rules on BM25 candidates), kept for the benchmark
 
     def known_failures(self) -> KnownFailures:
         """Examples that failed ``kb validate-snippets`` (see kb.engine.offline.failures)."""
@@ -429,10 +513,15 @@ class LocalResearcher:
         ranker = SectionRanker(index, self.thresholds, exclude=exclude, boost=boost)
         context_text = _context_text(part)
         sections = [(s.number, s.title, s.details) for s in part.sections] or [(0, part.title, " ".join(part.searches))]
+        judge = RelevanceJudge(index, load_embedder()) if self.filler == "judged" else None
+        packages = mentioned_packages(_part_text(part), list(index.info.get("packages") or {}))
         results = []
         for number, title, details in sections:
             query = section_query(index, number, title, details or "", context_text, part.title)
-            results.append(ranker.rank(query, self.passages_per_section))
+            if judge is None:
+                results.append(ranker.rank(query, self.passages_per_section))
+            else:
+                results.append(ranker.fill(query, self.passages_per_section, judge, packages))
         return results
 
     @staticmethod
@@ -458,6 +547,29 @@ class LocalResearcher:
                 break
         return kept
 
+    def earlier_quotes(self, part: Part) -> dict[str, tuple[str, str]]:
+        """Docstrings already quoted by the offline engine in this topic's files of earlier batches:
+        locator -> (that file, its title). A later file points there instead of quoting them again."""
+        if self.workspace is None or not part.target or part.batch is None:
+            return {}
+        folder = posixpath.dirname(part.target)
+        root = self.workspace.knowledge_dir
+        out: dict[str, tuple[str, str]] = {}
+        for path in sorted((root / folder).glob("*.md")):
+            rel = path.relative_to(root).as_posix()
+            if rel == part.target:
+                continue
+            try:
+                meta = read_knowledge(path).meta
+            except (OSError, ValueError):
+                continue
+            if meta.engine != "offline" or meta.batch is None or meta.batch >= part.batch:
+                continue
+            for source in meta.sources:
+                if source.kind == "doc":
+                    out.setdefault(source.locator, (f"knowledge/{rel}", meta.title))
+        return out
+
     def research_sync(self, part: Part, context: list[ContextDoc], index: CorpusIndex) -> Research:
         """The synchronous core of :meth:`research`."""
         warnings = list(index.info.get("warnings") or [])
@@ -465,15 +577,26 @@ class LocalResearcher:
         by_section: dict[int, list[Passage]] = {}
         sources: list[SourceRef] = []
         ids: dict[str, int] = {}
+        earlier = self.earlier_quotes(part)
+        indexed = list(index.info.get("packages") or {})
+        named = mentioned_packages(_part_text(part), indexed)
+        unindexed = named - set(indexed) if named and not named & set(indexed) else set()
         for result in self.rank_sections(part, context, index):
             query = result.query
             weights = dict(query.weights)
             passages = []
             for cand in result.chosen:
+                doc = cand.doc
+                if doc.locator in earlier:  # quoted in an earlier file of this topic: point there, quote nothing twice
+                    where, title = earlier[doc.locator]
+                    passages.append(Passage(kind=REFERENCE, locator=where, title=title, text=doc.locator, query=query.text))
+                    if where not in ids:
+                        ids[where] = len(sources) + 1
+                        sources.append(SourceRef(id=ids[where], title=title, kind="knowledge", locator=where))
+                    continue
                 text, _best = excerpt(cand.doc, weights, index.idf, names=frozenset(query.refs))
                 if not text:
                     continue
-                doc = cand.doc
                 passage = Passage(kind=doc.kind, locator=doc.locator, title=doc.title, text=text,
                                   score=round(cand.rank if not cand.named else cand.bm25, 4),
                                   examples=self._examples(doc, weights, index, failures, query.number, warnings),
@@ -486,6 +609,9 @@ class LocalResearcher:
             by_section[query.number] = passages
             if not passages:
                 why = f"the corpus never mentions {', '.join(query.missing)}" if query.missing else "no passage was relevant enough"
+                if unindexed:
+                    why = (f"the PART is about {', '.join(sorted(unindexed))}, which the corpus does not index: "
+                           "add it to [corpus].packages in kb.toml")
                 warnings.append(f"section {query.number} ({query.title}): nothing in the local corpus ({why})")
         return Research(by_section=by_section, sources=sources, warnings=warnings)
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import jinja2
 
 from kb.corpus.options import SOURCE_SUFFIX
+from kb.engine.check import EMPTY_MARK
 from kb.engine.offline.excerpts import GAP
+from kb.engine.offline.research import REFERENCE
 from kb.engine.offline.snippets import make_snippet
 from kb.engine.types import Draft, Passage, WriteRequest
 from kb.errors import ConfigError
@@ -133,6 +135,11 @@ class ExtractiveWriter:
             items, earlier = [], []
             snippets_left = MAX_SNIPPETS_PER_SECTION
             for passage in research.by_section.get(number, []):
+                if passage.kind == REFERENCE:  # quoted in an earlier file: a pointer, not a second copy
+                    source = cited.cite(by_locator.get(passage.locator), passage)
+                    items.append({"lead": f"`{passage.text}` is quoted in [{passage.title}]({_link(part.target, passage.locator)})",
+                                  "id": source.id, "quote": "", "snippets": []})
+                    continue
                 blocks = [b for b in passage.text.split("\n\n") if b.strip()]
                 seen = quoted.setdefault(passage.locator, set())
                 again = bool(seen)
@@ -187,9 +194,8 @@ class ExtractiveWriter:
                 return f"The passages the local corpus has on this topic are already quoted above: {refs}."
         reason = reasons.get(number)
         why = f" ({reason})" if reason else ""
-        return (f"The local corpus ({self.corpus}) has no passage relevant to this section{why}, so it is left "
-                "without content rather than filled with unsupported text. Add sources (a knowledge file, a "
-                "`[corpus].folders` entry, or a web search provider) and rerun this PART with `--redo`.")
+        # One line, recorded as empty in the drop, INDEX.md and kb report (kb.engine.check.EMPTY_MARK).
+        return f"{EMPTY_MARK} on this section in {self.corpus}{why}."
 
     @staticmethod
     def _tagline(request: WriteRequest, sections: list[dict], sources: list[SourceRef]) -> str:
@@ -201,20 +207,24 @@ class ExtractiveWriter:
     @staticmethod
     def _overview(request: WriteRequest) -> list[str]:
         part = request.part
-        plan_link = _link(part.target, request.plan_path)
+        # The plan is named, not linked: consolidate moves it to plans/completed/, and a link would break
+        # (the front matter's ``plan:`` says which file it is).
         titles = "; ".join(f"{s.title} ({s.details})" if s.details else s.title for s in part.sections) or part.title
         paragraphs = [
             f"This file collects what the local corpus says about {part.title.lower() if part.title.isupper() else part.title}, "
-            f"as planned in PART {part.number} of [{request.plan_title or request.plan_path}]({plan_link}): {titles}.",
+            f"as planned in PART {part.number} of the plan \"{request.plan_title or request.plan_path}\" "
+            f"(`{request.plan_path}`): {titles}.",
             "It was compiled by kb's offline engine, which adds no claims of its own: each passage below is a quotation "
             "from the numbered source it cites, code examples come from those sources' documentation, and a section "
             "the corpus does not cover says so.",
         ]
         reads = []
         for doc in request.context:
-            link = _link(part.target, f"knowledge/{doc.path}")
-            state = "" if doc.text is not None else " (not in the knowledge tree yet)"
-            reads.append(f"[{doc.path}]({link}){': ' + doc.note if doc.note else ''}{state}")
+            note = f": {doc.note}" if doc.note else ""
+            if doc.text is not None:
+                reads.append(f"[{doc.path}]({_link(part.target, f'knowledge/{doc.path}')}){note}")
+            else:  # a link to a file that does not exist is a broken link: name it as text
+                reads.append(f"`{doc.path}`{note} (not in the knowledge tree yet)")
         if reads:
             paragraphs.append("Existing knowledge this PART builds on: " + "; ".join(reads) + ".")
         if part.influenced_by:

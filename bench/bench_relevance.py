@@ -1,0 +1,84 @@
+"""Precision and recall of the section filler on the labelled set, the old filler and the new one in one run.
+
+    .venv/bin/python bench/bench_relevance.py [--workspace DIR] [--show-wrong]
+
+The old filler is the lexical one (BM25 candidates kept by word-coverage rules, the code on main
+before issue 19: ``LocalResearcher(filler="lexical")``); the new one judges each candidate on what
+it is about (``filler="judged"``, kb.engine.offline.relevance). Both fill every section of the
+performance plan and the asyncio plan from one corpus (torch, asyncio and concurrent docstrings),
+and their picks are scored against tests/relevance_labels.jsonl (QUALITY.md labels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from relevance_set import PACKAGES, PLANS, fill_plan, load_labels, score_picks  # noqa: E402
+
+from kb.corpus.index import load_corpus  # noqa: E402
+from kb.engine.offline.research import LocalResearcher  # noqa: E402
+from kb.plan import load_plan  # noqa: E402
+from kb.workspace import init_workspace, open_workspace  # noqa: E402
+
+
+def workspace(folder: Path):
+    """A workspace whose corpus is the labelled set's (made once; its index is reused on later runs)."""
+    if (folder / "kb.toml").exists():
+        return open_workspace(folder)
+    ws, _ = init_workspace(folder)
+    toml = (folder / "kb.toml").read_text(encoding="utf-8")
+    toml = re.sub(r"(?m)^packages = .*$", f"packages = {PACKAGES!r}".replace("'", '"'), toml)
+    (folder / "kb.toml").write_text(toml, encoding="utf-8")
+    return open_workspace(folder)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=Path, default=Path(tempfile.gettempdir()) / "kb-bench-relevance")
+    parser.add_argument("--show-wrong", action="store_true", help="list the picks labelled U and the unlabelled picks")
+    args = parser.parse_args()
+    ws = workspace(args.workspace)
+    started = time.monotonic()
+    index = load_corpus(ws)
+    print(f"corpus: {len(index)} documents ({', '.join(PACKAGES)}), loaded in {time.monotonic() - started:.1f} s")
+    labels = load_labels()
+    plans = {plan_id: load_plan(path) for plan_id, path in PLANS.items()}
+    print(f"labelled set: {len(labels)} pairs "
+          f"({sum(r['on_topic'] for r in labels.values())} on topic) over {len(plans)} plans\n")
+    header = f"{'filler':<8} {'plan':<12} {'picked':>6} {'S':>4} {'P':>4} {'U':>4} {'unlab':>5} " \
+             f"{'strict':>7} {'lenient':>7} {'recall':>7} {'sect.rec':>8} {'filled':>7} {'s':>6}"
+    print(header)
+    print("-" * len(header))
+    for filler in ("lexical", "judged"):
+        researcher = LocalResearcher(ws, index=index, filler=filler)
+        for plan_id in [*plans, "all"]:
+            started = time.monotonic()
+            picks = {}
+            for pid, plan in plans.items():
+                if plan_id in (pid, "all"):
+                    picks.update(fill_plan(researcher, plan, pid, index))
+            s = score_picks(picks, {k: v for k, v in labels.items() if plan_id in (k[0], "all")})
+            name = "old" if filler == "lexical" else "new"
+            print(f"{name:<8} {plan_id:<12} {s.picked:>6} {s.labelled['S']:>4} {s.labelled['P']:>4} "
+                  f"{s.labelled['U']:>4} {len(s.unlabelled):>5} {s.strict:>7.1%} {s.lenient:>7.1%} {s.recall:>7.1%} "
+                  f"{s.section_recall:>8.1%} {s.sections_filled:>3}/{s.sections:<3} {time.monotonic() - started:>6.1f}")
+            if args.show_wrong and plan_id == "all":
+                for key in s.wrong:
+                    print(f"    U  {key}")
+                for key in s.unlabelled:
+                    print(f"    ?  {key}")
+    print("\nstrict = S / labelled picks, lenient = (S+P) / labelled picks; recall = on-topic labelled pairs picked;"
+          "\nsect.rec = sections with a labelled on-topic passage that got one; unlab = picks nobody labelled.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

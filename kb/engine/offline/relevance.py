@@ -1,0 +1,241 @@
+"""Is a passage about a planned section? The filler's judge, on top of the lexical ranker's candidates.
+
+A docstring that shares a word with a section title is not thereby about it: DDP's
+docstring says "synchronization points" in a warning, and is about data parallelism.
+So the judge scores each candidate on its **best block** (its summary, a paragraph or an
+argument item, led by the API's name in words), two ways at once:
+
+- **lexical**: the idf-weighted share of the section's own terms (title twice, details
+  once; activity words like "Avoiding" left out) that the block says;
+- **dense**: the cosine of static sentence embeddings (kb.corpus.embed) of the block and
+  the section, which tells "checkpoint" (saving) from "checkpointing" (recomputation).
+
+Each way a candidate was found has its own bar (``Weights``): the plan names the API; the
+lexical rules of the old filler accept it; or only the judge finds it (the embedding's
+nearest subjects). The block must also say some of the title itself, and a candidate far
+below the section's best is padding. Below the bar nothing fills: the section is left
+empty. The weights were set on the labelled set tests/relevance_labels.jsonl
+(bench/bench_relevance.py prints the old and new filler's precision and recall on it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from kb.corpus.documents import CorpusDoc
+from kb.corpus.tokenize import tokenize
+from kb.engine.offline.query import FILLER, SectionQuery
+
+SUMMARY_CHARS = 400
+MAX_BLOCKS = 12  # a long docstring's later blocks are rarely what a section is about
+# How a title leads into its subject ("Avoiding sync points"): not what a passage must say. Profiling,
+# measuring, debugging and monitoring are subjects in themselves ("Profiling stream concurrency").
+ACTIVITY_WORDS = frozenset(tokenize(
+    "avoiding eliminating identifying tuning reducing improving handling understanding using choosing selecting "
+    "comparing"))
+
+
+@dataclass
+class Weights:
+    """How the judge's signals add up, and the score a passage needs to fill a section.
+
+    A document's score is its best block's: the share of the section's terms the block (with the
+    API's name) says plus the cosine of the block's embedding with the section's. Set on the
+    labelled set (bench/bench_relevance.py).
+    """
+
+    dense: float = 1.0  # weight of the cosine beside the term share
+    named: float = 0.6  # the plan names this API: it fills unless its best block is this far off
+    lexical: float = 1.2  # the lexical rules (old filler) found it
+    threshold: float = 1.35  # found only by the judge (the embedding's nearest, or rejected by the rules)
+    niche: float = 1.6  # a config option or another accelerator's copy, found only by the judge
+    title: float = 0.3  # the best block says at least this share of the title's own terms (unknown words count)
+    margin: float = 0.2  # within a section, no more than this below the best accepted score
+
+
+def summary(doc: CorpusDoc) -> str:
+    """The doc's first prose block (not its signature, an argument item or a bold label)."""
+    for block in doc.text.split("\n\n"):
+        block = block.strip()
+        if not block or block.startswith(("-", "**", "*", ">", "|")):
+            continue
+        if block.startswith("`") and block.endswith("`") and block.count("`") == 2:
+            continue
+        return block[:SUMMARY_CHARS]
+    return ""
+
+
+def name_words(doc: CorpusDoc) -> str:
+    """An API's name, and its class's for a method, as words: ``set_sync_debug_mode`` -> "set sync debug mode"."""
+    if doc.kind != "doc":
+        return doc.title
+    parts = doc.locator.split(".")
+    tail = parts[-2:] if len(parts) > 1 and parts[-2][:1].isupper() else parts[-1:]
+    words = []
+    for part in tail:
+        words += re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", part)
+    return " ".join(words)
+
+
+def subject(doc: CorpusDoc) -> str:
+    """What a document is about, in a sentence or two: its name in words and its summary."""
+    head = name_words(doc)
+    if doc.kind == "doc" and len(doc.locator.split(".")) > 2:
+        head = f"{doc.locator.split('.')[-2]} {head}" if not doc.locator.split(".")[-2][:1].isupper() else head
+    return f"{head}. {summary(doc)}".strip()
+
+
+def section_text(query: SectionQuery) -> str:
+    """The section as a sentence for the embedding: its title twice (it says what the section is), then details."""
+    return f"{query.title}. {query.title}. {query.details}".strip()
+
+
+def _core(query: SectionQuery) -> list[str]:
+    """Title terms less the activity words ("Avoiding ...", "Profiling ..."): what the section is about."""
+    core = [t for t in query.title_terms if t not in ACTIVITY_WORDS and t not in FILLER]
+    return core or list(query.title_terms)
+
+
+def blocks(doc: CorpusDoc, limit: int = MAX_BLOCKS) -> list[str]:
+    """The doc's quotable blocks (summary, paragraphs, argument items), each cut to a few sentences."""
+    out = []
+    for block in doc.text.split("\n\n"):
+        block = block.strip()
+        if not block or (block.startswith("`") and block.endswith("`") and block.count("`") == 2):
+            continue
+        out.append(block[:SUMMARY_CHARS])
+        if len(out) >= limit:
+            break
+    return out or [doc.title]
+
+
+@dataclass
+class Verdict:
+    score: float
+    coverage: float  # share of the section's terms its best block says (with the API's name)
+    dense: float  # cosine of the best block with the section
+    named: bool
+    block: int = 0  # which block (see ``blocks``) is the best
+    title: float = 0.0  # share of the title's own terms (less activity words) that block says
+
+    @property
+    def features(self) -> dict:
+        return {"score": round(self.score, 3), "coverage": round(self.coverage, 3), "dense": round(self.dense, 3),
+                "named": self.named, "block": self.block, "title": round(self.title, 3)}
+
+
+class RelevanceJudge:
+    """Scores (section, document) pairs on the document's best block; ``accept`` says whether it may fill."""
+
+    def __init__(self, index, embedder=None, weights: Weights | None = None):
+        self.index = index
+        self.embedder = embedder
+        self.weights = weights or Weights()
+        # Per index, not per judge: a judge is made per PART, the docs' blocks are the same for all.
+        if getattr(index, "_judge_cache", None) is None:
+            index._judge_cache = {}
+        self._block_terms, self._block_vectors = index._judge_cache.setdefault(embedder is None, ({}, {}))
+
+    def _doc_blocks(self, i: int) -> tuple[list[set[str]], np.ndarray | None]:
+        if i not in self._block_terms:
+            doc = self.index.docs[i]
+            name = name_words(doc)
+            texts = [f"{name}. {b}" for b in blocks(doc)]
+            self._block_terms[i] = [set(tokenize(t)) for t in texts]
+            if self.embedder is not None:
+                self._block_vectors[i] = self.embedder.embed(texts)
+        return self._block_terms[i], self._block_vectors.get(i)
+
+    def judge(self, query: SectionQuery, docs: list[int], named: set[int] = frozenset()) -> list[Verdict]:
+        """A verdict per document index, in order."""
+        core = _core(query)
+        details = [t for t in query.detail_terms if t not in core]
+        weighted = [(t, 2.0 * self.index.idf(t)) for t in core] + [(t, self.index.idf(t)) for t in details]
+        total = sum(w for _t, w in weighted)
+        # A title word the corpus never says (Nsight, checklist) is part of what the section is about: no block says it.
+        title_total = sum(self.index.idf(t) for t in core) + len(query.title_unknown) * self.index.max_idf()
+        q = self.embedder.embed([section_text(query)])[0] if self.embedder is not None else None
+        out = []
+        for i in docs:
+            terms, vectors = self._doc_blocks(i)
+            cover = np.array([sum(w for t, w in weighted if t in said) / total if total else 0.0 for said in terms])
+            # Without an embedder the term share counts twice: the same scale, lexical evidence alone.
+            dense = vectors @ q if vectors is not None else cover
+            combined = cover + self.weights.dense * dense
+            k = int(np.argmax(combined))
+            title = sum(self.index.idf(t) for t in core if t in terms[k]) / title_total if title_total else 0.0
+            out.append(Verdict(score=float(combined[k]), coverage=float(cover[k]), dense=float(dense[k]),
+                               named=i in named, block=k, title=title))
+        return out
+
+    @staticmethod
+    def core(query: SectionQuery) -> list[str]:
+        """The title terms a relevant passage is about (activity words like "Avoiding" left out)."""
+        return _core(query)
+
+    def nearest(self, query: SectionQuery, k: int) -> list[int]:
+        """The ``k`` documents whose subjects are nearest the section by embedding (none without an embedder)."""
+        if self.embedder is None or not len(self.index.docs):
+            return []
+        vectors = subject_vectors(self.index, self.embedder)
+        sims = vectors @ self.embedder.embed([section_text(query)])[0]
+        return np.argsort(-sims, kind="stable")[:k].tolist()
+
+    def accept(self, verdict: Verdict, *, lexical_ok: bool = False, niche: bool = False, strong: bool = False) -> bool:
+        """May the judged document fill the section? Each way it was found has its own bar.
+
+        ``strong``: the plan writes the API's full path, or the lexical rules found it by a specific route
+        (an argument the plan names, every word of the details said together): accepted.
+        """
+        w = self.weights
+        if strong:
+            return True
+        if verdict.named:
+            return verdict.score >= w.named
+        if verdict.title < w.title:
+            return False
+        if lexical_ok:
+            return verdict.score >= w.lexical
+        return verdict.score >= (w.niche if niche else w.threshold)
+
+
+_DOTTED_ROOT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\.[A-Za-z_]")
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def mentioned_packages(text: str, indexed: list[str]) -> set[str]:
+    """Python packages a PART is about: roots of the dotted names it writes (``asyncio.run``) that are
+    importable, and indexed package names it says as words ("asyncio I/O")."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+    found = {p for p in indexed if p in words}
+    for root in set(_DOTTED_ROOT.findall(text)):
+        if root in found or not root.isidentifier():
+            continue
+        if root in indexed or _importable(root):
+            found.add(root)
+    return found
+
+
+def foreign(doc: CorpusDoc, packages: set[str]) -> bool:
+    """A package docstring from a library the PART does not name, when it names some (torch.istft in an asyncio PART)."""
+    return bool(packages) and doc.kind == "doc" and doc.locator.split(".", 1)[0] not in packages
+
+
+def subject_vectors(index, embedder) -> np.ndarray:
+    """Every document's subject embedding, computed once per index (cached on it)."""
+    cached = getattr(index, "_subject_vectors", None)
+    if cached is None or cached.shape[0] != len(index.docs):
+        cached = embedder.embed([subject(d) for d in index.docs])
+        index._subject_vectors = cached
+    return cached

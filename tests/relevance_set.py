@@ -1,0 +1,97 @@
+"""The labelled relevance set (tests/relevance_labels.jsonl) and how a section filler is scored on it.
+
+Each line is a (section, passage, label) pair judged by reading, by the rules of QUALITY.md:
+S (supported: about what the section is about), P (partial: on topic, not what the section asked
+for, or only part of it), U (unsupported: a different topic that shares a word with the title).
+``on_topic`` is S or P. The pairs come from two plans: the performance plan (torch docstrings)
+and tests/fixtures/asyncio-plan.md (asyncio and concurrent.futures docstrings beside torch's).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LABELS = HERE / "relevance_labels.jsonl"
+PLANS = {"performance": HERE / "fixtures" / "seed-002-performance-plan.txt",
+         "asyncio": HERE / "fixtures" / "asyncio-plan.md"}
+PACKAGES = ["torch", "asyncio", "concurrent"]  # the corpus both plans are filled from
+
+
+def load_labels() -> dict[tuple[str, int, int, str], dict]:
+    """(plan, part, section, locator) -> the labelled row."""
+    rows = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {(r["plan"], r["part"], r["section"], r["locator"]): r for r in rows}
+
+
+@dataclass
+class Score:
+    """How a filler's picks compare with the labels."""
+
+    picked: int = 0  # (section, passage) pairs the filler chose
+    labelled: Counter = field(default_factory=Counter)  # ... of those, by label (S, P, U)
+    unlabelled: list[tuple] = field(default_factory=list)
+    on_topic_total: int = 0  # labelled on-topic pairs (S or P)
+    on_topic_found: int = 0  # ... the filler chose
+    sections_with_answer: int = 0  # sections with at least one labelled on-topic pair
+    sections_answered: int = 0  # ... where the filler chose at least one of them
+    sections_filled: int = 0
+    sections: int = 0
+    wrong: list[tuple] = field(default_factory=list)  # picks labelled U
+
+    @property
+    def strict(self) -> float:
+        judged = sum(self.labelled.values())
+        return self.labelled["S"] / judged if judged else 1.0
+
+    @property
+    def lenient(self) -> float:
+        judged = sum(self.labelled.values())
+        return (self.labelled["S"] + self.labelled["P"]) / judged if judged else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.on_topic_found / self.on_topic_total if self.on_topic_total else 1.0
+
+    @property
+    def section_recall(self) -> float:
+        return self.sections_answered / self.sections_with_answer if self.sections_with_answer else 1.0
+
+
+def score_picks(picks: dict[tuple[str, int, int], list[str]], labels: dict) -> Score:
+    """Score a filler's picks: (plan, part, section) -> chosen locators."""
+    score = Score()
+    answers: dict[tuple, set[str]] = {}
+    for (plan, part, section, locator), row in labels.items():
+        if row["on_topic"]:
+            answers.setdefault((plan, part, section), set()).add(locator)
+    score.on_topic_total = sum(len(v) for v in answers.values())
+    score.sections_with_answer = len(answers)
+    for key, locators in picks.items():
+        score.sections += 1
+        score.sections_filled += bool(locators)
+        for locator in locators:
+            score.picked += 1
+            row = labels.get((*key, locator))
+            if row is None:
+                score.unlabelled.append((*key, locator))
+                continue
+            score.labelled[row["label"]] += 1
+            if row["label"] == "U":
+                score.wrong.append((*key, locator))
+        good = answers.get(key, set()) & set(locators)
+        score.on_topic_found += len(good)
+        score.sections_answered += bool(good)
+    return score
+
+
+def fill_plan(researcher, plan, plan_id: str, index) -> dict[tuple[str, int, int], list[str]]:
+    """Every section's chosen locators for one plan."""
+    picks = {}
+    for part in plan.parts:
+        for result in researcher.rank_sections(part, [], index):
+            picks[(plan_id, part.number, result.query.number)] = [c.doc.locator for c in result.chosen]
+    return picks
