@@ -68,7 +68,7 @@ def body_of(n: int, files: int) -> str:
                 f'    """{words(n + fence, 6)}."""',
                 f"    return x * {fence + 1} + {n}",
                 "",
-                f"start = time.perf_counter()",
+                "start = time.perf_counter()",
                 f"print(step_{fence}({s}), time.perf_counter() - start >= 0)",
                 "```",
                 "",

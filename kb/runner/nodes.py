@@ -19,11 +19,11 @@ from langgraph.runtime import Runtime
 from langgraph.graph import END
 from langgraph.types import Command, RetryPolicy, interrupt
 
+from kb.engine.check import empty_sections
 from kb.engine.types import WriteRequest
 from kb.errors import KbError, WorkspaceError
 from kb.plan.model import Plan
 from kb.plan.parser import load_plan
-from kb.engine.check import empty_sections
 from kb.runner import stages
 from kb.runner.serial import (
     context_from_dicts,
@@ -248,7 +248,6 @@ def _facts(state: PartView, ctx: RunContext, status: str, reason: str | None = N
         tokens=dict(state.get("tokens") or {"input": 0, "output": 0}),
         cost_usd=state.get("cost_usd"),
         seconds=state.get("seconds", 0.0),
-        sections_empty=list(draft.sections_empty) if draft and status == "complete" else [],
         research=_research_record((state.get("research") or {}).get("log") or {}, draft.evidence if draft else {}),
     )
 

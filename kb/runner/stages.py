@@ -179,7 +179,6 @@ class DropFacts:
     tokens: dict = field(default_factory=lambda: {"input": 0, "output": 0})
     cost_usd: float | None = None
     seconds: float | None = None
-    sections_empty: list[str] = field(default_factory=list)
     research: dict = field(default_factory=dict)
 
 
@@ -210,7 +209,6 @@ def write_drop_record(workspace: Workspace, facts: DropFacts, durable: bool = Tr
         tokens={"input": int(facts.tokens.get("input", 0)), "output": int(facts.tokens.get("output", 0))},
         cost_usd=facts.cost_usd,
         seconds=round(facts.seconds, 2) if facts.seconds is not None else None,
-        sections_empty=list(facts.sections_empty),
         research=dict(facts.research),
     )
     write_drop(path, record, durable=durable)
