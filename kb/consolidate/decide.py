@@ -50,7 +50,7 @@ class Seen:
 class Decision:
     """The run's plan: what to stamp, move and write, what to say, what to commit."""
 
-    new_drops: list[str]  # drops to stamp, in natural order
+    new_drops: list[str]  # drops not consolidated before, in natural order
     drops: list[DropDone]
     plans: list[PlanDone]
     moves: dict[str, str]  # finished plan -> its place under plans/completed/
@@ -63,6 +63,7 @@ class Decision:
     findings: list[Finding]
     errors: list[Finding]  # broken knowledge files (see broken_files)
     pending: dict[str, Any] | None  # what the next commit describes: this run merged with earlier ones
+    stamp: list[str] = field(default_factory=list)  # new drops kb may stamp: read with confidence (see confident)
 
     @property
     def nothing(self) -> bool:
@@ -125,10 +126,21 @@ def decide(seen: Seen, strict: bool = False) -> Decision:
         index_text=new_index, index_changed=new_index != seen.old_index,
         skill_text=new_skill, skill_changed=new_skill != seen.old_skill, skill_name=skill_name,
         totals=totals, findings=findings, errors=errors, pending=seen.pending,
+        stamp=[rel for rel in new_drops if confident(seen.drops[rel], seen.is_file)],
     )
     if not decision.nothing:
         decision.pending = merge_pending(seen.pending, done, plan_done, decision.index_changed, decision.skill_changed)
     return decision
+
+
+def confident(drop: dict[str, Any], is_file: Callable[[str], bool]) -> bool:
+    """Whether kb may write a stamp into a drop: one kb wrote (it has front matter), or one in
+    the older form whose knowledge file and creation time were both read (the file exists).
+    kb never writes back a misread; a drop it is unsure of stays as the person wrote it."""
+    if drop.get("front_matter", True):
+        return True
+    target = drop.get("knowledge_file")
+    return bool(target) and bool(drop.get("created")) and is_file(target)
 
 
 _FIRST_LINE = re.compile(r"\bline (\d+), column \d+")

@@ -146,7 +146,9 @@ class Engine:
                 # stat calls would wait one out; the `git add` after it is a process.
                 work.wait_first()
         prepared = {rel: (listing.drops[rel], extra.stamped) for rel, extra in self.d_extra.items() if extra.stamped}
-        journaled = _stamp_drops(root, new_drops, self.now, prepared)
+        # A dry look (--no-commit) stamps no drop; a drop kb could not read with confidence is
+        # never stamped (the cache alone remembers it as consolidated, see _record_writes).
+        journaled = _stamp_drops(root, decision.stamp if ctx is not None else [], self.now, prepared)
         rewriting = None
         if journaled and self.pool is not None:
             # Rewriting thousands of drops is system calls: the workers share it while this
@@ -191,6 +193,8 @@ class Engine:
         root, listing = self.root, self.listing
         base = os.fspath(root)
         for rel in decision.new_drops:
+            if self.ctx is None:
+                continue  # not stamped: the run that commits consolidates it
             path = os.path.join(base, rel)
             stat = written.get(path) or scan.stat_or_none(path)
             entry = self.d_cache.get(rel)
