@@ -232,7 +232,18 @@ def count_snippets(body: str) -> int:
 
 def count_body_sources(body: str) -> int:
     """List items under a ``## Sources`` (or References) heading, for files without front matter."""
-    count = 0
+    return len(body_source_kinds(body))
+
+
+_WEB_LINK = re.compile(r"\]\(\s*https?://|<https?://|(?<![(\w])https?://")
+_FILE_LINK = re.compile(r"\]\(\s*[^)\s]+\.md\b")
+
+
+def body_source_kinds(body: str) -> list[str]:
+    """The kind of each list item under a ``## Sources`` (or References) heading: ``web`` (a
+    URL), ``knowledge`` (a link to a Markdown file) or ``other``. INDEX.md and kb report count
+    a file's sources with it where the file has none in its front matter."""
+    kinds: list[str] = []
     inside = False
     for line in body.splitlines():
         heading = _HEADING.match(line)
@@ -240,8 +251,8 @@ def count_body_sources(body: str) -> int:
             inside = heading.group(2).strip().lower().rstrip(":") in ("sources", "references")
             continue
         if inside and _LIST_ITEM.match(line):
-            count += 1
-    return count
+            kinds.append("web" if _WEB_LINK.search(line) else "knowledge" if _FILE_LINK.search(line) else "other")
+    return kinds
 
 
 _SECTION_NUMBER = re.compile(r"^Section\s+\d+\s*[:.\-–—]\s*", re.I)

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from markdown_it import MarkdownIt
 
-from kb.consolidate.scan import knowledge_ref, walk, walk_drops
+from kb.consolidate.scan import body_source_kinds, knowledge_ref, walk, walk_drops
 from kb.engine.check import CITATION, headings, norm_heading, prose_lines
 from kb.errors import KbError
 from kb.plan import Part, Plan, load_plan
@@ -218,6 +218,10 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
         group = KIND_GROUPS.get(source.kind, "other")
         entry.sources[group] += 1
         entry.source_kinds[source.kind] = entry.source_kinds.get(source.kind, 0) + 1
+    if not meta.sources:  # a file of the original shape: its "## Sources" list, counted as INDEX.md counts it
+        for kind in body_source_kinds(body):
+            entry.sources[KIND_GROUPS.get(kind, "other")] += 1
+            entry.source_kinds[kind] = entry.source_kinds.get(kind, 0) + 1
     return entry, text
 
 
