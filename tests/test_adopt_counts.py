@@ -49,3 +49,29 @@ def test_index_consolidate_and_report_count_the_same_sources(tmp_path):
     assert sum(report["sources"].values()) == result.totals["sources"]
     assert report["sources"]["web"] == 2 and report["sources"]["knowledge"] == 1
     assert "· 4 sources ·" in ws.index_path.read_text()
+
+
+def test_stdout_json_commit_message_and_report_agree_on_an_adopted_tree(tmp_path):
+    import json
+    import re
+
+    from conftest import run_kb
+    from test_adopt_drops import _tree
+    from test_consolidate_support import run_git
+
+    ws = _tree(tmp_path / "a")
+    run_git(ws.root, "add", "-A")
+    run_git(ws.root, "commit", "-q", "-m", "the tree as it was")
+    out = run_kb("consolidate", cwd=ws.root).out
+    said = re.search(r"Consolidated (\d+) drops: (\d+) files added, (\d+) changed", out)
+    summary = run_git(ws.root, "log", "-1", "--format=%s")
+    told = re.search(r"(\d+) drops, (\d+) files added, (\d+) changed", summary)
+    assert said and told and said.groups() == told.groups() == ("20", "20", "0")
+    index_sources = re.search(r"(\d+) sources", out).group(1)
+    assert f"· {index_sources} sources ·" in ws.index_path.read_text()
+    report = json.loads(run_kb("report", "--json", cwd=ws.root).out)
+    assert sum(report["totals"]["sources"].values()) == int(index_sources)
+
+    other = _tree(tmp_path / "b")
+    data = json.loads(run_kb("consolidate", "--json", cwd=other.root).out)
+    assert (len(data["drops"]), len(data["knowledge"]["added"])) == (20, 20)
