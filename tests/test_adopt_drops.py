@@ -126,3 +126,18 @@ def test_cli_no_commit_json_agrees_with_stdout_on_drops(tmp_path):
     other = _tree(tmp_path / "b", git=False)
     out = run_kb("consolidate", "--no-commit", cwd=other.root).out
     assert "Consolidated 20 drops" in out
+
+
+def test_a_dry_look_then_a_commit_stamps_the_drops_once(tmp_path):
+    ws = _tree(tmp_path)
+    run_git(ws.root, "add", "-A")
+    run_git(ws.root, "commit", "-q", "-m", "the tree as it was")
+    before = _hashes(ws.root, ("drops",))
+    dry = consolidate(ws, commit=False)
+    assert len(dry.drops) == 20 and _hashes(ws.root, ("drops",)) == before
+    (ws.knowledge_dir / "topic" / "00-f0.md").write_text("# Edited by hand\n")  # a rerun that reads again
+    assert consolidate(ws, commit=False).drops == []  # remembered, not re-reported
+    done = consolidate(ws)
+    assert done.commit is not None and "20 drops" in done.commit["summary"]
+    assert all(read_drop(p).consolidated for p in ws.drops_dir.glob("KNOWLEDGE-DROP-f*.md"))
+    assert consolidate(ws).commit is None

@@ -63,12 +63,13 @@ class Decision:
     findings: list[Finding]
     errors: list[Finding]  # broken knowledge files (see broken_files)
     pending: dict[str, Any] | None  # what the next commit describes: this run merged with earlier ones
-    stamp: list[str] = field(default_factory=list)  # new drops kb may stamp: read with confidence (see confident)
+    stamp: list[str] = field(default_factory=list)  # drops kb may stamp when it commits: read with confidence (see confident)
+    due: list[str] = field(default_factory=list)  # drops a --no-commit run consolidated without stamping them
 
     @property
     def nothing(self) -> bool:
         """Nothing to stamp, move or write."""
-        return not self.new_drops and not self.moves and not self.index_changed and not self.skill_changed
+        return not self.new_drops and not self.moves and not self.index_changed and not self.skill_changed and not self.due
 
     @property
     def wants_commit(self) -> bool:
@@ -102,6 +103,7 @@ def decide(seen: Seen, strict: bool = False) -> Decision:
         findings.append(Finding("unreadable", results.problem, path="snippets/results.json"))
 
     new_drops = sorted((rel for rel, d in seen.drops.items() if not d.get("consolidated")), key=index_context.natural_key)
+    due = sorted((rel for rel, d in seen.drops.items() if d.get("stamp_due")), key=index_context.natural_key)
     plan_files = set(seen.plans) | set(seen.completed)
     moves, not_moved = plan_moves(seen)
     findings += not_moved
@@ -126,7 +128,8 @@ def decide(seen: Seen, strict: bool = False) -> Decision:
         index_text=new_index, index_changed=new_index != seen.old_index,
         skill_text=new_skill, skill_changed=new_skill != seen.old_skill, skill_name=skill_name,
         totals=totals, findings=findings, errors=errors, pending=seen.pending,
-        stamp=[rel for rel in new_drops if confident(seen.drops[rel], seen.is_file)],
+        stamp=[rel for rel in sorted([*new_drops, *due], key=index_context.natural_key) if confident(seen.drops[rel], seen.is_file)],
+        due=due,
     )
     if not decision.nothing:
         decision.pending = merge_pending(seen.pending, done, plan_done, decision.index_changed, decision.skill_changed)

@@ -192,9 +192,14 @@ class Engine:
         run reads it again instead of trusting the fingerprint."""
         root, listing = self.root, self.listing
         base = os.fspath(root)
-        for rel in decision.new_drops:
+        for rel in [*decision.new_drops, *decision.due]:
             if self.ctx is None:
-                continue  # not stamped: the run that commits consolidates it
+                # A dry look wrote nothing into the drop: the cache remembers it as consolidated,
+                # its stamp due with the run that commits (see decide: due).
+                entry = self.d_cache.get(rel)
+                if entry is not None and rel in decision.new_drops:
+                    self.d_cache[rel] = [entry[0], {**entry[1], "consolidated": self.now, "stamp_due": True}]
+                continue
             path = os.path.join(base, rel)
             stat = written.get(path) or scan.stat_or_none(path)
             entry = self.d_cache.get(rel)
@@ -203,7 +208,8 @@ class Engine:
                 self.d_cache.pop(rel, None)
                 continue
             listing.drops[rel] = stat
-            self.d_cache[rel] = [list(stat), {**entry[1], "consolidated": self.now}]
+            info = {k: v for k, v in entry[1].items() if k != "stamp_due"}
+            self.d_cache[rel] = [list(stat), {**info, "consolidated": self.now}]
         for src, dest in decision.moves.items():
             listing.plans.pop(src, None)
             self.p_cache.pop(src, None)
