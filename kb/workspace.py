@@ -42,6 +42,24 @@ class Workspace:
         return self.root / glob_folder(self.config.layout.drops[0], "drops") if self.config.layout.drops else self.root / "drops"
 
     @property
+    def default_layout(self) -> bool:
+        """Whether the workspace keeps kb's own layout (knowledge/, drops/, plans/)."""
+        from kb.config import LayoutConfig
+
+        return self.config.layout == LayoutConfig()
+
+    def managed_paths(self) -> tuple[str, ...]:
+        """The paths consolidate may stage: kb's own folders, or, in an adopted layout, the
+        knowledge root's topic folders and the folders of its drops and plans."""
+        if self.default_layout:
+            return MANAGED
+        layout = self.config.layout
+        prefix = self.knowledge_prefix
+        tops = {prefix.rstrip("/")} if prefix else {rel.split("/", 1)[0] for rel in self.knowledge_files()}
+        tops |= {glob_folder(g, "") for g in [*layout.drops, *layout.plans, *layout.completed]}
+        return tuple(sorted(t for t in tops if t)) + ("snippets", "INDEX.md", "SKILL.md")
+
+    @property
     def knowledge_prefix(self) -> str:
         """The knowledge root as a prefix of workspace-relative paths ("" where it is the workspace)."""
         root = self.config.layout.knowledge.strip("/")

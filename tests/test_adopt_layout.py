@@ -66,3 +66,66 @@ def test_adopt_prints_what_it_found(tmp_path):
     root = original_tree(tmp_path / "skill")
     out = run_kb("init", "--adopt", str(root), cwd=tmp_path).out
     assert "knowledge root: the tree itself" in out and "6 Markdown files" in out and "no other file" in out
+
+
+def adopted_tree(tmp_path, drops=20):
+    """original_tree plus ``drops`` bold-key drops beside the completed plan, in the shapes of
+    test_adopt_drops, naming files relative to the skill folder; a git repository with it committed."""
+    from test_adopt_drops import DROP_SHAPES
+    from test_consolidate_support import git_init, run_git
+
+    root = original_tree(tmp_path / "skill")
+    done = root / "_ingest-auto" / "completed" / "expansion-perf-2025-01-31"
+    for i in range(drops):
+        rel = f"perf/{i:02d}-more.md"
+        (root / rel).write_text(f"# More {i}\n\n## Overview\n\nText {i}.\n\n## Sources\n\n- [a](https://example.org/{i})\n")
+        line, target, when_line, _ = DROP_SHAPES[i % (len(DROP_SHAPES) - 1)]
+        line = line.replace(target, rel).replace("knowledge/" + rel, rel)
+        (done / f"KNOWLEDGE-DROP-more{i}-2025-01-31-1645.md").write_text(
+            f"# KNOWLEDGE DROP: More {i}\n\n{when_line}\n**Part**: {i + 1}\n{line}\n**Status**: COMPLETE ✓\n")
+    git_init(root)
+    run_git(root, "add", "-A")
+    run_git(root, "commit", "-q", "-m", "the tree as the person grew it")
+    return root
+
+
+def _snapshot(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in root.rglob("*") if p.is_file() and ".git" not in p.parts and ".kb" not in p.parts}
+
+
+def test_adopt_then_a_dry_look_then_a_commit_on_a_tree_of_the_original_shape(tmp_path):
+    import re
+
+    from test_consolidate_support import run_git
+
+    root = adopted_tree(tmp_path)
+    assert run_kb("init", "--adopt", str(root), cwd=tmp_path).code == 0
+    before = _snapshot(root)
+    dry = run_kb("consolidate", "--no-commit", "--json", cwd=root)
+    assert dry.code == 0, dry.err
+    data = json.loads(dry.out)
+    after = _snapshot(root)
+    touched = {rel for rel in set(before) | set(after) if before.get(rel) != after.get(rel)}
+    assert touched <= {"INDEX.md", "SKILL.md"}  # no drop, plan or knowledge file: only what --no-commit documents
+    linked = [d for d in data["drops"] if d["knowledge_file"] and (root / d["knowledge_file"]).is_file()]
+    assert len(data["drops"]) == 21 and len(linked) / len(data["drops"]) >= 0.95
+    assert data["totals"]["files"] == 26 and data["totals"]["topics"] == 2
+    skill = (root / "SKILL.md").read_text()
+    assert skill.startswith("---\nname: my-skill\ndescription: Mine.\n---\n")
+    index = (root / "INDEX.md").read_text()
+    assert "](perf/00-more.md)" in index and "_ingest-auto" not in index and "README" not in index
+
+    run_git(root, "add", "kb.toml")
+    run_git(root, "commit", "-q", "-m", "adopt")
+    done = run_kb("consolidate", cwd=root)
+    assert done.code == 0, done.err
+    changed = run_git(root, "show", "--name-only", "--format=", "HEAD").split()
+    assert changed and all(p.startswith(("_ingest-auto/", "INDEX.md", "SKILL.md")) for p in changed), changed
+    assert "README.md" not in changed and "kb.toml" not in changed
+    assert (root / "SKILL.md").read_text().startswith("---\nname: my-skill\ndescription: Mine.\n---\n")
+    assert (root / "_ingest-auto" / "completed" / "expansion-perf-2025-01-31" / "ingestion.md").is_file()  # not moved
+    said = re.search(r"(\d+) sources", done.out).group(1)
+    report = json.loads(run_kb("report", "--json", cwd=root).out)
+    assert report["totals"]["files"] == 26 and sum(report["totals"]["sources"].values()) == int(said)
+    assert f"· {said} sources ·" in (root / "INDEX.md").read_text()

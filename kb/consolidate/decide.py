@@ -44,6 +44,12 @@ class Seen:
     pending: dict[str, Any] | None = None  # what earlier runs consolidated and did not commit
     exists: Callable[[str], bool] = lambda _rel: False  # whether a workspace path exists (file or folder)
     is_file: Callable[[str], bool] = lambda _rel: False  # whether a workspace path is a file
+    knowledge_prefix: str = "knowledge/"  # the layout's knowledge root ("" where it is the workspace)
+    knowledge_listed: set[str] | None = None  # every knowledge file listed, read or not (None: those under the prefix)
+
+    def is_knowledge(self, rel: str) -> bool:
+        """Whether a listed path (an unreadable one, say) is a knowledge file."""
+        return rel in self.knowledge_listed if self.knowledge_listed is not None else rel.startswith(self.knowledge_prefix)
 
 
 @dataclass
@@ -96,7 +102,7 @@ def decide(seen: Seen, strict: bool = False) -> Decision:
     findings = [Finding("unreadable", f"{rel}: cannot be read ({error})", path=rel) for rel, error in seen.unreadable.items()]
     knowledge = dict(seen.knowledge)
     for rel in seen.unreadable:
-        if rel.startswith("knowledge/"):
+        if seen.is_knowledge(rel):
             knowledge[rel] = fallback_knowledge(rel)  # listed by its name, so INDEX.md still links it
     results = seen.results
     if results is not None and results.problem:
@@ -109,7 +115,8 @@ def decide(seen: Seen, strict: bool = False) -> Decision:
     findings += not_moved
     done, plan_done = what_drops_bring(seen.drops, new_drops, plan_files, moves)
 
-    totals, topics, skill_topics = index_context.build(knowledge, drops_by_target(seen.drops), plan_files, moves, results)
+    totals, topics, skill_topics = index_context.build(knowledge, drops_by_target(seen.drops), plan_files, moves, results,
+                                                       seen.knowledge_prefix)
     index_block = render.render(seen.index_template, {"totals": totals, "topics": topics})
     new_index = render.splice(seen.old_index, index_block, render.INDEX_MARKERS, render.INDEX_HEAD, "INDEX.md")
     description = render.build_description(skill_topics, totals["files"])
@@ -155,7 +162,7 @@ def broken_files(seen: Seen) -> list[Finding]:
     out = [Finding("broken-file", problem, path=rel)
            for rel, info in seen.knowledge.items() for problem in info.get("problems") or ()]
     for rel, error in seen.unreadable.items():
-        if rel.startswith("knowledge/"):
+        if seen.is_knowledge(rel):
             line = _FIRST_LINE.search(error)  # a YAML error's marks are the file's lines (see scan)
             where = f"{rel}:{line.group(1)}" if line else rel
             out.append(Finding("broken-file", f"{where}: the front matter cannot be read ({' '.join(error.split())})", path=rel))
@@ -174,8 +181,8 @@ def plan_moves(seen: Seen) -> tuple[dict[str, str], list[Finding]]:
     moves: dict[str, str] = {}
     not_moved: list[Finding] = []
     for rel in sorted(seen.plans):
-        if not is_finished(seen.plans.get(rel)):
-            continue
+        if not is_finished(seen.plans.get(rel)) or not rel.startswith("plans/"):
+            continue  # a plan kept elsewhere (an adopted layout) stays where the person keeps it
         dest = completed_destination(rel)
         if dest in seen.completed or seen.exists(dest):
             not_moved.append(Finding("plan-not-moved", f"{rel}: finished, but {dest} already exists; left in place", path=rel, plan=rel))

@@ -323,6 +323,7 @@ class ReadOptions:
     # With ``blobs``: each batch stores its blobs as a pack in this folder (git's objects/pack)
     # where they are made, and its reads come back without the blob bytes.
     pack_dir: str | None = None
+    knowledge_root: str = "knowledge"  # the layout's knowledge root: drops' targets are read under it
 
 
 @dataclass
@@ -451,7 +452,7 @@ def read_drop_file(root: Path, rel: str, options: ReadOptions) -> tuple[dict[str
         stat = stat_key(os.fstat(handle.fileno()))
     split = split_front_matter(text)
     drop = drop_from_parts(split[0], split[1], Path(path)) if split is not None else read_drop(Path(path))
-    target = knowledge_ref(drop.knowledge_file, "knowledge", lambda rel: os.path.isfile(os.path.join(root, rel)), Path(root).name)
+    target = knowledge_ref(drop.knowledge_file, options.knowledge_root, lambda rel: os.path.isfile(os.path.join(root, rel)), Path(root).name)
     info = {
         "title": drop.title,
         "plan": str(drop.plan) if drop.plan else None,

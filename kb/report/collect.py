@@ -51,11 +51,12 @@ def _block_parser() -> MarkdownIt:
 def collect_report(workspace: Workspace) -> Report:
     """The quality report of a workspace."""
     root = workspace.root
-    knowledge = sorted(walk(root, "knowledge"))
+    knowledge = sorted(walk(root, "knowledge")) if workspace.default_layout else workspace.knowledge_files()
     results = load_results(root)
     report = Report(root=str(root), results_generated=results.get("generated"))
 
-    plans = _load_plans(root, report)
+    plans = _load_plans(root, report, None if workspace.default_layout else
+                        workspace.layout_files("plans") + workspace.layout_files("completed"))
     targets = _targets(plans)
     report.plans = [_progress(rel, plan, set(knowledge)) for rel, plan in plans]
 
@@ -64,7 +65,8 @@ def collect_report(workspace: Workspace) -> Report:
         if isinstance(row, dict) and row.get("file"):
             by_file.setdefault(_results_file(str(row["file"])), []).append(row)
 
-    drops = _drops(root, report, set(knowledge))
+    drops = _drops(root, report, set(knowledge), None if workspace.default_layout else workspace.layout_files("drops"),
+                   workspace.knowledge_prefix.rstrip("/") or ".")
     for rel in knowledge:
         try:
             entry, text = _file_report(root, rel, targets.get(rel, []))
@@ -80,9 +82,10 @@ def collect_report(workspace: Workspace) -> Report:
 # -- plans -----------------------------------------------------------------
 
 
-def _load_plans(root: Path, report: Report) -> list[tuple[str, Plan]]:
-    """Every plan under plans/ and plans/completed/: active ones first, then completed, by path."""
-    rels = sorted(walk(root, "plans"), key=lambda rel: (rel.startswith(COMPLETED), rel))
+def _load_plans(root: Path, report: Report, listed: list[str] | None = None) -> list[tuple[str, Plan]]:
+    """Every plan under plans/ and plans/completed/ (or ``listed``, an adopted layout's): active
+    ones first, then completed, by path."""
+    rels = listed if listed is not None else sorted(walk(root, "plans"), key=lambda rel: (rel.startswith(COMPLETED), rel))
     out = []
     for rel in rels:
         try:
@@ -274,17 +277,19 @@ def _int(value) -> int | None:
 # -- drops -------------------------------------------------------------------
 
 
-def _drops(root: Path, report: Report, knowledge: set[str]) -> dict[str, list[DropState]]:
-    """knowledge/... path -> its drops; drops naming no file of knowledge/ go to report.orphan_drops."""
+def _drops(root: Path, report: Report, knowledge: set[str], listed: list[str] | None = None,
+           knowledge_root: str = "knowledge") -> dict[str, list[DropState]]:
+    """knowledge/... path -> its drops; drops naming no file of knowledge/ go to report.orphan_drops.
+    ``listed``: an adopted layout's drops; ``knowledge_root``: where their targets are read."""
     out: dict[str, list[DropState]] = {}
-    for rel in sorted(walk_drops(root)):
+    for rel in sorted(walk_drops(root)) if listed is None else listed:
         try:
             drop = read_drop(root / rel)
         except (OSError, yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
             report.drops_unreadable.append({"path": rel, "reason": " ".join(str(exc).split())[:200]})
             continue
         state = DropState(path=rel, status=drop.status, consolidated=str(drop.consolidated) if drop.consolidated else None)
-        target = knowledge_ref(drop.knowledge_file)
+        target = knowledge_ref(drop.knowledge_file, knowledge_root, knowledge.__contains__, root.name)
         if target in knowledge:
             out.setdefault(target, []).append(state)
         else:
