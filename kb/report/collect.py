@@ -6,16 +6,15 @@ parsing, snippet outcomes come from results.json only, source kinds are the reco
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 
 import yaml
-from markdown_it import MarkdownIt
 
 from kb.consolidate.scan import body_source_kinds, knowledge_ref, walk, walk_drops
 from kb.engine.check import CITATION, headings, norm_heading, prose_lines
 from kb.errors import KbError
+from kb.mdblocks import parse_blocks
 from kb.plan import Part, Plan, load_plan
 from kb.records import KnowledgeMeta, read_drop, read_knowledge
 from kb.report.model import (
@@ -39,13 +38,6 @@ KIND_GROUPS = {"doc": "local", "folder": "local", "knowledge": "knowledge", "web
 # Level-2 headings whose list defines the numbered sources: "[n]" there is a definition, not a citation.
 SOURCE_LIST_HEADINGS = {"sources", "references", "bibliography"}
 _SECTION_HEADING = re.compile(r"^section\s+\d+\s*:")
-
-
-@functools.cache
-def _block_parser() -> MarkdownIt:
-    # The check's CommonMark parser without inline parsing: the check's helpers read only block
-    # tokens (headings' text, code maps), and skipping inline makes a large tree ~40% cheaper.
-    return MarkdownIt("commonmark").disable("inline")
 
 
 def collect_report(workspace: Workspace) -> Report:
@@ -173,7 +165,8 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
     start = text.find(body) if body else -1
     offset = text.count("\n", 0, start) if start > 0 else 0
 
-    tokens = _block_parser().parse(body)
+    # mdblocks' parser, shared: a file without front matter is parsed once for this and its snippets.
+    tokens = parse_blocks(body)
     heads = headings(tokens)
     lines = body.splitlines()
     level2 = {norm_heading(t): line for level, t, line in heads if level == 2}
