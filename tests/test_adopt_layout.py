@@ -114,7 +114,8 @@ def test_adopt_then_a_dry_look_then_a_commit_on_a_tree_of_the_original_shape(tmp
     skill = (root / "SKILL.md").read_text()
     assert skill.startswith("---\nname: my-skill\ndescription: Mine.\n---\n")
     index = (root / "INDEX.md").read_text()
-    assert "](perf/00-more.md)" in index and "_ingest-auto" not in index and "README" not in index
+    assert "](perf/00-more.md)" in index and "KNOWLEDGE-DROP" not in index and "README" not in index
+    assert "from [ingestion](_ingest-auto/completed/expansion-perf-2025-01-31/ingestion.md) PART 1" in index  # the drop's plan
 
     run_git(root, "add", "kb.toml")
     run_git(root, "commit", "-q", "-m", "adopt")
@@ -129,3 +130,14 @@ def test_adopt_then_a_dry_look_then_a_commit_on_a_tree_of_the_original_shape(tmp
     report = json.loads(run_kb("report", "--json", cwd=root).out)
     assert report["totals"]["files"] == 26 and sum(report["totals"]["sources"].values()) == int(said)
     assert f"· {said} sources ·" in (root / "INDEX.md").read_text()
+
+
+def test_a_drop_beside_its_plan_belongs_to_that_plan(tmp_path):
+    from kb.consolidate import consolidate
+
+    root = adopted_tree(tmp_path, drops=3)
+    run_kb("init", "--adopt", str(root), cwd=tmp_path)
+    result = consolidate(open_workspace(root), commit=False)
+    plan = "_ingest-auto/completed/expansion-perf-2025-01-31/ingestion.md"
+    assert {d.plan for d in result.drops} == {plan}
+    assert [p.path for p in result.plans] == [plan] and result.plans[0].drops == 4

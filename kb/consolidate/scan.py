@@ -438,6 +438,9 @@ def _general_ref(text: str, prefix: str, exists, skill_name: str | None) -> str 
     return candidates[0]
 
 
+PLAN_BESIDE = "ingestion.md"  # the plan file of an expansion folder of the original trees
+
+
 def drop_info(root: Path, rel: str) -> dict[str, Any]:
     """A drop's record, reduced to what consolidation uses."""
     return read_drop_file(root, rel, PLAIN)[0]
@@ -453,9 +456,15 @@ def read_drop_file(root: Path, rel: str, options: ReadOptions) -> tuple[dict[str
     split = split_front_matter(text)
     drop = drop_from_parts(split[0], split[1], Path(path)) if split is not None else read_drop(Path(path))
     target = knowledge_ref(drop.knowledge_file, options.knowledge_root, lambda rel: os.path.isfile(os.path.join(root, rel)), Path(root).name)
+    plan = str(drop.plan) if drop.plan else None
+    if plan is None and "/" in rel:
+        # A drop kept beside its plan (_ingest-auto/completed/expansion-x/): that plan is its plan.
+        beside = rel.rsplit("/", 1)[0] + "/" + PLAN_BESIDE
+        if os.path.isfile(os.path.join(root, beside)):
+            plan = beside
     info = {
         "title": drop.title,
-        "plan": str(drop.plan) if drop.plan else None,
+        "plan": plan,
         "batch": drop.batch,
         "part": drop.part,
         "status": drop.status,
