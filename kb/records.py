@@ -296,7 +296,7 @@ def bold_drop(body: str, path: Path) -> DropRecord:
         batch=int(b.group()) if (b := re.search(r"\d+", keys.get("batch", ""))) else None,
         part=int(part.group()) if part else None,
         title=title,
-        status="failed" if ("fail" in status or "✗" in status) else "complete",
+        status="failed" if ("fail" in status or "✗" in status) else ("partial" if "partial" in status else "complete"),
         knowledge_file=drop_keys.target(keys),
         created=drop_keys.created(keys) or drop_keys.created_from_name(Path(path).name) or "",
         path=Path(path),
