@@ -268,10 +268,12 @@ def drop_from_parts(meta: dict[str, Any] | None, body: str, path: Path) -> DropR
     are what the person wrote: where they name the knowledge file, they win over the front
     matter, and they fill every field the front matter leaves empty (a stamp an older kb
     wrote from a misread, ``knowledge_file: null``, ``created: ''``, hides nothing)."""
-    bold = bold_drop(body, path)
     if not meta:
-        return bold
+        return bold_drop(body, path)
     drop = DropRecord.from_dict(meta, path=path)
+    if drop.title and drop.knowledge_file and drop_keys.parse_when(str(drop.created or "")):
+        return drop  # what kb wrote (its body says the same): no bold key left to read
+    bold = bold_drop(body, path)
     if bold.knowledge_file:
         drop.knowledge_file = bold.knowledge_file
     if not drop_keys.parse_when(str(drop.created or "")) and bold.created:

@@ -406,7 +406,7 @@ def knowledge_ref(value: str | None, knowledge_root: str = "knowledge", exists=N
         return None
     text = str(value)
     prefix = "" if knowledge_root in ("", ".") else knowledge_root.rstrip("/") + "/"
-    if exists is None and prefix == "knowledge/" and _PLAIN_REF.fullmatch(text):
+    if prefix == "knowledge/" and _PLAIN_REF.fullmatch(text):
         return text  # what kb writes: already normal (no "..", ".", "//" or backslash)
     return _general_ref(text, prefix, exists, skill_name)
 
