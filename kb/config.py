@@ -114,6 +114,25 @@ class ValidateConfig(_Strict):
     gpu_profile: str = "cuda"
 
 
+class LayoutConfig(_Strict):
+    """Where a workspace keeps its knowledge, drops and plans (paths relative to the workspace;
+    globs for files). The defaults are kb's own layout; ``kb init --adopt`` writes the layout
+    of an existing tree, whose files stay where they are."""
+
+    knowledge: str = "knowledge"  # the knowledge root: "." where topic folders sit at the top
+    drops: list[str] = Field(default_factory=lambda: ["drops/KNOWLEDGE-DROP-*.md"])
+    plans: list[str] = Field(default_factory=lambda: ["plans/*.md"])
+    completed: list[str] = Field(default_factory=lambda: ["plans/completed/*.md"])
+
+    @model_validator(mode="after")
+    def _inside(self) -> "LayoutConfig":
+        for value in [self.knowledge, *self.drops, *self.plans, *self.completed]:
+            parts = value.replace("\\", "/").split("/")
+            if value.startswith(("/", "~")) or ".." in parts or (len(value) > 1 and value[1] == ":"):
+                raise ValueError(f"{value!r} must be a path inside the workspace")
+        return self
+
+
 class Price(_Strict):
     input_per_mtok: float
     output_per_mtok: float
@@ -131,6 +150,7 @@ class Config(_Strict):
     research: ResearchConfig = Field(default_factory=ResearchConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     prices: dict[str, Price] = Field(default_factory=dict)
+    layout: LayoutConfig = Field(default_factory=LayoutConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -18,7 +18,7 @@ from typing import Any
 import frontmatter
 import yaml
 
-from kb import records_yaml
+from kb import drop_keys, records_yaml
 from kb.fsutil import atomic_write_text, sha256_text
 
 DROP_PREFIX = "KNOWLEDGE-DROP-"
@@ -289,20 +289,42 @@ def write_drop(path: Path, drop: DropRecord, durable: bool = True) -> None:
     atomic_write_text(path, render_with_front_matter(drop.front_matter(), render_drop_body(drop)), durable=durable)
 
 
-_BOLD_KEY = re.compile(r"^\*\*(?P<key>[^*:]+?)\*\*\s*:\s*(?P<value>.*?)\s*$", re.M)
-
-
 def read_drop(path: Path) -> DropRecord:
     """Read a drop written by kb, or one in the older bold-key form."""
     text = Path(path).read_text(encoding="utf-8", errors="replace")
     post = frontmatter.loads(text)
-    if post.metadata:
-        return DropRecord.from_dict(dict(post.metadata), path=Path(path))
-    keys = {m.group("key").strip().lower(): m.group("value") for m in _BOLD_KEY.finditer(post.content)}
-    title = _first_heading(post.content) or Path(path).stem
+    return drop_from_parts(dict(post.metadata) or None, post.content, Path(path))
+
+
+def drop_from_parts(meta: dict[str, Any] | None, body: str, path: Path) -> DropRecord:
+    """A drop from its front matter (None: it has none) and its body. The body's bold keys
+    are what the person wrote: where they name the knowledge file, they win over the front
+    matter, and they fill every field the front matter leaves empty (a stamp an older kb
+    wrote from a misread, ``knowledge_file: null``, ``created: ''``, hides nothing)."""
+    if not meta:
+        return bold_drop(body, path)
+    drop = DropRecord.from_dict(meta, path=path)
+    if drop.title and drop.knowledge_file and drop_keys.parse_when(str(drop.created or "")):
+        return drop  # what kb wrote (its body says the same): no bold key left to read
+    bold = bold_drop(body, path)
+    if bold.knowledge_file:
+        drop.knowledge_file = bold.knowledge_file
+    if not drop_keys.parse_when(str(drop.created or "")) and bold.created:
+        drop.created = bold.created
+    for name in ("plan", "batch", "part", "title"):
+        if getattr(drop, name) in (None, "") and getattr(bold, name) not in (None, ""):
+            setattr(drop, name, getattr(bold, name))
+    if "status" not in meta:
+        drop.status = bold.status
+    return drop
+
+
+def bold_drop(body: str, path: Path) -> DropRecord:
+    """A drop in the older form: ``# KNOWLEDGE DROP: <title>`` and ``**Key**: value`` lines."""
+    keys = drop_keys.bold_keys(body)
+    title = _first_heading(body) or Path(path).stem
     title = re.sub(r"^KNOWLEDGE DROP\s*:\s*", "", title, flags=re.I)
     part = re.search(r"\d+", keys.get("part", ""))
-    target = keys.get("target file") or keys.get("file")
     status = keys.get("status", "complete").lower()
     return DropRecord(
         plan=keys.get("plan"),
@@ -310,8 +332,8 @@ def read_drop(path: Path) -> DropRecord:
         part=int(part.group()) if part else None,
         title=title,
         status="failed" if ("fail" in status or "✗" in status) else ("partial" if "partial" in status else "complete"),
-        knowledge_file=target.strip("` ") if target else None,
-        created=keys.get("created", ""),
+        knowledge_file=drop_keys.target(keys),
+        created=drop_keys.created(keys) or drop_keys.created_from_name(Path(path).name) or "",
         path=Path(path),
     )
 

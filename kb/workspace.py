@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -11,6 +12,7 @@ from pathlib import Path
 from kb.config import Config, load_config
 from kb.errors import PathError, WorkspaceError
 from kb.fsutil import relative_inside, resolve_inside
+from kb.records import DROP_PREFIX
 
 CONFIG_NAME = "kb.toml"
 # Paths kb manages inside a workspace (what consolidate may stage).
@@ -24,19 +26,70 @@ class Workspace:
 
     @property
     def knowledge_dir(self) -> Path:
-        return self.root / "knowledge"
+        return self.root / self.config.layout.knowledge if self.config.layout.knowledge not in ("", ".") else self.root
 
     @property
     def plans_dir(self) -> Path:
-        return self.root / "plans"
+        return self.root / glob_folder(self.config.layout.plans[0], "plans") if self.config.layout.plans else self.root / "plans"
 
     @property
     def completed_dir(self) -> Path:
-        return self.root / "plans" / "completed"
+        completed = self.config.layout.completed
+        return self.root / glob_folder(completed[0], "plans/completed") if completed else self.root / "plans" / "completed"
 
     @property
     def drops_dir(self) -> Path:
-        return self.root / "drops"
+        return self.root / glob_folder(self.config.layout.drops[0], "drops") if self.config.layout.drops else self.root / "drops"
+
+    @property
+    def default_layout(self) -> bool:
+        """Whether the workspace keeps kb's own layout (knowledge/, drops/, plans/)."""
+        from kb.config import LayoutConfig
+
+        return self.config.layout == LayoutConfig()
+
+    def managed_paths(self) -> tuple[str, ...]:
+        """The paths consolidate may stage: kb's own folders, or, in an adopted layout, the
+        knowledge root's topic folders and the folders of its drops and plans."""
+        if self.default_layout:
+            return MANAGED
+        layout = self.config.layout
+        prefix = self.knowledge_prefix
+        tops = {prefix.rstrip("/")} if prefix else {rel.split("/", 1)[0] for rel in self.knowledge_files()}
+        tops |= {glob_folder(g, "") for g in [*layout.drops, *layout.plans, *layout.completed]}
+        return tuple(sorted(t for t in tops if t)) + ("snippets", "INDEX.md", "SKILL.md")
+
+    @property
+    def knowledge_prefix(self) -> str:
+        """The knowledge root as a prefix of workspace-relative paths ("" where it is the workspace)."""
+        root = self.config.layout.knowledge.strip("/")
+        return "" if root in ("", ".") else root + "/"
+
+    def layout_files(self, kind: str) -> list[str]:
+        """The workspace-relative files the layout's ``kind`` globs (drops, plans, completed) match."""
+        return match_globs(self.root, getattr(self.config.layout, kind))
+
+    def knowledge_files(self) -> list[str]:
+        """Every Markdown file of the knowledge root: where that is the workspace itself, its
+        topic folders only (not its top-level files, kb's folders, or the drop and plan folders)."""
+        prefix = self.knowledge_prefix
+        start = self.root / prefix if prefix else self.root
+        if not start.is_dir():
+            return []
+        layout = self.config.layout
+        skip = set(RESERVED_TOP)
+        if not prefix:
+            skip |= {glob_folder(g, "").split("/", 1)[0] for g in [*layout.drops, *layout.plans, *layout.completed]}
+        taken = set(self.layout_files("drops")) | set(self.layout_files("plans")) | set(self.layout_files("completed"))
+        out: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (rel_dir == prefix and d in skip))
+            if not prefix and rel_dir == "":
+                continue  # top-level files of a skill folder (SKILL.md, README.md...) are no knowledge
+            out += [rel_dir + f for f in sorted(filenames) if f.endswith(".md") and not f.startswith(".") and rel_dir + f not in taken]
+        return out
 
     @property
     def runners_dir(self) -> Path:
@@ -90,6 +143,32 @@ class Workspace:
         rel = relative_inside(target, "target")
         path = self.knowledge_dir / rel
         return resolve_inside(self._knowledge_real, path, "target", root_resolved=True)
+
+
+# Top-level folders that hold no knowledge where the knowledge root is the workspace itself.
+RESERVED_TOP = ("runners", "validators", "snippets", "plans", "drops", "kb", "tests", "node_modules", "_site", "site")
+
+
+def glob_folder(pattern: str, default: str) -> str:
+    """The fixed folder a glob starts with (``_ingest-auto/completed/*/ingestion.md`` ->
+    ``_ingest-auto/completed``); ``default`` where it has none."""
+    fixed = []
+    for part in pattern.split("/")[:-1]:
+        if any(ch in part for ch in "*?["):
+            break
+        fixed.append(part)
+    return "/".join(fixed) or default
+
+
+def match_globs(root: Path, patterns: list[str]) -> list[str]:
+    """Workspace-relative POSIX paths of the files ``patterns`` match (hidden ones skipped), sorted."""
+    found: set[str] = set()
+    for pattern in patterns:
+        for path in root.glob(pattern):
+            rel = path.relative_to(root).as_posix()
+            if path.is_file() and not any(part.startswith(".") for part in rel.split("/")):
+                found.add(rel)
+    return sorted(found)
 
 
 def find_workspace(start: Path | None = None) -> Workspace:
@@ -162,3 +241,70 @@ def init_workspace(target: Path) -> tuple[Workspace, list[str]]:
 def copy_tree(src: Path, dst: Path) -> None:
     """Copy a folder tree (used by tests and bench to make scratch workspaces)."""
     shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".kb", ".git", "__pycache__", ".venv"))
+
+
+DROP_GLOB = "KNOWLEDGE-DROP-*.md"
+
+
+def detect_layout(root: Path) -> dict[str, object]:
+    """The layout of an existing tree, found by looking (nothing is moved): the knowledge root
+    (``knowledge/`` if there is one, else the tree itself), where its drops and plans are
+    (kb's folders, or ``<folder>/*/ingestion.md`` expansion folders, ``completed`` ones apart)."""
+    root = Path(root)
+    knowledge = "knowledge" if (root / "knowledge").is_dir() else "."
+    drops: set[str] = set()
+    plans: set[str] = set()
+    completed: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = Path(dirpath).relative_to(root).as_posix()
+        top = "" if rel == "." else rel.split("/", 1)[0]
+        for name in filenames:
+            if name.upper().startswith(DROP_PREFIX) and name.endswith(".md"):
+                drops.add(f"{top}/**/{DROP_GLOB}" if top else DROP_GLOB)
+            elif name == "ingestion.md" and rel.count("/") >= 1:
+                holder = rel.rsplit("/", 1)[0]
+                (completed if holder.rsplit("/", 1)[-1] == "completed" else plans).add(f"{holder}/*/ingestion.md")
+    if (root / "plans").is_dir():
+        plans.add("plans/*.md")
+        completed.add("plans/completed/*.md")
+    return {
+        "knowledge": knowledge,
+        "drops": sorted(drops) or ["drops/" + DROP_GLOB],
+        "plans": sorted(plans) or ["plans/*.md"],
+        "completed": sorted(completed) or ["plans/completed/*.md"],
+    }
+
+
+def layout_toml(layout: dict[str, object]) -> str:
+    """The ``[layout]`` section of kb.toml for ``layout``."""
+    import json
+
+    lines = ["[layout]", "# Where this tree keeps its knowledge, drops and plans (kb init --adopt found them; globs allowed)."]
+    for key in ("knowledge", "drops", "plans", "completed"):
+        lines.append(f"{key} = {json.dumps(layout[key])}")
+    return "\n".join(lines) + "\n"
+
+
+def adopt_workspace(target: Path) -> tuple[Workspace, dict[str, object]]:
+    """Make an existing tree a workspace in place: write kb.toml with the layout found (and
+    nothing else; no file is moved). Returns the workspace and the layout."""
+    target = Path(target).resolve()
+    if not target.is_dir():
+        raise PathError(f"{target} is not a folder")
+    if (target / CONFIG_NAME).exists():
+        raise WorkspaceError(f"{target} is already a kb workspace ({CONFIG_NAME} exists); nothing changed")
+    layout = detect_layout(target)
+    template = skeleton_files()[CONFIG_NAME].decode("utf-8")
+    text = template.rstrip("\n") + "\n\n" + layout_toml(layout)
+    load_config_text(text, target / CONFIG_NAME)  # what is written must load
+    (target / CONFIG_NAME).write_text(text, encoding="utf-8")
+    return open_workspace(target), layout
+
+
+def load_config_text(text: str, where: Path) -> Config:
+    import tomllib
+
+    from kb.config import Config as _Config
+
+    return _Config.model_validate(tomllib.loads(text))

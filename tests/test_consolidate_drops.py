@@ -10,26 +10,26 @@ from test_consolidate_support import add_drop, add_knowledge, add_part, make_wor
 
 
 def test_each_consolidated_drop_records_when_and_the_rest_stays_byte_identical(tmp_path):
-    ws = make_workspace(tmp_path, git=False)
+    ws = make_workspace(tmp_path)
     add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
     drop = next(ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
     before = drop.read_text()
-    result = consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
+    result = consolidate(ws, now="2025-11-20T10:00:00Z")
     assert [d.path for d in result.drops] == [f"drops/{drop.name}"]
     after = drop.read_text()
     assert read_drop(drop).consolidated == "2025-11-20T10:00:00Z"
     assert after == before.replace("consolidated: null", "consolidated: '2025-11-20T10:00:00Z'")
     # The next run skips it.
-    assert consolidate(ws, commit=False).drops == []
+    assert consolidate(ws).drops == []
 
 
 def test_older_bold_key_drops_are_read_and_gain_front_matter(tmp_path):
-    ws = make_workspace(tmp_path, git=False)
+    ws = make_workspace(tmp_path)
     add_knowledge(ws, "perf/00-old.md", "Old", 1)
     old = ws.drops_dir / "KNOWLEDGE-DROP-old-2025-01-30-1200.md"
     old.write_text("# KNOWLEDGE DROP: Old file\n\n**Created**: 2025-01-30 12:00\n**Part**: 7\n"
                    "**Target File**: `perf/00-old.md` (700 lines)\n**Status**: COMPLETE ✓\n\n## What Was Created\n\nStuff.\n")
-    result = consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
+    result = consolidate(ws, now="2025-11-20T10:00:00Z")
     assert [(d.part, d.knowledge_file, d.change) for d in result.drops] == [(7, "knowledge/perf/00-old.md", "added")]
     assert not [w for w in result.warnings if w.kind in ("unaccounted-file", "missing-knowledge-file")]
     text = old.read_text()
@@ -38,10 +38,10 @@ def test_older_bold_key_drops_are_read_and_gain_front_matter(tmp_path):
 
 
 def test_a_no_op_rerun_reads_no_file_bodies(tmp_path, monkeypatch):
-    ws = make_workspace(tmp_path, git=False)
+    ws = make_workspace(tmp_path)
     for i in range(5):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
-    consolidate(ws, commit=False)
+    consolidate(ws)
     import kb.consolidate.scan as scan
 
     def boom(*_args, **_kwargs):
@@ -49,14 +49,14 @@ def test_a_no_op_rerun_reads_no_file_bodies(tmp_path, monkeypatch):
 
     monkeypatch.setattr(scan, "read_knowledge_parts", boom)
     monkeypatch.setattr(scan, "read_drop_file", boom)
-    assert consolidate(ws, commit=False).nothing_to_consolidate
+    assert consolidate(ws).nothing_to_consolidate
     # A changed knowledge file is re-read (and only that one), and INDEX.md follows it.
     monkeypatch.undo()
     seen = []
     original = scan.read_knowledge_parts
     monkeypatch.setattr(scan, "read_knowledge_parts", lambda root, rel, options: seen.append(rel) or original(root, rel, options))
     add_knowledge(ws, "perf/02-x.md", "Renamed title", 2, plan="plans/p.md", part=3)
-    result = consolidate(ws, commit=False)
+    result = consolidate(ws)
     assert seen == ["knowledge/perf/02-x.md"]
     assert result.index_changed and not result.drops and "Renamed title" in ws.index_path.read_text()
 
@@ -75,10 +75,10 @@ def test_an_edit_with_the_same_size_and_mtime_is_still_seen(tmp_path):
 
 
 def test_many_drops_are_stamped_in_one_batch_and_leave_no_temporary_files(tmp_path):
-    ws = make_workspace(tmp_path, git=False)
+    ws = make_workspace(tmp_path)
     for i in range(12):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
-    result = consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
+    result = consolidate(ws, now="2025-11-20T10:00:00Z")
     assert len(result.drops) == 12
     assert all(read_drop(p).consolidated == "2025-11-20T10:00:00Z" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
     assert not [p.name for p in ws.drops_dir.iterdir() if p.name.endswith(".tmp")]
@@ -121,7 +121,7 @@ def test_consolidate_refuses_while_another_kb_process_writes(tmp_path):
 def test_a_drop_that_lands_while_consolidating_is_consolidated_by_the_next_run(tmp_path, monkeypatch):
     import kb.consolidate.engine as engine
 
-    ws = make_workspace(tmp_path, git=False)
+    ws = make_workspace(tmp_path)
     add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
     original = engine._stamp_drops
 
@@ -131,13 +131,13 @@ def test_a_drop_that_lands_while_consolidating_is_consolidated_by_the_next_run(t
         return journaled
 
     monkeypatch.setattr(engine, "_stamp_drops", stamp_while_a_runner_finishes)
-    first = consolidate(ws, commit=False)
+    first = consolidate(ws)
     monkeypatch.undo()
     assert [d.part for d in first.drops] == [1]
-    again = consolidate(ws, commit=False)
+    again = consolidate(ws)
     assert not again.nothing_to_consolidate and [d.part for d in again.drops] == [2]
     assert "Beta" in ws.index_path.read_text()
-    assert consolidate(ws, commit=False).nothing_to_consolidate
+    assert consolidate(ws).nothing_to_consolidate
 
 
 def test_a_first_run_that_cannot_read_a_file_still_leaves_a_no_op_rerun(tmp_path, monkeypatch):

@@ -127,7 +127,7 @@ def test_journal_paths_refuse_every_name_that_leaves_the_workspace(tmp_path, rel
 
 
 def test_consolidate_replays_a_crashed_stamp_before_it_reads_the_drops(tmp_path, monkeypatch):
-    ws = make_workspace(tmp_path, git=False)
+    ws = make_workspace(tmp_path)
     for i in range(20):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
     real_pwrite = os.pwrite
@@ -141,11 +141,11 @@ def test_consolidate_replays_a_crashed_stamp_before_it_reads_the_drops(tmp_path,
 
     monkeypatch.setattr(os, "pwrite", dies)
     with pytest.raises(KeyboardInterrupt):
-        consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
+        consolidate(ws, now="2025-11-20T10:00:00Z")
     monkeypatch.undo()
     drops = sorted(ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
     assert sum(read_drop(p).consolidated is not None for p in drops) == 6  # cut off at the 7th
-    again = consolidate(ws, commit=False, now="2025-11-21T09:00:00Z")
+    again = consolidate(ws, now="2025-11-21T09:00:00Z")
     assert [read_drop(p).consolidated for p in drops] == ["2025-11-20T10:00:00Z"] * 20  # replayed, not restamped
     assert again.drops == []
     assert not (ws.root / ".kb" / "consolidate" / stamp.JOURNAL).exists()
@@ -154,7 +154,7 @@ def test_consolidate_replays_a_crashed_stamp_before_it_reads_the_drops(tmp_path,
 def test_a_drop_edited_after_it_was_read_is_stamped_as_it_is_now(tmp_path, monkeypatch):
     import kb.consolidate.engine as engine
 
-    ws = make_workspace(tmp_path, git=False)
+    ws = make_workspace(tmp_path)
     for i in range(3):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
     edited = sorted(ws.drops_dir.glob("KNOWLEDGE-DROP-*"))[1]
@@ -166,7 +166,7 @@ def test_a_drop_edited_after_it_was_read_is_stamped_as_it_is_now(tmp_path, monke
         return original(root, drops, when, prepared)
 
     monkeypatch.setattr(engine, "_stamp_drops", edit_then_stamp)
-    consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
+    consolidate(ws, now="2025-11-20T10:00:00Z")
     assert "A note added while consolidate ran." in edited.read_text()
     assert all(read_drop(p).consolidated == "2025-11-20T10:00:00Z" for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*"))
 
@@ -184,7 +184,7 @@ def _rewrite_and_say_where(root, folder, shard, shards):
 def test_with_worker_processes_the_workers_share_the_rewrite(tmp_path, monkeypatch):
     from kb.consolidate import scan
 
-    ws = make_workspace(tmp_path, git=False)
+    ws = make_workspace(tmp_path)
     for i in range(20):
         add_part(ws, f"perf/{i:02d}-x.md", f"X{i}", i, plan="plans/p.md", part=i + 1)
     monkeypatch.setattr(scan, "PARALLEL_MIN", 2)
@@ -192,7 +192,7 @@ def test_with_worker_processes_the_workers_share_the_rewrite(tmp_path, monkeypat
     monkeypatch.setattr(stamp, "rewrite_from_journal", _rewrite_and_say_where)
     real_flush = stamp._flush_filesystem
     monkeypatch.setattr(stamp, "_flush_filesystem", lambda root: (root / "flushed-by").write_text(str(os.getpid())) and real_flush(root))
-    result = consolidate(ws, commit=False, now="2025-11-20T10:00:00Z")
+    result = consolidate(ws, now="2025-11-20T10:00:00Z")
     assert len(result.drops) == 20
     shards = [(ws.root / f"shard-{i}-of-2").read_text().split() for i in range(2)]
     assert sorted(int(count) for _, count in shards) == [10, 10]  # every drop rewritten, once
@@ -203,7 +203,7 @@ def test_with_worker_processes_the_workers_share_the_rewrite(tmp_path, monkeypat
     # The cache holds the stamped drops with the stats the workers saw as they wrote them:
     # the rerun trusts it and reads no drop again.
     monkeypatch.setattr(scan, "read_drop_file", lambda *_: pytest.fail("the rerun read a drop"))
-    assert consolidate(ws, commit=False).nothing_to_consolidate
+    assert consolidate(ws).nothing_to_consolidate
 
 
 def test_rewrite_shards_cover_the_journal_and_only_finish_removes_it(tmp_path):

@@ -91,7 +91,7 @@ def _print_errors(result: Result) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("consolidate")
     def consolidate_cmd(
-        no_commit: bool = typer.Option(False, "--no-commit", help="Do everything but the git commit."),
+        no_commit: bool = typer.Option(False, "--no-commit", help="Write INDEX.md and SKILL.md and move finished plans, but stamp no drop and make no commit (the run that commits stamps them)."),
         as_json: bool = typer.Option(False, "--json", help="Print what was done, and every warning and error, as JSON."),
         strict: bool = typer.Option(False, "--strict", help="Refuse to write or commit anything while a knowledge file is broken "
                                     "(front matter never closed or not YAML, not UTF-8)."),

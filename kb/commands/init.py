@@ -103,8 +103,13 @@ def register(app: typer.Typer) -> None:
                                       "workspace, unless it already lies in a git repository (kb consolidate commits "
                                       "there)."),
         as_json: bool = typer.Option(False, "--json", help="Print what was created as JSON."),
+        adopt: bool = typer.Option(False, "--adopt", help="Adopt an existing tree in place: write kb.toml with "
+                                   "the layout found (knowledge root, drops, plans, completed plans), move nothing."),
     ) -> None:
         """Create a workspace: folders, kb.toml, runners/, validators/, INDEX.md, SKILL.md."""
+        if adopt:
+            _adopt(directory, as_json)
+            return
         for source in plans:  # refuse a missing plan before creating anything
             if not source.expanduser().is_file():
                 raise PathError(f"no plan file at {source}; nothing created")
@@ -146,3 +151,27 @@ def register(app: typer.Typer) -> None:
         else:
             out.print("Next: put a plan in plans/, then `kb plan show plans/<plan>.md` and "
                       "`kb run-plan plans/<plan>.md --batch 1`.")
+
+
+def _adopt(directory: Path, as_json: bool) -> None:
+    """``kb init --adopt DIR``: kb.toml for an existing tree, and what was found there."""
+    from kb.workspace import adopt_workspace
+
+    ws, layout = adopt_workspace(directory)
+    found = {
+        "knowledge_files": len(ws.knowledge_files()),
+        "drops": len(ws.layout_files("drops")),
+        "plans": len(ws.layout_files("plans")),
+        "completed_plans": len(ws.layout_files("completed")),
+        "skill_md": ws.skill_path.is_file(),
+    }
+    if as_json:
+        print_json({"root": str(ws.root), "created": [CONFIG_NAME], "layout": layout, "found": found})
+        return
+    out = console()
+    out.print(f"Adopted {ws.root}: wrote {CONFIG_NAME}; no other file was written or moved.", soft_wrap=True)
+    where = "the tree itself (topic folders at its top)" if layout["knowledge"] == "." else f"{layout['knowledge']}/"
+    out.print(f"  knowledge root: {where}: {found['knowledge_files']} Markdown files", soft_wrap=True)
+    for key, label in (("drops", "drops"), ("plans", "plans"), ("completed", "completed_plans")):
+        out.print(f"  {key}: {', '.join(layout[key])}: {found[label]} files", soft_wrap=True)
+    out.print("  SKILL.md: " + ("found; its front matter and text stay yours" if found["skill_md"] else "none yet"))

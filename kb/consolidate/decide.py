@@ -44,13 +44,19 @@ class Seen:
     pending: dict[str, Any] | None = None  # what earlier runs consolidated and did not commit
     exists: Callable[[str], bool] = lambda _rel: False  # whether a workspace path exists (file or folder)
     is_file: Callable[[str], bool] = lambda _rel: False  # whether a workspace path is a file
+    knowledge_prefix: str = "knowledge/"  # the layout's knowledge root ("" where it is the workspace)
+    knowledge_listed: set[str] | None = None  # every knowledge file listed, read or not (None: those under the prefix)
+
+    def is_knowledge(self, rel: str) -> bool:
+        """Whether a listed path (an unreadable one, say) is a knowledge file."""
+        return rel in self.knowledge_listed if self.knowledge_listed is not None else rel.startswith(self.knowledge_prefix)
 
 
 @dataclass
 class Decision:
     """The run's plan: what to stamp, move and write, what to say, what to commit."""
 
-    new_drops: list[str]  # drops to stamp, in natural order
+    new_drops: list[str]  # drops not consolidated before, in natural order
     drops: list[DropDone]
     plans: list[PlanDone]
     moves: dict[str, str]  # finished plan -> its place under plans/completed/
@@ -63,11 +69,13 @@ class Decision:
     findings: list[Finding]
     errors: list[Finding]  # broken knowledge files (see broken_files)
     pending: dict[str, Any] | None  # what the next commit describes: this run merged with earlier ones
+    stamp: list[str] = field(default_factory=list)  # drops kb may stamp when it commits: read with confidence (see confident)
+    due: list[str] = field(default_factory=list)  # drops a --no-commit run consolidated without stamping them
 
     @property
     def nothing(self) -> bool:
         """Nothing to stamp, move or write."""
-        return not self.new_drops and not self.moves and not self.index_changed and not self.skill_changed
+        return not self.new_drops and not self.moves and not self.index_changed and not self.skill_changed and not self.due
 
     @property
     def wants_commit(self) -> bool:
@@ -94,19 +102,21 @@ def decide(seen: Seen, strict: bool = False) -> Decision:
     findings = [Finding("unreadable", f"{rel}: cannot be read ({error})", path=rel) for rel, error in seen.unreadable.items()]
     knowledge = dict(seen.knowledge)
     for rel in seen.unreadable:
-        if rel.startswith("knowledge/"):
+        if seen.is_knowledge(rel):
             knowledge[rel] = fallback_knowledge(rel)  # listed by its name, so INDEX.md still links it
     results = seen.results
     if results is not None and results.problem:
         findings.append(Finding("unreadable", results.problem, path="snippets/results.json"))
 
     new_drops = sorted((rel for rel, d in seen.drops.items() if not d.get("consolidated")), key=index_context.natural_key)
+    due = sorted((rel for rel, d in seen.drops.items() if d.get("stamp_due")), key=index_context.natural_key)
     plan_files = set(seen.plans) | set(seen.completed)
     moves, not_moved = plan_moves(seen)
     findings += not_moved
     done, plan_done = what_drops_bring(seen.drops, new_drops, plan_files, moves)
 
-    totals, topics, skill_topics = index_context.build(knowledge, drops_by_target(seen.drops), plan_files, moves, results)
+    totals, topics, skill_topics = index_context.build(knowledge, drops_by_target(seen.drops), plan_files, moves, results,
+                                                       seen.knowledge_prefix)
     index_block = render.render(seen.index_template, {"totals": totals, "topics": topics})
     new_index = render.splice(seen.old_index, index_block, render.INDEX_MARKERS, render.INDEX_HEAD, "INDEX.md")
     description = render.build_description(skill_topics, totals["files"])
@@ -125,10 +135,22 @@ def decide(seen: Seen, strict: bool = False) -> Decision:
         index_text=new_index, index_changed=new_index != seen.old_index,
         skill_text=new_skill, skill_changed=new_skill != seen.old_skill, skill_name=skill_name,
         totals=totals, findings=findings, errors=errors, pending=seen.pending,
+        stamp=[rel for rel in sorted([*new_drops, *due], key=index_context.natural_key) if confident(seen.drops[rel], seen.is_file)],
+        due=due,
     )
     if not decision.nothing:
         decision.pending = merge_pending(seen.pending, done, plan_done, decision.index_changed, decision.skill_changed)
     return decision
+
+
+def confident(drop: dict[str, Any], is_file: Callable[[str], bool]) -> bool:
+    """Whether kb may write a stamp into a drop: one kb wrote (it has front matter), or one in
+    the older form whose knowledge file and creation time were both read (the file exists).
+    kb never writes back a misread; a drop it is unsure of stays as the person wrote it."""
+    if drop.get("front_matter", True):
+        return True
+    target = drop.get("knowledge_file")
+    return bool(target) and bool(drop.get("created")) and is_file(target)
 
 
 _FIRST_LINE = re.compile(r"\bline (\d+), column \d+")
@@ -140,7 +162,7 @@ def broken_files(seen: Seen) -> list[Finding]:
     out = [Finding("broken-file", problem, path=rel)
            for rel, info in seen.knowledge.items() for problem in info.get("problems") or ()]
     for rel, error in seen.unreadable.items():
-        if rel.startswith("knowledge/"):
+        if seen.is_knowledge(rel):
             line = _FIRST_LINE.search(error)  # a YAML error's marks are the file's lines (see scan)
             where = f"{rel}:{line.group(1)}" if line else rel
             out.append(Finding("broken-file", f"{where}: the front matter cannot be read ({' '.join(error.split())})", path=rel))
@@ -159,8 +181,8 @@ def plan_moves(seen: Seen) -> tuple[dict[str, str], list[Finding]]:
     moves: dict[str, str] = {}
     not_moved: list[Finding] = []
     for rel in sorted(seen.plans):
-        if not is_finished(seen.plans.get(rel)):
-            continue
+        if not is_finished(seen.plans.get(rel)) or not rel.startswith("plans/"):
+            continue  # a plan kept elsewhere (an adopted layout) stays where the person keeps it
         dest = completed_destination(rel)
         if dest in seen.completed or seen.exists(dest):
             not_moved.append(Finding("plan-not-moved", f"{rel}: finished, but {dest} already exists; left in place", path=rel, plan=rel))

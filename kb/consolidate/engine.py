@@ -57,7 +57,8 @@ class Engine:
         self.late: gitops.Prestage | None = None
         # Files read afresh: about how many git may find new or changed.
         self.fresh_reads = len(self.k_misses)
-        self.bulk = self.fresh_reads + len(self.d_misses) >= gitops.BULK_MIN
+        # The early `git add` and kb's own packs know kb's folders only: an adopted layout goes without.
+        self.bulk = self.fresh_reads + len(self.d_misses) >= gitops.BULK_MIN and ws.default_layout
         # With thousands of new files, storing their blobs for the commit is the costliest part of
         # `git add`: the readers make them (see gitpack) and kb writes them as packs.
         self.blobs = gitops.BlobStore(ctx, ("knowledge", "drops", "plans")) if ctx is not None and self.bulk else None
@@ -86,7 +87,8 @@ class Engine:
         # drops, instead of after the last drop while this process waits.
         reads = scan.read_kinds(root, [("knowledge", self.k_misses, scan.ReadOptions(blobs=self.packing, pack_dir=pack_dir)),
                                        ("plans", self.p_misses, scan.PLAIN),
-                                       ("drops", self.d_misses, scan.ReadOptions(blobs=self.packing, stamp=self.now, pack_dir=pack_dir))],
+                                       ("drops", self.d_misses, scan.ReadOptions(blobs=self.packing, stamp=self.now, pack_dir=pack_dir,
+                                                                                 knowledge_root=self.ws.knowledge_prefix.rstrip("/") or "."))],
                                  self.pool)
         k_extra = listing_mod.take_reads(next(reads), listing.knowledge, self.knowledge, self.k_cache, unreadable)
         if self.packing:  # written while the workers read the drops: this process only waits on them then
@@ -105,6 +107,7 @@ class Engine:
             index_template=render.load_template(root, "index"), skill_template=render.load_template(root, "skill"),
             old_index=render.read_text_exact(self.ws.index_path), old_skill=render.read_text_exact(self.ws.skill_path),
             name_hint=root.name, results=read_results(root), unreadable=unreadable, pending=self.state.pending,
+            knowledge_prefix=self.ws.knowledge_prefix, knowledge_listed=set(listing.knowledge),
             exists=lambda rel: (root / rel).exists(), is_file=lambda rel: (root / rel).is_file(),
         )
 
@@ -146,7 +149,9 @@ class Engine:
                 # stat calls would wait one out; the `git add` after it is a process.
                 work.wait_first()
         prepared = {rel: (listing.drops[rel], extra.stamped) for rel, extra in self.d_extra.items() if extra.stamped}
-        journaled = _stamp_drops(root, new_drops, self.now, prepared)
+        # A dry look (--no-commit) stamps no drop; a drop kb could not read with confidence is
+        # never stamped (the cache alone remembers it as consolidated, see _record_writes).
+        journaled = _stamp_drops(root, decision.stamp if ctx is not None else [], self.now, prepared)
         rewriting = None
         if journaled and self.pool is not None:
             # Rewriting thousands of drops is system calls: the workers share it while this
@@ -190,7 +195,14 @@ class Engine:
         run reads it again instead of trusting the fingerprint."""
         root, listing = self.root, self.listing
         base = os.fspath(root)
-        for rel in decision.new_drops:
+        for rel in [*decision.new_drops, *decision.due]:
+            if self.ctx is None:
+                # A dry look wrote nothing into the drop: the cache remembers it as consolidated,
+                # its stamp due with the run that commits (see decide: due).
+                entry = self.d_cache.get(rel)
+                if entry is not None and rel in decision.new_drops:
+                    self.d_cache[rel] = [entry[0], {**entry[1], "consolidated": self.now, "stamp_due": True}]
+                continue
             path = os.path.join(base, rel)
             stat = written.get(path) or scan.stat_or_none(path)
             entry = self.d_cache.get(rel)
@@ -199,7 +211,8 @@ class Engine:
                 self.d_cache.pop(rel, None)
                 continue
             listing.drops[rel] = stat
-            self.d_cache[rel] = [list(stat), {**entry[1], "consolidated": self.now}]
+            info = {k: v for k, v in entry[1].items() if k != "stamp_due"}
+            self.d_cache[rel] = [list(stat), {**info, "consolidated": self.now}]
         for src, dest in decision.moves.items():
             listing.plans.pop(src, None)
             self.p_cache.pop(src, None)
@@ -241,7 +254,7 @@ class Engine:
         # a file a person changed meanwhile is committed as it is now.
         staged = frozenset(self.late.specs) if self.late is not None and self.late.ok else frozenset()
         expected = 0 if self.packed else len(decision.new_drops) + self.fresh_reads + len(decision.moves) + 2
-        changes = gitops.stage_managed(ctx, root, expected=expected, staged=staged)
+        changes = gitops.stage_managed(ctx, root, expected=expected, staged=staged, managed=self.ws.managed_paths())
         commit, skipped = None, None
         if not changes:
             skipped = "the managed paths already match HEAD"

@@ -150,9 +150,9 @@ class Change:
     old: str | None = None
 
 
-def _managed_specs(ctx: GitContext, root: Path) -> list[str]:
+def _managed_specs(ctx: GitContext, root: Path, managed: tuple[str, ...] = MANAGED) -> list[str]:
     specs = []
-    for rel in MANAGED:
+    for rel in managed:
         if (root / rel).exists() or is_tracked(ctx, rel):
             specs.append(ctx.spec(rel))
     return specs
@@ -166,14 +166,15 @@ BULK_MIN = 256
 BULK_CONFIG = ("core.bigFileThreshold=1", "pack.compression=1")
 
 
-def stage_managed(ctx: GitContext, root: Path, expected: int = 0, staged: frozenset[str] = frozenset()) -> list[Change]:
+def stage_managed(ctx: GitContext, root: Path, expected: int = 0, staged: frozenset[str] = frozenset(),
+                  managed: tuple[str, ...] = MANAGED) -> list[Change]:
     """Stage the managed paths' working-tree state; return what differs from HEAD there.
 
     ``expected``: about how many files changed (new drops, re-read knowledge files...);
     from BULK_MIN on, new objects go into one pack rather than thousands of loose files.
     ``staged``: pathspecs a :class:`Prestage` already added since kb last wrote there.
     """
-    specs = _managed_specs(ctx, root)
+    specs = _managed_specs(ctx, root, managed)
     if not specs:
         return []
     # Adding them again would cost one lstat per file, and a re-hash of each file written in

@@ -98,6 +98,7 @@ def build(
     plan_files: set[str],
     moves: dict[str, str],
     results: SnippetResults | None,
+    prefix: str = "knowledge/",
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """(totals, INDEX topics by folder, SKILL topics by top-level folder)."""
     by_folder: dict[str, list[IndexFile]] = defaultdict(list)
@@ -106,7 +107,7 @@ def build(
               "sections_empty": 0}
     for rel in sorted(knowledge, key=natural_key):
         entry = index_entry(rel, knowledge[rel], drop_by_target.get(rel) or {}, plan_link, results)
-        by_folder[rel.rsplit("/", 1)[0]].append(entry)
+        by_folder[rel.rsplit("/", 1)[0] if "/" in rel else ""].append(entry)
         totals["files"] += 1
         totals["sections"] += len(entry.sections)
         totals["sections_empty"] += sum(1 for t in entry.sections if t.endswith(" (empty)"))
@@ -117,18 +118,19 @@ def build(
         totals["validation"] = describe(results.totals) or "no results"
     topics = []
     for folder in sorted(by_folder, key=natural_key):
-        name = folder[len("knowledge/") :] if folder.startswith("knowledge/") else "(top level)"
-        topics.append({"name": name, "path": folder, "link": render.md_link(folder + "/"), "files": by_folder[folder]})
+        inner = (folder + "/")[len(prefix) :] if (folder + "/").startswith(prefix) else ""
+        name = inner.rstrip("/") or "(top level)"
+        topics.append({"name": name, "path": folder, "link": render.md_link((folder or ".") + "/"), "files": by_folder[folder]})
     totals["topics"] = len(topics)
-    return totals, topics, skill_topics(topics)
+    return totals, topics, skill_topics(topics, prefix)
 
 
-def skill_topics(topics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def skill_topics(topics: list[dict[str, Any]], prefix: str = "knowledge/") -> list[dict[str, Any]]:
     """INDEX.md's topics merged by top-level folder, as SKILL.md lists them."""
     skill: dict[str, dict[str, Any]] = {}
     for topic in topics:
         top = topic["name"].split("/", 1)[0]
-        entry = skill.setdefault(top, {"name": top, "link": render.md_link(f"knowledge/{top}/" if top != "(top level)" else "knowledge/"),
+        entry = skill.setdefault(top, {"name": top, "link": render.md_link(f"{prefix}{top}/" if top != "(top level)" else (prefix or "./")),
                                        "files": 0, "titles": []})
         entry["files"] += len(topic["files"])
         entry["titles"].extend(f.title for f in topic["files"])

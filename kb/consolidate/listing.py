@@ -9,6 +9,7 @@ from typing import Any
 from kb.consolidate import cache as cache_mod
 from kb.consolidate import scan
 from kb.consolidate.plans import COMPLETED
+from kb.workspace import Workspace
 
 
 # -- listing and fingerprint ------------------------------------------------
@@ -24,12 +25,21 @@ class Listing:
 
     EXTRAS = ("snippets/results.json", "runners/index.md.j2", "runners/skill.md.j2", "INDEX.md", "SKILL.md")
 
-    def __init__(self, root: Path, stat: bool = True):
+    def __init__(self, root: Path, stat: bool = True, ws: Workspace | None = None):
         self.stat = stat
-        self.knowledge = scan.walk(root, "knowledge", stat=stat)
-        self.drops = scan.walk_drops(root, stat=stat)
-        self.plans = scan.walk(root, "plans", exclude=(COMPLETED,))
-        self.completed = scan.walk(root, COMPLETED)
+        if ws is not None and not ws.default_layout:  # an adopted tree: where its kb.toml says
+            def listed(rels: list[str], with_stat: bool = True) -> dict[str, scan.Stat | None]:
+                return {rel: scan.stat_or_none(root / rel) if with_stat else None for rel in rels}
+
+            self.knowledge = listed(ws.knowledge_files(), stat)
+            self.drops = listed(ws.layout_files("drops"), stat)
+            self.plans = listed(ws.layout_files("plans"))
+            self.completed = listed(ws.layout_files("completed"))
+        else:
+            self.knowledge = scan.walk(root, "knowledge", stat=stat)
+            self.drops = scan.walk_drops(root, stat=stat)
+            self.plans = scan.walk(root, "plans", exclude=(COMPLETED,))
+            self.completed = scan.walk(root, COMPLETED)
         self.extras = {rel: scan.stat_or_none(root / rel) for rel in self.EXTRAS}
 
     def fill(self, root: Path) -> None:
@@ -46,10 +56,10 @@ class Listing:
         return cache_mod.fingerprint(parts)
 
 
-def listing_unchanged(root: Path, state: cache_mod.State) -> tuple[Listing, bool]:
+def listing_unchanged(root: Path, state: cache_mod.State, ws: Workspace | None = None) -> tuple[Listing, bool]:
     """(the workspace's listing, whether it is what the last run left): without a cache
     every file is read, and no stat is worth taking before that (see Listing)."""
-    listing = Listing(root, stat=cache_mod.has_cache(root))
+    listing = Listing(root, stat=cache_mod.has_cache(root), ws=ws)
     return listing, listing.stat and state.key == listing.key()
 
 

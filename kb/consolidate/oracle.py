@@ -50,7 +50,7 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
 def _locked(ws: Workspace, ctx: gitops.GitContext | None, now: str, say: Progress, strict: bool) -> Result:
     engine.recover(ws.root)  # a stamp a crash cut short
     state = cache_mod.load_state(ws.root)
-    listing, unchanged = listing_unchanged(ws.root, state)
+    listing, unchanged = listing_unchanged(ws.root, state, ws)
     if unchanged and not (ctx is not None and state.pending) and not (strict and state.errors):
         return _unchanged(ws, state, ctx)
     cached = cache_mod.load_cache(ws.root)

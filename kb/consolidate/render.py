@@ -256,13 +256,27 @@ def build_description(topics: list[dict[str, Any]], total_files: int) -> str:
     return text[:DESCRIPTION_MAX]
 
 
+_GENERATED_DESCRIPTION = ("Curated Markdown knowledge base of ", "A curated Markdown knowledge base compiled by kb")
+
+
+def persons_description(value: Any) -> bool:
+    """Whether a SKILL.md ``description`` is a person's (kb keeps it), not one kb generated."""
+    return isinstance(value, str) and bool(value.strip()) and not value.startswith(_GENERATED_DESCRIPTION)
+
+
 def render_skill_file(existing: str | None, block: str, name_hint: str, description: str) -> tuple[str, str]:
     """The whole SKILL.md and the skill name it carries."""
     where = "SKILL.md"
     fm, rest = split_front_matter(existing) if existing is not None else (None, "")
-    current = parse_front_matter(fm, where).get("name")
+    old = parse_front_matter(fm, where)
+    current = old.get("name")
     name = current if valid_skill_name(current) else skill_name_from(name_hint)
-    head = set_front_matter(fm, {"name": name, "description": description}, where)
+    if persons_description(old.get("description")):
+        description = old["description"]  # the person's words stay theirs
+    if fm is not None and old.get("name") == name and old.get("description") == description:
+        head = fm if fm.endswith("\n") else fm + "\n"  # nothing of kb's to set: the front matter as written
+    else:
+        head = set_front_matter(fm, {"name": name, "description": description}, where)
     if existing is None:
         body = splice(None, block, SKILL_MARKERS, "", where)
     else:

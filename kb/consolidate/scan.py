@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import yaml
 
-from kb import records_yaml
+from kb import drop_keys, records_yaml
 from kb.consolidate import gitpack
 from kb.consolidate.gitpack import PackedBlob
 from kb.errors import PathError
 from kb.fsutil import relative_inside, sha256_text
 from kb.lifeline import die_with_parent
-from kb.records import DROP_PREFIX, DropRecord, KnowledgeMeta, read_drop, read_knowledge, with_consolidated
+from kb.records import DROP_PREFIX, KnowledgeMeta, drop_from_parts, read_drop, read_knowledge, with_consolidated
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -232,7 +232,18 @@ def count_snippets(body: str) -> int:
 
 def count_body_sources(body: str) -> int:
     """List items under a ``## Sources`` (or References) heading, for files without front matter."""
-    count = 0
+    return len(body_source_kinds(body))
+
+
+_WEB_LINK = re.compile(r"\]\(\s*https?://|<https?://|(?<![(\w])https?://")
+_FILE_LINK = re.compile(r"\]\(\s*[^)\s]+\.md\b")
+
+
+def body_source_kinds(body: str) -> list[str]:
+    """The kind of each list item under a ``## Sources`` (or References) heading: ``web`` (a
+    URL), ``knowledge`` (a link to a Markdown file) or ``other``. INDEX.md and kb report count
+    a file's sources with it where the file has none in its front matter."""
+    kinds: list[str] = []
     inside = False
     for line in body.splitlines():
         heading = _HEADING.match(line)
@@ -240,13 +251,12 @@ def count_body_sources(body: str) -> int:
             inside = heading.group(2).strip().lower().rstrip(":") in ("sources", "references")
             continue
         if inside and _LIST_ITEM.match(line):
-            count += 1
-    return count
+            kinds.append("web" if _WEB_LINK.search(line) else "knowledge" if _FILE_LINK.search(line) else "other")
+    return kinds
 
 
 _SECTION_NUMBER = re.compile(r"^Section\s+\d+\s*[:.\-–—]\s*", re.I)
 _H2_LINE = re.compile(r"(?m)^##\s+(.+?)\s*$")
-_MD_PATH = re.compile(r"[^\s`'\"()]+\.md\b")
 
 
 def _section_title(title: str) -> str:
@@ -313,6 +323,7 @@ class ReadOptions:
     # With ``blobs``: each batch stores its blobs as a pack in this folder (git's objects/pack)
     # where they are made, and its reads come back without the blob bytes.
     pack_dir: str | None = None
+    knowledge_root: str = "knowledge"  # the layout's knowledge root: drops' targets are read under it
 
 
 @dataclass
@@ -386,36 +397,48 @@ _FRONT_MATTER_END = re.compile(r"\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)")
 _PLAIN_REF = re.compile(r"knowledge/(?:[A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*\.md")
 
 
-def knowledge_ref(value: str | None) -> str | None:
-    """A drop's target as a workspace-relative ``knowledge/...`` path (None if it names none)."""
+def knowledge_ref(value: str | None, knowledge_root: str = "knowledge", exists=None, skill_name: str | None = None) -> str | None:
+    """A drop's target as a workspace-relative path under ``knowledge_root`` (None if it names
+    none). A person writes it relative to the knowledge root or to the skill folder, decorated
+    or not (`` `t/one.md` (740 lines) ``, a link): with ``exists`` (a workspace path -> bool)
+    the reading that names an existing file wins."""
     if not value:
         return None
     text = str(value)
-    if _PLAIN_REF.fullmatch(text):
+    prefix = "" if knowledge_root in ("", ".") else knowledge_root.rstrip("/") + "/"
+    if prefix == "knowledge/" and _PLAIN_REF.fullmatch(text):
         return text  # what kb writes: already normal (no "..", ".", "//" or backslash)
-    whole = text.strip().strip("`").strip()
-    if whole.startswith(("knowledge/", "./knowledge/")) and whole.endswith(".md"):
-        try:  # a whole path, spaces and all ("knowledge/my notes/x.md"), not a path found in text
-            return relative_inside(whole, "target").as_posix()
-        except PathError:
-            return None
-    return _find_knowledge_ref(text)
+    return _general_ref(text, prefix, exists, skill_name)
 
 
 def _find_knowledge_ref(text: str) -> str | None:
-    match = _MD_PATH.search(text)
-    if not match:
+    return _general_ref(text, "knowledge/", None, None)
+
+
+def _general_ref(text: str, prefix: str, exists, skill_name: str | None) -> str | None:
+    raw = drop_keys.clean_path(text)
+    if raw is None:
         return None
-    raw = match.group(0)
-    if "/knowledge/" in raw and raw.startswith("/"):
-        raw = raw.split("/knowledge/", 1)[1]
+    if "/" + prefix in raw and raw.startswith("/") and prefix:
+        raw = raw.split("/" + prefix, 1)[1]
     try:
-        path = relative_inside(raw, "target")
+        path = relative_inside(raw, "target").as_posix()
     except PathError:
         return None
-    if path.parts[0] != "knowledge":
-        path = PurePosixPath("knowledge", *path.parts)
-    return path.as_posix()
+    candidates = []
+    if prefix and path.startswith(prefix):
+        candidates.append(path)  # relative to the skill folder
+    candidates.append(prefix + path)  # relative to the knowledge root
+    if skill_name and path.startswith(skill_name + "/"):
+        candidates.append(prefix + path[len(skill_name) + 1 :])  # "<skill>/t/one.md"
+    if exists is not None:
+        for candidate in candidates:
+            if exists(candidate):
+                return candidate
+    return candidates[0]
+
+
+PLAN_BESIDE = "ingestion.md"  # the plan file of an expansion folder of the original trees
 
 
 def drop_info(root: Path, rel: str) -> dict[str, Any]:
@@ -431,19 +454,27 @@ def read_drop_file(root: Path, rel: str, options: ReadOptions) -> tuple[dict[str
         text = handle.read().decode("utf-8", errors="replace")
         stat = stat_key(os.fstat(handle.fileno()))
     split = split_front_matter(text)
-    drop = DropRecord.from_dict(split[0]) if split is not None else read_drop(Path(path))
+    drop = drop_from_parts(split[0], split[1], Path(path)) if split is not None else read_drop(Path(path))
+    target = knowledge_ref(drop.knowledge_file, options.knowledge_root, lambda rel: os.path.isfile(os.path.join(root, rel)), Path(root).name)
+    plan = str(drop.plan) if drop.plan else None
+    if plan is None and "/" in rel:
+        # A drop kept beside its plan (_ingest-auto/completed/expansion-x/): that plan is its plan.
+        beside = rel.rsplit("/", 1)[0] + "/" + PLAN_BESIDE
+        if os.path.isfile(os.path.join(root, beside)):
+            plan = beside
     info = {
         "title": drop.title,
-        "plan": str(drop.plan) if drop.plan else None,
+        "plan": plan,
         "batch": drop.batch,
         "part": drop.part,
         "status": drop.status,
-        "knowledge_file": knowledge_ref(drop.knowledge_file),
+        "knowledge_file": target,
         "created": str(drop.created or ""),
         "consolidated": str(drop.consolidated) if drop.consolidated else None,
         "sections": len(drop.sections_written),
         "sections_empty": list(drop.sections_empty),  # marked empty: research found nothing (issue 19)
         "snippets": drop.snippets_written,
+        "front_matter": split is not None,
     }
     if options.stamp is None or info["consolidated"]:
         return info, None, stat

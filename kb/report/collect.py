@@ -6,16 +6,15 @@ parsing, snippet outcomes come from results.json only, source kinds are the reco
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 
 import yaml
-from markdown_it import MarkdownIt
 
-from kb.consolidate.scan import knowledge_ref, walk, walk_drops
+from kb.consolidate.scan import body_source_kinds, knowledge_ref, walk, walk_drops
 from kb.engine.check import CITATION, EMPTY, UNCITED, headings, norm_heading, prose_lines, section_state
 from kb.errors import KbError
+from kb.mdblocks import parse_blocks
 from kb.plan import Part, Plan, load_plan
 from kb.records import KnowledgeMeta, read_drop, read_knowledge
 from kb.report.model import (
@@ -41,21 +40,15 @@ SOURCE_LIST_HEADINGS = {"sources", "references", "bibliography"}
 _SECTION_HEADING = re.compile(r"^section\s+\d+\s*:")
 
 
-@functools.cache
-def _block_parser() -> MarkdownIt:
-    # The check's CommonMark parser without inline parsing: the check's helpers read only block
-    # tokens (headings' text, code maps), and skipping inline makes a large tree ~40% cheaper.
-    return MarkdownIt("commonmark").disable("inline")
-
-
 def collect_report(workspace: Workspace) -> Report:
     """The quality report of a workspace."""
     root = workspace.root
-    knowledge = sorted(walk(root, "knowledge"))
+    knowledge = sorted(walk(root, "knowledge")) if workspace.default_layout else workspace.knowledge_files()
     results = load_results(root)
     report = Report(root=str(root), results_generated=results.get("generated"))
 
-    plans = _load_plans(root, report)
+    plans = _load_plans(root, report, None if workspace.default_layout else
+                        workspace.layout_files("plans") + workspace.layout_files("completed"))
     targets = _targets(plans)
     report.plans = [_progress(rel, plan, set(knowledge)) for rel, plan in plans]
 
@@ -64,7 +57,8 @@ def collect_report(workspace: Workspace) -> Report:
         if isinstance(row, dict) and row.get("file"):
             by_file.setdefault(_results_file(str(row["file"])), []).append(row)
 
-    drops = _drops(root, report, set(knowledge))
+    drops = _drops(root, report, set(knowledge), None if workspace.default_layout else workspace.layout_files("drops"),
+                   workspace.knowledge_prefix.rstrip("/") or ".")
     for rel in knowledge:
         try:
             entry, text = _file_report(root, rel, targets.get(rel, []))
@@ -80,9 +74,10 @@ def collect_report(workspace: Workspace) -> Report:
 # -- plans -----------------------------------------------------------------
 
 
-def _load_plans(root: Path, report: Report) -> list[tuple[str, Plan]]:
-    """Every plan under plans/ and plans/completed/: active ones first, then completed, by path."""
-    rels = sorted(walk(root, "plans"), key=lambda rel: (rel.startswith(COMPLETED), rel))
+def _load_plans(root: Path, report: Report, listed: list[str] | None = None) -> list[tuple[str, Plan]]:
+    """Every plan under plans/ and plans/completed/ (or ``listed``, an adopted layout's): active
+    ones first, then completed, by path."""
+    rels = listed if listed is not None else sorted(walk(root, "plans"), key=lambda rel: (rel.startswith(COMPLETED), rel))
     out = []
     for rel in rels:
         try:
@@ -170,7 +165,8 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
     start = text.find(body) if body else -1
     offset = text.count("\n", 0, start) if start > 0 else 0
 
-    tokens = _block_parser().parse(body)
+    # mdblocks' parser, shared: a file without front matter is parsed once for this and its snippets.
+    tokens = parse_blocks(body)
     heads = headings(tokens)
     lines = body.splitlines()
     level2 = {norm_heading(t): line for level, t, line in heads if level == 2}
@@ -224,6 +220,10 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
         group = KIND_GROUPS.get(source.kind, "other")
         entry.sources[group] += 1
         entry.source_kinds[source.kind] = entry.source_kinds.get(source.kind, 0) + 1
+    if not meta.sources:  # a file of the original shape: its "## Sources" list, counted as INDEX.md counts it
+        for kind in body_source_kinds(body):
+            entry.sources[KIND_GROUPS.get(kind, "other")] += 1
+            entry.source_kinds[kind] = entry.source_kinds.get(kind, 0) + 1
     return entry, text
 
 
@@ -276,10 +276,12 @@ def _int(value) -> int | None:
 # -- drops -------------------------------------------------------------------
 
 
-def _drops(root: Path, report: Report, knowledge: set[str]) -> dict[str, list[DropState]]:
-    """knowledge/... path -> its drops; drops naming no file of knowledge/ go to report.orphan_drops."""
+def _drops(root: Path, report: Report, knowledge: set[str], listed: list[str] | None = None,
+           knowledge_root: str = "knowledge") -> dict[str, list[DropState]]:
+    """knowledge/... path -> its drops; drops naming no file of knowledge/ go to report.orphan_drops.
+    ``listed``: an adopted layout's drops; ``knowledge_root``: where their targets are read."""
     out: dict[str, list[DropState]] = {}
-    for rel in sorted(walk_drops(root)):
+    for rel in sorted(walk_drops(root)) if listed is None else listed:
         try:
             drop = read_drop(root / rel)
         except (OSError, yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
@@ -287,7 +289,7 @@ def _drops(root: Path, report: Report, knowledge: set[str]) -> dict[str, list[Dr
             continue
         state = DropState(path=rel, status=drop.status, consolidated=str(drop.consolidated) if drop.consolidated else None,
                           support_rate=(drop.research.get("support") or {}).get("rate"))
-        target = knowledge_ref(drop.knowledge_file)
+        target = knowledge_ref(drop.knowledge_file, knowledge_root, knowledge.__contains__, root.name)
         if target in knowledge:
             out.setdefault(target, []).append(state)
         else:
