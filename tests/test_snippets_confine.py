@@ -182,10 +182,34 @@ def test_known_secrets_are_the_configured_keys_and_secret_named_variables():
     assert redact_tree(doc, secrets) == {"snippets": [{"stdout_tail": "[redacted] and [redacted]", "seconds": 1.0}], "n": [3, "[redacted]"]}
 
 
-def test_a_grant_under_tmp_is_refused_with_the_reason(tmp_path):
+def test_a_grant_under_dev_shm_is_refused_with_the_reason(tmp_path):
     from kb.errors import ConfigError
     from kb.snippets.profiles import load_profile
 
-    (tmp_path / "t.toml").write_text('readable = ["/tmp/data"]\n')
-    with pytest.raises(ConfigError, match="own empty /tmp"):
+    (tmp_path / "t.toml").write_text('readable = ["/dev/shm/data"]\n')
+    with pytest.raises(ConfigError, match="own empty /dev/shm"):
         load_profile(tmp_path, "t")
+
+
+def test_what_the_sandbox_shows_under_tmp_stays_readable_over_each_snippets_private_tmp(tmp_path):
+    """A virtual environment or a granted folder under /tmp (a CI checkout, a venv in /tmp) is bound
+    back over the snippet's fresh /tmp, read-only: before, the tmpfs hid it and a lazy import failed."""
+    granted = tmp_path / "grant"
+    granted.mkdir()
+    (granted / "data.csv").write_text("a,b\n1,2\n")
+    code = (
+        "```python\nimport os\n"
+        f"print(open({str(granted / 'data.csv')!r}).read().splitlines()[1])\n"
+        "try:\n"
+        f"    open({str(granted / 'new.txt')!r}, 'w')\n"
+        "    print('WROTE')\n"
+        "except OSError as exc:\n"
+        "    print('not writable', exc.errno in (13, 30))\n"
+        "open('/tmp/mine.txt', 'w').write('scratch')\n"
+        "print(sorted(os.listdir(os.getcwd())) == [] or 'cwd ok')\n```\n"
+    )
+    workspace = _workspace(tmp_path, {"a": code}, PROFILE + f'readable = ["{granted}"]\n')
+    (row,) = run_validation(workspace, Options(profile="t")).rows
+    assert row["status"] == "pass", row["stderr_tail"]
+    assert row["stdout_tail"].startswith("1,2\nnot writable True\n")
+    assert not (granted / "new.txt").exists() and not Path("/tmp/mine.txt").exists()

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kb.errors import ConfigError
 
-PRIVATE_TO_SNIPPETS = ("/tmp", "/var/tmp", "/dev/shm")
+# Each snippet's own empty /dev/shm hides what is there (grants under /tmp and /var/tmp are bound back
+# over its private /tmp: kb.snippets.sandbox.confine.private_scratch).
+PRIVATE_TO_SNIPPETS = ("/dev/shm",)
 SATISFIABLE = Literal["cuda", "multi-gpu", "network", "distributed"]
 
 
@@ -51,7 +53,7 @@ class Profile(BaseModel):
             if not os.path.isabs(path) or os.path.normpath(path) == "/":
                 raise ValueError(f"{path!r} is not an absolute path below / (readable grants one folder or file)")
             if any(os.path.normpath(path) == t or os.path.normpath(path).startswith(t + "/") for t in PRIVATE_TO_SNIPPETS):
-                raise ValueError(f"{path!r}: each snippet gets its own empty /tmp, /var/tmp and /dev/shm, which hide it; grant a folder elsewhere")
+                raise ValueError(f"{path!r}: each snippet gets its own empty /dev/shm, which hides it; grant a folder elsewhere")
         return paths
 
     @field_validator("pass_env")

@@ -46,6 +46,10 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 GPU_DEVICES = re.compile(r"^(nvidia.*|dri|kfd)$")  # CUDA (and ROCm) snippets need their device nodes
 DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"}
 SCRATCH = "/tmp/snippet"  # each snippet's cwd; HOME and TMPDIR are folders inside it
+SCRATCH_ROOTS = ("/tmp", "/var/tmp")  # covered by each snippet's fresh tmpfs
+# What the new root shows under SCRATCH_ROOTS (a virtual environment or checkout under /tmp): each
+# snippet's tmpfs would hide it, so private_scratch binds it back. Set by _build_root, inherited by forks.
+_UNDER_SCRATCH: list[tuple[str, bool]] = []
 
 # Environment variables a snippet gets, besides the ones kb sets (HOME, TMPDIR, PWD, thread counts,
 # CUDA_VISIBLE_DEVICES) and the ones its profile names in pass_env. A name that says it holds a
@@ -218,6 +222,8 @@ def _build_root(items: list[tuple], base: str) -> None:
             with open(target, "w"):
                 pass
         _bind(source, target, recursive=kind in ("dir", "devdir"), read_only=kind in ("dir", "file"))
+        if kind in ("dir", "file") and any(_inside(dest, r) for r in SCRATCH_ROOTS):
+            _UNDER_SCRATCH.append((dest, kind == "dir"))
     # This process is PID 1 of its own PID namespace: a /proc of that namespace, not the host's.
     mount("proc", base + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.chdir(base)
@@ -337,12 +343,23 @@ def private_scratch(uid: int, gid: int, size_mb: int) -> None:
     """A mount namespace of the child's own: a fresh tmpfs over /tmp (the scratch, also seen at
     /var/tmp and /dev/shm) and a /proc that shows only the snippet's PID namespace."""
     unshare(CLONE_NEWNS)
+    # Held open across the tmpfs mount, which hides them, then bound back read-only by descriptor.
+    kept = [(dest, is_dir, os.open(dest, os.O_PATH)) for dest, is_dir in _UNDER_SCRATCH]
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={max(1, size_mb)}m")
     for folder in (SCRATCH, SCRATCH + "/home", SCRATCH + "/tmp", "/tmp/.shm"):
         os.mkdir(folder, 0o700 if folder != "/tmp/.shm" else 0o1777)
         os.chown(folder, uid, gid)
     _bind("/tmp", "/var/tmp", recursive=False, read_only=False)
     _bind("/tmp/.shm", "/dev/shm", recursive=False, read_only=False)
+    for dest, is_dir, fd in kept:
+        if is_dir:
+            os.makedirs(dest, 0o755, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(dest), 0o755, exist_ok=True)
+            with open(dest, "w"):
+                pass
+        _bind(f"/proc/self/fd/{fd}", dest, recursive=is_dir, read_only=True)
+        os.close(fd)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
