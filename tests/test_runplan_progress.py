@@ -41,15 +41,20 @@ def test_summary_table_has_the_review_columns_and_reasons():
          "sources": 0, "snippets": 0, "seconds": 1.0, "tokens": {"input": 1, "output": 2}},
         {"part": 5, "file": "knowledge/a.md", "status": "done", "reason": None, "sections": 8, "sources": 4,
          "snippets": 3, "seconds": 2.5, "tokens": {"input": 10, "output": 20}},
+        {"part": 7, "file": "knowledge/c.md", "status": "done", "reason": None, "sections": 8, "sections_empty": 5,
+         "sources": 1, "snippets": 0, "seconds": 1.5, "tokens": {"input": 1, "output": 1}},
     ]
     summary = summarize(rows, label="BATCH 2")
-    assert [r["part"] for r in summary["rows"]] == [5, 6]
-    assert summary["counts"] == {"done": 1, "failed": 1, "skipped": 0} and summary["tokens"] == {"input": 11, "output": 22}
-    assert counts_line(summary) == "1 done, 1 failed"
+    assert [r["part"] for r in summary["rows"]] == [5, 6, 7]
+    assert summary["counts"] == {"done": 2, "failed": 1, "skipped": 0} and summary["tokens"] == {"input": 12, "output": 23}
+    assert counts_line(summary) == "2 done, 1 failed"
     table = summary_table(summary)
     assert [c.header for c in table.columns] == ["part", "file", "sections", "sources", "snippets", "seconds", "status"]
     console = _console()
     print_summary(console, summary)
     text = console.export_text()
     assert "knowledge/a.md" in text and "2.5" in text
+    # A PART whose file marks sections empty says so: 3 of 8 filled, partial (never a bare "done").
+    row7 = next(line for line in text.splitlines() if "knowledge/c.md" in line)
+    assert "3 of 8" in row7 and "partial (5 empty)" in row7 and "done" not in row7
     assert "PART 6 failed: writer error [x]" in text  # markup-looking text printed as it is

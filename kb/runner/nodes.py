@@ -281,7 +281,7 @@ def _drop(state: PartView, ctx: RunContext) -> dict:
     if not error:
         written.append(ctx.workspace.rel(path))
     return {"drop_file": ctx.workspace.rel(path), "error": error, "snippets": facts.snippets,
-            "sections_written": facts.sections, "written": written}
+            "sections_written": facts.sections, "sections_empty": facts.sections_empty, "written": written}
 
 
 async def tick_stage(state: PartView, ctx: RunContext) -> dict:
@@ -307,6 +307,8 @@ def result_row(state: PartView, ctx: RunContext) -> dict:
         "status": status,
         "reason": state.get("error") or state.get("skipped"),
         "sections": len(state.get("sections_written") or []) if status == "done" else 0,
+        # Planned sections the file marks empty (research found nothing): the summary shows filled of planned.
+        "sections_empty": len(state.get("sections_empty") or []) if status == "done" else 0,
         "sources": len(draft.get("sources") or []) if status == "done" else 0,
         "snippets": state.get("snippets", 0) if status == "done" else 0,
         "seconds": round(state.get("seconds", 0.0), 2),

@@ -64,10 +64,13 @@ def summary_table(summary: dict, *, title: str | None = None) -> Table:
     for row in summary["rows"]:
         style = STATUS_STYLE.get(row["status"], "")
         status = f"[{style}]{row['status']}[/]" if style else row["status"]
+        planned, empty = row.get("sections", 0), row.get("sections_empty", 0)
+        if empty:  # a PART that wrote its file with sections marked empty is partial, not simply done
+            status = f"[yellow]partial[/] ({empty} empty)"
         table.add_row(
             str(row["part"]),
             _escape(row.get("file") or row.get("target") or "-"),
-            str(row.get("sections", 0)),
+            f"{planned - empty} of {planned}" if empty else str(planned),
             str(row.get("sources", 0)),
             str(row.get("snippets", 0)),
             f"{row.get('seconds') or 0:.1f}",
