@@ -124,7 +124,7 @@ def decide(seen: Seen, strict: bool = False) -> Decision:
     new_skill, skill_name = render.render_skill_file(seen.old_skill, skill_block, seen.name_hint, description)
 
     # Warnings: about the whole tree, so a rerun reports the same ones.
-    findings += checks.plan_findings(seen.plans, KnowledgeIndex(knowledge), seen.exists)
+    findings += [_moved(f, moves) for f in checks.plan_findings(seen.plans, KnowledgeIndex(knowledge), seen.exists)]
     findings += checks.tree_findings(knowledge, seen.drops, seen.is_file)
     findings += checks.duplicate_findings(knowledge)
     findings.sort(key=Finding.sort_key)
@@ -173,6 +173,16 @@ def fallback_knowledge(rel: str) -> dict[str, Any]:
     """What INDEX.md shows of a knowledge file that could not be read: its name."""
     return {"title": PurePosixPath(rel).stem, "summary": "", "sections": [], "sources": 0, "snippets": 0,
             "plan": None, "batch": None, "part": None, "front_matter": False, "edited": False, "sig": None}
+
+
+def _moved(finding: Finding, moves: dict[str, str]) -> Finding:
+    """A warning about a plan this run files under plans/completed/ names the plan where it now is
+    (``plan`` keeps the old path: a no-op rerun leaves out the warnings of a plan it moved)."""
+    dest = moves.get(finding.plan or "")
+    if dest is None:
+        return finding
+    message = dest + finding.message[len(finding.plan):] if finding.message.startswith(finding.plan) else finding.message
+    return Finding(finding.kind, message, path=dest if finding.path == finding.plan else finding.path, plan=finding.plan)
 
 
 def plan_moves(seen: Seen) -> tuple[dict[str, str], list[Finding]]:
