@@ -135,6 +135,19 @@ def test_require_isolation_runs_where_isolation_is_complete(tmp_path):
     assert [r["status"] for r in outcome.rows] == ["pass"]
 
 
+def read_grant(granted: Path) -> str:
+    """The start of a snippet that reads the granted data.csv and tries to write beside it."""
+    return (
+        "```python\nimport os\n"
+        f"print(open({str(granted / 'data.csv')!r}).read().splitlines()[1])\n"
+        "try:\n"
+        f"    open({str(granted / 'new.txt')!r}, 'w')\n"
+        "    print('WROTE')\n"
+        "except OSError as exc:\n"
+        "    print('not writable', exc.errno in (13, 30))\n"
+    )
+
+
 @pytest.fixture
 def outside_tmp():
     """A folder outside /tmp (each snippet's /tmp is its own, so a grant there could not show)."""
@@ -155,13 +168,7 @@ def test_a_profile_grants_a_read_only_path_and_named_variables_only(tmp_path, mo
     monkeypatch.setenv("KB_TEST_ACCESS_TOKEN", "tok-" + uuid.uuid4().hex)
     monkeypatch.setenv("KB_UNNAMED", "nope")
     code = (
-        "```python\nimport os\n"
-        f"print(open({str(granted / 'data.csv')!r}).read().splitlines()[1])\n"
-        "try:\n"
-        f"    open({str(granted / 'new.txt')!r}, 'w')\n"
-        "    print('WROTE')\n"
-        "except OSError as exc:\n"
-        "    print('not writable', exc.errno in (13, 30))\n"
+        read_grant(granted) +
         f"print('private visible', os.path.exists({str(other)!r}))\n"
         "print(sorted(k for k in os.environ if k.startswith('KB_')))\n```\n"
     )
@@ -198,13 +205,7 @@ def test_what_the_sandbox_shows_under_tmp_stays_readable_over_each_snippets_priv
     granted.mkdir()
     (granted / "data.csv").write_text("a,b\n1,2\n")
     code = (
-        "```python\nimport os\n"
-        f"print(open({str(granted / 'data.csv')!r}).read().splitlines()[1])\n"
-        "try:\n"
-        f"    open({str(granted / 'new.txt')!r}, 'w')\n"
-        "    print('WROTE')\n"
-        "except OSError as exc:\n"
-        "    print('not writable', exc.errno in (13, 30))\n"
+        read_grant(granted) +
         "open('/tmp/mine.txt', 'w').write('scratch')\n"
         "print(sorted(os.listdir(os.getcwd())) == [] or 'cwd ok')\n```\n"
     )
