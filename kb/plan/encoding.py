@@ -217,21 +217,3 @@ def decode_plan_bytes(raw: bytes) -> PlanText:
         repairs.append(f"line{'s' if len(lossy) > 1 else ''} {shown} kept {'their' if len(lossy) > 1 else 'its'} "
                        "mojibake: characters lost to it earlier (U+FFFD) make it impossible to undo there")
     return text
-    fixed = repair_mojibake(sample)
-    codec = next((c for c, label in MOJIBAKE_CODECS if fixed.repairs and label in fixed.repairs[0]), None)
-    if codec is None:
-        return text
-    if whole is not None:
-        # The whole repaired and round-tripped, so does each line: \r and \n are themselves in either codec.
-        repaired = _TEXT_LINE.findall(fixed.text)
-        if len(repaired) != len(lines):
-            return text
-    else:
-        repaired = [_unmojibake(lines[i], codec) for i in utf8]
-        if not all(r is not None and _remojibake(r, codec) == lines[i] for r, i in zip(repaired, utf8)):
-            return text
-    for r, i in zip(repaired, utf8):
-        lines[i] = r
-    text.mojibake = codec
-    repairs.extend(fixed.repairs)
-    return text
