@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from kb.corpus.index import load_corpus
 from kb.engine.check import check_draft
 from conftest import install_performance_plan
 from kb.engine.factory import build_engine
@@ -44,15 +45,15 @@ def cited_locators(draft):
     return {s.locator for s in draft.sources}
 
 
-def test_torch_index_builds_fast_and_reloads_faster(torch_engine):
-    ws, engine, build_s = torch_engine
+def test_torch_index_builds_once_and_reloads_from_its_cache(torch_engine):
+    # How fast it builds and loads is bench/bench_corpus.py's job; here: a second engine reuses the index.
+    ws, engine, _ = torch_engine
     index = engine.researcher.corpus()
     assert len(index) > 2000 and index.info["packages"]["torch"]
-    assert build_s < 60, f"building the torch corpus took {build_s:.1f}s"
-    fresh = build_engine(ws)
-    started = time.monotonic()
-    assert len(fresh.researcher.corpus()) == len(index)
-    assert time.monotonic() - started < 5
+    said = []
+    reloaded = load_corpus(ws, progress=said.append)
+    assert said == [] and len(reloaded) == len(index)
+    assert len(build_engine(ws).researcher.corpus()) == len(index)
 
 
 def test_part8_activation_checkpointing(torch_engine):
