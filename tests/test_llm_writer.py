@@ -439,3 +439,22 @@ def test_the_dollar_budget_counts_research_and_writing():
     assert budget["writing_stopped"] == "the usd budget (0.002) is spent"
     assert draft.sections_empty == ["Section 2: Memory profiling", "Section 3: CPU offloading"]
     assert "its dollars were spent before this section was written" in draft.body
+
+
+def test_openai_cached_prompt_tokens_are_counted_apart_and_billed_at_the_cached_price():
+    from kb.llm.openai import OpenAIClient as Client
+
+    parsed = Client(base_url="http://x/v1", api_key=None).parse({
+        "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "prompt_tokens_details": {"cached_tokens": 800}}})
+    assert (parsed.tokens_in, parsed.cache_read, parsed.tokens_out) == (200, 800, 10)
+    request = rich_request()
+    with LLMServer(key=KEY, behaviour={"invent_number", "stubborn", "prefix_cache"}) as srv:
+        draft = asyncio.run(writer(srv).write(request))
+    sections = draft.evidence["usage"]["write_sections"]
+    # The rewrite repeats the system prompt: its prefix came from the provider's cache, billed at half the input price.
+    assert sections["prompt_cache_read"] > 0 and "prompt_cache_write" in sections
+    billed = sections["input"] - sections["prompt_cache_read"]
+    assert sections["cost_usd"] == pytest.approx((billed * 1.0 + 0.5 * sections["prompt_cache_read"]
+                                                  + sections["output"] * 2.0) / 1e6, abs=1e-6)
+    assert draft.tokens_in == sum(stage["input"] for stage in draft.evidence["usage"].values())

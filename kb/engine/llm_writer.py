@@ -93,8 +93,14 @@ def _default_check(draft: Draft, request: WriteRequest) -> list[str]:
     return check_draft(draft, request)
 
 
+# A prompt-cache read's share of the input price where [prices] does not say: Anthropic bills 0.1x; OpenAI's
+# discount depends on the model (0.5x for the GPT-4o family, less for newer ones), so kb assumes the smallest
+# discount and never under-reports; set cache_read_per_mtok for the model's own price.
+CACHE_READ_SHARE = {"anthropic": 0.1, "openai": 0.5}
+
+
 def cost_usd(prices: dict[str, Price], model: str | None, tokens_in: int, tokens_out: int, *,
-             cache_write: int = 0, cache_read: int = 0) -> float | None:
+             cache_write: int = 0, cache_read: int = 0, provider: str = "anthropic") -> float | None:
     """Cost from the ``[prices]`` table of kb.toml; None when the model has no price.
 
     ``tokens_in`` is billed at the input price; prompt-cache writes and reads at their own prices.
@@ -103,7 +109,8 @@ def cost_usd(prices: dict[str, Price], model: str | None, tokens_in: int, tokens
     if price is None:
         return None
     write = price.cache_write_per_mtok if price.cache_write_per_mtok is not None else 1.25 * price.input_per_mtok
-    read = price.cache_read_per_mtok if price.cache_read_per_mtok is not None else 0.1 * price.input_per_mtok
+    read = (price.cache_read_per_mtok if price.cache_read_per_mtok is not None
+            else CACHE_READ_SHARE.get(provider, 0.1) * price.input_per_mtok)
     return round((tokens_in * price.input_per_mtok + cache_write * write + cache_read * read
                   + tokens_out * price.output_per_mtok) / 1e6, 6)
 
@@ -118,6 +125,7 @@ class Usage:
     cache_read: int = 0
     calls: int = 0
     cached: int = 0  # replies answered by kb's own cache (free)
+    provider: str = "anthropic"  # whose prompt-cache prices apply (kb.engine.llm_writer.CACHE_READ_SHARE)
 
     def add(self, reply) -> None:
         self.input += reply.tokens_in
@@ -133,7 +141,8 @@ class Usage:
         return self.input + self.cache_write + self.cache_read
 
     def cost(self, prices: dict[str, Price], model: str | None) -> float | None:
-        return cost_usd(prices, model, self.input, self.output, cache_write=self.cache_write, cache_read=self.cache_read)
+        return cost_usd(prices, model, self.input, self.output, cache_write=self.cache_write, cache_read=self.cache_read,
+                        provider=self.provider)
 
     def record(self, prices: dict[str, Price], model: str | None) -> dict:
         entry = {"input": self.prompt, "output": self.output, "calls": self.calls, "cached_calls": self.cached}
@@ -288,7 +297,8 @@ class LLMWriter:
         if spend is not None and spend.budget is not None:
             spend.budget.spend("tokens", reply.tokens_in + reply.cache_write + reply.cache_read + reply.tokens_out)
             spend.budget.spend("usd", cost_usd(self.prices, self.settings.model, reply.tokens_in, reply.tokens_out,
-                                               cache_write=reply.cache_write, cache_read=reply.cache_read) or 0.0)
+                                               cache_write=reply.cache_write, cache_read=reply.cache_read,
+                                               provider=self.engine) or 0.0)
         return reply
 
     async def _review(self, text: str, passages: dict[int, str], spend: PartSpend, result: SectionResult, *,
@@ -469,6 +479,8 @@ class LLMWriter:
         sections = part.sections or [Section(number=0, title=part.title, details="", line=0)]
         lines = (part.planned_lines // max(1, len(sections))) if part.planned_lines else None
         spend = PartSpend(budget=part_budget(request.research))
+        for usage in spend.stages().values():
+            usage.provider = self.engine
         if spend.budget is None:
             results = list(await asyncio.gather(*(self._section(request, s, by_section.get(s.number, []), passages,
                                                                 lines, spend) for s in sections)))

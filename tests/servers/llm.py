@@ -313,10 +313,17 @@ class LLMServer(LoopbackServer):
             tokens_in -= cache_read + cache_write
         tokens_out = max(1, len(text) // 4)
         if flavour == "openai":
+            usage = {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out}
+            if "prefix_cache" in self.behaviour:
+                # Like OpenAI's automatic prompt caching: a system prompt seen before is served from the cache, and
+                # prompt_tokens still counts it.
+                seen = system in self.prompt_cache
+                self.prompt_cache.add(system)
+                usage["prompt_tokens_details"] = {"cached_tokens": len(system) // 4 if seen else 0}
             return json_reply({
                 "id": "chatcmpl-loopback", "object": "chat.completion", "model": req["model"],
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-                "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
+                "usage": usage,
             })
         return json_reply({
             "id": "msg_loopback", "type": "message", "role": "assistant", "model": req["model"],
