@@ -7,10 +7,10 @@ import json
 import re
 
 import pytest
-from functools import partial
 
 from conftest import REPO
-from kb.llm.snippet_gate import run_snippets
+from kb.snippets.draft import validate_draft_snippets
+from kb.snippets.profiles import load_profile
 
 from kb.engine.check import check_draft
 from kb.engine.llm_writer import LLMWriter, ModelSettings, resolve_settings
@@ -312,7 +312,8 @@ def test_anthropic_rewrites_read_their_prompt_from_the_cache():
     assert sections["cost_usd"] < uncached
 
 
-SANDBOX = partial(run_snippets, REPO / "validators", "cpu")
+def SANDBOX(name, text):  # noqa: N802 (the writer's snippet runner, as build_llm_writer makes it)
+    return validate_draft_snippets(text, load_profile(REPO / "validators", "cpu"), name=name)
 
 
 @pytest.mark.parametrize("stubborn", [False, True], ids=["fixed", "removed"])
@@ -458,3 +459,13 @@ def test_openai_cached_prompt_tokens_are_counted_apart_and_billed_at_the_cached_
     assert sections["cost_usd"] == pytest.approx((billed * 1.0 + 0.5 * sections["prompt_cache_read"]
                                                   + sections["output"] * 2.0) / 1e6, abs=1e-6)
     assert draft.tokens_in == sum(stage["input"] for stage in draft.evidence["usage"].values())
+
+
+def test_validate_draft_snippets_is_the_public_way_to_check_a_draft():
+    text = ("# Draft\n\n```python\nprint(sum([1, 2]))\n```\n\n```python\nvalues = [1]\nprint(values[3])\n```\n\n"
+            "```python\nimport torch\ntorch.zeros(1).cuda()\n```\n\n```text\noutput only\n```\n")
+    verdicts = validate_draft_snippets(text, load_profile(REPO / "validators", "cpu"), name="knowledge/x/draft.md")
+    assert [(v.line, v.status, v.failing) for v in verdicts][:2] == [(3, "pass", False), (7, "fail", True)]
+    assert "IndexError" in verdicts[1].reason and verdicts[0].language == "python"
+    assert verdicts[2].status == "skip" and "cuda" in verdicts[2].reason.lower()
+    assert verdicts[3].status == "not-executable" and not verdicts[3].failing

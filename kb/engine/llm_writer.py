@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from kb.workspace import Workspace
 
 CheckFn = Callable[[Draft, WriteRequest], list[str]]
-SnippetRunner = Callable[[str, str], list]  # (file name, text) -> kb.llm.snippet_gate.SnippetVerdict list
+SnippetRunner = Callable[[str, str], list]  # (file name, text) -> kb.snippets.draft.SnippetVerdict list
 
 DEFAULTS = {
     "openai": LLMProviderConfig(base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"),
@@ -678,10 +678,12 @@ def build_llm_writer(workspace: "Workspace", engine: str, *, model: str | None =
                           f"to {definition.path}, or pass --model")
     snippets = None
     if config.run.run_snippets:
-        from functools import partial
+        from kb.snippets.draft import validate_draft_snippets
+        from kb.snippets.profiles import load_profile
 
-        from kb.llm.snippet_gate import run_snippets
+        profile = load_profile(workspace.validators_dir, config.validate_.profile)
 
-        snippets = partial(run_snippets, workspace.validators_dir, config.validate_.profile)
+        def snippets(name: str, text: str) -> list:
+            return validate_draft_snippets(text, profile, name=name)
     return LLMWriter(client, definition, settings, max_rewrites=config.run.max_rewrites, prices=config.prices, check=check,
                      snippets=snippets, support_judge=config.run.support_judge, smooth=config.run.smooth)
