@@ -143,7 +143,8 @@ class LayoutConfig(_Strict):
 class Price(_Strict):
     input_per_mtok: float
     output_per_mtok: float
-    # Prompt-cache prices (Anthropic); unset: 1.25x and 0.1x the input price, as Anthropic bills them.
+    # Prompt-cache prices; unset: writes 1.25x the input price, reads 0.1x (Anthropic) or 0.5x (OpenAI's
+    # smallest discount: set cache_read_per_mtok for a model that bills less).
     cache_write_per_mtok: float | None = None
     cache_read_per_mtok: float | None = None
 

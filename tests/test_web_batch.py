@@ -138,7 +138,8 @@ def assert_faithful(ws, records) -> None:
         support = drop.research["support"]
         assert support["kept"] > 0 and support["sentences"] >= support["supported"]
         for title in drop.sections_empty:
-            section = body.split(f"## {title}", 1)[1].split("\n## ", 1)[0].strip()
+            section = re.split(rf"(?m)^## (?:Section \d+: )?{re.escape(title)}$", body, maxsplit=1)[1]
+            section = section.split("\n## ", 1)[0].strip()
             assert section.startswith("Research found nothing for this section")
 
 
@@ -316,3 +317,27 @@ def test_no_request_reaches_a_loopback_service_that_search_or_a_redirect_names(t
         assert run_plan(allowed).code == 0
         assert admin.total() > 0
         assert all(not d.research.get("refused") for d in drops(allowed))
+
+
+def test_the_token_budget_stops_writing_and_the_rest_is_marked_empty(tmp_path, stacks, run_plan):
+    stack = stacks()
+    ws = make_workspace(tmp_path / "ws", engine="openai", llm_url=stack.llm_url, search_url=stack.search.url,
+                        allow_private=stack.allow)
+    result = run_plan(ws, "--budget-tokens", "2500")
+    assert result.code == 0, result.out + result.err
+    records = drops(ws)
+    assert len(records) == 4
+    for d in records:
+        budget = d.research["budget"]
+        assert budget["limits"]["tokens"] == 2500 and budget["spent"]["tokens"] >= 2500
+        assert budget["writing_stopped"] == "the tokens budget (2500) is spent"
+        # Research's questions and at least one section fit; the sections past the budget say so (a PART whose
+        # sections all fit lost its overview call or whole-file pass instead), and the drop is partial.
+        assert len(d.sections_empty) < len(d.sections_written)
+        assert d.status == ("partial" if d.sections_empty else "complete")
+        body = (ws.root / d.knowledge_file).read_text(encoding="utf-8")
+        assert body.count("within the PART's budget: its tokens were spent") == len(d.sections_empty)
+        assert d.research["usage"]["write_sections"]["calls"] == len(d.sections_written) - len(d.sections_empty)
+        assert "writing stopped early: the tokens budget (2500) is spent" in d.warnings
+    assert sum(1 for d in records if d.status == "partial") >= 3 and "partial" in result.out
+    assert_faithful(ws, records)
