@@ -51,7 +51,7 @@ class OpenAIClient(ChatClient):
         raw = str(choice.get("finish_reason") or "stop")
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         prompt = as_int(usage.get("prompt_tokens"))
-        # prompt_tokens counts the prefix OpenAI (and vLLM with prefix caching) served from its prompt cache too;
+        # prompt_tokens counts the prefix OpenAI (or vLLM with --enable-prompt-tokens-details) served from its cache too;
         # that part is billed at the cached price, so it is counted apart.
         details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
         cached = min(prompt, as_int(details.get("cached_tokens")))
