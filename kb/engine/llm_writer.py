@@ -577,6 +577,7 @@ class LLMWriter:
             cleaned = clean_section(new, label)
             probe = SectionResult(number=result.number, title=result.title, body="")
             verdicts = await self._review(cleaned.body, passages, spend, probe, trusted=before)
+            outcome.warnings += [*cleaned.warnings, *probe.warnings]
             kept, removed = keep_supported(cleaned.body, {v.sentence for v in verdicts.failing})
             lost = cited_numbers(result.body) - cited_numbers(kept)
             same_code = _fences(kept) == _fences(result.body)

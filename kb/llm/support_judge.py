@@ -22,7 +22,7 @@ from kb.llm.prompt import SYSTEM_PROMPT, _section_nonce, data_block
 from kb.llm.support import Review, Verdict
 
 JUDGE_PROMPT = """kb checks a knowledge file sentence by sentence. For each numbered sentence below, decide whether
-the passages it cites (quoted as data after it) SAY what the sentence claims: the same facts, not only the same
+the passages it cites (quoted as data before the sentences) SAY what the sentence claims: the same facts, not only the same
 topic or words. A sentence that adds, reverses, generalises ("always", "only", "every") or changes a relation the
 passages state is not supported. A faithful paraphrase is supported.
 
@@ -44,12 +44,12 @@ class JudgeResult:
 
 
 def judge_prompt(verdicts: list[Verdict], passages: Mapping[int, str]) -> tuple[str, str]:
-    """(system, user) asking the model about each sentence, its cited passages quoted as data."""
-    nonce = _section_nonce(*(v.sentence for v in verdicts), *(passages[n] for v in verdicts for n in v.cites))
-    items = []
-    for i, v in enumerate(verdicts, start=1):
-        items.append(data_block(nonce, f"sentence {i}", [v.sentence]))
-        items += [data_block(nonce, f"passage [{n}] cited by sentence {i}", [passages[n]]) for n in v.cites]
+    """(system, user) asking the model about each sentence; the passages they cite quoted once, as data."""
+    cited = list(dict.fromkeys(n for v in verdicts for n in v.cites))  # each passage quoted once, however often cited
+    nonce = _section_nonce(*(v.sentence for v in verdicts), *(passages[n] for n in cited))
+    items = [data_block(nonce, f"passage [{n}]", [passages[n]]) for n in cited]
+    items += [data_block(nonce, f"sentence {i}, citing {''.join(f'[{n}]' for n in v.cites)}", [v.sentence])
+              for i, v in enumerate(verdicts, start=1)]
     return SYSTEM_PROMPT.format(nonce=nonce), JUDGE_PROMPT.format(items="\n".join(items)).strip() + "\n"
 
 

@@ -149,14 +149,17 @@ def compose_questions(prompt: str, *, behaviour: set[str]) -> str:
 def compose_judgement(blocks: list[tuple[str, str]], *, behaviour: set[str]) -> str:
     """The support judge: a sentence is unsupported when it uses a word of JUDGE_WORDS its cited passages do not."""
     sentences: dict[int, str] = {}
-    passages: dict[int, list[str]] = {}
+    cites: dict[int, list[int]] = {}
+    texts: dict[int, str] = {}
     for label, inner in blocks:
-        m = re.match(r"sentence (\d+)$", label)
+        m = re.match(r"sentence (\d+), citing ((?:\[\d+\])+)$", label)
         if m:
             sentences[int(m.group(1))] = inner
-        m = re.match(r"passage \[\d+\] cited by sentence (\d+)$", label)
+            cites[int(m.group(1))] = [int(n) for n in re.findall(r"\d+", m.group(2))]
+        m = re.match(r"passage \[(\d+)\]$", label)
         if m:
-            passages.setdefault(int(m.group(1)), []).append(inner)
+            texts[int(m.group(1))] = inner
+    passages = {i: [texts[n] for n in ns if n in texts] for i, ns in cites.items()}
     if "judge_prose" in behaviour:
         return "All of these look fine to me."
     out = []
