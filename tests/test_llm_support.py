@@ -129,3 +129,26 @@ def test_the_judges_reply_is_read_leniently_and_an_unread_one_judges_nothing():
     assert "judged: no" in judged.review.reasons[0] and "left 1 sentence(s) unjudged" in judged.notes[0]
     unread = apply_judgement(Review([first, second]), [first, second], None)
     assert unread.rejected == 0 and "held no verdict list" in unread.notes[0]
+
+
+def test_the_bench_measures_a_judge_at_an_openai_compatible_url():
+    """bench/bench_support.py --judge-url: every pair goes to the model with the writer's judge prompt (here the
+    scripted judge, which rejects a sentence only for 'never/always/only/every' its passage lacks)."""
+    import asyncio
+    import sys
+
+    from conftest import REPO
+    from servers import LLMServer
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import bench_support
+
+    pairs = bench_support.load_pairs()
+    assert len(pairs) == len(LABELLED_ALL)
+    with LLMServer() as server:
+        verdicts = asyncio.run(bench_support.judge_all(pairs, f"{server.url}/v1", "loopback-1"))
+        assert server.total() == len(pairs)
+    assert None not in verdicts
+    stronger = [i for i, (s, p, _l, _k) in enumerate(pairs)
+                if any(w in s.lower().split() and w not in p.lower().split() for w in ("never", "always", "only", "every"))]
+    assert stronger and [i for i, v in enumerate(verdicts) if v is False] == stronger
