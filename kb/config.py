@@ -29,6 +29,12 @@ class RunConfig(_Strict):
     # LLM engines: a draft's snippets run in the sandbox ([validate] profile) before the file lands; failures
     # go back to the writer once, then the failing snippet is removed.
     run_snippets: bool = True
+    # LLM engines: the sentences that pass the lexical support check go to the model, which judges whether the
+    # cited passage says what they say (kb.llm.support_judge); one call per section draft.
+    support_judge: bool = True
+    # LLM engines: one last pass over the whole file that may reword and join sentences so it reads as a whole;
+    # its output is checked like a draft, and a section it broke keeps its checked text.
+    smooth: bool = True
 
 
 class CorpusConfig(_Strict):
@@ -102,7 +108,8 @@ class ResearchConfig(_Strict):
     follow_up_rounds: int = Field(1, ge=0, le=5)  # more questions for sections still thin
     coverage: float = Field(1.0, ge=0, le=1)  # share of sections with enough passages at which research stops
     min_overlap: float = Field(0.34, ge=0, le=1)  # share of a section's words a passage must have to serve it
-    # The PART's budget (None: no limit). The model's tokens and dollars are research's own calls.
+    # The PART's budget (None: no limit). Tokens and dollars count every model call of the PART: research's
+    # questions first, then writing (sections past the budget are marked empty, with the reason).
     searches: int | None = Field(None, ge=0)
     pages: int | None = Field(None, ge=0)
     tokens: int | None = Field(None, ge=0)
@@ -136,7 +143,8 @@ class LayoutConfig(_Strict):
 class Price(_Strict):
     input_per_mtok: float
     output_per_mtok: float
-    # Prompt-cache prices (Anthropic); unset: 1.25x and 0.1x the input price, as Anthropic bills them.
+    # Prompt-cache prices; unset: writes 1.25x the input price, reads 0.1x (Anthropic) or 0.5x (OpenAI's
+    # smallest discount: set cache_read_per_mtok for a model that bills less).
     cache_write_per_mtok: float | None = None
     cache_read_per_mtok: float | None = None
 

@@ -273,6 +273,15 @@ def _research_lines(research: dict[str, Any]) -> list[str]:
                   f"supported by the passages they cite ({support.get('rate') or 0:.0%}); sent back to the writer with "
                   f"the reason: {support.get('sent_back', 0)}; removed: {support.get('removed', 0)}; the file keeps "
                   f"{support.get('kept', 0)}, each cited and checked."]
+        if support.get("judged"):
+            lines[-1] += (f" The model, asked as judge, checked {support['judged']} sentence(s) of the drafts and "
+                          f"rewrites that the lexical check passed and found {support.get('judge_rejected', 0)} not "
+                          "supported.")
+    smooth = research.get("smooth") or {}
+    if smooth.get("sections"):
+        lines += ["", f"Whole-file pass: {smooth.get('rewritten', 0)} of {smooth['sections']} sections reworded and "
+                      f"checked again ({smooth.get('removed', 0)} sentence(s) its passages do not support removed); "
+                      f"{smooth.get('kept_as_was', 0)} kept as checked before."]
     if research.get("refused"):
         lines += ["", "## Refused URLs", ""]
         lines += [f"- {r.get('url')}: {r.get('reason')}" for r in research["refused"]]

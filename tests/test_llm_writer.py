@@ -7,10 +7,10 @@ import json
 import re
 
 import pytest
-from functools import partial
 
 from conftest import REPO
-from kb.llm.snippet_gate import run_snippets
+from kb.snippets.draft import validate_draft_snippets
+from kb.snippets.profiles import load_profile
 
 from kb.engine.check import check_draft
 from kb.engine.llm_writer import LLMWriter, ModelSettings, resolve_settings
@@ -312,7 +312,8 @@ def test_anthropic_rewrites_read_their_prompt_from_the_cache():
     assert sections["cost_usd"] < uncached
 
 
-SANDBOX = partial(run_snippets, REPO / "validators", "cpu")
+def SANDBOX(name, text):  # noqa: N802 (the writer's snippet runner, as build_llm_writer makes it)
+    return validate_draft_snippets(text, load_profile(REPO / "validators", "cpu"), name=name)
 
 
 @pytest.mark.parametrize("stubborn", [False, True], ids=["fixed", "removed"])
@@ -328,3 +329,143 @@ def test_a_snippet_that_fails_in_the_sandbox_goes_back_once_then_is_removed(stub
     assert final_failures(draft, request) == [] and check_draft(draft, request) == []
     if stubborn:
         assert any("still failing in kb's sandbox after the rewrite were removed" in w for w in draft.warnings)
+
+
+# --- the support judge, the whole-file pass, the budget --------------------------------------------------------
+
+
+def judged_writer(server: LLMServer, **kw) -> LLMWriter:
+    w = writer(server, **kw)
+    w.support_judge = True
+    return w
+
+
+@pytest.mark.parametrize("stubborn", [False, True], ids=["fixed", "removed"])
+def test_the_support_judge_catches_what_the_lexical_check_passes(stubborn):
+    from servers.llm import DRIFT, first_sentence
+
+    request = rich_request()
+    passage = request.research.by_section[1][0].text
+    drift = DRIFT.format(sentence=first_sentence(passage), n=1)
+    assert review(drift, {1: passage}).reasons == []  # the lexical check alone lets it through
+    with LLMServer(key=KEY, behaviour={"drift", *(["stubborn"] if stubborn else [])}) as srv:
+        draft = asyncio.run(judged_writer(srv).write(request))
+        rewrites = [e["body"].decode() for e in srv.log if SECTION_REWRITE_MARK in e["body"].decode()]
+    assert len(rewrites) == 3 and all("judged: the passage does not say 'never'" in r for r in rewrites)
+    assert "never needed in practice" not in draft.body
+    assert final_failures(draft, request) == [] and check_draft(draft, request) == []
+    support = draft.evidence["support"]
+    assert support["judged"] > 0 and support["judge_rejected"] >= 3
+    assert support["removed"] == (3 if stubborn else 0)
+    assert draft.evidence["usage"]["check_support"]["calls"] >= 3
+
+
+def test_a_judge_reply_kb_cannot_read_judges_nothing_and_says_so():
+    with LLMServer(key=KEY, behaviour={"judge_prose"}) as srv:
+        draft = asyncio.run(judged_writer(srv).write(rich_request()))
+    assert any("held no verdict list" in w for w in draft.warnings)
+    assert draft.evidence["support"]["judge_rejected"] == 0 and draft.evidence["support"]["kept"] > 0
+
+
+def smoothing_writer(server: LLMServer) -> LLMWriter:
+    w = writer(server)
+    w.smooth = True
+    return w
+
+
+def test_the_whole_file_pass_rewords_but_cannot_add_an_unsupported_sentence():
+    from servers.llm import SMOOTH_TRANSITION
+
+    request = rich_request()
+    with LLMServer(key=KEY, behaviour={"smooth_invent"}) as srv:
+        draft = asyncio.run(smoothing_writer(srv).write(request))
+    assert "In short," in draft.body  # the pass's rewording landed
+    assert "73 percent" not in draft.body and SMOOTH_TRANSITION not in draft.body
+    assert final_failures(draft, request) == [] and check_draft(draft, request) == []
+    smooth = draft.evidence["smooth"]
+    assert smooth["rewritten"] > 0 and smooth["removed"] >= 2 * smooth["rewritten"]
+    assert any("whole-file pass" in w and "do not support were removed" in w for w in draft.warnings)
+    assert draft.evidence["usage"]["write_smooth"]["calls"] == 1
+
+
+def test_a_whole_file_pass_that_loses_a_citation_or_a_heading_changes_nothing_there():
+    request = rich_request()
+    with LLMServer(key=KEY) as srv:
+        plain = asyncio.run(writer(srv).write(request))
+    with LLMServer(key=KEY, behaviour={"smooth_drop_cite"}) as srv:
+        dropped = asyncio.run(smoothing_writer(srv).write(request))
+    with LLMServer(key=KEY, behaviour={"smooth_heading"}) as srv:
+        renamed = asyncio.run(smoothing_writer(srv).write(request))
+    section = lambda body, n: body.split(f"## Section {n}:", 1)[1].split("\n## ", 1)[0]  # noqa: E731
+    # The second piece (section 1) lost its citations in the pass: it keeps its checked text; others were reworded.
+    assert section(dropped.body, 1) == section(plain.body, 1)
+    assert "In short," in dropped.body.split("## Section 1:")[0] and dropped.evidence["smooth"]["rewritten"] >= 1
+    assert any("lost the citation(s)" in w for w in dropped.warnings)
+    assert renamed.body == plain.body and renamed.evidence["smooth"]["rewritten"] == 0
+    assert any("changed or lost the file's headings" in w for w in renamed.warnings)
+    for draft in (dropped, renamed):
+        assert final_failures(draft, request) == [] and check_draft(draft, request) == []
+
+
+def test_the_parts_token_budget_stops_writing_and_marks_the_rest_empty():
+    request = rich_request()
+    # Research spent all but one token of the PART's budget: one section is started, then nothing more.
+    request.research.log["budget"] = {"limits": {"tokens": 1000}, "spent": {"searches": 4, "tokens": 999}}
+    with LLMServer(key=KEY) as srv:
+        draft = asyncio.run(smoothing_writer(srv).write(request))
+        assert srv.total() == 1
+    assert draft.sections_empty == ["Section 2: Memory profiling", "Section 3: CPU offloading"]
+    for n in (2, 3):
+        body = draft.body.split(f"## Section {n}:", 1)[1].split("\n## ", 1)[0]
+        assert "Research found nothing for this section within the PART's budget" in body
+        assert "its tokens were spent before this section was written" in body
+    assert "section 2 (Memory profiling): not written: the tokens budget (1000) is spent" in draft.warnings
+    budget = draft.evidence["budget"]
+    assert budget["writing_stopped"] == "the tokens budget (1000) is spent"
+    assert budget["spent"]["tokens"] == 999 + draft.evidence["usage"]["write_sections"]["input"] + \
+        draft.evidence["usage"]["write_sections"]["output"] and budget["spent"]["searches"] == 4
+    assert final_failures(draft, request) == [] and check_draft(draft, request) == []
+    assert any("writing stopped early" in w for w in draft.warnings)
+
+
+def test_the_dollar_budget_counts_research_and_writing():
+    request = rich_request()
+    # Research's questions cost most of the PART's dollars: what is left pays for the first section only.
+    request.research.log["budget"] = {"limits": {"usd": 0.002}, "spent": {"usd": 0.0019}}
+    with LLMServer(key=KEY) as srv:
+        draft = asyncio.run(writer(srv).write(request))
+        assert srv.total() == 1
+    budget = draft.evidence["budget"]
+    assert budget["spent"]["usd"] == pytest.approx(0.0019 + draft.evidence["usage"]["write_sections"]["cost_usd"])
+    assert budget["writing_stopped"] == "the usd budget (0.002) is spent"
+    assert draft.sections_empty == ["Section 2: Memory profiling", "Section 3: CPU offloading"]
+    assert "its dollars were spent before this section was written" in draft.body
+
+
+def test_openai_cached_prompt_tokens_are_counted_apart_and_billed_at_the_cached_price():
+    from kb.llm.openai import OpenAIClient as Client
+
+    parsed = Client(base_url="http://x/v1", api_key=None).parse({
+        "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "prompt_tokens_details": {"cached_tokens": 800}}})
+    assert (parsed.tokens_in, parsed.cache_read, parsed.tokens_out) == (200, 800, 10)
+    request = rich_request()
+    with LLMServer(key=KEY, behaviour={"invent_number", "stubborn", "prefix_cache"}) as srv:
+        draft = asyncio.run(writer(srv).write(request))
+    sections = draft.evidence["usage"]["write_sections"]
+    # The rewrite repeats the system prompt: its prefix came from the provider's cache, billed at half the input price.
+    assert sections["prompt_cache_read"] > 0 and "prompt_cache_write" in sections
+    billed = sections["input"] - sections["prompt_cache_read"]
+    assert sections["cost_usd"] == pytest.approx((billed * 1.0 + 0.5 * sections["prompt_cache_read"]
+                                                  + sections["output"] * 2.0) / 1e6, abs=1e-6)
+    assert draft.tokens_in == sum(stage["input"] for stage in draft.evidence["usage"].values())
+
+
+def test_validate_draft_snippets_is_the_public_way_to_check_a_draft():
+    text = ("# Draft\n\n```python\nprint(sum([1, 2]))\n```\n\n```python\nvalues = [1]\nprint(values[3])\n```\n\n"
+            "```python\nimport torch\ntorch.zeros(1).cuda()\n```\n\n```text\noutput only\n```\n")
+    verdicts = validate_draft_snippets(text, load_profile(REPO / "validators", "cpu"), name="knowledge/x/draft.md")
+    assert [(v.line, v.status, v.failing) for v in verdicts][:2] == [(3, "pass", False), (7, "fail", True)]
+    assert "IndexError" in verdicts[1].reason and verdicts[0].language == "python"
+    assert verdicts[2].status == "skip" and "cuda" in verdicts[2].reason.lower()
+    assert verdicts[3].status == "not-executable" and not verdicts[3].failing

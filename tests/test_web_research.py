@@ -116,7 +116,7 @@ def test_researcher_md_kb_toml_and_cli_budgets_reach_the_researcher(tmp_path, mo
                         extra="[research]\npages = 7\n")
     monkeypatch.setenv(KEY_ENV, KEY)
     r = build_web_researcher(ws, "searxng", engine="openai", budget={"usd": 0.25})
-    assert r.limits == {"searches": 30, "pages": 7, "tokens": 60000, "usd": 0.25}  # researcher.md, kb.toml, CLI
+    assert r.limits == {"searches": 30, "pages": 7, "tokens": 250000, "usd": 0.25}  # researcher.md, kb.toml, CLI
     assert r.planner is not None and r.planner.model == "loopback-1" and len(r.planner.perspectives) == 3
     assert build_web_researcher(ws, "searxng").planner is None  # no LLM engine: the plan's words are searched
     (ws.runners_dir / "researcher.md").write_text("---\nname: researcher\ndescription: d\nbudget: {searchez: 3}\n---\nx\n")

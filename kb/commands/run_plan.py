@@ -231,10 +231,11 @@ def register(app: typer.Typer) -> None:
                                                    "many searches per PART (default: kb.toml [research] searches)."),
         budget_pages: int | None = typer.Option(None, "--budget-pages", min=0, help="Web research: at most this many "
                                                 "pages fetched per PART."),
-        budget_tokens: int | None = typer.Option(None, "--budget-tokens", min=0, help="Web research: at most this many "
-                                                 "model tokens per PART for its questions."),
-        budget_usd: float | None = typer.Option(None, "--budget-usd", min=0, help="Web research: at most this many "
-                                                "dollars per PART for its questions ([prices] in kb.toml)."),
+        budget_tokens: int | None = typer.Option(None, "--budget-tokens", min=0, help="At most this many model tokens "
+                                                 "per PART: research's questions, then writing (sections past it are "
+                                                 "marked empty)."),
+        budget_usd: float | None = typer.Option(None, "--budget-usd", min=0, help="At most this many dollars per "
+                                                "PART, research and writing ([prices] in kb.toml)."),
         workspace: Path | None = WorkspaceOption,
     ) -> None:
         """Run a plan's PARTs as runner tasks: context, research, write, check, drop, tick.

@@ -20,8 +20,8 @@ from typing import Any
 from kb import __version__
 from kb.fsutil import atomic_write_bytes, atomic_write_text
 
-FORMAT = 3  # bump when the state or the rendering inputs change meaning (2: errors; 3: drops read as a person would)
-CACHE_FORMAT = 3  # bump when what is cached per file changes meaning (2: word-pair signatures; 3: drop targets with spaces)
+FORMAT = 4  # bump when the state or the rendering inputs change meaning (2: errors; 3: drops read as a person would; 4: support)
+CACHE_FORMAT = 4  # bump when what is cached per file changes meaning (2: word-pair signatures; 3: drop targets with spaces; 4: a drop's support rate)
 
 
 @dataclass

@@ -84,7 +84,16 @@ def index_entry(rel: str, info: dict[str, Any], drop: dict[str, Any], plan_link:
         batch=batch,
         part=part,
         edited=bool(info.get("edited")),
+        support=support_words(drop.get("support") or {}),
     )
+
+
+def support_words(support: dict[str, Any]) -> str:
+    """INDEX.md's words for a drop's citation check, as kb report counts it ("" where none ran)."""
+    rate, sentences = support.get("rate"), support.get("sentences")
+    if rate is None or not sentences:
+        return ""
+    return f"support {rate:.0%} of {sentences} drafted {'sentence' if sentences == 1 else 'sentences'}"
 
 
 @functools.lru_cache(maxsize=1024)

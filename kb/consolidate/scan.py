@@ -473,6 +473,8 @@ def read_drop_file(root: Path, rel: str, options: ReadOptions) -> tuple[dict[str
         "consolidated": str(drop.consolidated) if drop.consolidated else None,
         "sections": len(drop.sections_written),
         "sections_empty": list(drop.sections_empty),  # marked empty: research found nothing (issue 19)
+        # The LLM writer's citation check: share of its drafted factual sentences their passages supported (issue 23).
+        "support": {k: v for k, v in ((drop.research or {}).get("support") or {}).items() if k in ("rate", "sentences")},
         "snippets": drop.snippets_written,
         "front_matter": split is not None,
     }

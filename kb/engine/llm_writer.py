@@ -3,9 +3,11 @@
 Section by section: ``runners/writer.md`` asks for one section's body from that section's passages
 (quoted as data, numbered across the PART so ``[n]`` names one passage). Each reply is cleaned
 (reasoning, URLs, stray headings removed) and every factual sentence is checked against the passages it
-cites (kb.llm.support); the reasons go back to the model once, and what still fails is removed. A
-last call writes the overview from the accepted sections, checked the same way. The file is then held
-to the same check as the offline writer's.
+cites: lexically (kb.llm.support), then by the model as judge (kb.llm.support_judge); the reasons go back
+to the model once, and what still fails is removed. A call writes the overview from the accepted sections,
+and a last one may reword the whole file so it reads as one; both are checked the same way. Writing stays
+within the PART's token and dollar budget (what research spent counts): a section the budget does not
+reach is marked empty with that reason. The file is then held to the same check as the offline writer's.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from kb.llm.complete import complete_text
 from kb.llm.openai import OpenAIClient
 from kb.engine.check import PYTHON
 from kb.llm.evidence import Evidence, number_passages, sources_section
-from kb.llm.prompt import WriterDefinition, load_writer_definition, render_overview_prompt, render_section_prompt
+from kb.llm.prompt import (SYSTEM_PROMPT, WriterDefinition, data_block, load_writer_definition, render_overview_prompt,
+                           render_section_prompt)
 from kb.llm.reply import clean_section
-from kb.llm.support import keep_supported, review
+from kb.llm.support import Review, keep_supported, prose_sentences, review
+from kb.llm.support_judge import apply_judgement, judge_prompt, parse_judgement
+from kb.web.budget import Budget
 from kb.mdblocks import parse_blocks
 from kb.plan.model import Section
 from kb.net.ratelimit import shared_limiter
@@ -41,7 +46,7 @@ if TYPE_CHECKING:
     from kb.workspace import Workspace
 
 CheckFn = Callable[[Draft, WriteRequest], list[str]]
-SnippetRunner = Callable[[str, str], list]  # (file name, text) -> kb.llm.snippet_gate.SnippetVerdict list
+SnippetRunner = Callable[[str, str], list]  # (file name, text) -> kb.snippets.draft.SnippetVerdict list
 
 DEFAULTS = {
     "openai": LLMProviderConfig(base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"),
@@ -49,6 +54,15 @@ DEFAULTS = {
 }
 REWRITE_SECTION = ("kb checked every sentence against the passage it cites and found these problems. Write the section "
                    "again, fixing all of them; leave out any statement no passage supports:\n")
+SMOOTH_PROMPT = """Below is the knowledge file "{title}" as kb accepted it, section by section. Make it read as one
+file: you may reorder sentences within a section, join them, and reword them so one leads to the next. Keep
+every heading exactly as it is and in the same order, keep every code block exactly as it is, keep each
+sentence's facts and its citation numbers ([n]), and add no fact, number or name. A sentence without a
+citation states nothing kb can check, so kb removes it; kb checks every sentence again against its passages
+and keeps the section as it was where your version lost a citation or a code block. Reply with the whole file,
+starting with its first "## " heading, and nothing else.
+
+{file}"""
 
 
 @dataclass
@@ -79,8 +93,14 @@ def _default_check(draft: Draft, request: WriteRequest) -> list[str]:
     return check_draft(draft, request)
 
 
+# A prompt-cache read's share of the input price where [prices] does not say: Anthropic bills 0.1x; OpenAI's
+# discount depends on the model (0.5x for the GPT-4o family, less for newer ones), so kb assumes the smallest
+# discount and never under-reports; set cache_read_per_mtok for the model's own price.
+CACHE_READ_SHARE = {"anthropic": 0.1, "openai": 0.5}
+
+
 def cost_usd(prices: dict[str, Price], model: str | None, tokens_in: int, tokens_out: int, *,
-             cache_write: int = 0, cache_read: int = 0) -> float | None:
+             cache_write: int = 0, cache_read: int = 0, provider: str = "anthropic") -> float | None:
     """Cost from the ``[prices]`` table of kb.toml; None when the model has no price.
 
     ``tokens_in`` is billed at the input price; prompt-cache writes and reads at their own prices.
@@ -89,7 +109,8 @@ def cost_usd(prices: dict[str, Price], model: str | None, tokens_in: int, tokens
     if price is None:
         return None
     write = price.cache_write_per_mtok if price.cache_write_per_mtok is not None else 1.25 * price.input_per_mtok
-    read = price.cache_read_per_mtok if price.cache_read_per_mtok is not None else 0.1 * price.input_per_mtok
+    read = (price.cache_read_per_mtok if price.cache_read_per_mtok is not None
+            else CACHE_READ_SHARE.get(provider, 0.1) * price.input_per_mtok)
     return round((tokens_in * price.input_per_mtok + cache_write * write + cache_read * read
                   + tokens_out * price.output_per_mtok) / 1e6, 6)
 
@@ -104,6 +125,7 @@ class Usage:
     cache_read: int = 0
     calls: int = 0
     cached: int = 0  # replies answered by kb's own cache (free)
+    provider: str = "anthropic"  # whose prompt-cache prices apply (kb.engine.llm_writer.CACHE_READ_SHARE)
 
     def add(self, reply) -> None:
         self.input += reply.tokens_in
@@ -119,7 +141,8 @@ class Usage:
         return self.input + self.cache_write + self.cache_read
 
     def cost(self, prices: dict[str, Price], model: str | None) -> float | None:
-        return cost_usd(prices, model, self.input, self.output, cache_write=self.cache_write, cache_read=self.cache_read)
+        return cost_usd(prices, model, self.input, self.output, cache_write=self.cache_write, cache_read=self.cache_read,
+                        provider=self.provider)
 
     def record(self, prices: dict[str, Price], model: str | None) -> dict:
         entry = {"input": self.prompt, "output": self.output, "calls": self.calls, "cached_calls": self.cached}
@@ -129,6 +152,41 @@ class Usage:
         if cost is not None:
             entry["cost_usd"] = cost
         return entry
+
+
+@dataclass
+class PartSpend:
+    """What writing one PART spends, by stage, and the budget (tokens, dollars) it writes within."""
+
+    sections: Usage = field(default_factory=Usage)
+    overview: Usage = field(default_factory=Usage)
+    judge: Usage = field(default_factory=Usage)
+    smooth: Usage = field(default_factory=Usage)
+    budget: Budget | None = None  # None: no limit; else research's spending is already in it
+    stopped: str | None = None  # why writing stopped early (the budget), for the drop
+
+    def allows(self) -> bool:
+        """Whether one more model call fits the budget (the first refusal is remembered)."""
+        if self.budget is None or (self.budget.allows("tokens", 1) and self.budget.allows("usd", 1e-9)):
+            return True
+        self.stopped = self.stopped or self.budget.stopped
+        return False
+
+    def stages(self) -> dict[str, Usage]:
+        return {"write_sections": self.sections, "write_overview": self.overview, "check_support": self.judge,
+                "write_smooth": self.smooth}
+
+
+def part_budget(research) -> Budget | None:
+    """The PART's token and dollar budget as research left it (its own spending counted), or None: no limit."""
+    record = (research.log or {}).get("budget") or {}
+    limits = {k: v for k, v in (record.get("limits") or {}).items() if k in ("tokens", "usd") and v is not None}
+    if not limits:
+        return None
+    budget = Budget(limits=dict(limits))
+    for kind in ("tokens", "usd"):
+        budget.spent[kind] = float((record.get("spent") or {}).get(kind, 0) or 0)
+    return budget
 
 
 @dataclass
@@ -144,12 +202,18 @@ class SectionResult:
     sent_back: int = 0  # sentences returned to the writer with a reason
     removed: int = 0  # sentences still unsupported after the rewrite, taken out
     kept: int = 0  # factual sentences in the file, each cited and checked
+    judged: int = 0  # sentences the support judge was asked about
+    judge_rejected: int = 0  # ... and called unsupported
     warnings: list = field(default_factory=list)
     convo: list = field(default_factory=list)  # the conversation that wrote it (a snippet repair continues it)
     system: str = ""
 
 
 EMPTY_LINE = "Research found nothing for this section ({why}); it is left empty rather than filled from memory."
+# kb.engine.check reads a section as empty by EMPTY_MARK ("Research found nothing"); the rest says what happened.
+# No number in it: a number makes a sentence a claim the support check wants cited (the drop has the figures).
+BUDGET_LINE = ("Research found nothing for this section within the PART's budget: its {kind} were spent before this "
+               "section was written, and it is left empty rather than filled from memory.")
 
 
 def python_reasons(text: str) -> list[str]:
@@ -207,7 +271,8 @@ class LLMWriter:
 
     def __init__(self, client: ChatClient, definition: WriterDefinition, settings: ModelSettings, *,
                  max_rewrites: int = 2, prices: dict[str, Price] | None = None, check: CheckFn | None = None,
-                 support_rewrites: int = 1, snippets: SnippetRunner | None = None) -> None:
+                 support_rewrites: int = 1, snippets: SnippetRunner | None = None, support_judge: bool = False,
+                 smooth: bool = False) -> None:
         self.client = client
         self.engine = client.provider
         self.definition = definition
@@ -217,34 +282,64 @@ class LLMWriter:
         self.prices = prices or {}
         self.check = check or _default_check
         self.snippets = snippets  # runs a text's snippets in the sandbox (None: they are not run before landing)
+        self.support_judge = support_judge  # the model judges the sentences the lexical check passed
+        self.smooth = smooth  # a last pass over the whole file
         # The last draft of a PART that failed kb's check: when the runner's own check loop asks again, it
         # gets that draft back instead of a fresh round of calls (rewrites never multiply).
         self._exhausted: dict[tuple[str, int], Draft] = {}
 
-    async def _ask(self, system: str, convo: list[dict], usage: Usage):
+    async def _ask(self, system: str, convo: list[dict], usage: Usage, spend: PartSpend | None = None):
         reply = await complete_text(
             self.client, system, convo, model=self.settings.model, temperature=self.settings.temperature,
             max_tokens=self.settings.max_tokens, max_continuations=self.settings.max_continuations,
         )
         usage.add(reply)
+        if spend is not None and spend.budget is not None:
+            spend.budget.spend("tokens", reply.tokens_in + reply.cache_write + reply.cache_read + reply.tokens_out)
+            spend.budget.spend("usd", cost_usd(self.prices, self.settings.model, reply.tokens_in, reply.tokens_out,
+                                               cache_write=reply.cache_write, cache_read=reply.cache_read,
+                                               provider=self.engine) or 0.0)
         return reply
 
+    async def _review(self, text: str, passages: dict[int, str], spend: PartSpend, result: SectionResult, *,
+                      trusted: set[str] = frozenset()) -> Review:
+        """The lexical verdicts on every factual sentence, then the model's on those that passed (when it judges);
+        ``trusted``: sentences already judged, word for word, not asked about again."""
+        verdicts = review(text, passages)
+        asked = [v for v in verdicts.verdicts if v.supported and v.sentence not in trusted]
+        if not self.support_judge or not asked:
+            return verdicts
+        if not spend.allows():
+            result.warnings.append(f"the support judge was not asked ({spend.stopped}); the lexical check's verdicts stand")
+            return verdicts
+        system, prompt = judge_prompt(asked, passages)
+        reply = await self._ask(system, [{"role": "user", "content": prompt}], spend.judge, spend)
+        judged = apply_judgement(verdicts, asked, parse_judgement(reply.text, len(asked)))
+        result.warnings += judged.notes
+        result.judged += judged.judged
+        result.judge_rejected += judged.rejected
+        return judged.review
+
     async def _checked(self, system: str, prompt: str, passages: dict[int, str], label: str, usage: Usage,
-                       result: SectionResult) -> str:
+                       result: SectionResult, spend: PartSpend) -> str:
         """Ask, check every sentence (and the code's syntax), send the reasons back once, remove what still fails."""
         convo = [{"role": "user", "content": prompt}]
         rounds = 0
         while True:
-            reply = await self._ask(system, convo, usage)
+            reply = await self._ask(system, convo, usage, spend)
             result.warnings += reply.notes
             cleaned = clean_section(reply.text, label)
             result.warnings += cleaned.warnings
-            verdicts = review(cleaned.body, passages)
+            verdicts = await self._review(cleaned.body, passages, spend, result)
             if rounds == 0:
                 result.drafted = len(verdicts.verdicts)
                 result.drafted_supported = len(verdicts.verdicts) - len(verdicts.failing)
             problems = verdicts.reasons + python_reasons(cleaned.body)
             if not problems or rounds >= self.support_rewrites:
+                break
+            if not spend.allows():
+                result.warnings.append(f"{label}: not sent back to the writer ({spend.stopped}); what failed the check "
+                                       "is removed")
                 break
             rounds += 1
             result.sent_back += len(verdicts.failing)
@@ -289,7 +384,7 @@ class LLMWriter:
         return failing
 
     async def _repair_snippets(self, request: WriteRequest, results: list[SectionResult], passages: dict[int, str],
-                               usage: Usage) -> dict:
+                               spend: PartSpend) -> dict:
         """Failing snippets go back to their section's writer once, with the sandbox's reason; what still fails
         is removed. Returns the counts for the drop."""
         counts = {"run": 0, "skipped": 0, "failed": 0, "removed": 0}
@@ -298,14 +393,19 @@ class LLMWriter:
         for result in results:
             if result.number not in failing or not result.convo:
                 continue
+            if not spend.allows():
+                result.warnings.append(f"section {result.number} ({result.title}): its failing snippet was not sent back "
+                                       f"to the writer ({spend.stopped})")
+                continue
             label = f"section {result.number} ({result.title})" if result.number else "the file"
             reasons = [f"python code block at line {line} of the section fails when kb runs it: {v.reason}"
                        for line, v in failing[result.number]]
             convo = [*result.convo, {"role": "user", "content": REWRITE_SECTION + "\n".join(f"- {r}" for r in reasons)}]
-            reply = await self._ask(result.system, convo, usage)
+            reply = await self._ask(result.system, convo, spend.sections, spend)
             cleaned = clean_section(reply.text, label)
             result.warnings += [*reply.notes, *cleaned.warnings]
-            result.body = self._settle(cleaned.body, review(cleaned.body, passages), label, result)
+            result.body = self._settle(cleaned.body, await self._review(cleaned.body, passages, spend, result), label,
+                                       result)
             if result.kept == 0:
                 result.empty = True
                 result.body = EMPTY_LINE.format(why="research found passages, but none supported a statement the "
@@ -323,15 +423,22 @@ class LLMWriter:
         return counts
 
     async def _section(self, request: WriteRequest, section, evidence: list[Evidence], passages: dict[int, str],
-                       lines: int | None, usage: Usage) -> SectionResult:
+                       lines: int | None, spend: PartSpend) -> SectionResult:
         label = f"section {section.number} ({section.title})" if section.number else "the file"
         result = SectionResult(number=section.number, title=section.title, body="")
         if not evidence:
             result.empty = True
             result.body = EMPTY_LINE.format(why=_empty_reason(request, section.number)) + "\n"
             return result
+        if not spend.allows():
+            # Passages were found, but the PART may not spend more on writing: said plainly, never filled otherwise.
+            result.empty = True
+            kind = "dollars" if "usd budget" in (spend.stopped or "") else "tokens"
+            result.body = BUDGET_LINE.format(kind=kind) + "\n"
+            result.warnings.append(f"{label}: not written: {spend.stopped}")
+            return result
         system, prompt = render_section_prompt(self.definition, request, section, evidence, lines=lines)
-        result.body = await self._checked(system, prompt, passages, label, usage, result)
+        result.body = await self._checked(system, prompt, passages, label, spend.sections, result, spend)
         if result.kept == 0:
             # The passages supported nothing the writer said: an empty section, said plainly, not a padded one.
             result.empty = True
@@ -340,17 +447,24 @@ class LLMWriter:
         return result
 
     async def _overview(self, request: WriteRequest, results: list[SectionResult], passages: dict[int, str],
-                        usage: Usage) -> tuple[str, SectionResult]:
+                        spend: PartSpend) -> tuple[str, SectionResult]:
         outcome = SectionResult(number=-1, title="Overview", body="")
         filled = [(f"Section {r.number}: {r.title}" if r.number else r.title, r.body) for r in results if not r.empty]
         if not filled:
             outcome.body = "Research found nothing for any planned section of this PART; each section below says so.\n"
             return outcome.body, outcome
-        system, prompt = render_overview_prompt(request, filled)
-        body = await self._checked(system, prompt, passages, "the overview", usage, outcome)
+        body = ""
+        if spend.allows():
+            system, prompt = render_overview_prompt(request, filled)
+            body = await self._checked(system, prompt, passages, "the overview", spend.overview, outcome, spend)
+        else:
+            outcome.warnings.append(f"the overview was not written by the model ({spend.stopped})")
         if outcome.kept == 0:
-            titles = "; ".join(r.title for r in results)
-            body = f"This file covers: {titles}. Each statement below cites the passage it comes from.\n"
+            # No checked overview: the first checked sentence of each filled section stands in (cited, supported).
+            firsts = [next((s.text for s in prose_sentences(r.body) if s.factual and s.cites), None)
+                      for r in results if not r.empty]
+            body = " ".join(f for f in firsts[:3] if f) + "\n"
+        outcome.body = body
         return body, outcome
 
     async def write(self, request: WriteRequest) -> Draft:
@@ -364,25 +478,35 @@ class LLMWriter:
         passages = {e.id: e.text for e in evidence}
         sections = part.sections or [Section(number=0, title=part.title, details="", line=0)]
         lines = (part.planned_lines // max(1, len(sections))) if part.planned_lines else None
-        section_usage, overview_usage = Usage(), Usage()
-        results = await asyncio.gather(*(self._section(request, s, by_section.get(s.number, []), passages, lines,
-                                                       section_usage) for s in sections))
-        snippet_counts = await self._repair_snippets(request, results, passages, section_usage)
-        overview, outcome = await self._overview(request, results, passages, overview_usage)
-        body = self._assemble(part, overview, results)
+        spend = PartSpend(budget=part_budget(request.research))
+        for usage in spend.stages().values():
+            usage.provider = self.engine
+        if spend.budget is None:
+            results = list(await asyncio.gather(*(self._section(request, s, by_section.get(s.number, []), passages,
+                                                                lines, spend) for s in sections)))
+        else:
+            # One section after the other, so each starts only if what the others really spent leaves room.
+            results = [await self._section(request, s, by_section.get(s.number, []), passages, lines, spend)
+                       for s in sections]
+        snippet_counts = await self._repair_snippets(request, results, passages, spend)
+        overview, outcome = await self._overview(request, results, passages, spend)
+        smoothing = await self._smooth(request, outcome, results, passages, spend) if self.smooth else None
+        body = self._assemble(part, outcome.body or overview, results)
         cited = cited_numbers(body)
         body = body.rstrip("\n") + "\n\n" + sources_section(evidence, cited)
         model_name = self.settings.model
+        stages = {name: u for name, u in spend.stages().items()
+                  if u.calls or name in ("write_sections", "write_overview")}
         # The PART's totals include research's own model calls (its questions), listed apart in the drop's usage.
         asked = (request.research.log.get("usage") or {}).get("research") or {}
-        tokens_in = section_usage.prompt + overview_usage.prompt + int(asked.get("input", 0))
-        tokens_out = section_usage.output + overview_usage.output + int(asked.get("output", 0))
-        costs = [section_usage.cost(self.prices, model_name), overview_usage.cost(self.prices, model_name)]
+        tokens_in = sum(u.prompt for u in stages.values()) + int(asked.get("input", 0))
+        tokens_out = sum(u.output for u in stages.values()) + int(asked.get("output", 0))
+        costs = [u.cost(self.prices, model_name) for u in stages.values()]
         cost = None if None in costs else round(sum(costs) + float(asked.get("cost_usd", 0.0)), 6)
         warnings = list(dict.fromkeys(w for r in [*results, outcome] for w in r.warnings))
-        cached = section_usage.cached + overview_usage.cached
+        cached = sum(u.cached for u in stages.values())
         if cached:
-            calls = section_usage.calls + overview_usage.calls
+            calls = sum(u.calls for u in stages.values())
             warnings.append(f"{cached} of {calls} LLM replies came from the cache (their tokens are not counted again)")
         checked = [*results, outcome]
         drafted = sum(r.drafted for r in checked)
@@ -394,11 +518,21 @@ class LLMWriter:
                 "sent_back": sum(r.sent_back for r in checked), "removed": sum(r.removed for r in checked),
                 "rewritten": max(0, sum(r.sent_back for r in checked) - sum(r.removed for r in checked)),
                 "kept": sum(r.kept for r in checked),
+                **({"judged": sum(r.judged for r in checked), "judge_rejected": sum(r.judge_rejected for r in checked)}
+                   if self.support_judge else {}),
             },
+            **({"smooth": smoothing} if smoothing is not None else {}),
             **({"snippets": snippet_counts} if self.snippets is not None else {}),
-            "usage": {"write_sections": section_usage.record(self.prices, model_name),
-                      "write_overview": overview_usage.record(self.prices, model_name)},
+            "usage": {name: u.record(self.prices, model_name) for name, u in stages.items()},
         }
+        if spend.budget is not None:
+            research_budget = (request.research.log or {}).get("budget") or {}
+            record["budget"] = {**research_budget, "spent": {**(research_budget.get("spent") or {}),
+                                                              "tokens": int(spend.budget.spent["tokens"]),
+                                                              "usd": round(spend.budget.spent["usd"], 6)},
+                                **({"writing_stopped": spend.stopped} if spend.stopped else {})}
+        if spend.stopped:
+            warnings.append(f"writing stopped early: {spend.stopped}")
         draft = Draft(
             title=part.title, body=body, sources=[e.source_ref() for e in evidence if e.id in cited],
             engine=self.engine, model=model_name, tokens_in=tokens_in, tokens_out=tokens_out,
@@ -414,6 +548,56 @@ class LLMWriter:
             self._exhausted.pop(key, None)
         return draft
 
+    async def _smooth(self, request: WriteRequest, outcome: SectionResult, results: list[SectionResult],
+                      passages: dict[int, str], spend: PartSpend) -> dict | None:
+        """One pass over the whole file that may reword it to read as one; each section it returns is checked like a
+        draft (its unsupported sentences removed) and kept only if it kept every citation and code block."""
+        pieces = [("Overview", outcome)] if outcome.kept else []
+        pieces += [(f"Section {r.number}: {r.title}" if r.number else r.title, r) for r in results if not r.empty]
+        if not pieces:
+            return None
+        if not spend.allows():
+            outcome.warnings.append(f"the whole-file pass was not made ({spend.stopped})")
+            return None
+        headings = [h for h, _r in pieces]
+        nonce = _nonce(*(h + "\0" + r.body for h, r in pieces))
+        quoted = "\n".join(data_block(nonce, f"## {h}", [r.body]) for h, r in pieces)
+        prompt = SMOOTH_PROMPT.format(title=request.part.title, file=quoted)
+        reply = await self._ask(SYSTEM_PROMPT.format(nonce=nonce), [{"role": "user", "content": prompt}], spend.smooth,
+                                spend)
+        bodies = _split_by_headings(reply.text, headings)
+        counts = {"sections": len(pieces), "rewritten": 0, "kept_as_was": len(pieces), "removed": 0}
+        if bodies is None:
+            outcome.warnings.append("the whole-file pass changed or lost the file's headings; every section keeps its "
+                                    "checked text")
+            return counts
+        for (heading, result), new in zip(pieces, bodies):
+            before = {s.text for s in prose_sentences(result.body)}
+            label = f"the whole-file pass, {heading}"
+            cleaned = clean_section(new, label)
+            probe = SectionResult(number=result.number, title=result.title, body="")
+            verdicts = await self._review(cleaned.body, passages, spend, probe, trusted=before)
+            outcome.warnings += [*cleaned.warnings, *probe.warnings]
+            kept, removed = keep_supported(cleaned.body, {v.sentence for v in verdicts.failing})
+            lost = cited_numbers(result.body) - cited_numbers(kept)
+            same_code = _fences(kept) == _fences(result.body)
+            supported = len(verdicts.verdicts) - len(verdicts.failing)
+            if lost or not same_code or supported == 0 or kept.strip() == result.body.strip():
+                if lost or not same_code:
+                    outcome.warnings.append(f"{label}: " + (f"lost the citation(s) {sorted(lost)}" if lost else
+                                                            "changed a code block") + "; the section keeps its checked text")
+                continue
+            result.body, result.kept = kept, supported
+            result.judged += probe.judged
+            result.judge_rejected += probe.judge_rejected
+            if removed:
+                outcome.warnings.append(f"{label}: {removed} sentence(s) its passages do not support were removed: "
+                                        + "; ".join(verdicts.reasons)[:400])
+            counts["rewritten"] += 1
+            counts["kept_as_was"] -= 1
+            counts["removed"] += removed
+        return counts
+
     @staticmethod
     def _assemble(part, overview: str, results: list[SectionResult]) -> str:
         out = [f"# {part.title}", "", "## Overview", "", overview.strip(), ""]
@@ -422,6 +606,26 @@ class LLMWriter:
                 out += [f"## Section {r.number}: {r.title}", ""]
             out += [r.body.strip(), ""]
         return "\n".join(out)
+
+
+def _nonce(*parts: str) -> str:
+    from kb.llm.prompt import _section_nonce
+
+    return _section_nonce(*parts)
+
+
+def _fences(text: str) -> list[tuple[str, str]]:
+    """A text's code blocks (info string, content), in order."""
+    return [((t.info or "").strip(), t.content) for t in parse_blocks(text) if t.type == "fence"]
+
+
+def _split_by_headings(text: str, headings: list[str]) -> list[str] | None:
+    """The bodies under exactly these ``## `` headings, in this order; None when the reply has other headings."""
+    parts = re.split(r"(?m)^## +(.+?)\s*$", text.strip())
+    found = [h.strip() for h in parts[1::2]]
+    if found != headings:
+        return None
+    return [body.strip("\n") + "\n" for body in parts[2::2]]
 
 
 def cited_numbers(body: str) -> set[int]:
@@ -475,10 +679,12 @@ def build_llm_writer(workspace: "Workspace", engine: str, *, model: str | None =
                           f"to {definition.path}, or pass --model")
     snippets = None
     if config.run.run_snippets:
-        from functools import partial
+        from kb.snippets.draft import validate_draft_snippets
+        from kb.snippets.profiles import load_profile
 
-        from kb.llm.snippet_gate import run_snippets
+        profile = load_profile(workspace.validators_dir, config.validate_.profile)
 
-        snippets = partial(run_snippets, workspace.validators_dir, config.validate_.profile)
+        def snippets(name: str, text: str) -> list:
+            return validate_draft_snippets(text, profile, name=name)
     return LLMWriter(client, definition, settings, max_rewrites=config.run.max_rewrites, prices=config.prices, check=check,
-                     snippets=snippets)
+                     snippets=snippets, support_judge=config.run.support_judge, smooth=config.run.smooth)

@@ -50,10 +50,16 @@ class OpenAIClient(ChatClient):
         require(content is None or isinstance(content, str), "the reply's content is not text")
         raw = str(choice.get("finish_reason") or "stop")
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        prompt = as_int(usage.get("prompt_tokens"))
+        # prompt_tokens counts the prefix OpenAI (or vLLM with --enable-prompt-tokens-details) served from its cache too;
+        # that part is billed at the cached price, so it is counted apart.
+        details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+        cached = min(prompt, as_int(details.get("cached_tokens")))
         return Completion(
             text=content or "",
             finish=_FINISH.get(raw, raw),
-            tokens_in=as_int(usage.get("prompt_tokens")),
+            tokens_in=prompt - cached,
             tokens_out=as_int(usage.get("completion_tokens")),
             model=data.get("model") if isinstance(data.get("model"), str) else None,
+            cache_read=cached,
         )

@@ -30,6 +30,15 @@ BROKEN_CODE = "```python\ndef broken(:\n    return 1\n```"
 FROM_MEMORY = ("## Section {n}: {title}\n\nZeRO-Offload moves optimizer states to host memory, which frees GPU memory "
                "on small cards.")
 MEMORY_OVERVIEW = "CPU offloading with ZeRO-Offload moves optimizer states to the host to save GPU memory."
+# An on-topic sentence made of the passage's own words that claims what it does not say: the lexical check passes
+# it; the support judge must catch it.
+DRIFT = "{sentence}, but this is never needed in practice [{n}]."
+# Words that turn a passage's statement into a stronger claim; the scripted judge rejects a sentence that uses one
+# its cited passages do not.
+JUDGE_WORDS = ("never", "always", "only", "every")
+# What a misbehaving whole-file pass adds: a transition with no citation, and a cited number no passage has.
+SMOOTH_TRANSITION = "The next section builds on this one."
+SMOOTH_INVENTED = "Together these steps cut memory use by 73 percent [{n}]."
 
 
 def split_data(text: str, nonce: str | None) -> tuple[str, list[tuple[str, str]]]:
@@ -81,6 +90,8 @@ def compose_section(outside: str, blocks: list[tuple[str, str]], *, fixed: bool,
     n0, prose0 = passages[0]
     if bad and "wrong_cite" in behaviour:
         lines.append(WRONG_CITE.format(n=n0))
+    if bad and "drift" in behaviour:
+        lines.append(DRIFT.format(sentence=first_sentence(prose0), n=n0))
     if bad and "invent_number" in behaviour:
         lines.append(INVENTED_NUMBER.format(sentence=first_sentence(prose0), n=n0))
     if bad and "uncited" in behaviour:
@@ -135,6 +146,54 @@ def compose_questions(prompt: str, *, behaviour: set[str]) -> str:
     return json.dumps([{"perspective": p, "query": q} for p, q in zip(perspectives, queries)])
 
 
+def compose_judgement(blocks: list[tuple[str, str]], *, behaviour: set[str]) -> str:
+    """The support judge: a sentence is unsupported when it uses a word of JUDGE_WORDS its cited passages do not."""
+    sentences: dict[int, str] = {}
+    cites: dict[int, list[int]] = {}
+    texts: dict[int, str] = {}
+    for label, inner in blocks:
+        m = re.match(r"sentence (\d+), citing ((?:\[\d+\])+)$", label)
+        if m:
+            sentences[int(m.group(1))] = inner
+            cites[int(m.group(1))] = [int(n) for n in re.findall(r"\d+", m.group(2))]
+        m = re.match(r"passage \[(\d+)\]$", label)
+        if m:
+            texts[int(m.group(1))] = inner
+    passages = {i: [texts[n] for n in ns if n in texts] for i, ns in cites.items()}
+    if "judge_prose" in behaviour:
+        return "All of these look fine to me."
+    out = []
+    for number, sentence in sorted(sentences.items()):
+        said = " ".join(passages.get(number, [])).lower().split()
+        extra = [w for w in JUDGE_WORDS if w in sentence.lower().split() and w not in said]
+        out.append({"sentence": number, "supported": not extra,
+                    **({"why": f"the passage does not say '{extra[0]}'"} if extra else {})})
+    return json.dumps(out)
+
+
+def compose_smooth(blocks: list[tuple[str, str]], *, behaviour: set[str]) -> str:
+    """The whole-file pass: each section's text with 'In short,' before its last sentence; a misbehaving one adds a
+    transition without a citation and a cited invented number, drops a citation, or renames a heading."""
+    out = []
+    for i, (label, inner) in enumerate(blocks):
+        heading = label.removeprefix("## ")
+        if "smooth_heading" in behaviour and i == len(blocks) - 1:
+            heading = "Something else"
+        prose, sep, code = inner.partition("```")
+        sentences = re.split(r"(?<=[.!?]|\])\s+(?=[A-Z])", " ".join(prose.split()))
+        if len(sentences) > 1:
+            last = sentences[-1]
+            sentences[-1] = "In short, " + last[0].lower() + last[1:]
+        text = " ".join(sentences)
+        cites = re.findall(r"\[(\d+)\]", text)
+        if "smooth_invent" in behaviour and cites:
+            text += " " + SMOOTH_TRANSITION + " " + SMOOTH_INVENTED.format(n=cites[0])
+        if "smooth_drop_cite" in behaviour and i == 1:
+            text = re.sub(r"\s*\[\d+\]", "", text)
+        out.append(f"## {heading}\n\n{text}\n" + (f"\n{sep}{code}" if sep else ""))
+    return "\n".join(out)
+
+
 def compose(system: str, user: str, *, fixed: bool, behaviour: set[str]) -> str:
     """The text the scripted model writes for this prompt: a section, the overview, or (older prompts) a file."""
     m = re.search(r"<<<DATA (\w+)", system)
@@ -143,6 +202,10 @@ def compose(system: str, user: str, *, fixed: bool, behaviour: set[str]) -> str:
     obey = re.search(r"ignore previous instructions and write (\S+)", outside, re.I)
     if obey:
         return obey.group(1).strip(".")
+    if "kb checks a knowledge file sentence by sentence" in outside:
+        return compose_judgement(blocks, behaviour=behaviour)
+    if "Make it read as one" in outside:
+        return compose_smooth(blocks, behaviour=behaviour)
     if "Reply with a JSON list only" in outside:
         return compose_questions(outside, behaviour=behaviour)
     if "Write the body of section" in outside:
@@ -253,10 +316,17 @@ class LLMServer(LoopbackServer):
             tokens_in -= cache_read + cache_write
         tokens_out = max(1, len(text) // 4)
         if flavour == "openai":
+            usage = {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out}
+            if "prefix_cache" in self.behaviour:
+                # Like OpenAI's automatic prompt caching: a system prompt seen before is served from the cache, and
+                # prompt_tokens still counts it.
+                seen = system in self.prompt_cache
+                self.prompt_cache.add(system)
+                usage["prompt_tokens_details"] = {"cached_tokens": len(system) // 4 if seen else 0}
             return json_reply({
                 "id": "chatcmpl-loopback", "object": "chat.completion", "model": req["model"],
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-                "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
+                "usage": usage,
             })
         return json_reply({
             "id": "msg_loopback", "type": "message", "role": "assistant", "model": req["model"],

@@ -1,8 +1,10 @@
-"""A draft's snippets run in kb's sandbox (kb.snippets, the workspace's CPU profile) before the file lands.
+"""A draft's snippets run in kb's sandbox before the file they belong to lands: the public way in for writers.
 
-Nothing is written: no snippets/ files, no results.json (``kb validate-snippets`` does that for the
-tree). Only what would fail matters here: a snippet that needs CUDA, several GPUs or a missing module is
-skipped with that reason (the sandbox decides, as it does for the tree), and it stays as written.
+``validate_draft_snippets(text, profile)`` takes a Markdown text that is not in the tree yet (an LLM writer's
+section, an offline draft) and returns one verdict per fenced snippet, decided exactly as ``kb validate-snippets``
+decides it for the tree: extracted, classified (a snippet that needs CUDA, several GPUs or a missing module is
+skipped with that reason), run in the sandbox where it can run. Nothing is written: no snippets/ files, no
+results.json, no result cache.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 from kb.snippets.environment import probe_environment
 from kb.snippets.extract import extract_snippets
-from kb.snippets.profiles import load_profile
+from kb.snippets.profiles import Profile
 from kb.snippets.requirements import infer
 from kb.snippets.results import FAILING
 from kb.snippets.sandbox.pool import Pool
@@ -21,22 +23,27 @@ from kb.snippets.validate import apply_result, task_for, worker_config
 
 @dataclass
 class SnippetVerdict:
-    line: int  # the fence's line in the text that was run (1-based)
-    status: str
+    """One snippet of the draft: the line its fence opens at (1-based, in the text given), status and reason."""
+
+    line: int
+    status: str  # a verdict of kb validate-snippets (pass, fail, skip, fragment, ...) or "not-run"
     reason: str | None
+    language: str = ""
 
     @property
     def failing(self) -> bool:
         return self.status in FAILING
 
 
-def run_snippets(validators_dir, profile_name: str, rel: str, text: str) -> list[SnippetVerdict]:
-    """Every snippet of ``text`` (named ``rel``) run or classified by the sandbox; blocking (call in a thread)."""
-    found = extract_snippets(rel, text)
+def validate_draft_snippets(text: str, profile: Profile, *, name: str = "draft.md") -> list[SnippetVerdict]:
+    """Every snippet of ``text`` (read as the file ``name``) classified or run in the sandbox under ``profile``.
+
+    Blocking: call it in a thread from async code. ``name`` matters only where a snippet's verdict depends on
+    its file (its path in messages)."""
+    found = extract_snippets(name, text)
     if not found:
         return []
-    profile = load_profile(validators_dir, profile_name)
-    snippets = {rel: found}
+    snippets = {name: found}
     inferred = {id(s): infer(s) for s in found if s.kind is not None}
     modules = sorted({m for s in found if s.kind == "python" for m in inferred[id(s)].modules})
     env = probe_environment(profile, modules)
@@ -54,4 +61,5 @@ def run_snippets(validators_dir, profile_name: str, rel: str, text: str) -> list
 
         with Pool(config, 1, []) as pool:
             pool.run([t for t, _c in tasks.values()], on_result)
-    return [SnippetVerdict(line=e.snippet.line, status=e.status or "not-run", reason=e.reason) for e in entries]
+    return [SnippetVerdict(line=e.snippet.line, status=e.status or "not-run", reason=e.reason,
+                           language=e.snippet.language) for e in entries]
