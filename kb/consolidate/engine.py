@@ -291,6 +291,26 @@ def _wait_for_git(background: list, everything: bool = False) -> None:
             work.wait()
 
 
+PREVIEW = ".kb/consolidate/preview"
+
+
+def write_previews(ws: Workspace, decision: Decision) -> dict[str, str]:
+    """A dry look's INDEX.md and SKILL.md, as a run would write them, under .kb/ (local state):
+    ``{"INDEX.md": preview path, ...}`` for each that would change; stale previews are removed."""
+    folder = ws.root / PREVIEW
+    out: dict[str, str] = {}
+    for name, changed, text in (("INDEX.md", decision.index_changed, decision.index_text),
+                                ("SKILL.md", decision.skill_changed, decision.skill_text)):
+        path = folder / name
+        if changed:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, text)
+            out[name] = ws.rel(path)
+        elif path.exists():
+            path.unlink()
+    return out
+
+
 def _stamp_folder(root: Path) -> Path:
     return root / ".kb" / "consolidate"
 
