@@ -106,7 +106,7 @@ class Engine:
             knowledge=self.knowledge, drops=self.drops, plans=self.plans, completed=set(listing.completed),
             index_template=render.load_template(root, "index"), skill_template=render.load_template(root, "skill"),
             old_index=render.read_text_exact(self.ws.index_path), old_skill=render.read_text_exact(self.ws.skill_path),
-            name_hint=root.name, results=read_results(root), unreadable=unreadable, pending=self.state.pending,
+            name_hint=root.name, results=read_results(root, self.ws.knowledge_prefix), unreadable=unreadable, pending=self.state.pending,
             knowledge_prefix=self.ws.knowledge_prefix, knowledge_listed=set(listing.knowledge),
             exists=lambda rel: (root / rel).exists(), is_file=lambda rel: (root / rel).is_file(),
         )

@@ -55,7 +55,7 @@ def collect_report(workspace: Workspace) -> Report:
     by_file: dict[str, list[dict]] = {}
     for row in results.get("snippets") or []:
         if isinstance(row, dict) and row.get("file"):
-            by_file.setdefault(_results_file(str(row["file"])), []).append(row)
+            by_file.setdefault(_results_file(str(row["file"]), workspace.knowledge_prefix), []).append(row)
 
     drops = _drops(root, report, set(knowledge), None if workspace.default_layout else workspace.layout_files("drops"),
                    workspace.knowledge_prefix.rstrip("/") or ".")
@@ -230,12 +230,13 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
 # -- snippets ----------------------------------------------------------------
 
 
-def _results_file(value: str) -> str:
-    """results.json's file field as a workspace-relative knowledge/ path (as kb/serve/results.py reads it)."""
+def _results_file(value: str, prefix: str = "knowledge/") -> str:
+    """results.json's file field as a workspace-relative path (older results name it relative to the
+    knowledge root, ``prefix``; as kb/serve/results.py reads it)."""
     rel = value.replace("\\", "/")
     while rel.startswith("./"):
         rel = rel[2:]
-    return rel if rel.startswith("knowledge/") else f"knowledge/{rel}"
+    return rel if rel.startswith(prefix) else f"{prefix}{rel}"
 
 
 def _add_snippets(entry: FileReport, text: str, rows: list[dict]) -> None:

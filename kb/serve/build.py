@@ -46,19 +46,28 @@ class BuildResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def check_out_dir(root: Path, out: Path) -> Path:
-    """OUT resolved; refused unless it is a folder of its own inside the workspace."""
+def check_out_dir(root: Path, out: Path, protected: tuple[str, ...] = ()) -> Path:
+    """OUT resolved: a folder of its own, inside the workspace or anywhere the person says;
+    refused where it would hold the workspace, lie in one of its own folders (``protected``:
+    workspace-relative folders of the layout, the knowledge root among them, besides
+    RESERVED), or overwrite files kb did not write."""
     root = root.resolve()
     out = out.resolve()
-    if out == root or root not in out.parents:
-        raise PathError(f"--build {out}: the site must be written inside the workspace {root} (e.g. --build site)")
-    top = out.relative_to(root).parts[0]
-    if top in RESERVED:
-        raise PathError(f"--build {out}: {top}/ belongs to the workspace; choose another folder (e.g. --build site)")
+    fix = "choose an empty folder or one a previous --build wrote (e.g. --build site)"
+    if out == root or out in root.parents:
+        raise PathError(f"--build {out}: that folder holds the workspace {root}; {fix}")
+    if root in out.parents:
+        rel = out.relative_to(root).as_posix()
+        top = rel.split("/", 1)[0]
+        if top in RESERVED:
+            raise PathError(f"--build {out}: {top}/ belongs to the workspace; {fix}")
+        for folder in protected:
+            if folder not in ("", ".") and (rel == folder or rel.startswith(folder.rstrip("/") + "/")):
+                raise PathError(f"--build {out}: {folder}/ holds the workspace's knowledge, drops or plans; {fix}")
     if out.exists() and not out.is_dir():
-        raise PathError(f"--build {out}: exists and is not a folder")
+        raise PathError(f"--build {out}: exists and is not a folder; {fix}")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise PathError(f"--build {out}: the folder has files kb did not write; refusing to overwrite them")
+        raise PathError(f"--build {out}: the folder has files kb did not write; refusing to overwrite them ({fix})")
     return out
 
 
@@ -167,9 +176,9 @@ def _workers() -> int:
 
 # ----- the build ------------------------------------------------------------------------------
 
-def build_site(site: Site, out: Path, workers: int | None = None) -> BuildResult:
+def build_site(site: Site, out: Path, workers: int | None = None, protected: tuple[str, ...] = ()) -> BuildResult:
     """Write the site of ``site`` under ``out``, rewriting only what changed since the last build there."""
-    out = check_out_dir(site.root, out)
+    out = check_out_dir(site.root, out, protected)
     root = site.root
     result = BuildResult(out=out)
     state = _load_state(out)
