@@ -73,7 +73,8 @@ class Workspace:
     def knowledge_files(self, suffixes: tuple[str, ...] = (".md",)) -> list[str]:
         """Every Markdown file (or file ending in one of ``suffixes``) of the knowledge root,
         workspace-relative: not the folders that hold the layout's drops and plans, a site kb
-        built, or, where the root is the workspace itself, its top-level files and kb's folders."""
+        built, the top-level files of an adopted root (a skill folder's SKILL.md, README.md), or,
+        where the root is the workspace itself, kb's folders."""
         prefix = self.knowledge_prefix
         start = self.root / prefix if prefix else self.root
         if not start.is_dir():
@@ -92,7 +93,7 @@ class Workspace:
             rel_dir = "" if rel_dir == "." else rel_dir + "/"
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and rel_dir + d not in skip
                                  and not (Path(dirpath) / d / SITE_MARKER).is_file())
-            if not prefix and rel_dir == "":
+            if rel_dir == prefix and not self.default_layout:
                 continue  # top-level files of a skill folder (SKILL.md, README.md...) are no knowledge
             out += [rel_dir + f for f in sorted(filenames)
                     if f.endswith(suffixes) and not f.startswith(".") and rel_dir + f not in taken]
@@ -310,6 +311,9 @@ def detect_layout(root: Path, knowledge: str | None = None) -> dict[str, object]
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = Path(dirpath).relative_to(root).as_posix()
         top = "" if rel == "." else rel.split("/", 1)[0]
+        if knowledge not in (".", "") and rel.startswith(knowledge + "/"):
+            # Below a knowledge root of its own (skills/gpu/_ingest-auto/...): the folder under it.
+            top = knowledge + "/" + rel[len(knowledge) + 1:].split("/", 1)[0]
         for name in filenames:
             if name.upper().startswith(DROP_PREFIX) and name.endswith(".md"):
                 drops.add(f"{top}/**/{DROP_GLOB}" if top else DROP_GLOB)

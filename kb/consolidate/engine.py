@@ -254,13 +254,15 @@ class Engine:
         # a file a person changed meanwhile is committed as it is now.
         staged = frozenset(self.late.specs) if self.late is not None and self.late.ok else frozenset()
         expected = 0 if self.packed else len(decision.new_drops) + self.fresh_reads + len(decision.moves) + 2
-        changes = gitops.stage_managed(ctx, root, expected=expected, staged=staged, managed=self.ws.managed_paths())
+        managed = self.ws.managed_paths()
+        changes = gitops.stage_managed(ctx, root, expected=expected, staged=staged, managed=managed)
         commit, skipped = None, None
         if not changes:
             skipped = "the managed paths already match HEAD"
         else:
             message = decision.commit_message(changes)
-            sha = gitops.commit_managed(ctx, root, message, root / ".kb" / "consolidate" / "COMMIT_MSG")
+            sha = gitops.commit_managed(ctx, root, message, root / ".kb" / "consolidate" / "COMMIT_MSG",
+                                        managed=managed)
             commit = {"sha": sha, "summary": message.split("\n", 1)[0], "files": len(changes)}
         self.state.pending = None
         cache_mod.save_state(root, self.state)

@@ -364,16 +364,16 @@ class BlobStore:
         self._staged()
 
 
-def commit_managed(ctx: GitContext, root: Path, message: str, message_file: Path) -> str:
+def commit_managed(ctx: GitContext, root: Path, message: str, message_file: Path, managed: tuple[str, ...] = MANAGED) -> str:
     """Commit the staged managed paths with ``message``; returns the new commit's sha.
 
     The commit is built in a temporary index: a copy of the real one (the managed paths
     just staged, with their stat data, so ``git commit`` re-reads no file), in which every
     entry outside the managed paths is put back as HEAD has it. ``git commit`` then runs on
     it (hooks and signing included), so the person's own staged work never enters it and
-    stays staged in the real index.
+    stays staged in the real index. ``managed``: the workspace's managed paths (its layout's).
     """
-    specs = _managed_specs(ctx, root)
+    specs = _managed_specs(ctx, root, managed)
     if _run(ctx, "ls-files", "-u", "-z", "--", *specs).strip("\0"):
         raise GitError("there are unresolved merge conflicts in kb's paths; resolve them first (nothing was committed)")
     roots = tuple(spec.rstrip("/") for spec in specs)

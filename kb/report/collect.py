@@ -49,8 +49,9 @@ def collect_report(workspace: Workspace) -> Report:
 
     plans = _load_plans(root, report, None if workspace.default_layout else
                         workspace.layout_files("plans") + workspace.layout_files("completed"))
-    targets = _targets(plans)
-    report.plans = [_progress(rel, plan, set(knowledge)) for rel, plan in plans]
+    root_name = workspace.knowledge_prefix.rstrip("/") or "."
+    targets = _targets(plans, root_name)
+    report.plans = [_progress(rel, plan, set(knowledge), root_name) for rel, plan in plans]
 
     by_file: dict[str, list[dict]] = {}
     for row in results.get("snippets") or []:
@@ -92,25 +93,25 @@ def _load_plans(root: Path, report: Report, listed: list[str] | None = None) -> 
     return out
 
 
-def _targets(plans: list[tuple[str, Plan]]) -> dict[str, list[tuple[str, Part]]]:
-    """knowledge/... path -> the (plan, PART) pairs that target it, in plan order."""
+def _targets(plans: list[tuple[str, Plan]], root: str = "knowledge") -> dict[str, list[tuple[str, Part]]]:
+    """Workspace path under the knowledge ``root`` -> the (plan, PART) pairs that target it, in plan order."""
     out: dict[str, list[tuple[str, Part]]] = {}
     for rel, plan in plans:
         for part in plan.parts:
-            target = knowledge_ref(part.target)
+            target = knowledge_ref(part.target, root)
             if target:
                 out.setdefault(target, []).append((rel, part))
     return out
 
 
-def _progress(rel: str, plan: Plan, knowledge: set[str]) -> PlanProgress:
+def _progress(rel: str, plan: Plan, knowledge: set[str], root: str = "knowledge") -> PlanProgress:
     progress = PlanProgress(path=rel, title=plan.title, completed=rel.startswith(COMPLETED))
     for batch in plan.batches:
         counts = BatchProgress(number=batch.number, name=batch.name)
         for part in batch.parts:
             counts.total += 1
             setattr(counts, part.status, getattr(counts, part.status) + 1)
-            target = knowledge_ref(part.target)
+            target = knowledge_ref(part.target, root)
             if part.status == "done" and target and target not in knowledge:
                 progress.done_without_file.append(target)
         progress.batches.append(counts)

@@ -66,8 +66,10 @@ Progress = Callable[[int, int, Entry | None], None]
 
 
 def collect_files(workspace: Workspace, paths: list[Path]) -> list[Path]:
-    """Markdown files named (folders searched), or all of knowledge/ when none are named."""
+    """Markdown files named (folders searched), or every knowledge file of the layout when none are named."""
     if not paths:
+        if not workspace.default_layout:  # not the drops, plans, .kb/ or a built site an adopted tree holds
+            return [workspace.root / rel for rel in workspace.knowledge_files(MARKDOWN)]
         return _markdown_under(workspace.knowledge_dir)
     found: list[Path] = []
     for raw in paths:

@@ -569,7 +569,7 @@ class LocalResearcher:
                 continue
             for source in meta.sources:
                 if source.kind == "doc":
-                    out.setdefault(source.locator, (f"knowledge/{rel}", meta.title))
+                    out.setdefault(source.locator, (f"{self.workspace.knowledge_prefix}{rel}", meta.title))
         return out
 
     def research_sync(self, part: Part, context: list[ContextDoc], index: CorpusIndex) -> Research:
