@@ -31,9 +31,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the knowledge tree as web pages: INDEX.md, every knowledge file, snippet results, plans, search."""
         from kb.serve import Site, build_site, make_server
+        from kb.serve.layout import SiteLayout
 
         ws = workspace_from(workspace)
-        site = Site(ws.root)
+        site = Site(ws.root, layout=SiteLayout.of(ws))
         if build is not None:
             result = build_site(site, build if build.is_absolute() else Path.cwd() / build, protected=ws.layout_folders())
             if as_json:

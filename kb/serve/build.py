@@ -123,10 +123,10 @@ def _die_with_parent() -> None:
         pass
 
 
-def _init_worker(root: str, name: str, known: list) -> None:
+def _init_worker(root: str, name: str, known: list, layout=None) -> None:
     global _WORKER_SITE
     _die_with_parent()
-    _WORKER_SITE = Site(Path(root), name=name)
+    _WORKER_SITE = Site(Path(root), name=name, layout=layout)
     _WORKER_SITE.set_known(known)  # the listing holds for the worker's whole life
 
 
@@ -161,7 +161,7 @@ def _render_all(site: Site, out: Path, items: list[tuple[str, str]], known: list
     context = multiprocessing.get_context("fork")
     records: list[dict] = []
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(str(site.root), site.name(), known)) as pool:
+                             initargs=(str(site.root), site.name(), known, site.layout)) as pool:
         for part in pool.map(_render_in_worker, [str(out)] * len(chunks), chunks):
             records.extend(part)
     return records
@@ -188,9 +188,10 @@ def build_site(site: Site, out: Path, workers: int | None = None, protected: tup
     before: dict[str, dict] = {} if full else state.get("docs", {})
 
     # What there is now, and what appeared or vanished since (links to it resolve differently).
-    knowledge = urls.markdown_files(root, "knowledge")
-    drops = urls.markdown_files(root, "drops")
-    plans = urls.markdown_files(root, "plans")
+    layout = site.layout  # where knowledge/, drops/ and plans/ lie in this workspace
+    knowledge = layout.markdown_files(root, "knowledge")
+    drops = layout.markdown_files(root, "drops")
+    plans = layout.markdown_files(root, "plans")
     docs = [(urls.HOME, "INDEX.md")]
     if urls.safe_file(root, "SKILL.md") is not None:
         docs.append((urls.SKILL, "SKILL.md"))
@@ -201,7 +202,7 @@ def build_site(site: Site, out: Path, workers: int | None = None, protected: tup
     appeared = present ^ set(state.get("present", [])) | folders ^ set(state.get("folders", []))
     if full:
         appeared = set()
-    sigs = {rel: _sig(root / rel) for _, rel in docs}
+    sigs = {rel: _sig(root / layout.real(rel)) for _, rel in docs}
 
     # Snippet results, per knowledge file (parsed again only when results.json changed).
     results_sig = _sig(root / "snippets" / "results.json")
@@ -219,7 +220,7 @@ def build_site(site: Site, out: Path, workers: int | None = None, protected: tup
             return True
         if appeared and appeared.intersection(old.get("deps", [])):
             return True
-        return any(_sig(root / a) != asset_sigs.get(a) for a in old.get("assets", []))
+        return any(_sig(root / layout.real(a)) != asset_sigs.get(a) for a in old.get("assets", []))
 
     todo = [(page, rel) for page, rel in docs if stale(page, rel)]
     index_missing = urls.safe_file(root, "INDEX.md") is None
@@ -288,7 +289,7 @@ def build_site(site: Site, out: Path, workers: int | None = None, protected: tup
             write(page, static(page), "topic:" + page, below.get(page[: -len("/index.html")], []))
         nav = f"{urls.STATIC_PREFIX}{urls.NAV_DATA}"
         write(nav, static(nav), "nav", nav_inputs)
-        write(urls.PLANS, static(urls.PLANS), "plans", [[rel, _sig(root / rel)] for rel in plans + drops] + [knowledge])
+        write(urls.PLANS, static(urls.PLANS), "plans", [[rel, _sig(root / layout.real(rel))] for rel in plans + drops] + [knowledge])
         for page in (urls.SEARCH, *(f"{urls.STATIC_PREFIX}{name}" for name in STATIC_FILES)):
             write(page, static(page), "kb:" + page, key)
 
@@ -313,7 +314,7 @@ def build_site(site: Site, out: Path, workers: int | None = None, protected: tup
     assets = sorted({a for rec in docs_state.values() for a in rec.get("assets", [])})
     new_asset_sigs = {}
     for rel in assets:
-        source = urls.safe_file(root, rel, "knowledge")
+        source = layout.file(root, rel, "knowledge")
         if source is None:
             continue
         new_asset_sigs[rel] = _sig(source)
