@@ -144,7 +144,9 @@ def _read(path: Path) -> tuple[KnowledgeMeta, str, str, bool, str | None]:
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
         doc = read_knowledge(path)
-        return doc.meta, doc.body, text, doc.has_front_matter, None
+        # Without front matter the body is the file as it is (the reader drops its last newline):
+        # the same text its snippets are extracted from, so mdblocks parses it once for both.
+        return doc.meta, doc.body if doc.has_front_matter else text, text, doc.has_front_matter, None
     except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
         # Unreadable front matter: report the body as it stands and say why its sources are unknown.
         body = text
