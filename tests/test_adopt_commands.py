@@ -129,7 +129,8 @@ def test_a_knowledge_root_of_its_own_end_to_end(tmp_path):
 
     report = json.loads(run_kb("report", "--json", cwd=root).out)
     assert report["totals"]["files"] == 5 and sum(report["totals"]["sources"].values()) == int(said)
-    assert [(p["path"], p["done"], p["total"]) for p in report["plans"]] == [(plan, 1, 1), (f"{DONE_DIR}/ingestion.md", 1, 1)]
+    assert [(p["path"], p["done"], p["total"], p["completed"]) for p in report["plans"]] == [
+        (plan, 1, 1, False), (f"{DONE_DIR}/ingestion.md", 1, 1, True)]
     problems = run_kb("report", cwd=root).out
     assert "not there" not in problems and "knowledge/perf" not in problems
 

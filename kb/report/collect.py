@@ -51,7 +51,8 @@ def collect_report(workspace: Workspace) -> Report:
                         workspace.layout_files("plans") + workspace.layout_files("completed"))
     root_name = workspace.knowledge_prefix.rstrip("/") or "."
     targets = _targets(plans, root_name)
-    report.plans = [_progress(rel, plan, set(knowledge), root_name) for rel, plan in plans]
+    completed = None if workspace.default_layout else set(workspace.layout_files("completed"))
+    report.plans = [_progress(rel, plan, set(knowledge), root_name, completed) for rel, plan in plans]
 
     by_file: dict[str, list[dict]] = {}
     for row in results.get("snippets") or []:
@@ -104,8 +105,10 @@ def _targets(plans: list[tuple[str, Plan]], root: str = "knowledge") -> dict[str
     return out
 
 
-def _progress(rel: str, plan: Plan, knowledge: set[str], root: str = "knowledge") -> PlanProgress:
-    progress = PlanProgress(path=rel, title=plan.title, completed=rel.startswith(COMPLETED))
+def _progress(rel: str, plan: Plan, knowledge: set[str], root: str = "knowledge", completed: set[str] | None = None) -> PlanProgress:
+    """A plan's PARTs by batch and status; ``completed``: the plans an adopted layout files as completed."""
+    filed = rel.startswith(COMPLETED) if completed is None else rel in completed
+    progress = PlanProgress(path=rel, title=plan.title, completed=filed)
     for batch in plan.batches:
         counts = BatchProgress(number=batch.number, name=batch.name)
         for part in batch.parts:
