@@ -133,6 +133,12 @@ def test_adopt_then_a_dry_look_then_a_commit_on_a_tree_of_the_original_shape(tmp
     report = json.loads(run_kb("report", "--json", cwd=root).out)
     assert report["totals"]["files"] == 26 and sum(report["totals"]["sources"].values()) == int(said)
     assert f"· {said} sources ·" in (root / "INDEX.md").read_text()
+    stdout = re.search(r"Consolidated (\d+) drops: (\d+) files added, (\d+) changed", done.out).groups()
+    summary = re.search(r"(\d+) drops, (\d+) files added, (\d+) changed", run_git(root, "log", "-1", "--format=%s")).groups()
+    assert stdout == summary and stdout[0] == "21"
+    assert report["totals"]["drops"] == {"total": 21, "consolidated": 21, "not_consolidated": 0, "failed": 0,
+                                         "without_file": 0, "unreadable": 0}, report["totals"]["drops"]
+    assert run_git(root, "status", "--porcelain", "--", ".", ":!.kb") == ""  # every file kb wrote is committed
 
 
 def test_a_drop_beside_its_plan_belongs_to_that_plan(tmp_path):
