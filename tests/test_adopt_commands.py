@@ -188,3 +188,29 @@ def _default(path: Path) -> Path:
 
     init_workspace(path)
     return path
+
+
+def test_a_tree_whose_root_is_the_workspace_is_served_from_where_it_lies(tmp_path):
+    from kb.serve import Site, build_site
+    from kb.serve.layout import SiteLayout
+    from test_adopt_layout import adopted_tree
+
+    root = adopted_tree(tmp_path, drops=3)
+    assert run_kb("init", "--adopt", str(root), cwd=tmp_path).code == 0
+    assert run_kb("consolidate", "--write-only", cwd=root).code == 0
+    ws = open_workspace(root)
+    site = Site(root, layout=SiteLayout.of(ws))
+    out = tmp_path / "site"
+    build_site(site, out, protected=ws.layout_folders())
+    assert (out / "knowledge" / "perf" / "00-more.html").is_file() and (out / "knowledge" / "cuda" / "index.html").is_file()
+    assert not (out / "knowledge" / "README.html").exists()  # a top-level file of the skill folder is no knowledge
+    drop = "drops/_ingest-auto/completed/expansion-perf-2025-01-31/KNOWLEDGE-DROP-more0-2025-01-31-1645.html"
+    assert (out / drop).is_file()
+    home = (out / "index.html").read_text()
+    assert 'href="knowledge/perf/00-more.html"' in home
+    plans = (out / "plans.html").read_text()
+    assert "_ingest-auto/completed/expansion-perf-2025-01-31/ingestion.md" in plans and "completed" in plans
+    assert "KNOWLEDGE-DROP-more0" in plans  # the drop is listed under its plan's PART or as unclaimed
+    live = site.get("/knowledge/perf/00-more.html")
+    assert live.status == 200 and b"More 0" in live.body
+    assert site.get("/knowledge/_ingest-auto/completed/expansion-perf-2025-01-31/ingestion.html").status == 404

@@ -44,11 +44,14 @@ class SiteLayout:
         return self.workspace.knowledge_prefix  # "" where the knowledge root is the workspace
 
     def _listed(self, kind: str) -> set[str]:
-        """The workspace paths of the layout's drops (``kind`` "drops"), or of its plans, completed ones too."""
-        kinds = ("drops",) if kind == "drops" else ("plans", "completed")
+        """The workspace paths of the layout's knowledge files, drops, or plans (completed ones too), by ``kind``."""
         when, found = self._lists.get(kind, (0.0, set()))
         if time.monotonic() - when > 1.0:
-            found = {rel for k in kinds for rel in self.workspace.layout_files(k)}
+            if kind == "knowledge":
+                found = set(self.workspace.knowledge_files())
+            else:
+                kinds = ("drops",) if kind == "drops" else ("plans", "completed")
+                found = {rel for k in kinds for rel in self.workspace.layout_files(k)}
             self._lists[kind] = (time.monotonic(), found)
         return found
 
@@ -87,10 +90,12 @@ class SiteLayout:
         if self.default:
             return urls.safe_file(root, rel, within)
         real = self.real(rel)
-        if within in ("drops", "plans"):
+        if within in ("drops", "plans") or (within == "knowledge" and real.endswith(".md")):
+            # A Markdown file is the kind of page it is asked as only where the layout lists it so
+            # (a plan or a SKILL.md inside the knowledge root is no knowledge page).
             if real not in self._listed(within):
                 return None
-            return urls.safe_file(root, real)
+            return urls.safe_file(root, real, self._prefix.rstrip("/") if within == "knowledge" else "")
         base = (self._prefix.rstrip("/") if within == "knowledge" else within)
         return urls.safe_file(root, real, base)
 
@@ -99,7 +104,7 @@ class SiteLayout:
         if self.default:
             return urls.markdown_files(root, kind)
         if kind == "knowledge":
-            return ["knowledge/" + rel[len(self._prefix):] for rel in self.workspace.knowledge_files()]
+            return sorted("knowledge/" + rel[len(self._prefix):] for rel in self._listed("knowledge"))
         return sorted(f"{kind}/{rel}" for rel in self._listed(kind) if rel.endswith(".md"))
 
     def completed(self, rel: str) -> bool:
