@@ -109,6 +109,7 @@ def test_a_knowledge_root_of_its_own_end_to_end(tmp_path):
     results = json.loads((root / "snippets" / "results.json").read_text())
     assert sorted({s["file"] for s in results["snippets"]}) == [
         "skills/gpu/cuda/00-cuda.md", "skills/gpu/cuda/01-cuda.md", "skills/gpu/perf/00-perf.md", "skills/gpu/perf/01-perf.md"]
+    assert (root / "snippets" / "perf" / "00-perf" / "00-L7.py").is_file()  # as kb's layout files them: under the root's path
 
     before = _snapshot(root)
     dry = run_kb("consolidate", "--no-commit", "--json", cwd=root)

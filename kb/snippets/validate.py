@@ -311,7 +311,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
         pool = Pool(config, slots, gpu_devices)
         pool.launch()  # the worker imports torch while the snippet files are written
     try:
-        _, changed = write_snippet_files(workspace.root, entries, rels, analysis_cache.written)
+        _, changed = write_snippet_files(workspace.root, entries, rels, analysis_cache.written, workspace.knowledge_prefix)
         analysis_cache.dirty = analysis_cache.dirty or changed
     except BaseException:
         if pool is not None:
@@ -355,7 +355,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
     analysis_cache.save()
 
     environment = {**env.as_dict(), **gpu_record(env)}
-    rows = [entry_json(e, environment.get("fingerprint", "")) for e in entries]
+    rows = [entry_json(e, environment.get("fingerprint", ""), workspace.knowledge_prefix) for e in entries]
     document = redact_tree(build_document(entries, environment, isolation, previous, set(rels), workspace.root, rows), secrets)
     if same_results(previous, document):
         document["generated"] = previous.get("generated") or document["generated"]
