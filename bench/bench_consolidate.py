@@ -5,7 +5,7 @@ repository whose skeleton is committed. 4 active plans of 16 PARTs (all done: th
 and move to plans/completed/); the other drops name plans already filed under completed/.
 Measured: the full consolidation (cold: no .kb cache; reads everything, stamps every drop,
 writes INDEX.md and SKILL.md, moves the plans, one commit of everything), the same with
---no-commit (on a copy), a no-op rerun, the no-op through the CLI (process start and
+--write-only (on a copy), a no-op rerun, the no-op through the CLI (process start and
 imports included), and one more batch of 4 files on top of the 10,000.
 
 Peers, measured in the same run on copies of the same generated tree: git alone committing
@@ -38,7 +38,7 @@ from kb.consolidate import consolidate
 from kb.records import DropRecord, KnowledgeMeta, SourceRef, read_drop, read_knowledge, write_drop, write_knowledge
 from kb.workspace import init_workspace, open_workspace
 
-TARGETS = {"full": 5.0, "full --no-commit": 5.0, "no-op": 1.0}
+TARGETS = {"full": 5.0, "full --write-only": 5.0, "no-op": 1.0}
 PARTS_PER_PLAN = 16
 ACTIVE_PLANS = 4
 VOCAB = ("gpu memory kernel tensor batch throughput latency cache warp stream graph compile profile shard "
@@ -194,15 +194,15 @@ def one_round(pristine: Path, folder: Path, commit: bool, files: int, words: int
         bare_phases = Phases()
         bare_s, bare = timed(lambda: consolidate(open_workspace(copy), commit=False, progress=bare_phases))
         assert len(bare.drops) == files
-        seconds["full --no-commit"] = bare_s
-        notes["full --no-commit"] = "the same, without git (on a copy)"
-        phase_lines.append("full --no-commit:\n" + bare_phases.line(time.perf_counter()))
+        seconds["full --write-only"] = bare_s
+        notes["full --write-only"] = "the same, without git (on a copy)"
+        phase_lines.append("full --write-only:\n" + bare_phases.line(time.perf_counter()))
     noop_s, noop = timed(lambda: consolidate(ws, commit=commit))
     assert noop.nothing_to_consolidate and noop.commit is None
     seconds["no-op"] = noop_s
     notes["no-op"] = "nothing to consolidate"
     if last:
-        cli = [sys.executable, "-m", "kb", "consolidate", "-w", str(root)] + ([] if commit else ["--no-commit"])
+        cli = [sys.executable, "-m", "kb", "consolidate", "-w", str(root)] + ([] if commit else ["--write-only"])
         cli_s, proc = timed(lambda: subprocess.run(cli, capture_output=True, text=True))
         assert proc.returncode == 0 and "Nothing to consolidate" in proc.stdout, proc.stderr
         seconds["no-op (CLI)"] = cli_s
@@ -231,7 +231,7 @@ def main() -> int:
     parser.add_argument("--topics", type=int, default=50)
     parser.add_argument("--words", type=int, default=600, help="words of prose per file (600 is about 6 KB)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds on fresh copies; the table shows medians")
-    parser.add_argument("--no-git", action="store_true", help="measure without the commit (--no-commit)")
+    parser.add_argument("--no-git", action="store_true", help="measure without the commit (--write-only)")
     parser.add_argument("--keep", action="store_true", help="keep the generated workspace")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kb-bench-consolidate-"))

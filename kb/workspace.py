@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -69,27 +70,62 @@ class Workspace:
         """The workspace-relative files the layout's ``kind`` globs (drops, plans, completed) match."""
         return match_globs(self.root, getattr(self.config.layout, kind))
 
-    def knowledge_files(self) -> list[str]:
-        """Every Markdown file of the knowledge root: where that is the workspace itself, its
-        topic folders only (not its top-level files, kb's folders, or the drop and plan folders)."""
+    def knowledge_files(self, suffixes: tuple[str, ...] = (".md",)) -> list[str]:
+        """Every Markdown file (or file ending in one of ``suffixes``) of the knowledge root,
+        workspace-relative: not the folders that hold the layout's drops and plans, a site kb
+        built, the top-level files of an adopted root (a skill folder's SKILL.md, README.md), or,
+        where the root is the workspace itself, kb's folders."""
         prefix = self.knowledge_prefix
         start = self.root / prefix if prefix else self.root
         if not start.is_dir():
             return []
         layout = self.config.layout
-        skip = set(RESERVED_TOP)
-        if not prefix:
-            skip |= {glob_folder(g, "").split("/", 1)[0] for g in [*layout.drops, *layout.plans, *layout.completed]}
+        skip = {prefix + d for d in RESERVED_TOP} if not prefix else set()
+        for pattern in [*layout.drops, *layout.plans, *layout.completed]:
+            folder = glob_folder(pattern, "")
+            if folder.startswith(prefix) and folder != prefix.rstrip("/"):
+                # The first folder below the knowledge root that holds them (_ingest-auto/).
+                skip.add(prefix + folder[len(prefix):].split("/", 1)[0])
         taken = set(self.layout_files("drops")) | set(self.layout_files("plans")) | set(self.layout_files("completed"))
         out: list[str] = []
         for dirpath, dirnames, filenames in os.walk(start):
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
             rel_dir = "" if rel_dir == "." else rel_dir + "/"
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (rel_dir == prefix and d in skip))
-            if not prefix and rel_dir == "":
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and rel_dir + d not in skip
+                                 and not (Path(dirpath) / d / SITE_MARKER).is_file())
+            if rel_dir == prefix and not self.default_layout:
                 continue  # top-level files of a skill folder (SKILL.md, README.md...) are no knowledge
-            out += [rel_dir + f for f in sorted(filenames) if f.endswith(".md") and not f.startswith(".") and rel_dir + f not in taken]
+            out += [rel_dir + f for f in sorted(filenames)
+                    if f.endswith(suffixes) and not f.startswith(".") and rel_dir + f not in taken]
         return out
+
+    def layout_folders(self) -> tuple[str, ...]:
+        """The workspace-relative folders that hold the knowledge (the root, or where that is the
+        workspace, its topic folders), the drops and the plans: no place for anything else."""
+        layout = self.config.layout
+        prefix = self.knowledge_prefix
+        folders = {prefix.rstrip("/")} if prefix else {rel.split("/", 1)[0] for rel in self.knowledge_files()}
+        folders |= {glob_folder(g, "") for g in [*layout.drops, *layout.plans, *layout.completed]}
+        return tuple(sorted(f for f in folders if f))
+
+    def in_knowledge(self, rel: str) -> str | None:
+        """A workspace-relative path as a path relative to the knowledge root; None outside it."""
+        prefix = self.knowledge_prefix
+        return rel[len(prefix):] if rel.startswith(prefix) else None
+
+    def drop_folder(self, plan: Path) -> Path:
+        """Where run-plan writes the drops of ``plan``: beside it where the layout keeps drops with
+        their plan (``_ingest-auto/*/expansion-x/``), else the layout's drops folder."""
+        probe = "KNOWLEDGE-DROP-x-2025-01-01-0000.md"
+        try:
+            beside = Path(self.rel(plan)).parent.as_posix()
+        except ValueError:
+            return self.drops_dir
+        for folder in (beside, self.rel(self.drops_dir)):
+            candidate = f"{folder}/{probe}" if folder not in ("", ".") else probe
+            if any(glob_matches(g, candidate) for g in self.config.layout.drops):
+                return self.root / folder
+        return self.drops_dir
 
     @property
     def runners_dir(self) -> Path:
@@ -147,6 +183,8 @@ class Workspace:
 
 # Top-level folders that hold no knowledge where the knowledge root is the workspace itself.
 RESERVED_TOP = ("runners", "validators", "snippets", "plans", "drops", "kb", "tests", "node_modules", "_site", "site")
+# What a site `kb serve --build` wrote holds (kb.serve.build.MARKER): never knowledge.
+SITE_MARKER = ".kb-site.json"
 
 
 def glob_folder(pattern: str, default: str) -> str:
@@ -158,6 +196,19 @@ def glob_folder(pattern: str, default: str) -> str:
             break
         fixed.append(part)
     return "/".join(fixed) or default
+
+
+def glob_matches(pattern: str, rel: str) -> bool:
+    """Whether the workspace-relative ``rel`` is a path ``pattern`` names, as Path.glob reads it
+    (``**`` any folders, ``*`` and ``?`` within one name), for a file that need not exist yet."""
+    out = []
+    for i, part in enumerate(pattern.split("/")):
+        if part == "**":
+            out.append("(?:[^/]+/)*")
+            continue
+        body = "".join("[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in part)
+        out.append(body + ("/" if i < pattern.count("/") else ""))
+    return re.fullmatch("".join(out), rel) is not None
 
 
 def match_globs(root: Path, patterns: list[str]) -> list[str]:
@@ -246,12 +297,13 @@ def copy_tree(src: Path, dst: Path) -> None:
 DROP_GLOB = "KNOWLEDGE-DROP-*.md"
 
 
-def detect_layout(root: Path) -> dict[str, object]:
+def detect_layout(root: Path, knowledge: str | None = None) -> dict[str, object]:
     """The layout of an existing tree, found by looking (nothing is moved): the knowledge root
     (``knowledge/`` if there is one, else the tree itself), where its drops and plans are
     (kb's folders, or ``<folder>/*/ingestion.md`` expansion folders, ``completed`` ones apart)."""
     root = Path(root)
-    knowledge = "knowledge" if (root / "knowledge").is_dir() else "."
+    if knowledge is None:
+        knowledge = "knowledge" if (root / "knowledge").is_dir() else "."
     drops: set[str] = set()
     plans: set[str] = set()
     completed: set[str] = set()
@@ -259,6 +311,9 @@ def detect_layout(root: Path) -> dict[str, object]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = Path(dirpath).relative_to(root).as_posix()
         top = "" if rel == "." else rel.split("/", 1)[0]
+        if knowledge not in (".", "") and rel.startswith(knowledge + "/"):
+            # Below a knowledge root of its own (skills/gpu/_ingest-auto/...): the folder under it.
+            top = knowledge + "/" + rel[len(knowledge) + 1:].split("/", 1)[0]
         for name in filenames:
             if name.upper().startswith(DROP_PREFIX) and name.endswith(".md"):
                 drops.add(f"{top}/**/{DROP_GLOB}" if top else DROP_GLOB)
@@ -286,15 +341,21 @@ def layout_toml(layout: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def adopt_workspace(target: Path) -> tuple[Workspace, dict[str, object]]:
+def adopt_workspace(target: Path, knowledge: str | None = None) -> tuple[Workspace, dict[str, object]]:
     """Make an existing tree a workspace in place: write kb.toml with the layout found (and
-    nothing else; no file is moved). Returns the workspace and the layout."""
+    nothing else; no file is moved). ``knowledge``: the knowledge root, where it is neither
+    knowledge/ nor the tree itself. Returns the workspace and the layout."""
     target = Path(target).resolve()
     if not target.is_dir():
         raise PathError(f"{target} is not a folder")
     if (target / CONFIG_NAME).exists():
         raise WorkspaceError(f"{target} is already a kb workspace ({CONFIG_NAME} exists); nothing changed")
-    layout = detect_layout(target)
+    if knowledge is not None:
+        knowledge = knowledge.replace("\\", "/").strip("/") or "."
+        if not (target / knowledge).is_dir():
+            raise PathError(f"--knowledge {knowledge}: no such folder in {target}; nothing changed")
+        relative_inside(knowledge, "--knowledge")
+    layout = detect_layout(target, knowledge)
     template = skeleton_files()[CONFIG_NAME].decode("utf-8")
     text = template.rstrip("\n") + "\n\n" + layout_toml(layout)
     load_config_text(text, target / CONFIG_NAME)  # what is written must load

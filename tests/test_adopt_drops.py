@@ -122,10 +122,12 @@ def test_a_stamp_an_older_kb_wrote_from_a_misread_hides_nothing(tmp_path):
 def test_cli_no_commit_json_agrees_with_stdout_on_drops(tmp_path):
     ws = _tree(tmp_path / "a", git=False)
     data = json.loads(run_kb("consolidate", "--no-commit", "--json", cwd=ws.root).out)
-    assert len(data["drops"]) == 20
+    assert len(data["drops"]) == 20 and data["dry_run"] is True
     other = _tree(tmp_path / "b", git=False)
     out = run_kb("consolidate", "--no-commit", cwd=other.root).out
-    assert "Consolidated 20 drops" in out
+    assert "Would consolidate 20 drops" in out and "no file was written" in out
+    out = run_kb("consolidate", "--write-only", cwd=other.root).out
+    assert "Consolidated 20 drops" in out  # the dry look remembered nothing
 
 
 def test_a_dry_look_then_a_commit_stamps_the_drops_once(tmp_path):

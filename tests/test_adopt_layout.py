@@ -107,19 +107,22 @@ def test_adopt_then_a_dry_look_then_a_commit_on_a_tree_of_the_original_shape(tmp
     data = json.loads(dry.out)
     after = _snapshot(root)
     touched = {rel for rel in set(before) | set(after) if before.get(rel) != after.get(rel)}
-    assert touched <= {"INDEX.md", "SKILL.md"}  # no drop, plan or knowledge file: only what --no-commit documents
+    assert touched == set()  # a dry look changes no file, byte for byte
+    assert run_git(root, "status", "--porcelain", "--untracked-files=all", "--", ".", ":!.kb") == "?? kb.toml\n"
     linked = [d for d in data["drops"] if d["knowledge_file"] and (root / d["knowledge_file"]).is_file()]
     assert len(data["drops"]) == 21 and len(linked) / len(data["drops"]) >= 0.95
     assert data["totals"]["files"] == 26 and data["totals"]["topics"] == 2
-    skill = (root / "SKILL.md").read_text()
+    assert data["previews"] == {"INDEX.md": ".kb/consolidate/preview/INDEX.md", "SKILL.md": ".kb/consolidate/preview/SKILL.md"}
+    skill = (root / data["previews"]["SKILL.md"]).read_text()
     assert skill.startswith("---\nname: my-skill\ndescription: Mine.\n---\n")
-    index = (root / "INDEX.md").read_text()
+    index = (root / data["previews"]["INDEX.md"]).read_text()
     assert "](perf/00-more.md)" in index and "KNOWLEDGE-DROP" not in index and "README" not in index
     assert "from [ingestion](_ingest-auto/completed/expansion-perf-2025-01-31/ingestion.md) PART 1" in index  # the drop's plan
 
     run_git(root, "add", "kb.toml")
     run_git(root, "commit", "-q", "-m", "adopt")
     done = run_kb("consolidate", cwd=root)
+    assert "Consolidated 21 drops" in done.out  # the dry look remembered nothing
     assert done.code == 0, done.err
     changed = run_git(root, "show", "--name-only", "--format=", "HEAD").split()
     assert changed and all(p.startswith(("_ingest-auto/", "INDEX.md", "SKILL.md")) for p in changed), changed
@@ -130,6 +133,12 @@ def test_adopt_then_a_dry_look_then_a_commit_on_a_tree_of_the_original_shape(tmp
     report = json.loads(run_kb("report", "--json", cwd=root).out)
     assert report["totals"]["files"] == 26 and sum(report["totals"]["sources"].values()) == int(said)
     assert f"· {said} sources ·" in (root / "INDEX.md").read_text()
+    stdout = re.search(r"Consolidated (\d+) drops: (\d+) files added, (\d+) changed", done.out).groups()
+    summary = re.search(r"(\d+) drops, (\d+) files added, (\d+) changed", run_git(root, "log", "-1", "--format=%s")).groups()
+    assert stdout == summary and stdout[0] == "21"
+    assert report["totals"]["drops"] == {"total": 21, "consolidated": 21, "not_consolidated": 0, "failed": 0,
+                                         "without_file": 0, "unreadable": 0}, report["totals"]["drops"]
+    assert run_git(root, "status", "--porcelain", "--", ".", ":!.kb") == ""  # every file kb wrote is committed
 
 
 def test_a_drop_beside_its_plan_belongs_to_that_plan(tmp_path):

@@ -86,7 +86,7 @@ def test_a_clean_tree_has_no_errors(tmp_path):
 
 def test_yaml_error_lines_agree_with_kb_report(tmp_path):
     ws = broken_workspace(tmp_path, git=False)
-    data = json.loads(run_kb("consolidate", "--no-commit", "--json", cwd=ws.root).out)
+    data = json.loads(run_kb("consolidate", "--write-only", "--json", cwd=ws.root).out)
     ours = next(e["message"] for e in data["errors"] if e["path"] == "knowledge/io/03-yaml.md")
     warning = next(w["message"] for w in data["warnings"] if w["path"] == "knowledge/io/03-yaml.md" and w["kind"] == "unreadable")
     report = json.loads(run_kb("report", "--json", cwd=ws.root).out)

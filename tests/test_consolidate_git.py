@@ -117,20 +117,22 @@ def test_a_workspace_inside_a_larger_repository(tmp_path):
     assert all(p.startswith("kb-here/") for p in paths)
 
 
-def test_cli_outside_git_exits_2_unless_no_commit(tmp_path):
+def test_cli_outside_git_exits_2_unless_write_only(tmp_path):
     ws = make_workspace(tmp_path, git=False)
     add_part(ws, "perf/00-a.md", "Alpha", 1, plan="plans/p.md", part=1)
     refused = run_kb("consolidate", cwd=ws.root)
     assert refused.code == 2 and "not inside a git repository" in refused.err
-    assert "--no-commit" in refused.err and len(refused.err.strip().splitlines()) == 1
+    assert "--write-only" in refused.err and len(refused.err.strip().splitlines()) == 1
     assert "consolidated: null" in next(ws.drops_dir.glob("KNOWLEDGE-DROP-*")).read_text()  # nothing happened
-    done = run_kb("consolidate", "--no-commit", "--json", "-w", str(ws.root), cwd=tmp_path)
+    both = run_kb("consolidate", "--write-only", "--no-commit", cwd=ws.root)
+    assert both.code == 2 and "exclude each other" in both.err
+    done = run_kb("consolidate", "--write-only", "--json", "-w", str(ws.root), cwd=tmp_path)
     assert done.code == 0, done.err
     data = json.loads(done.out)
     assert data["knowledge"]["added"] == ["knowledge/perf/00-a.md"] and data["commit"] is None
     assert {w["kind"] for w in data["warnings"]} <= {"dangling-cite", "missing-read", "unaccounted-file",
                                                     "missing-knowledge-file", "near-duplicate"}
-    again = run_kb("consolidate", "--no-commit", cwd=ws.root)
+    again = run_kb("consolidate", "--write-only", cwd=ws.root)
     assert again.code == 0 and "Nothing to consolidate" in again.out
 
 

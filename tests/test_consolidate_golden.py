@@ -123,6 +123,6 @@ def test_json_and_commit_messages_are_as_recorded(tmp_path):
 def test_no_commit_output_is_as_recorded(tmp_path):
     ws = make_workspace(tmp_path, git=False)
     build(ws)
-    _compare("no-commit.txt", _run(ws.root, "--no-commit"))
+    _compare("no-commit.txt", _run(ws.root, "--write-only"))
     next_batch(ws)
-    _compare("no-commit-second.json", _run(ws.root, "--no-commit", "--json"))
+    _compare("no-commit-second.json", _run(ws.root, "--write-only", "--json"))

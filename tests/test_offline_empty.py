@@ -49,7 +49,7 @@ def test_index_marks_empty_sections_and_skill_counts_filled_ones(tmp_path):
                DropRecord(plan="plans/demo.md", batch=1, part=1, title="Streams", status="partial",
                           knowledge_file="knowledge/demo/00-streams.md", created="2025-01-01T10:00:00Z",
                           sections_written=["Stream basics", "Nsight timelines"], sections_empty=["Nsight timelines"]))
-    result = run_kb("consolidate", "--no-commit", cwd=ws.root, timeout=120)
+    result = run_kb("consolidate", "--write-only", cwd=ws.root, timeout=120)
     assert result.code == 0, result.err + result.out
     index = (ws.root / "INDEX.md").read_text(encoding="utf-8")
     assert "Stream basics · Nsight timelines (empty)" in index
@@ -76,6 +76,6 @@ def test_consolidate_counts_a_partial_drop_as_done_not_failed(tmp_path):
                DropRecord(plan="plans/demo.md", batch=1, part=1, title="Streams", status="partial",
                           knowledge_file="knowledge/demo/00-streams.md", created="2025-01-01T10:00:00Z",
                           sections_written=["Stream basics", "Nsight timelines"], sections_empty=["Nsight timelines"]))
-    result = run_kb("consolidate", "--no-commit", cwd=ws.root, timeout=120)
+    result = run_kb("consolidate", "--write-only", cwd=ws.root, timeout=120)
     assert result.code == 0, result.err
     assert "1 partial (sections marked empty)" in result.out and "failed" not in result.out

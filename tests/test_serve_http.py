@@ -153,11 +153,15 @@ def test_cli_serves_on_127_0_0_1_and_refuses_a_busy_port(tmp_path):
         proc.wait(timeout=10)
 
 
-def test_cli_build_refuses_outside_the_workspace(tmp_path, kb_cli):
+def test_cli_build_writes_where_it_is_told_and_refuses_dangerous_targets(tmp_path, kb_cli):
     root = make_demo_workspace(tmp_path)
     result = kb_cli("serve", "--build", str(tmp_path / "out"), "-w", str(root))
-    assert result.code == 2 and "inside the workspace" in result.err
-    assert not (tmp_path / "out").exists()
+    assert result.code == 0 and (tmp_path / "out" / "index.html").is_file()  # outside the workspace, as told
+    for target in (root, tmp_path, root / "knowledge" / "x"):
+        refused = kb_cli("serve", "--build", str(target), "-w", str(root))
+        assert refused.code == 2 and "choose an empty folder" in refused.err, refused.err
+        assert len(refused.err.strip().splitlines()) == 1
+    assert not (root / "knowledge" / "x").exists()
     result = kb_cli("serve", "--build", "site", "-w", str(root), cwd=root)
     assert result.code == 0 and "Wrote" in result.out
     assert (root / "site" / "index.html").is_file()

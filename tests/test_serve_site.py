@@ -530,8 +530,10 @@ def test_static_build_refuses_folders_it_does_not_own(demo, tmp_path):
     from kb.errors import PathError
 
     site = Site(demo)
-    with pytest.raises(PathError, match="inside the workspace"):
-        build_site(site, tmp_path / "elsewhere")
+    with pytest.raises(PathError, match="holds the workspace"):
+        build_site(site, demo.parent)
+    with pytest.raises(PathError, match="holds the workspace's knowledge"):
+        build_site(site, demo / "topic" / "site", protected=("topic",))
     with pytest.raises(PathError, match="belongs to the workspace"):
         build_site(site, demo / "knowledge" / "site")
     (demo / "mine").mkdir()

@@ -105,10 +105,15 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print what was created as JSON."),
         adopt: bool = typer.Option(False, "--adopt", help="Adopt an existing tree in place: write kb.toml with "
                                    "the layout found (knowledge root, drops, plans, completed plans), move nothing."),
+        knowledge: str | None = typer.Option(None, "--knowledge", metavar="ROOT", help="With --adopt: the knowledge "
+                                             "root, a folder of the tree (e.g. skills/gpu), where it is neither "
+                                             "knowledge/ nor the tree itself."),
     ) -> None:
         """Create a workspace: folders, kb.toml, runners/, validators/, INDEX.md, SKILL.md."""
+        if knowledge is not None and not adopt:
+            raise KbError("--knowledge goes with --adopt (a new workspace keeps its knowledge in knowledge/)")
         if adopt:
-            _adopt(directory, as_json)
+            _adopt(directory, as_json, knowledge)
             return
         for source in plans:  # refuse a missing plan before creating anything
             if not source.expanduser().is_file():
@@ -153,11 +158,11 @@ def register(app: typer.Typer) -> None:
                       "`kb run-plan plans/<plan>.md --batch 1`.")
 
 
-def _adopt(directory: Path, as_json: bool) -> None:
+def _adopt(directory: Path, as_json: bool, knowledge: str | None = None) -> None:
     """``kb init --adopt DIR``: kb.toml for an existing tree, and what was found there."""
     from kb.workspace import adopt_workspace
 
-    ws, layout = adopt_workspace(directory)
+    ws, layout = adopt_workspace(directory, knowledge)
     found = {
         "knowledge_files": len(ws.knowledge_files()),
         "drops": len(ws.layout_files("drops")),

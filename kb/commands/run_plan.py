@@ -268,7 +268,7 @@ def register(app: typer.Typer) -> None:
                 else:
                     console().print(f"Nothing to do: every PART of {what} in {plan_rel} is done (--redo reruns them).")
                 return
-            removed = remove_stale_temp_files([ws.knowledge_dir, ws.drops_dir, plan_path.parent])
+            removed = remove_stale_temp_files([ws.knowledge_dir, ws.drop_folder(plan_path), plan_path.parent])
             if removed and not as_json:
                 err_console().print(f"removed {len(removed)} temporary file(s) a killed run left behind")
             try:

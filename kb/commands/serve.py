@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
         ),
         open_browser: bool = typer.Option(False, "--open", help="Open the home page in the default web browser."),
         build: Path | None = typer.Option(
-            None, "--build", metavar="OUT", help="Write the pages as a static site into OUT (a folder inside the workspace) and exit."
+            None, "--build", metavar="OUT", help="Write the pages as a static site into OUT and exit: an empty folder, "
+            "or one an earlier --build wrote, inside the workspace or anywhere else (not the workspace's own folders)."
         ),
         log: bool = typer.Option(False, "--log", help="Print one line per request on stderr."),
         as_json: bool = typer.Option(False, "--json", help="Print the URL (or what --build wrote) as JSON."),
@@ -30,11 +31,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the knowledge tree as web pages: INDEX.md, every knowledge file, snippet results, plans, search."""
         from kb.serve import Site, build_site, make_server
+        from kb.serve.layout import SiteLayout
 
         ws = workspace_from(workspace)
-        site = Site(ws.root)
+        site = Site(ws.root, layout=SiteLayout.of(ws))
         if build is not None:
-            result = build_site(site, build if build.is_absolute() else Path.cwd() / build)
+            result = build_site(site, build if build.is_absolute() else Path.cwd() / build, protected=ws.layout_folders())
             if as_json:
                 print_json({"out": str(result.out), "pages": len(result.pages), "unchanged": result.unchanged,
                             "removed": result.removed, "skipped": result.skipped})

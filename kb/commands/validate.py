@@ -19,7 +19,7 @@ from kb.snippets.validate import Options, run_validation
 def register(app: typer.Typer) -> None:
     @app.command("validate-snippets")
     def validate_snippets(
-        paths: list[Path] = typer.Argument(None, help="Markdown files or folders (default: all of knowledge/)."),
+        paths: list[Path] = typer.Argument(None, help="Markdown files or folders (default: every knowledge file, under the knowledge root kb.toml's [layout] names)."),
         gpu: bool = typer.Option(False, "--gpu", help="Use the cuda profile; exit 2 at once when there is no CUDA device."),
         ray: str = typer.Option(None, "--ray", metavar="ADDRESS", help="Run on a Ray cluster: an address, 'auto', or 'local' for a local instance."),
         force: bool = typer.Option(False, "--all", help="Rerun every snippet, ignoring cached results."),

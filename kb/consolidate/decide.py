@@ -70,7 +70,8 @@ class Decision:
     errors: list[Finding]  # broken knowledge files (see broken_files)
     pending: dict[str, Any] | None  # what the next commit describes: this run merged with earlier ones
     stamp: list[str] = field(default_factory=list)  # drops kb may stamp when it commits: read with confidence (see confident)
-    due: list[str] = field(default_factory=list)  # drops a --no-commit run consolidated without stamping them
+    due: list[str] = field(default_factory=list)  # drops a --write-only run consolidated without stamping them
+    knowledge_prefix: str = "knowledge/"  # the layout's knowledge root, as the commit message names files under it
 
     @property
     def nothing(self) -> bool:
@@ -88,7 +89,7 @@ class Decision:
 
     def commit_message(self, changes: list) -> str:
         """The commit's message, given what git found staged (kb.consolidate.gitops.Change)."""
-        return commit_message(self.pending or {}, changes, len(self.findings))
+        return commit_message(self.pending or {}, changes, len(self.findings), self.knowledge_prefix)
 
 
 def decide(seen: Seen, strict: bool = False) -> Decision:
@@ -124,7 +125,7 @@ def decide(seen: Seen, strict: bool = False) -> Decision:
     new_skill, skill_name = render.render_skill_file(seen.old_skill, skill_block, seen.name_hint, description)
 
     # Warnings: about the whole tree, so a rerun reports the same ones.
-    findings += [_moved(f, moves) for f in checks.plan_findings(seen.plans, KnowledgeIndex(knowledge), seen.exists)]
+    findings += [_moved(f, moves) for f in checks.plan_findings(seen.plans, KnowledgeIndex(knowledge, seen.knowledge_prefix), seen.exists)]
     findings += checks.tree_findings(knowledge, seen.drops, seen.is_file)
     findings += checks.duplicate_findings(knowledge)
     findings.sort(key=Finding.sort_key)
@@ -134,7 +135,7 @@ def decide(seen: Seen, strict: bool = False) -> Decision:
         new_drops=new_drops, drops=done, plans=plan_done, moves=moves,
         index_text=new_index, index_changed=new_index != seen.old_index,
         skill_text=new_skill, skill_changed=new_skill != seen.old_skill, skill_name=skill_name,
-        totals=totals, findings=findings, errors=errors, pending=seen.pending,
+        totals=totals, findings=findings, errors=errors, pending=seen.pending, knowledge_prefix=seen.knowledge_prefix,
         stamp=[rel for rel in sorted([*new_drops, *due], key=index_context.natural_key) if confident(seen.drops[rel], seen.is_file)],
         due=due,
     )

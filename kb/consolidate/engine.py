@@ -106,7 +106,7 @@ class Engine:
             knowledge=self.knowledge, drops=self.drops, plans=self.plans, completed=set(listing.completed),
             index_template=render.load_template(root, "index"), skill_template=render.load_template(root, "skill"),
             old_index=render.read_text_exact(self.ws.index_path), old_skill=render.read_text_exact(self.ws.skill_path),
-            name_hint=root.name, results=read_results(root), unreadable=unreadable, pending=self.state.pending,
+            name_hint=root.name, results=read_results(root, self.ws.knowledge_prefix), unreadable=unreadable, pending=self.state.pending,
             knowledge_prefix=self.ws.knowledge_prefix, knowledge_listed=set(listing.knowledge),
             exists=lambda rel: (root / rel).exists(), is_file=lambda rel: (root / rel).is_file(),
         )
@@ -254,13 +254,15 @@ class Engine:
         # a file a person changed meanwhile is committed as it is now.
         staged = frozenset(self.late.specs) if self.late is not None and self.late.ok else frozenset()
         expected = 0 if self.packed else len(decision.new_drops) + self.fresh_reads + len(decision.moves) + 2
-        changes = gitops.stage_managed(ctx, root, expected=expected, staged=staged, managed=self.ws.managed_paths())
+        managed = self.ws.managed_paths()
+        changes = gitops.stage_managed(ctx, root, expected=expected, staged=staged, managed=managed)
         commit, skipped = None, None
         if not changes:
             skipped = "the managed paths already match HEAD"
         else:
             message = decision.commit_message(changes)
-            sha = gitops.commit_managed(ctx, root, message, root / ".kb" / "consolidate" / "COMMIT_MSG")
+            sha = gitops.commit_managed(ctx, root, message, root / ".kb" / "consolidate" / "COMMIT_MSG",
+                                        managed=managed)
             commit = {"sha": sha, "summary": message.split("\n", 1)[0], "files": len(changes)}
         self.state.pending = None
         cache_mod.save_state(root, self.state)
@@ -289,6 +291,26 @@ def _wait_for_git(background: list, everything: bool = False) -> None:
     for work in background:
         if everything or not isinstance(work, _Finishing):
             work.wait()
+
+
+PREVIEW = ".kb/consolidate/preview"
+
+
+def write_previews(ws: Workspace, decision: Decision) -> dict[str, str]:
+    """A dry look's INDEX.md and SKILL.md, as a run would write them, under .kb/ (local state):
+    ``{"INDEX.md": preview path, ...}`` for each that would change; stale previews are removed."""
+    folder = ws.root / PREVIEW
+    out: dict[str, str] = {}
+    for name, changed, text in (("INDEX.md", decision.index_changed, decision.index_text),
+                                ("SKILL.md", decision.skill_changed, decision.skill_text)):
+        path = folder / name
+        if changed:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, text)
+            out[name] = ws.rel(path)
+        elif path.exists():
+            path.unlink()
+    return out
 
 
 def _stamp_folder(root: Path) -> Path:

@@ -18,19 +18,20 @@ Exists = Callable[[str], bool]
 def plan_findings(plans: dict[str, dict | None], index: KnowledgeIndex, exists: Exists) -> list[Finding]:
     """Finished PARTs whose Step 0 reads or CITE references name no knowledge file."""
     out: list[Finding] = []
+    tree = index.prefix or "the knowledge tree"  # the layout's knowledge root, as the person knows it
     for rel, info in sorted(plans.items()):
         for part in (info or {}).get("parts", []):
             if part["status"] != "done":
                 continue  # a pending PART may still be waiting for files a later PART writes
             for path, line in part["reads"]:
                 if read_is_missing(index, path, exists):
-                    message = f"{rel}:{line}: PART {part['number']} Step 0 reads {path}, which is not in knowledge/"
+                    message = f"{rel}:{line}: PART {part['number']} Step 0 reads {path}, which is not in {tree}"
                     out.append(Finding("missing-read", message, path=rel, plan=rel))
             for ref in part["cite"]:
                 for missing in index.missing_cites(ref):
                     alone = re.sub(r"\([^()]*\)", "", ref).strip() == missing  # the ref names just this
                     what = ref if alone else f"{missing} (in \"{ref}\")"
-                    message = f"{rel}:{part['line']}: PART {part['number']} cites {what}, which matches no file in knowledge/"
+                    message = f"{rel}:{part['line']}: PART {part['number']} cites {what}, which matches no file in {tree}"
                     out.append(Finding("dangling-cite", message, path=rel, plan=rel))
     return out
 

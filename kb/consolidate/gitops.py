@@ -51,7 +51,7 @@ def open_repo(root: Path) -> GitContext | None:
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return None
     except git.GitCommandNotFound:
-        raise GitError("git is not installed (or not on PATH); install it, or pass --no-commit") from None
+        raise GitError("git is not installed (or not on PATH); install it, or pass --write-only (write, commit nothing)") from None
     if repo.bare or repo.working_tree_dir is None:
         return None
     top = Path(repo.working_tree_dir).resolve()
@@ -71,11 +71,11 @@ def check_committable(ctx: GitContext) -> None:
     for marker, what in (("MERGE_HEAD", "a merge"), ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase"),
                          ("CHERRY_PICK_HEAD", "a cherry-pick")):
         if (git_dir / marker).exists():
-            raise GitError(f"{ctx.top} is in the middle of {what}; finish it first, or pass --no-commit")
+            raise GitError(f"{ctx.top} is in the middle of {what}; finish it first, or pass --write-only (write, commit nothing)")
     try:
         ctx.git().var("GIT_COMMITTER_IDENT")
     except Exception:  # noqa: BLE001 - git's own message is the useful part
-        raise GitError("git has no identity to commit with: set user.name and user.email (git config), or pass --no-commit") from None
+        raise GitError("git has no identity to commit with: set user.name and user.email (git config), or pass --write-only (write, commit nothing)") from None
 
 
 _TEMPORARY_INDEX = re.compile(r"kb-consolidate-(\d+)\.index(?:\.lock)?")
@@ -364,16 +364,16 @@ class BlobStore:
         self._staged()
 
 
-def commit_managed(ctx: GitContext, root: Path, message: str, message_file: Path) -> str:
+def commit_managed(ctx: GitContext, root: Path, message: str, message_file: Path, managed: tuple[str, ...] = MANAGED) -> str:
     """Commit the staged managed paths with ``message``; returns the new commit's sha.
 
     The commit is built in a temporary index: a copy of the real one (the managed paths
     just staged, with their stat data, so ``git commit`` re-reads no file), in which every
     entry outside the managed paths is put back as HEAD has it. ``git commit`` then runs on
     it (hooks and signing included), so the person's own staged work never enters it and
-    stays staged in the real index.
+    stays staged in the real index. ``managed``: the workspace's managed paths (its layout's).
     """
-    specs = _managed_specs(ctx, root)
+    specs = _managed_specs(ctx, root, managed)
     if _run(ctx, "ls-files", "-u", "-z", "--", *specs).strip("\0"):
         raise GitError("there are unresolved merge conflicts in kb's paths; resolve them first (nothing was committed)")
     roots = tuple(spec.rstrip("/") for spec in specs)

@@ -40,20 +40,25 @@ def _capped(lines: list[str]) -> list[str]:
     return lines[:LIST_LIMIT] + [f"- ... and {len(lines) - LIST_LIMIT} more"]
 
 
-def commit_message(pending: dict[str, Any], changes: list[Change], warnings: int) -> str:
+def commit_message(pending: dict[str, Any], changes: list[Change], warnings: int, prefix: str = "knowledge/") -> str:
     """Summary line + body: plans, batches, PARTs, knowledge files added/changed, with counts.
 
     Files added and changed are counted from the drops, as stdout and --json count them (one
     set of numbers); what git found besides (a file edited or removed by hand) is listed apart.
+    ``prefix``: the layout's knowledge root ("" where it is the workspace: then any Markdown file
+    git found changed that is neither a drop nor a plan of this run counts as knowledge).
     """
     drops = pending.get("drops") or []
     plans = pending.get("plans") or []
     k_added = sorted((d["knowledge_file"] for d in drops if d.get("change") == "added" and d.get("knowledge_file")), key=natural_key)
     k_changed = sorted((d["knowledge_file"] for d in drops if d.get("change") == "changed" and d.get("knowledge_file")), key=natural_key)
     targets = {d.get("knowledge_file") for d in drops}
+    # What kb itself wrote or moved is no knowledge edit, where the knowledge root holds it too.
+    kb_files = {"INDEX.md", "SKILL.md", *(d.get("path") for d in drops),
+                *(p.get(k) for p in plans for k in ("path", "moved_to"))}
     k_other, k_removed = [], []  # one pass over the changes (20,000 in a big run)
     for c in changes:
-        if c.path.startswith("knowledge/") and c.path.endswith(".md"):
+        if c.path.startswith(prefix) and c.path.endswith(".md") and c.path not in kb_files:
             if c.status == "D":
                 k_removed.append(c.path)
             elif c.status in "ACMRT" and c.path not in targets:

@@ -103,6 +103,9 @@ class Result:
     commit: dict[str, Any] | None = None
     commit_skipped: str | None = None  # why no commit was made, when one was asked for
     seconds: float = 0.0
+    # A dry look (--no-commit): nothing was written; what would change, and where its previews are.
+    dry_run: bool = False
+    previews: dict[str, str] = field(default_factory=dict)  # "INDEX.md" -> .kb/consolidate/preview/INDEX.md
 
     @property
     def added(self) -> list[str]:
@@ -126,5 +129,7 @@ class Result:
             "errors": [e.to_dict() for e in self.errors],
             "commit": self.commit,
             "commit_skipped": self.commit_skipped,
+            "dry_run": self.dry_run,
+            "previews": self.previews,
             "seconds": round(self.seconds, 3),
         }

@@ -28,21 +28,23 @@ Progress = Callable[[str], None]
 
 
 def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, progress: Progress | None = None,
-                strict: bool = False) -> Result:
+                strict: bool = False, dry_run: bool = False) -> Result:
     """Consolidate the workspace's drops; commit the managed paths unless ``commit`` is False.
-    ``strict``: refuse to go on (KbError, nothing written) when a knowledge file is broken."""
+    ``strict``: refuse to go on (KbError, nothing written) when a knowledge file is broken.
+    ``dry_run``: decide, write no file of the tree (previews of INDEX.md and SKILL.md go under
+    .kb/consolidate/preview/), commit nothing, and leave no state a later run would trust."""
     started = time.perf_counter()
     root = ws.root
     say = progress or (lambda _msg: None)
     ctx = None
-    if commit:
+    if commit and not dry_run:
         ctx = gitops.open_repo(root)
         if ctx is None:
-            raise KbError(f"{root} is not inside a git repository: run `git init` there, or pass --no-commit")
+            raise KbError(f"{root} is not inside a git repository: run `git init` there, or pass --write-only (write, commit nothing)")
     with workspace_lock(ws, "kb consolidate"), _collector_paused():  # the one writer lock run-plan takes too
         # Everything the run builds is local to _locked and gone when the collector resumes:
         # its first pass then walks the result only, not the 300,000 objects of a big run.
-        result = _locked(ws, ctx, now or now_iso(), say, strict)
+        result = _dry(ws, now or now_iso(), say, strict) if dry_run else _locked(ws, ctx, now or now_iso(), say, strict)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -65,6 +67,28 @@ def _locked(ws: Workspace, ctx: gitops.GitContext | None, now: str, say: Progres
         finally:
             io.close()
     return _result(ws, decision, commit, skipped)
+
+
+def _dry(ws: Workspace, now: str, say: Progress, strict: bool) -> Result:
+    """A dry look: what a run would do, with no file of the tree written. A stamp a crash cut
+    short stays for the next real run; nothing is cached or recorded, so that run decides afresh."""
+    state = cache_mod.load_state(ws.root)
+    listing, unchanged = listing_unchanged(ws.root, state, ws)
+    if unchanged and not state.pending and not (strict and state.errors):
+        return _unchanged(ws, state, None)
+    cached = cache_mod.load_cache(ws.root)
+    with engine.worker_pool(listing, cached) as pool:
+        io = engine.Engine(ws, listing, state, cached, pool, None, now, say)
+        try:
+            seen = io.read()
+            say("rendering INDEX.md and SKILL.md, checking the tree")
+            decision = decide(seen, strict)
+        finally:
+            io.close()
+    result = _result(ws, decision, None, None)
+    result.dry_run = True
+    result.previews = engine.write_previews(ws, decision)
+    return result
 
 
 def _unchanged(ws: Workspace, state: cache_mod.State, ctx: gitops.GitContext | None) -> Result:

@@ -1,4 +1,4 @@
-"""Resolve what plans point at (Step 0 reads, CITE references) against knowledge/.
+"""Resolve what plans point at (Step 0 reads, CITE references) against the knowledge root.
 
 CITE references are prefixes of knowledge paths: ``cuda/06 (PyTorch)`` means a file in
 knowledge/cuda/ whose name starts with ``06``; ``distributed-training/00,03`` names two;
@@ -19,14 +19,16 @@ _SPLIT = re.compile(r"[\s;]+|,\s+")
 
 
 class KnowledgeIndex:
-    """The knowledge tree's files, relative to knowledge/, for reference lookups."""
+    """The knowledge tree's files, relative to the knowledge root, for reference lookups.
+    ``prefix``: the root as a prefix of workspace paths (the layout's; "" where it is the workspace)."""
 
-    def __init__(self, knowledge_paths: list[str] | set[str]):
+    def __init__(self, knowledge_paths: list[str] | set[str], prefix: str = "knowledge/"):
+        self.prefix = prefix
         self.files: set[str] = set()
         self.by_folder: dict[str, list[str]] = defaultdict(list)
         self.folders: set[str] = set()
         for rel in knowledge_paths:
-            inner = rel[len("knowledge/") :] if rel.startswith("knowledge/") else rel
+            inner = rel[len(prefix) :] if prefix and rel.startswith(prefix) else rel
             self.files.add(inner)
             folder, _, name = inner.rpartition("/")
             self.by_folder[folder].append(name)
@@ -34,13 +36,14 @@ class KnowledgeIndex:
             for i in range(1, len(parts) + 1):
                 self.folders.add("/".join(parts[:i]))
 
-    @staticmethod
-    def _inner(path: str) -> str:
+    def _inner(self, path: str) -> str:
         path = path.strip().strip("`'\"").replace("\\", "/")
         while path.startswith("./"):
             path = path[2:]
-        if path.startswith("knowledge/"):
-            path = path[len("knowledge/") :]
+        # Plans may name a file with the root's folder in front (knowledge/io/x.md means io/x.md).
+        for prefix in {self.prefix, "knowledge/"} - {""}:
+            if path.startswith(prefix):
+                return path[len(prefix) :]
         return path
 
     def has_file(self, path: str) -> bool:

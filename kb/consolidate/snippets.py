@@ -24,17 +24,19 @@ class SnippetResults:
     problem: str | None = None
 
 
-def _file_key(value: str) -> str | None:
+def _file_key(value: str, prefix: str = "knowledge/") -> str | None:
+    """results.json's file field as a workspace-relative path; older results named files relative
+    to the knowledge root (``prefix``, the layout's; "" where the root is the workspace)."""
     text = value.strip().replace("\\", "/")
     while text.startswith("./"):
         text = text[2:]
     if not text or text.startswith("/") or ".." in PurePosixPath(text).parts:
         return None
-    return text if text.startswith("knowledge/") else f"knowledge/{text}"
+    return text if text.startswith(prefix) else f"{prefix}{text}"
 
 
-def read_results(root: Path) -> SnippetResults | None:
-    """Per-file status counts, or None when there are no results yet."""
+def read_results(root: Path, prefix: str = "knowledge/") -> SnippetResults | None:
+    """Per-file status counts, or None when there are no results yet. ``prefix``: the layout's knowledge root."""
     path = root / RESULTS
     if not path.is_file():
         return None
@@ -49,7 +51,7 @@ def read_results(root: Path) -> SnippetResults | None:
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
             continue
-        key = _file_key(entry["file"])
+        key = _file_key(entry["file"], prefix)
         if key is None:
             continue
         status = str(entry.get("status") or "error").strip().lower().replace("_", "-")

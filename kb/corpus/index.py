@@ -95,7 +95,10 @@ def gather_inputs(workspace) -> CorpusInputs:
     inputs = CorpusInputs(config=cfg.model_dump())
     root = workspace.root
     if cfg.include_knowledge and workspace.knowledge_dir.is_dir():
-        inputs.knowledge = [(p, workspace.rel(p)) for p in _files(workspace.knowledge_dir, MARKDOWN)]
+        if workspace.default_layout:
+            inputs.knowledge = [(p, workspace.rel(p)) for p in _files(workspace.knowledge_dir, MARKDOWN)]
+        else:  # an adopted layout: its knowledge files only, not its drops, plans, .kb/ or a site
+            inputs.knowledge = [(root / rel, rel) for rel in workspace.knowledge_files(tuple(MARKDOWN))]
     for folder in cfg.folders:
         try:
             path = workspace.inside(root / folder, "[corpus].folders entry")

@@ -55,7 +55,8 @@ def _offline_writer(workspace, researcher, **overrides: Any):
     if isinstance(researcher, LocalResearcher):
         corpus = researcher.describe  # called at write time: the index loads on first research
         resolve = lambda path: "." in path and bool(researcher.corpus().named(path))  # noqa: E731
-    return ExtractiveWriter(workspace.runners_dir, corpus=corpus, resolve=resolve, today=overrides.get("today"))
+    return ExtractiveWriter(workspace.runners_dir, corpus=corpus, resolve=resolve, today=overrides.get("today"),
+                            knowledge_root=workspace.knowledge_prefix.rstrip("/"))
 
 
 def _llm_writer(workspace, engine: str, **overrides: Any):

@@ -49,13 +49,15 @@ def collect_report(workspace: Workspace) -> Report:
 
     plans = _load_plans(root, report, None if workspace.default_layout else
                         workspace.layout_files("plans") + workspace.layout_files("completed"))
-    targets = _targets(plans)
-    report.plans = [_progress(rel, plan, set(knowledge)) for rel, plan in plans]
+    root_name = workspace.knowledge_prefix.rstrip("/") or "."
+    targets = _targets(plans, root_name)
+    completed = None if workspace.default_layout else set(workspace.layout_files("completed"))
+    report.plans = [_progress(rel, plan, set(knowledge), root_name, completed) for rel, plan in plans]
 
     by_file: dict[str, list[dict]] = {}
     for row in results.get("snippets") or []:
         if isinstance(row, dict) and row.get("file"):
-            by_file.setdefault(_results_file(str(row["file"])), []).append(row)
+            by_file.setdefault(_results_file(str(row["file"]), workspace.knowledge_prefix), []).append(row)
 
     drops = _drops(root, report, set(knowledge), None if workspace.default_layout else workspace.layout_files("drops"),
                    workspace.knowledge_prefix.rstrip("/") or ".")
@@ -92,25 +94,27 @@ def _load_plans(root: Path, report: Report, listed: list[str] | None = None) -> 
     return out
 
 
-def _targets(plans: list[tuple[str, Plan]]) -> dict[str, list[tuple[str, Part]]]:
-    """knowledge/... path -> the (plan, PART) pairs that target it, in plan order."""
+def _targets(plans: list[tuple[str, Plan]], root: str = "knowledge") -> dict[str, list[tuple[str, Part]]]:
+    """Workspace path under the knowledge ``root`` -> the (plan, PART) pairs that target it, in plan order."""
     out: dict[str, list[tuple[str, Part]]] = {}
     for rel, plan in plans:
         for part in plan.parts:
-            target = knowledge_ref(part.target)
+            target = knowledge_ref(part.target, root)
             if target:
                 out.setdefault(target, []).append((rel, part))
     return out
 
 
-def _progress(rel: str, plan: Plan, knowledge: set[str]) -> PlanProgress:
-    progress = PlanProgress(path=rel, title=plan.title, completed=rel.startswith(COMPLETED))
+def _progress(rel: str, plan: Plan, knowledge: set[str], root: str = "knowledge", completed: set[str] | None = None) -> PlanProgress:
+    """A plan's PARTs by batch and status; ``completed``: the plans an adopted layout files as completed."""
+    filed = rel.startswith(COMPLETED) if completed is None else rel in completed
+    progress = PlanProgress(path=rel, title=plan.title, completed=filed)
     for batch in plan.batches:
         counts = BatchProgress(number=batch.number, name=batch.name)
         for part in batch.parts:
             counts.total += 1
             setattr(counts, part.status, getattr(counts, part.status) + 1)
-            target = knowledge_ref(part.target)
+            target = knowledge_ref(part.target, root)
             if part.status == "done" and target and target not in knowledge:
                 progress.done_without_file.append(target)
         progress.batches.append(counts)
@@ -143,7 +147,9 @@ def _read(path: Path) -> tuple[KnowledgeMeta, str, str, bool, str | None]:
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
         doc = read_knowledge(path)
-        return doc.meta, doc.body, text, doc.has_front_matter, None
+        # Without front matter the body is the file as it is (the reader drops its last newline):
+        # the same text its snippets are extracted from, so mdblocks parses it once for both.
+        return doc.meta, doc.body if doc.has_front_matter else text, text, doc.has_front_matter, None
     except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
         # Unreadable front matter: report the body as it stands and say why its sources are unknown.
         body = text
@@ -230,12 +236,13 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
 # -- snippets ----------------------------------------------------------------
 
 
-def _results_file(value: str) -> str:
-    """results.json's file field as a workspace-relative knowledge/ path (as kb/serve/results.py reads it)."""
+def _results_file(value: str, prefix: str = "knowledge/") -> str:
+    """results.json's file field as a workspace-relative path (older results name it relative to the
+    knowledge root, ``prefix``; as kb/serve/results.py reads it)."""
     rel = value.replace("\\", "/")
     while rel.startswith("./"):
         rel = rel[2:]
-    return rel if rel.startswith("knowledge/") else f"knowledge/{rel}"
+    return rel if rel.startswith(prefix) else f"{prefix}{rel}"
 
 
 def _add_snippets(entry: FileReport, text: str, rows: list[dict]) -> None:

@@ -199,7 +199,7 @@ class Report:
                 out.append(f"{f.file}:{s.line}: snippet {s.status}" + (f" ({s.reason})" if s.reason else ""))
         for plan in self.plans:
             for target in plan.done_without_file:
-                out.append(f"{plan.path}: a done PART's file {target} is not in knowledge/")
+                out.append(f"{plan.path}: a done PART's file {target} is not there")
         return out
 
     def to_dict(self) -> dict:

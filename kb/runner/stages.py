@@ -48,7 +48,8 @@ def knowledge_target(workspace: Workspace, part: Part) -> tuple[Path, str]:
     try:
         path = workspace.knowledge_path(part.target)
     except PathError as exc:
-        raise PartFailure(f"refused: {exc}; a PART may only write inside knowledge/") from None
+        raise PartFailure(f"refused: {exc}; a PART may only write inside the knowledge root "
+                          f"({workspace.knowledge_prefix or 'the workspace itself'})") from None
     if path.suffix.lower() != ".md":
         raise PartFailure(f"refused: target {part.target!r} is not a Markdown (.md) file")
     return path, workspace.rel(path)
@@ -81,7 +82,7 @@ def read_context(workspace: Workspace, part: Part) -> tuple[list[ContextDoc], li
             warnings.append(f"Step 0: not read: {exc}")
             continue
         if not path.is_file():
-            warnings.append(f"Step 0: knowledge/{read.path} does not exist; written without it")
+            warnings.append(f"Step 0: {workspace.knowledge_prefix}{read.path} does not exist; written without it")
             docs.append(ContextDoc(path=read.path, note=read.note, text=None))
             continue
         docs.append(ContextDoc(path=read.path, note=read.note, text=read_knowledge(path).body))
@@ -182,13 +183,15 @@ class DropFacts:
     research: dict = field(default_factory=dict)
 
 
-def drop_path(workspace: Workspace, slug: str, stamp: str) -> Path:
-    return workspace.drops_dir / drop_filename(slug, datetime.strptime(stamp, STAMP_FORMAT))
+def drop_path(workspace: Workspace, slug: str, stamp: str, plan: str | None = None) -> Path:
+    """Where a PART's drop goes: the layout's drops folder, or beside its plan where the layout keeps them there."""
+    folder = workspace.drop_folder(workspace.root / plan) if plan else workspace.drops_dir
+    return folder / drop_filename(slug, datetime.strptime(stamp, STAMP_FORMAT))
 
 
 def write_drop_record(workspace: Workspace, facts: DropFacts, durable: bool = True) -> Path:
     """Write ``drops/KNOWLEDGE-DROP-<slug>-<date>-<HHMM>.md`` (same name on a resume: rewritten, not doubled)."""
-    path = drop_path(workspace, facts.slug, facts.stamp)
+    path = drop_path(workspace, facts.slug, facts.stamp, facts.plan)
     record = DropRecord(
         plan=facts.plan,
         batch=facts.part.batch,

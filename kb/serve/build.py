@@ -46,19 +46,28 @@ class BuildResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def check_out_dir(root: Path, out: Path) -> Path:
-    """OUT resolved; refused unless it is a folder of its own inside the workspace."""
+def check_out_dir(root: Path, out: Path, protected: tuple[str, ...] = ()) -> Path:
+    """OUT resolved: a folder of its own, inside the workspace or anywhere the person says;
+    refused where it would hold the workspace, lie in one of its own folders (``protected``:
+    workspace-relative folders of the layout, the knowledge root among them, besides
+    RESERVED), or overwrite files kb did not write."""
     root = root.resolve()
     out = out.resolve()
-    if out == root or root not in out.parents:
-        raise PathError(f"--build {out}: the site must be written inside the workspace {root} (e.g. --build site)")
-    top = out.relative_to(root).parts[0]
-    if top in RESERVED:
-        raise PathError(f"--build {out}: {top}/ belongs to the workspace; choose another folder (e.g. --build site)")
+    fix = "choose an empty folder or one a previous --build wrote (e.g. --build site)"
+    if out == root or out in root.parents:
+        raise PathError(f"--build {out}: that folder holds the workspace {root}; {fix}")
+    if root in out.parents:
+        rel = out.relative_to(root).as_posix()
+        top = rel.split("/", 1)[0]
+        if top in RESERVED:
+            raise PathError(f"--build {out}: {top}/ belongs to the workspace; {fix}")
+        for folder in protected:
+            if folder not in ("", ".") and (rel == folder or rel.startswith(folder.rstrip("/") + "/")):
+                raise PathError(f"--build {out}: {folder}/ holds the workspace's knowledge, drops or plans; {fix}")
     if out.exists() and not out.is_dir():
-        raise PathError(f"--build {out}: exists and is not a folder")
+        raise PathError(f"--build {out}: exists and is not a folder; {fix}")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise PathError(f"--build {out}: the folder has files kb did not write; refusing to overwrite them")
+        raise PathError(f"--build {out}: the folder has files kb did not write; refusing to overwrite them ({fix})")
     return out
 
 
@@ -114,10 +123,10 @@ def _die_with_parent() -> None:
         pass
 
 
-def _init_worker(root: str, name: str, known: list) -> None:
+def _init_worker(root: str, name: str, known: list, layout=None) -> None:
     global _WORKER_SITE
     _die_with_parent()
-    _WORKER_SITE = Site(Path(root), name=name)
+    _WORKER_SITE = Site(Path(root), name=name, layout=layout)
     _WORKER_SITE.set_known(known)  # the listing holds for the worker's whole life
 
 
@@ -152,7 +161,7 @@ def _render_all(site: Site, out: Path, items: list[tuple[str, str]], known: list
     context = multiprocessing.get_context("fork")
     records: list[dict] = []
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(str(site.root), site.name(), known)) as pool:
+                             initargs=(str(site.root), site.name(), known, site.layout)) as pool:
         for part in pool.map(_render_in_worker, [str(out)] * len(chunks), chunks):
             records.extend(part)
     return records
@@ -167,9 +176,9 @@ def _workers() -> int:
 
 # ----- the build ------------------------------------------------------------------------------
 
-def build_site(site: Site, out: Path, workers: int | None = None) -> BuildResult:
+def build_site(site: Site, out: Path, workers: int | None = None, protected: tuple[str, ...] = ()) -> BuildResult:
     """Write the site of ``site`` under ``out``, rewriting only what changed since the last build there."""
-    out = check_out_dir(site.root, out)
+    out = check_out_dir(site.root, out, protected)
     root = site.root
     result = BuildResult(out=out)
     state = _load_state(out)
@@ -179,9 +188,10 @@ def build_site(site: Site, out: Path, workers: int | None = None) -> BuildResult
     before: dict[str, dict] = {} if full else state.get("docs", {})
 
     # What there is now, and what appeared or vanished since (links to it resolve differently).
-    knowledge = urls.markdown_files(root, "knowledge")
-    drops = urls.markdown_files(root, "drops")
-    plans = urls.markdown_files(root, "plans")
+    layout = site.layout  # where knowledge/, drops/ and plans/ lie in this workspace
+    knowledge = layout.markdown_files(root, "knowledge")
+    drops = layout.markdown_files(root, "drops")
+    plans = layout.markdown_files(root, "plans")
     docs = [(urls.HOME, "INDEX.md")]
     if urls.safe_file(root, "SKILL.md") is not None:
         docs.append((urls.SKILL, "SKILL.md"))
@@ -192,7 +202,7 @@ def build_site(site: Site, out: Path, workers: int | None = None) -> BuildResult
     appeared = present ^ set(state.get("present", [])) | folders ^ set(state.get("folders", []))
     if full:
         appeared = set()
-    sigs = {rel: _sig(root / rel) for _, rel in docs}
+    sigs = {rel: _sig(root / layout.real(rel)) for _, rel in docs}
 
     # Snippet results, per knowledge file (parsed again only when results.json changed).
     results_sig = _sig(root / "snippets" / "results.json")
@@ -210,7 +220,7 @@ def build_site(site: Site, out: Path, workers: int | None = None) -> BuildResult
             return True
         if appeared and appeared.intersection(old.get("deps", [])):
             return True
-        return any(_sig(root / a) != asset_sigs.get(a) for a in old.get("assets", []))
+        return any(_sig(root / layout.real(a)) != asset_sigs.get(a) for a in old.get("assets", []))
 
     todo = [(page, rel) for page, rel in docs if stale(page, rel)]
     index_missing = urls.safe_file(root, "INDEX.md") is None
@@ -279,7 +289,7 @@ def build_site(site: Site, out: Path, workers: int | None = None) -> BuildResult
             write(page, static(page), "topic:" + page, below.get(page[: -len("/index.html")], []))
         nav = f"{urls.STATIC_PREFIX}{urls.NAV_DATA}"
         write(nav, static(nav), "nav", nav_inputs)
-        write(urls.PLANS, static(urls.PLANS), "plans", [[rel, _sig(root / rel)] for rel in plans + drops] + [knowledge])
+        write(urls.PLANS, static(urls.PLANS), "plans", [[rel, _sig(root / layout.real(rel))] for rel in plans + drops] + [knowledge])
         for page in (urls.SEARCH, *(f"{urls.STATIC_PREFIX}{name}" for name in STATIC_FILES)):
             write(page, static(page), "kb:" + page, key)
 
@@ -304,7 +314,7 @@ def build_site(site: Site, out: Path, workers: int | None = None) -> BuildResult
     assets = sorted({a for rec in docs_state.values() for a in rec.get("assets", [])})
     new_asset_sigs = {}
     for rel in assets:
-        source = urls.safe_file(root, rel, "knowledge")
+        source = layout.file(root, rel, "knowledge")
         if source is None:
             continue
         new_asset_sigs[rel] = _sig(source)

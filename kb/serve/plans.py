@@ -9,7 +9,8 @@ from pathlib import Path
 from kb.errors import KbError
 from kb.plan import load_plan
 from kb.records import read_drop
-from kb.serve.urls import markdown_files, page_for_source, plan_anchor, safe_file
+from kb.serve.layout import SiteLayout
+from kb.serve.urls import page_for_source, plan_anchor
 
 
 @dataclass
@@ -68,19 +69,21 @@ class PlanView:
         return sum(p.status == "done" for p in self.parts)
 
 
-def load_drops(root: Path) -> list[DropView]:
-    """Every drop under drops/, newest first; one that cannot be read is shown as failed with the reason."""
+def load_drops(root: Path, layout: SiteLayout | None = None) -> list[DropView]:
+    """Every drop under drops/ (``layout``: where the workspace keeps them), newest first; one that
+    cannot be read is shown as failed with the reason."""
+    layout = layout or SiteLayout()
     drops: list[DropView] = []
-    for rel in markdown_files(root, "drops"):
+    for rel in layout.markdown_files(root, "drops"):
         try:
-            record = read_drop(root / rel)
+            record = read_drop(root / layout.real(rel))
         except (OSError, ValueError, KbError) as exc:
-            drops.append(DropView(rel, page_for_source(rel) or "", Path(rel).stem, "unreadable", "", None, None, None,
+            drops.append(DropView(layout.real(rel), page_for_source(rel) or "", Path(rel).stem, "unreadable", "", None, None, None,
                                   None, str(exc), None, None, None))
             continue
         drops.append(
             DropView(
-                rel=rel,
+                rel=layout.real(rel),  # shown: the drop's path in the workspace
                 page=page_for_source(rel) or "",
                 title=record.title or Path(rel).stem,
                 status=record.status,
@@ -108,34 +111,37 @@ def _knowledge_rel(target: str | None) -> str | None:
     return rel if rel.startswith("knowledge/") else f"knowledge/{rel}"
 
 
-def _belongs(drop: DropView, plan_rel: str, part_number: int, target: str | None) -> bool:
+def _belongs(drop: DropView, plan_rel: str, part_number: int, target: str | None, layout: SiteLayout) -> bool:
     same_plan = bool(drop.plan) and posixpath.basename(str(drop.plan)) == posixpath.basename(plan_rel)
     if same_plan and drop.part == part_number:
         return True
     # Drops of the older shape name no plan: their target file ties them to the PART.
-    return target is not None and _knowledge_rel(drop.knowledge_file) == target and (not drop.plan or same_plan)
+    named = layout.source(drop.knowledge_file) if drop.knowledge_file and not layout.default else drop.knowledge_file
+    return target is not None and _knowledge_rel(named) == target and (not drop.plan or same_plan)
 
 
-def load_plans(root: Path, drops: list[DropView]) -> tuple[list[PlanView], list[DropView]]:
-    """Every plan under plans/ (completed ones too) and the drops no PART claimed."""
+def load_plans(root: Path, drops: list[DropView], layout: SiteLayout | None = None) -> tuple[list[PlanView], list[DropView]]:
+    """Every plan under plans/ (completed ones too; ``layout``: where the workspace keeps them) and the drops no PART claimed."""
+    layout = layout or SiteLayout()
     plans: list[PlanView] = []
     claimed: set[str] = set()
-    for rel in markdown_files(root, "plans"):
-        view = PlanView(rel=rel, anchor=plan_anchor(rel), title=rel, completed=rel.startswith("plans/completed/"))
+    for rel in layout.markdown_files(root, "plans"):
+        # Shown by its path in the workspace; anchored by its source path (as links to it are).
+        view = PlanView(rel=layout.real(rel), anchor=plan_anchor(rel), title=layout.real(rel), completed=layout.completed(rel))
         try:
-            plan = load_plan(root / rel, rel)
+            plan = load_plan(root / layout.real(rel), layout.real(rel))
         except (KbError, OSError, ValueError) as exc:  # one unreadable plan: said on its card, the rest shown
             view.error = str(exc)
             plans.append(view)
             continue
-        view.title = plan.title or rel
+        view.title = plan.title or layout.real(rel)
         view.metadata = dict(plan.metadata)
         view.problems = [f"line {p.line}: {p.message}" for p in plan.problems]
         for batch in plan.batches:
             batch_view = BatchView(batch.number, batch.name)
             for part in batch.parts:
                 target = _knowledge_rel(part.target)
-                exists = target is not None and safe_file(root, target, "knowledge") is not None
+                exists = target is not None and layout.file(root, target, "knowledge") is not None
                 part_view = PartView(
                     number=part.number,
                     title=part.title,
@@ -144,7 +150,7 @@ def load_plans(root: Path, drops: list[DropView]) -> tuple[list[PlanView], list[
                     status=part.status,
                     completed_at=part.completed_at,
                 )
-                part_view.drops = [d for d in drops if _belongs(d, rel, part.number, target)]
+                part_view.drops = [d for d in drops if _belongs(d, rel, part.number, target, layout)]
                 claimed.update(d.rel for d in part_view.drops)
                 batch_view.parts.append(part_view)
             view.batches.append(batch_view)

@@ -138,8 +138,9 @@ def load_results(root: Path) -> Results:
     return Results() if path is None else read_results(path)
 
 
-def read_results(path: Path) -> Results:
-    """Parse one results.json file."""
+def read_results(path: Path, source=None) -> Results:
+    """Parse one results.json file. ``source``: a workspace path -> the site's source path, for a
+    workspace whose layout is not kb's own (kb.serve.layout)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -155,7 +156,7 @@ def read_results(path: Path) -> Results:
         get = item.get
         entry = SnippetResult(
             id=str(get("id") or ""),
-            file=_norm_file(str(item["file"])),
+            file=_norm_file(str(item["file"])) if source is None else source(str(item["file"]).replace("\\", "/").lstrip("./")),
             line=_int(get("line")),
             index=_int(get("index")),
             language=str(get("language") or ""),

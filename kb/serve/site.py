@@ -34,6 +34,7 @@ from kb.fsutil import sha256_text
 from kb.records import KnowledgeDoc, read_drop, read_knowledge
 from kb.serve import urls
 from kb.serve.markdown import Fence, make_markdown, parse_file, pygments_css, render_file
+from kb.serve.layout import SiteLayout
 from kb.serve.plans import load_drops, load_plans
 from kb.serve.results import RESULTS_REL, Results, read_results
 from kb.corpus.tokenize import STOPWORDS
@@ -133,8 +134,10 @@ class _StatCache:
 class Site:
     """Pages of one workspace, rendered on demand from what is on disk now."""
 
-    def __init__(self, root: Path, name: str | None = None):
+    def __init__(self, root: Path, name: str | None = None, layout: SiteLayout | None = None):
         self.root = Path(root).resolve()
+        # Where knowledge/..., drops/... and plans/... lie in this workspace (kb.toml [layout]).
+        self.layout = layout or SiteLayout()
         self.md = make_markdown()
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("kb.serve", "templates"),
@@ -186,7 +189,7 @@ class Site:
         if kind == "home":
             return self.home_page()
         if kind == "knowledge" and posixpath.basename(page) == "index.html":
-            if safe_file(self.root, rel or "", "knowledge") is None:
+            if self.layout.file(self.root, rel or "", "knowledge") is None:
                 return self.topic_page(page)
         if kind in ("doc", "knowledge"):
             return self.markdown_page(page, rel or "", "knowledge" if kind == "knowledge" else "")
@@ -202,7 +205,7 @@ class Site:
             return self.asset(rel or "")
         if kind == "redirect":
             source = posixpath.splitext(rel or "")[0] + ".md"
-            if safe_file(self.root, source, "knowledge") is None and self._topic_folder(rel or "") is None:
+            if self.layout.file(self.root, source, "knowledge") is None and self._topic_folder(rel or "") is None:
                 return None
             return Response(302, HTML, b"", {"Location": "/" + urls.url_path(rel or "")})
         return None
@@ -231,7 +234,7 @@ class Site:
         if path is None:
             return Results()
         try:
-            return self._by_file.get("results", path, read_results)
+            return self._by_file.get("results", path, lambda p: read_results(p, None if self.layout.default else self.layout.source))
         except OSError:
             return Results()
 
@@ -239,11 +242,11 @@ class Site:
         """Workspace-relative paths of the knowledge files (symlinks out of knowledge/ left out)."""
         if self._known is not None:
             return [rel for rel, _, _, _ in self._known]
-        return urls.markdown_files(self.root, "knowledge")
+        return self.layout.markdown_files(self.root, "knowledge")
 
     def file_info(self, rel: str) -> tuple[str, list[str]]:
         """A knowledge file's title and planned sections (from its front matter, else its first heading)."""
-        path = self.root / rel
+        path = self.root / self.layout.real(rel)
 
         def compute(p: Path) -> tuple[str, list[str]]:
             try:
@@ -345,12 +348,8 @@ class Site:
             target_path = unquote(parts.path)
             if not target_path:
                 return None
-            if target_path.startswith("/"):
-                joined = target_path.lstrip("/")
-            else:
-                joined = posixpath.join(posixpath.dirname(source_rel), target_path)
-            rel = posixpath.normpath(joined)
-            if rel in (".", "..") or rel.startswith("../"):
+            rel = self.layout.link_target(source_rel, target_path)
+            if rel is None:
                 return None
             # Older trees link knowledge files relative to knowledge/ (e.g. from plans); a plan a file
             # links to may since have been filed under plans/completed/ by kb consolidate.
@@ -382,10 +381,11 @@ class Site:
             return None
         name = posixpath.basename(plan)
         deps = _DEPS.get()
-        for candidate in (plan, f"plans/{name}", f"plans/completed/{name}"):
+        mapped = () if self.layout.default else (self.layout.source(plan),)
+        for candidate in (*mapped, plan, f"plans/{name}", f"plans/completed/{name}"):
             if deps is not None:
                 deps.paths.add(candidate)
-            if safe_file(self.root, candidate, "plans") is not None:
+            if self.layout.file(self.root, candidate, "plans") is not None:
                 return f"{urls.PLANS}#{urls.plan_anchor(candidate)}"
         return None
 
@@ -425,7 +425,7 @@ class Site:
 
     def markdown_page(self, page: str, rel: str, within: str) -> Response | None:
         """A knowledge file (with its header and snippet results), INDEX.md or SKILL.md."""
-        path = safe_file(self.root, rel, within)
+        path = self.layout.file(self.root, rel, within)
         if path is None:
             return None
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -488,7 +488,7 @@ class Site:
         )
 
     def drop_page(self, page: str, rel: str) -> Response | None:
-        path = safe_file(self.root, rel, "drops")
+        path = self.layout.file(self.root, rel, "drops")
         if path is None:
             return None
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -518,13 +518,13 @@ class Site:
         """Whether a workspace file a link names is there (inside the workspace); a build's listing answers for knowledge files."""
         if self._known is not None and rel.startswith("knowledge/") and rel.endswith(".md"):
             return rel in self._known_rels
-        return safe_file(self.root, rel) is not None
+        return self.layout.file(self.root, rel) is not None
 
     def _folder_has_markdown(self, folder: str) -> bool:
         """Whether a folder holds a knowledge file somewhere below it (else it has no page)."""
         if self._known is not None:
             return folder in self._known_folders
-        for dirpath, dirnames, filenames in os.walk(self.root / folder):
+        for dirpath, dirnames, filenames in os.walk(self.root / self.layout.real(folder)):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             if any(name.endswith(".md") and not name.startswith(".") for name in filenames):
                 return True
@@ -540,9 +540,9 @@ class Site:
             return None
         if self._known is not None and folder not in self._known_folders:
             return None  # a build's listing: no knowledge file below it, so no page
-        top = (self.root / "knowledge").resolve()
+        top = (self.root / self.layout.real("knowledge")).resolve()
         try:
-            resolved = (self.root / folder).resolve(strict=True)
+            resolved = (self.root / self.layout.real(folder)).resolve(strict=True)
         except (OSError, RuntimeError):
             return None
         inside = top.is_relative_to(self.root) and resolved.is_relative_to(top)
@@ -567,8 +567,8 @@ class Site:
         return self.render("topic.html", page, title=name, folder=folder, name=name, entries=entries, crumbs=crumbs)
 
     def plans_page(self) -> Response:
-        drops = load_drops(self.root)
-        plans, orphans = load_plans(self.root, drops)
+        drops = load_drops(self.root, self.layout)
+        plans, orphans = load_plans(self.root, drops, self.layout)
         return self.render(urls.PLANS, urls.PLANS, title="Plans", plans=plans, orphans=orphans, drops=drops)
 
     def search_index(self) -> SectionIndex:
@@ -577,7 +577,7 @@ class Site:
         key = []
         for rel in files:
             try:
-                st = (self.root / rel).stat()
+                st = (self.root / self.layout.real(rel)).stat()
             except OSError:
                 continue
             key.append((rel, st.st_mtime_ns, st.st_size))
@@ -586,11 +586,11 @@ class Site:
                 return self._search_index
             sections: list[Section] = []
             for rel, _, _ in key:
-                if safe_file(self.root, rel, "knowledge") is None:
+                if self.layout.file(self.root, rel, "knowledge") is None:
                     continue
                 try:
                     # Only files that changed are parsed again; the BM25 index itself is rebuilt whole.
-                    sections.extend(self._by_file.get("sections", self.root / rel, self._sections))
+                    sections.extend(self._by_file.get("sections", self.root / self.layout.real(rel), self._sections))
                 except (OSError, UnicodeError):
                     continue
             self._search_index = SectionIndex(sections)
@@ -599,11 +599,11 @@ class Site:
 
     def sections_of(self, rel: str) -> list[Section]:
         """A knowledge file split at its headings, as the search indexes it (cached by the file's stat)."""
-        return self._by_file.get("sections", self.root / rel, self._sections)
+        return self._by_file.get("sections", self.root / self.layout.real(rel), self._sections)
 
     def _sections(self, path: Path) -> list[Section]:
         """A knowledge file split at its headings (text above the first one is a section too)."""
-        rel = path.relative_to(self.root).as_posix()  # ``path`` is root/rel, links not resolved
+        rel = self.layout.source(path.relative_to(self.root).as_posix())  # ``path`` is root/rel, links not resolved
         text = path.read_text(encoding="utf-8", errors="replace")
         tokens, headings, _ = parse_file(self.md, text)
         start = tokens[0].map[1] if tokens and tokens[0].type == "front_matter" and tokens[0].map else 0
@@ -629,7 +629,7 @@ class Site:
         return Response(200, STATIC_FILES[name], data.encode("utf-8"))
 
     def asset(self, rel: str) -> Response | None:
-        path = safe_file(self.root, rel, "knowledge")
+        path = self.layout.file(self.root, rel, "knowledge")
         kind = urls.asset_type(rel)
         if path is None or kind is None:
             return None
@@ -649,7 +649,7 @@ class Site:
         if safe_file(self.root, "SKILL.md") is not None:
             pages.append((urls.SKILL, "SKILL.md"))
         pages += [(page_for_source(rel) or "", rel) for rel in self.knowledge_files()]
-        pages += [(page_for_source(rel) or "", rel) for rel in urls.markdown_files(self.root, "drops")]
+        pages += [(page_for_source(rel) or "", rel) for rel in self.layout.markdown_files(self.root, "drops")]
         return pages
 
     def topic_pages(self) -> list[str]:

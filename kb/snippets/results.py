@@ -43,21 +43,22 @@ def load_results(workspace: Workspace | Path) -> dict:
 
 
 @functools.lru_cache(maxsize=4096)  # asked for every snippet and every file found beside them
-def snippet_dir(file: str) -> str:
-    """snippets/<knowledge path without .md>/ for a workspace-relative Markdown path."""
+def snippet_dir(file: str, prefix: str = "knowledge/") -> str:
+    """snippets/<path under the knowledge root without .md>/ for a workspace-relative Markdown path
+    (``prefix``: the layout's knowledge root, "" where it is the workspace); _outside/ for others."""
     rel = PurePosixPath(file)
-    if rel.parts and rel.parts[0] == "knowledge":
-        rel = PurePosixPath(*rel.parts[1:])
-    else:
+    if prefix and file.startswith(prefix):
+        rel = PurePosixPath(file[len(prefix):])
+    elif not (prefix == "" and len(rel.parts) > 1):
         rel = PurePosixPath("_outside", rel)
     return str(PurePosixPath("snippets", rel.with_suffix("")))
 
 
-def snippet_file(entry: Entry) -> str | None:
+def snippet_file(entry: Entry, prefix: str = "knowledge/") -> str | None:
     ext = _EXT.get(entry.snippet.kind or "")
     if ext is None:
         return None
-    return f"{snippet_dir(entry.file)}/{entry.snippet.index:02d}-L{entry.snippet.line}.{ext}"
+    return f"{snippet_dir(entry.file, prefix)}/{entry.snippet.index:02d}-L{entry.snippet.line}.{ext}"
 
 
 def same_results(previous: dict, document: dict) -> bool:
@@ -66,7 +67,7 @@ def same_results(previous: dict, document: dict) -> bool:
     return all(previous.get(k) == v for k, v in document.items() if k != "generated")
 
 
-def entry_json(entry: Entry, fingerprint: str) -> dict:
+def entry_json(entry: Entry, fingerprint: str, prefix: str = "knowledge/") -> dict:
     """One element of results.json's "snippets" list."""
     s = entry.snippet
     return {
@@ -83,7 +84,7 @@ def entry_json(entry: Entry, fingerprint: str) -> dict:
         "environment": fingerprint,
         "stdout_tail": entry.stdout_tail,
         "stderr_tail": entry.stderr_tail,
-        "snippet_file": snippet_file(entry),
+        "snippet_file": snippet_file(entry, prefix),
         # additions beyond the contract
         "requires": entry.requirements.tokens(),
         "inferred": list(entry.requirements.why),
@@ -120,7 +121,8 @@ def _header(entry: Entry) -> str:
     return f"{mark} From {where}{extra}. Written by kb validate-snippets: edit the Markdown, not this file.\n"
 
 
-def write_snippet_files(root: Path, entries: list[Entry], files: list[str], written: dict[str, list] | None = None) -> tuple[int, bool]:
+def write_snippet_files(root: Path, entries: list[Entry], files: list[str], written: dict[str, list] | None = None,
+                        prefix: str = "knowledge/") -> tuple[int, bool]:
     """Write each runnable-language snippet as a file; drop stale ones of these Markdown files.
 
     Returns (files written, whether ``written`` changed).
@@ -130,7 +132,7 @@ def write_snippet_files(root: Path, entries: list[Entry], files: list[str], writ
     written = {} if written is None else written
     wanted: dict[str, str] = {}
     for entry in entries:
-        rel = snippet_file(entry)
+        rel = snippet_file(entry, prefix)
         if rel:
             wanted[rel] = _header(entry) + entry.snippet.code
     count, changed = 0, False
@@ -157,7 +159,7 @@ def write_snippet_files(root: Path, entries: list[Entry], files: list[str], writ
         count += 1
         changed = True
     for file in files:
-        folder = snippet_dir(file)
+        folder = snippet_dir(file, prefix)
         try:
             items = list(os.scandir(os.path.join(base, folder)))
         except OSError:

@@ -66,8 +66,10 @@ Progress = Callable[[int, int, Entry | None], None]
 
 
 def collect_files(workspace: Workspace, paths: list[Path]) -> list[Path]:
-    """Markdown files named (folders searched), or all of knowledge/ when none are named."""
+    """Markdown files named (folders searched), or every knowledge file of the layout when none are named."""
     if not paths:
+        if not workspace.default_layout:  # not the drops, plans, .kb/ or a built site an adopted tree holds
+            return [workspace.root / rel for rel in workspace.knowledge_files(MARKDOWN)]
         return _markdown_under(workspace.knowledge_dir)
     found: list[Path] = []
     for raw in paths:
@@ -309,7 +311,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
         pool = Pool(config, slots, gpu_devices)
         pool.launch()  # the worker imports torch while the snippet files are written
     try:
-        _, changed = write_snippet_files(workspace.root, entries, rels, analysis_cache.written)
+        _, changed = write_snippet_files(workspace.root, entries, rels, analysis_cache.written, workspace.knowledge_prefix)
         analysis_cache.dirty = analysis_cache.dirty or changed
     except BaseException:
         if pool is not None:
@@ -353,7 +355,7 @@ def run_validation(workspace: Workspace, options: Options, progress: Progress | 
     analysis_cache.save()
 
     environment = {**env.as_dict(), **gpu_record(env)}
-    rows = [entry_json(e, environment.get("fingerprint", "")) for e in entries]
+    rows = [entry_json(e, environment.get("fingerprint", ""), workspace.knowledge_prefix) for e in entries]
     document = redact_tree(build_document(entries, environment, isolation, previous, set(rels), workspace.root, rows), secrets)
     if same_results(previous, document):
         document["generated"] = previous.get("generated") or document["generated"]

@@ -508,8 +508,10 @@ class LocalResearcher:
         return await asyncio.to_thread(self.research_sync, part, context, index)
 
     def rank_sections(self, part: Part, context: list[ContextDoc], index: CorpusIndex) -> list[SectionResult]:
-        exclude = (f"knowledge/{part.target}",) if part.target else ()
-        boost = tuple(f"knowledge/{doc.path.rstrip('/')}" for doc in context if doc.path)
+        # Corpus locators are workspace paths: the knowledge root's prefix as the layout sets it.
+        prefix = self.workspace.knowledge_prefix if self.workspace is not None else "knowledge/"
+        exclude = (f"{prefix}{part.target}",) if part.target else ()
+        boost = tuple(f"{prefix}{doc.path.rstrip('/')}" for doc in context if doc.path)
         ranker = SectionRanker(index, self.thresholds, exclude=exclude, boost=boost)
         context_text = _context_text(part)
         sections = [(s.number, s.title, s.details) for s in part.sections] or [(0, part.title, " ".join(part.searches))]
@@ -567,7 +569,7 @@ class LocalResearcher:
                 continue
             for source in meta.sources:
                 if source.kind == "doc":
-                    out.setdefault(source.locator, (f"knowledge/{rel}", meta.title))
+                    out.setdefault(source.locator, (f"{self.workspace.knowledge_prefix}{rel}", meta.title))
         return out
 
     def research_sync(self, part: Part, context: list[ContextDoc], index: CorpusIndex) -> Research:

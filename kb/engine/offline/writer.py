@@ -66,10 +66,11 @@ def blockquote(blocks: list[str]) -> str:
     return "\n".join(out)
 
 
-def _link(target: str | None, locator: str) -> str:
-    """A relative link from the knowledge file to a workspace-relative locator."""
+def _link(target: str | None, locator: str, root: str = "knowledge") -> str:
+    """A relative link from the knowledge file to a workspace-relative locator (``root``: the
+    layout's knowledge root, "" where it is the workspace; PART targets are relative to it)."""
     path, _, anchor = locator.partition("#")
-    here = posixpath.dirname(posixpath.join("knowledge", target or "x.md"))
+    here = posixpath.dirname(posixpath.join(root, target or "x.md"))
     rel = posixpath.relpath(path, here)
     return f"{rel}#{anchor}" if anchor else rel
 
@@ -95,8 +96,9 @@ class ExtractiveWriter:
     engine = ENGINE
 
     def __init__(self, runners_dir: Path | None = None, *, corpus: str | Callable[[], str] | None = None,
-                 today: str | None = None, resolve: Callable[[str], bool] | None = None):
+                 today: str | None = None, resolve: Callable[[str], bool] | None = None, knowledge_root: str = "knowledge"):
         self.template, self.template_path = load_template(runners_dir)
+        self.root = knowledge_root
         self._corpus = corpus or "the local corpus"
         self.today = today
         self.resolve = resolve  # does the corpus document this dotted API path? (imports for examples)
@@ -119,7 +121,7 @@ class ExtractiveWriter:
             return f"{more} the {what} of `{passage.locator}`" + (f" ({version})" if version else "")
         if passage.kind == "web":
             return f"{more} [{passage.title}]({passage.locator})"
-        return f"{more} [{passage.title}]({_link(target, passage.locator)})"
+        return f"{more} [{passage.title}]({_link(target, passage.locator, self.root)})"
 
     def write_sync(self, request: WriteRequest) -> Draft:
         part, research = request.part, request.research
@@ -137,7 +139,7 @@ class ExtractiveWriter:
             for passage in research.by_section.get(number, []):
                 if passage.kind == REFERENCE:  # quoted in an earlier file: a pointer, not a second copy
                     source = cited.cite(by_locator.get(passage.locator), passage)
-                    items.append({"lead": f"`{passage.text}` is quoted in [{passage.title}]({_link(part.target, passage.locator)})",
+                    items.append({"lead": f"`{passage.text}` is quoted in [{passage.title}]({_link(part.target, passage.locator, self.root)})",
                                   "id": source.id, "quote": "", "snippets": []})
                     continue
                 blocks = [b for b in passage.text.split("\n\n") if b.strip()]
@@ -204,8 +206,7 @@ class ExtractiveWriter:
         return (f"{topic}, PART {request.part.number}: {covered} of {len(sections)} planned sections "
                 f"documented from {len(sources)} local source{'s' if len(sources) != 1 else ''}, quoted and cited.")
 
-    @staticmethod
-    def _overview(request: WriteRequest) -> list[str]:
+    def _overview(self, request: WriteRequest) -> list[str]:
         part = request.part
         # The plan is named, not linked: consolidate moves it to plans/completed/, and a link would break
         # (the front matter's ``plan:`` says which file it is).
@@ -222,7 +223,7 @@ class ExtractiveWriter:
         for doc in request.context:
             note = f": {doc.note}" if doc.note else ""
             if doc.text is not None:
-                reads.append(f"[{doc.path}]({_link(part.target, f'knowledge/{doc.path}')}){note}")
+                reads.append(f"[{doc.path}]({_link(part.target, posixpath.join(self.root, doc.path), self.root)}){note}")
             else:  # a link to a file that does not exist is a broken link: name it as text
                 reads.append(f"`{doc.path}`{note} (not in the knowledge tree yet)")
         if reads:
@@ -231,10 +232,9 @@ class ExtractiveWriter:
             paragraphs.append(f"Influenced by (from the plan): {part.influenced_by}.")
         return paragraphs
 
-    @staticmethod
-    def _doc_source(source: SourceRef, target: str | None) -> dict:
+    def _doc_source(self, source: SourceRef, target: str | None) -> dict:
         if source.kind == "doc":
             label = f"`{source.locator}`: {source.title.split(', ', 1)[1] if ', ' in source.title else 'docstring'}"
         else:
-            label = f"[{source.title}]({_link(target, source.locator)}) (`{source.locator}`)"
+            label = f"[{source.title}]({_link(target, source.locator, self.root)}) (`{source.locator}`)"
         return {"id": source.id, "label": label, "title": source.title, "locator": source.locator, "kind": source.kind}
