@@ -54,6 +54,7 @@ class Weights:
     niche: float = 1.6  # a config option or another accelerator's copy, found only by the judge
     title: float = 0.3  # the best block says at least this share of the title's own terms (unknown words count)
     margin: float = 0.2  # within a section, no more than this below the best accepted score
+    name_title: float = 0.25  # ... when its best block says this share of the title (the name is the rest of the evidence)
     name: float = 0.65  # the API's own name says a title term (or two of the details): found by its name
     off_name: float = 0.35  # the API's own name says nothing of the section (hook_with_zero_step under "Overlapping ...")
     off_module: float = 0.45  # its module is a subject the PART never says (torch.distributed.fsdp in a GPU-utilization PART)
@@ -255,10 +256,10 @@ class RelevanceJudge:
             return True
         if verdict.named:
             return verdict.score >= w.named
+        if by_name and verdict.score >= w.name and verdict.title >= w.name_title:
+            return True  # found by its name (the filler's name routes): the name is part of the evidence
         if verdict.title < w.title:
             return False
-        if by_name and verdict.score >= w.name:
-            return True
         if lexical_ok:
             return verdict.score >= w.lexical
         return verdict.score >= (w.niche if niche else w.threshold)

@@ -387,6 +387,10 @@ class SectionRanker:
             verdict.by_name = self._named_route(doc, query, core, summary_terms(doc))
         ranked = sorted(zip(pool, verdicts), key=lambda pv: (not pv[1].named, -pv[1].score))
         detail = set(query.detail_terms)
+        # Deprecated APIs whose replacement is among the candidates (clip_grad_norm beside clip_grad_norm_).
+        live = [self.index.docs[i].locator for i in pool if not self.index.docs[i].deprecated]
+        replaced = {i for i in pool if self.index.docs[i].deprecated
+                    and any(loc != self.index.docs[i].locator and loc.startswith(self.index.docs[i].locator) for loc in live)}
         named_modules = [(i, self.index.docs[i].locator.rsplit(".", 1)[0]) for i in exact]
         families: set[str] = set()
         best: float | None = None
@@ -420,13 +424,13 @@ class SectionRanker:
             by_name = by_name or (doc.kind == "doc" and any(
                 doc.locator.startswith(module + ".") and (name_terms(doc) | summary_terms(doc)) & (detail - name_terms(self.index.docs[n]))
                 for n, module in named_modules))
-            by_name = by_name and verdict.title >= judge.weights.title
+            by_name = by_name and verdict.title >= judge.weights.name_title
             ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong, by_name=by_name)
             if query.missing:
                 ok = False  # about something the corpus never mentions (arr-coc-0-1, DALI): even a named API is not it
             if foreign(doc, packages):
                 ok = False  # the PART names its libraries (asyncio.run): another library's docstring is off topic
-            if ok and doc.deprecated and not verdict.named:
+            if ok and doc.deprecated and not verdict.named and i in replaced:
                 ok = False  # a deprecated alias (clip_grad_norm) is not what to use: its replacement is
             if ok and not verdict.named and not strong and not by_name and doc.kind == "doc" and best is not None and verdict.score < best - judge.weights.margin:
                 ok = False  # an API far below the section's best passage: padding (a person's knowledge file is not held to it)
