@@ -58,12 +58,50 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     for plan_id, path in PLANS.items():
         picks.update(fill_plan(researcher, load_plan(path), plan_id, index))
     score = score_picks(picks, labels)
-    assert score.lenient >= 0.88, (score.labelled, score.wrong)
-    assert score.strict >= 0.58, (score.labelled, score.wrong)
+    assert score.lenient >= 0.95, (score.labelled, score.wrong)
+    assert score.strict >= 0.57, (score.labelled, score.wrong)  # P (a side API on topic) is what keeps it low
+    assert score.labelled["U"] <= 3, score.wrong
     assert len(score.unlabelled) <= 0.1 * score.picked, score.unlabelled
-    assert score.sections_filled >= 40  # ... and not by leaving everything empty
-    # The recall misses issue 19 names: CUDA events under "CUDA event recording".
-    assert "torch.cuda.Event" in picks[("performance", 1, 6)]
+    assert score.sections_filled >= 50  # ... and not by leaving everything empty
+    # The recall misses issue 19 names: CUDA events and their timing under "CUDA event recording" ...
+    assert {"torch.cuda.Event", "torch.cuda.Event.elapsed_time"} <= set(picks[("performance", 1, 6)])
+    # ... TF32 matmuls under "Tensor Core utilization (FP16/BF16/TF32 ...)" ...
+    assert "torch.set_float32_matmul_precision" in picks[("performance", 2, 2)]
+    # ... the sync debug mode under "Eliminating CPU-GPU sync points" ...
+    assert "torch.cuda.set_sync_debug_mode" in picks[("performance", 2, 4)]
+    # ... and the memory snapshot beside the memory_summary the plan names.
+    assert "torch.cuda.memory._record_memory_history" in picks[("performance", 5, 6)]
+
+
+def test_an_api_off_the_sections_subject_is_not_picked(corpus):
+    ws, index = corpus
+    picks = fill_plan(LocalResearcher(ws, index=index), load_plan(PLANS["performance"]), "performance", index)
+    # The six picks labelled U of the filler before: each shares a title word, while its name or module is another
+    # subject (autograd's graph capture, DDP's Work, CUDA graphs, the grad scaler, quantization's fusion).
+    wrong = {(3, 1): "torch.autograd.graph.set_override_stale_capture_stream", (9, 3): "torch.autograd.graph.set_override_stale_capture_stream",
+             (3, 1, 2): "torch.distributed.Work.block_current_stream", (3, 2): "torch.cuda.graph",
+             (7, 1): "torch.GradScaler", (12, 1): "torch.ao.quantization.fuse_conv_bn_jit"}
+    for key, locator in wrong.items():
+        assert locator not in picks[("performance", *key[:2])], (key, picks[("performance", *key[:2])])
+    # A deprecated alias is not what to use beside its replacement.
+    assert "torch.nn.utils.clip_grad_norm" not in picks[("performance", 10, 7)]
+    assert "torch.nn.utils.clip_grad_norm_" in picks[("performance", 10, 7)]
+
+
+def test_what_an_api_is_about_comes_from_its_name_and_module():
+    from kb.corpus.documents import CorpusDoc
+    from kb.engine.offline.relevance import expanded_terms, foreign_module, module_words, name_terms
+
+    sync = CorpusDoc(kind="doc", locator="torch.cuda.set_sync_debug_mode", title="x", text="x")
+    assert {"sync", "synchron", "mode"} <= name_terms(sync) and "set" not in name_terms(sync)
+    tf32 = CorpusDoc(kind="doc", locator="torch.set_float32_matmul_precision", title="x", text="x")
+    assert {"float32", "matmul"} <= name_terms(tf32)
+    mixed = CorpusDoc(kind="doc", locator="torch.distributed.fsdp.MixedPrecision", title="x", text="x")
+    method = CorpusDoc(kind="doc", locator="torch.cuda.Event.elapsed_time", title="x", text="x")
+    assert module_words(mixed) == ["distributed", "fsdp"] and module_words(method) == ["cuda"]
+    part = "GPU Utilization Optimization: Tensor Core utilization, Mixed precision training"
+    assert foreign_module(mixed, expanded_terms(part), part.lower()) == "distributed"
+    assert foreign_module(method, expanded_terms(part), part.lower()) is None  # torch.cuda is what the plan calls GPU
 
 
 def test_a_plan_on_a_library_the_corpus_lacks_gets_empty_sections_not_torch(corpus):

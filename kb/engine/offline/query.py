@@ -35,7 +35,9 @@ EXPANSIONS = {
     "bf16": "bfloat16", "fp16": "float16 half", "fp32": "float32", "tp": "tensor parallel",
     "percentage": "percent", "percentages": "percent",
     # Docstrings say "synchronizing operations" and "TensorFloat32" where plans say "sync points" and "TF32".
-    "sync": "sync synchronization", "tf32": "tf32 tensorfloat32",
+    "sync": "sync synchronization",
+    # TF32 is TensorFloat-32, the mode float32 matmuls run in on Tensor Cores (set_float32_matmul_precision).
+    "tf32": "tf32 tensorfloat32 float32 matmul",
 }
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b")

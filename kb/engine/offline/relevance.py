@@ -27,7 +27,7 @@ import numpy as np
 
 from kb.corpus.documents import CorpusDoc
 from kb.corpus.tokenize import tokenize
-from kb.engine.offline.query import FILLER, SectionQuery
+from kb.engine.offline.query import EXPANSIONS, FILLER, SectionQuery
 
 SUMMARY_CHARS = 400
 MAX_BLOCKS = 12  # a long docstring's later blocks are rarely what a section is about
@@ -54,6 +54,10 @@ class Weights:
     niche: float = 1.6  # a config option or another accelerator's copy, found only by the judge
     title: float = 0.3  # the best block says at least this share of the title's own terms (unknown words count)
     margin: float = 0.2  # within a section, no more than this below the best accepted score
+    name_title: float = 0.25  # ... when its best block says this share of the title (the name is the rest of the evidence)
+    name: float = 0.65  # the API's own name says a title term (or two of the details): found by its name
+    off_name: float = 0.35  # the API's own name says nothing of the section (hook_with_zero_step under "Overlapping ...")
+    off_module: float = 0.45  # its module is a subject the PART never says (torch.distributed.fsdp in a GPU-utilization PART)
 
 
 def summary(doc: CorpusDoc) -> str:
@@ -78,6 +82,61 @@ def name_words(doc: CorpusDoc) -> str:
     for part in tail:
         words += re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", part)
     return " ".join(words)
+
+
+# Words an API name is made of that say how it is called, not what it is about.
+NAME_VERBS = frozenset(tokenize("get set is has enable disable register create make reset init new from to as with"))
+# Module path components that hold many subjects (torch.utils, torch.nn.functional): never a topic of their own.
+CONTAINERS = frozenset({"torch", "utils", "nn", "functional", "modules", "backends", "api", "core", "common"})
+# A module named for the device says what the plan calls the GPU.
+MODULE_SYNONYMS = {"cuda": ("cuda", "gpu"), "optim": ("optim",), "cudnn": ("cudnn", "gpu")}
+
+
+def expanded_terms(words: str) -> set[str]:
+    return set(tokenize(re.sub(r"[A-Za-z0-9]+", lambda m: EXPANSIONS.get(m.group().lower(), m.group()), words)))
+
+
+def abbreviated(said: set[str]) -> set[str]:
+    """Terms of the abbreviations whose spelled-out words are all in ``said`` ("automatic mixed precision": amp, autocast)."""
+    out: set[str] = set()
+    for word, expansion in EXPANSIONS.items():
+        spelled = set(tokenize(expansion)) - set(tokenize(word))
+        long = {t for t in spelled if t in said}
+        if len(long) >= 2 and len(long) >= len(spelled) - 1:
+            out |= set(tokenize(f"{word} {expansion}"))
+    return out
+
+
+def name_terms(doc: CorpusDoc) -> set[str]:
+    """What an API's own name (and its class's, for a method) says, as terms: ``set_sync_debug_mode`` ->
+    {sync, synchron, debug, mode}; verbs like get/set left out."""
+    if doc.kind != "doc":
+        return set()
+    words = name_words(doc)
+    raw = doc.locator.rsplit(".", 1)[-1]  # float32 stays one word: set_float32_matmul_precision
+    return (expanded_terms(words) | set(tokenize(words)) | set(tokenize(raw.replace("_", " ")))) - NAME_VERBS - FILLER
+
+
+def module_words(doc: CorpusDoc) -> list[str]:
+    """The module path between the package and the API (torch.distributed.fsdp.MixedPrecision: distributed, fsdp)."""
+    if doc.kind != "doc":
+        return []
+    parts = doc.locator.split(".")[1:-1]
+    while parts and parts[-1][:1].isupper():  # a method's class is its name, not its module
+        parts.pop()
+    return [p.strip("_") for p in parts if p.strip("_") and p.strip("_").lower() not in CONTAINERS]
+
+
+def foreign_module(doc: CorpusDoc, part_terms: set[str], part_text: str) -> str | None:
+    """The first module of the API's path that the PART never says (torch.ao.quantization in a TorchScript PART)."""
+    for word in module_words(doc):
+        spellings = MODULE_SYNONYMS.get(word.lower(), (word.lower(),))
+        if any(s in part_text for s in spellings):
+            continue
+        if set(tokenize(word.replace("_", " "))) & part_terms:
+            continue
+        return word
+    return None
 
 
 def subject(doc: CorpusDoc) -> str:
@@ -120,6 +179,7 @@ class Verdict:
     named: bool
     block: int = 0  # which block (see ``blocks``) is the best
     title: float = 0.0  # share of the title's own terms (less activity words) that block says
+    by_name: bool = False  # the API is named for the section (set by the filler: research.SectionRanker._named_route)
 
     @property
     def features(self) -> dict:
@@ -184,7 +244,8 @@ class RelevanceJudge:
         sims = vectors @ self.embedder.embed([section_text(query)])[0]
         return np.argsort(-sims, kind="stable")[:k].tolist()
 
-    def accept(self, verdict: Verdict, *, lexical_ok: bool = False, niche: bool = False, strong: bool = False) -> bool:
+    def accept(self, verdict: Verdict, *, lexical_ok: bool = False, niche: bool = False, strong: bool = False,
+               by_name: bool = False) -> bool:
         """May the judged document fill the section? Each way it was found has its own bar.
 
         ``strong``: the plan writes the API's full path, or the lexical rules found it by a specific route
@@ -195,6 +256,8 @@ class RelevanceJudge:
             return True
         if verdict.named:
             return verdict.score >= w.named
+        if by_name and verdict.score >= w.name and verdict.title >= w.name_title:
+            return True  # found by its name (the filler's name routes): the name is part of the evidence
         if verdict.title < w.title:
             return False
         if lexical_ok:
@@ -239,3 +302,28 @@ def subject_vectors(index, embedder) -> np.ndarray:
         cached = embedder.embed([subject(d) for d in index.docs])
         index._subject_vectors = cached
     return cached
+
+
+def named_for(index, wanted: set[str], core_of: set[str] = frozenset(), scores_by_words=None) -> list[int]:
+    """Documents whose API name says some of ``wanted`` terms, best first (title terms in ``core_of`` count double,
+    rare terms more than common ones; ties by ``scores_by_words``, the section's BM25 scores)."""
+    table = getattr(index, "_name_table", None)
+    if table is None:
+        table = {}
+        for i, doc in enumerate(index.docs):
+            for t in name_terms(doc):
+                table.setdefault(t, []).append(i)
+        index._name_table = table
+    scores: dict[int, float] = {}
+    for t in wanted:
+        w = index.idf(t) * (2.0 if t in core_of else 1.0)
+        for i in table.get(t, ()):
+            scores[i] = scores.get(i, 0.0) + w
+    tie = (lambda i: -float(scores_by_words[i])) if scores_by_words is not None else (lambda i: len(index.docs[i].locator))
+    return sorted(scores, key=lambda i: (-scores[i], tie(i)))
+
+
+
+def summary_terms(doc: CorpusDoc) -> set[str]:
+    """The terms of a doc's summary sentence (its first prose block)."""
+    return set(tokenize(summary(doc)))

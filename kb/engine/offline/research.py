@@ -33,8 +33,9 @@ from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms, tokenize
 from kb.engine.offline.excerpts import MAX_EXAMPLES, excerpt, pick_examples
 from kb.engine.offline.failures import KnownFailures
-from kb.engine.offline.query import SectionQuery, section_query
-from kb.engine.offline.relevance import RelevanceJudge, foreign, mentioned_packages
+from kb.engine.offline.query import EXPANSIONS, SectionQuery, section_query
+from kb.engine.offline.relevance import (RelevanceJudge, expanded_terms, foreign, foreign_module, mentioned_packages,
+                                         abbreviated, module_words, name_terms, named_for, summary_terms, NAME_VERBS)
 from kb.engine.offline.snippets import make_snippet
 from kb.engine.types import ContextDoc, Passage, Research
 from kb.plan.model import Part
@@ -53,6 +54,7 @@ REFERENCE = "reference"  # a Passage pointing at the earlier knowledge file that
 DENSE_CANDIDATES = 20  # the nearest subjects by embedding, beside the lexical candidates
 HUB_ARGUMENTS = 15  # an API documenting this many arguments (set_logs) is a hub: one of them names no section
 NAMED_AFTER_TITLE = 0.6  # ... and its best block says this share of the title
+NAME_CANDIDATES = 15  # APIs whose own name says the section's terms, judged beside the others
 JUDGED_CANDIDATES = 40  # the lexical ranker's best, judged beside the ones its rules accept  # an argument documented more widely than this (device, dtype) says nothing specific
 
 
@@ -174,6 +176,17 @@ def _argument_mentions(doc: CorpusDoc, argument: str, wanted: list[str]) -> bool
         if block.startswith(f"- `{argument}`"):
             return bool((set(tokenize(block)) - own) & set(wanted))
     return False
+
+
+def _same_words(terms_: set[str]) -> set[str]:
+    """The other terms one word stands for once expanded (sync: synchron), so a word does not count twice."""
+    out: set[str] = set()
+    for t in terms_:
+        for word, expansion in EXPANSIONS.items():
+            forms = set(tokenize(word)) | set(tokenize(expansion))
+            if t in forms:
+                out |= forms
+    return out
 
 
 def _similar(a: CorpusDoc, b: CorpusDoc) -> bool:
@@ -304,12 +317,32 @@ class SectionRanker:
         # for that argument say something of the title ("whether foreach implementation of optimizer is used").
         return cand.argument_written and _argument_mentions(cand.doc, cand.argument or "", query.title_terms)
 
+    def _named_route(self, doc: CorpusDoc, query: SectionQuery, core: set[str], said: set[str]) -> bool:
+        """Is the API named for the section? Its own name and its summary say the title's distinctive word
+        (set_sync_debug_mode, "sync points": "synchronizing operations") and something more of the section, in a
+        module the section itself names (torch.cuda, "CPU-GPU"); or its name says two of the details and its
+        summary one (set_float32_matmul_precision, "TF32": float32, matmul)."""
+        if doc.kind != "doc":
+            return False
+        detail = set(query.detail_terms)
+        name = name_terms(doc)
+        if len(name & detail) >= 2 and name & detail & said:
+            return True
+        own = set(tokenize(doc.locator.rsplit(".", 1)[-1])) | expanded_terms(" ".join(tokenize(doc.locator.rsplit(".", 1)[-1])))
+        top = max((self.index.idf(t) for t in core), default=0.0)
+        # The title's most distinctive word, said by the name and (in any of its forms: sync, synchronizing) the summary.
+        rare = {t for t in core & own if self.index.idf(t) >= top and ({t} | _same_words({t})) & said}
+        if not rare or not ((own | said) & (set(query.title_terms) | detail)) - rare - _same_words(rare):
+            return False
+        section = f"{query.title} {query.details}"
+        return bool(module_words(doc)) and foreign_module(doc, expanded_terms(section), section.lower()) is None
+
     def rank(self, query: SectionQuery, limit: int) -> SectionResult:
         """The old filler: BM25 candidates kept by the lexical rules of :meth:`_relevant` (see ``fill``)."""
         return self._rank(query, limit)[0]
 
     def fill(self, query: SectionQuery, limit: int, judge: RelevanceJudge,
-             packages: set[str] = frozenset()) -> SectionResult:
+             packages: set[str] = frozenset(), part_text: str = "") -> SectionResult:
         """The filler: the lexical candidates plus the nearest subjects by embedding, each judged on what it is about.
 
         A candidate the lexical rules accept still needs the judge's lower bar (what it is about must
@@ -324,19 +357,48 @@ class SectionRanker:
         ordered = [c.index for c in candidates if c.named or c.relevant]
         ordered += [c.index for c in candidates[:JUDGED_CANDIDATES]]
         ordered += [i for i in judge.nearest(query, DENSE_CANDIDATES) if prior[i] > 0]
+        # APIs named for the section (set_sync_debug_mode for "sync points", Event.elapsed_time for "timing"):
+        # a short docstring that says little else may rank low by words and still be the section's answer.
+        wanted = set(judge.core(query)) | set(query.detail_terms)
+        by_words = self.index.score(query.weights)
+        ordered += [i for i in named_for(self.index, wanted, set(judge.core(query)), by_words)[:NAME_CANDIDATES] if prior[i] > 0]
         pool = list(dict.fromkeys(ordered))
         verdicts = judge.judge(query, pool, {c.index for c in candidates if c.named})
         # An API the plan writes out in full (torch.no_grad, torch.utils.checkpoint.checkpoint) is what the section
         # is about, whatever its words: the plan's author named it. A bare name (StreamReader) may mean another's.
         exact = {c.index for c in candidates if c.named and any(
             "." in ref and ref in (c.doc.locator, *c.doc.keywords.split()) for ref in query.refs)}
+        part_terms = expanded_terms(part_text) if part_text else set()
+        part_lower = part_text.lower()
+        core = set(judge.core(query))
+        section_terms = set(query.title_terms) | set(query.detail_terms)
+        section_terms |= abbreviated(section_terms)  # "automatic mixed precision" is AMP: autocast says it
+        for i, verdict in zip(pool, verdicts):
+            doc = self.index.docs[i]
+            if verdict.named or i in exact:
+                continue
+            said = name_terms(doc) & section_terms
+            # What an API is about is first its name and its module: a passage that shares the section's words while its
+            # name says nothing of it, or that lives in a module the PART never mentions, is about something else.
+            if doc.kind == "doc" and not said:
+                verdict.score -= judge.weights.off_name
+            if part_text and foreign_module(doc, part_terms, part_lower):
+                verdict.score -= judge.weights.off_module
+            verdict.by_name = self._named_route(doc, query, core, summary_terms(doc))
         ranked = sorted(zip(pool, verdicts), key=lambda pv: (not pv[1].named, -pv[1].score))
+        detail = set(query.detail_terms)
+        # Deprecated APIs whose replacement is among the candidates (clip_grad_norm beside clip_grad_norm_).
+        live = [self.index.docs[i].locator for i in pool if not self.index.docs[i].deprecated]
+        replaced = {i for i in pool if self.index.docs[i].deprecated
+                    and any(loc != self.index.docs[i].locator and loc.startswith(self.index.docs[i].locator) for loc in live)}
+        named_modules = [(i, self.index.docs[i].locator.rsplit(".", 1)[0]) for i in exact]
         families: set[str] = set()
         best: float | None = None
         for i, verdict in ranked:
             doc = self.index.docs[i]
             cand = lexical.get(i) or Candidate(index=i, doc=doc, bm25=0.0, title_cov=0.0, overall_cov=0.0)
             cand.verdict = verdict
+            family = _family(doc.locator)
             niche = _is_option(doc) or prior[i] < 1.0
             # An API named for the section's subject (torch.cuda.Event for "CUDA event recording") counts as found by the rules.
             found = bool(cand.relevant) or (_named_after(doc, judge.core(query)) and verdict.title >= NAMED_AFTER_TITLE)
@@ -350,15 +412,31 @@ class SectionRanker:
                                     and doc.text.count("\n- `") < HUB_ARGUMENTS)
             if not strong and cand.relevant and (cand.detail_argument is not None or self._details_route(query, cand)):
                 strong = verdict.title >= judge.weights.title
-            ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong)
+            # An API whose name and summary say a rare title word (set_sync_debug_mode, "sync points") or two of the
+            # details (set_float32_matmul_precision for "TF32") is found by its name (see _named_route). So is a method of a class already chosen whose own name says the section (Event.elapsed_time, "timing"), or
+            # an API beside one the plan names that does what its details say (memory_summary, "snapshots":
+            # _record_memory_history, _dump_snapshot): found by its name.
+            own_name = set(tokenize(doc.locator.rsplit(".", 1)[-1])) - NAME_VERBS
+            # (the method's own name must say what its class's does not: FSDP's shard_* methods add nothing to "FSDP")
+            class_terms = set(tokenize(family.rsplit(".", 1)[-1]))
+            own_more = own_name - class_terms - abbreviated(class_terms)  # fsdp_modules says nothing FSDP does not
+            by_name = verdict.by_name or (family != doc.locator and family in families and bool(own_more & section_terms))
+            by_name = by_name or (doc.kind == "doc" and any(
+                doc.locator.startswith(module + ".") and (name_terms(doc) | summary_terms(doc)) & (detail - name_terms(self.index.docs[n]))
+                for n, module in named_modules))
+            by_name = by_name and verdict.title >= judge.weights.name_title
+            ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong, by_name=by_name)
             if query.missing:
                 ok = False  # about something the corpus never mentions (arr-coc-0-1, DALI): even a named API is not it
             if foreign(doc, packages):
                 ok = False  # the PART names its libraries (asyncio.run): another library's docstring is off topic
-            if ok and not verdict.named and not strong and doc.kind == "doc" and best is not None and verdict.score < best - judge.weights.margin:
+            if ok and doc.deprecated and not verdict.named and i in replaced:
+                ok = False  # a deprecated alias (clip_grad_norm) is not what to use: its replacement is
+            if ok and not verdict.named and not strong and not by_name and doc.kind == "doc" and best is not None and verdict.score < best - judge.weights.margin:
                 ok = False  # an API far below the section's best passage: padding (a person's knowledge file is not held to it)
-            family = _family(doc.locator)
-            duplicate = family in families or any(_similar(doc, c.doc) for c in result.chosen)
+            # A method whose own name says the section (Event.elapsed_time for "timing") is quoted beside its class.
+            own = family != doc.locator and bool(own_name & section_terms)
+            duplicate = (family in families and not own) or any(_similar(doc, c.doc) for c in result.chosen)
             if ok and not duplicate and len(result.chosen) < limit:
                 result.chosen.append(cand)
                 families.add(family)
@@ -523,7 +601,7 @@ class LocalResearcher:
             if judge is None:
                 results.append(ranker.rank(query, self.passages_per_section))
             else:
-                results.append(ranker.fill(query, self.passages_per_section, judge, packages))
+                results.append(ranker.fill(query, self.passages_per_section, judge, packages, _part_text(part)))
         return results
 
     @staticmethod
