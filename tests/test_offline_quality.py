@@ -90,7 +90,7 @@ def _draft(researcher, writer, part):
 
 def test_failing_examples_are_left_out_and_setups_shown_after_a_run_in_the_sandbox(tuning):
     ws, index, researcher, plan = tuning
-    gate = SnippetGate(ws.validators_dir)
+    gate = SnippetGate(ws.validators_dir, state_dir=ws.state_dir)
     try:
         request, draft = _draft(researcher, _writer(ws, index, researcher, gate), plan.part(1))
         body = draft.body
@@ -110,8 +110,13 @@ def test_failing_examples_are_left_out_and_setups_shown_after_a_run_in_the_sandb
         assert fences[with_setup].info == "python"  # the docs' +SKIP dropped: kb ran it
         assert "print(rates.mean())" in body and fences[next(c for c in fences if "rates.mean" in c)].info == "python"
         # What the file shows, validation passes: a fresh run never writes a failing snippet.
-        verdicts = SnippetGate(ws.validators_dir).verdicts([(s.info, s.code) for s in fences.values()])
+        shown = [(s.info, s.code.removesuffix("\n")) for s in fences.values()]  # as written between the fences
+        verdicts = SnippetGate(ws.validators_dir).verdicts(shown)
         assert [v.status for v in verdicts] == ["pass", "pass"]
+        # The verdicts went into kb validate-snippets' result cache: a later run (or validation) runs nothing again.
+        later = SnippetGate(ws.validators_dir, state_dir=ws.state_dir)
+        assert [v.status for v in later.verdicts(shown)] == ["pass", "pass"]
+        assert later._pool is None or later._pool.proc is None
     finally:
         gate.close()
 

@@ -59,7 +59,7 @@ def _offline_writer(workspace, researcher, **overrides: Any):
         resolve = lambda path: "." in path and bool(researcher.corpus().named(path))  # noqa: E731
         owners = QuoteOwners(workspace, researcher.research_part)  # no excerpt in two files of a run
     # A draft's examples run in the sandbox before the file lands (kb.toml [run] run_snippets, as for the LLM engines).
-    gate = SnippetGate(workspace.validators_dir) if workspace.config.run.run_snippets else None
+    gate = SnippetGate(workspace.validators_dir, state_dir=workspace.state_dir) if workspace.config.run.run_snippets else None
     return ExtractiveWriter(workspace.runners_dir, corpus=corpus, resolve=resolve, today=overrides.get("today"),
                             gate=gate, owners=owners)
 

@@ -174,7 +174,16 @@ def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool) -> list
             continue
         item = _ITEM.match(block)
         body = block[item.end():] if item else _NOTE.sub("", block)
-        if all(x in used for x in sentences(body)):
-            continue
-        out.append(block)
+        said = sentences(body)
+        if not any(x in used for x in said):
+            out.append(block)
+        elif not item and not block.startswith(("-", "*", "|", "#")):
+            # A paragraph a bullet already took a sentence of: the rest of it, "…" where that sentence stood.
+            rest = [x if x not in used else GAP for x in sentences(block)]
+            while rest and rest[0] == GAP:
+                rest.pop(0)
+            while rest and rest[-1] == GAP:
+                rest.pop()
+            if rest:
+                out.append(" ".join(x for n, x in enumerate(rest) if x != GAP or rest[n - 1] != GAP))
     return out

@@ -4,7 +4,9 @@ The same sandbox and rules as ``kb validate-snippets`` (kb.snippets), with the C
 the verdict the writer acts on is the one validation will give the file: a fresh run never writes
 a failing snippet, and the file a run writes does not depend on whether the machine has a GPU.
 Snippets that need CUDA are classified, not run. Verdicts are kept by fence hash for the writer's
-lifetime (one run): an example two PARTs consider runs once. Nothing is written to disk.
+lifetime (one run), and in the result cache ``kb validate-snippets`` keeps under .kb/ (same keys: the
+snippet's hash and the environment's fingerprint), so an example runs once across run-plan, validation
+and reruns. Nothing else is written.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
+from kb.snippets.cache import ResultCache
 from kb.snippets.environment import probe_environment
 from kb.snippets.extract import extract_snippets
 from kb.snippets.profiles import load_profile
@@ -23,7 +26,8 @@ from kb.snippets.requirements import infer
 from kb.snippets.results import FAILING
 from kb.snippets.sandbox.pool import Pool
 from kb.snippets.tasks import plan
-from kb.snippets.validate import apply_result, task_for, worker_config
+# The result cache's reading and writing, as kb validate-snippets does them (one record format, one place).
+from kb.snippets.validate import _cached, _remember, apply_result, task_for, worker_config
 
 PROFILE = "cpu"
 RAN = {"pass", "defines-only"}
@@ -64,8 +68,10 @@ class SnippetGate:
     with :meth:`close`, or when kb does (its stdin closes).
     """
 
-    def __init__(self, validators_dir: Path, profile: str = PROFILE, runner=None):
+    def __init__(self, validators_dir: Path, profile: str = PROFILE, runner=None, state_dir: Path | None = None):
         self.validators_dir = validators_dir
+        self.state_dir = state_dir  # where kb validate-snippets keeps its result cache (None: no cache)
+        self._cache: ResultCache | None = None
         self.profile_name = profile
         self._runner = runner or self._run  # tests may stand in for the sandbox
         self._known: dict[str, Verdict] = {}
@@ -74,15 +80,6 @@ class SnippetGate:
         self._pool: Pool | None = None
         self.seconds = 0.0  # spent in the sandbox, all PARTs together (for the run's timing)
         self.runs = 0
-
-    def warm(self) -> None:
-        """Start the worker now, without waiting: it imports torch while the writer reads its passages."""
-        if self._runner != self._run or not self._lock.acquire(blocking=False):
-            return  # busy running another PART's snippets: the worker is up already
-        try:
-            self._start().launch()
-        finally:
-            self._lock.release()
 
     def _start(self) -> Pool:
         if self._profile is None:
@@ -109,14 +106,25 @@ class SnippetGate:
         modules = sorted({m for s in found if s.kind == "python" for m in inferred[id(s)].modules})
         env = probe_environment(profile, modules)
         entries, chains = plan({"knowledge/draft.md": found}, env, profile, inferred)
-        todo = [c for c in chains if c.run]
+        if self._cache is None and self.state_dir is not None:
+            self._cache = ResultCache(self.state_dir)
+        cache, fingerprint = self._cache, env.fingerprint
+        for chain in chains:
+            for entry in chain.entries:
+                entry.key = entry.snippet.hash  # one snippet per chain, no kb:setup: the key validation gives it
+        todo = [c for c in chains if c.run and not (cache is not None and _cached(c, cache, fingerprint, env, profile))]
         if todo:
             tasks = {f"t{n}": (task_for(c, n, profile, False), c) for n, c in enumerate(todo)}
 
             def on_result(task, result: dict, wall: float) -> None:
-                apply_result(tasks[task.id][1], result, wall, profile)
+                chain = tasks[task.id][1]
+                apply_result(chain, result, wall, profile)
+                if cache is not None:
+                    _remember(chain, cache, fingerprint)
 
             pool.run([t for t, _c in tasks.values()], on_result)
+            if cache is not None:
+                cache.save()
         by_line = {e.snippet.line: e for e in entries}
         out = []
         for snippet in found:

@@ -214,8 +214,6 @@ class ExtractiveWriter:
 
     def write_sync(self, request: WriteRequest) -> Draft:
         part, research = request.part, request.research
-        if self.gate is not None and any(p.examples for ps in research.by_section.values() for p in ps):
-            self.gate.warm()
         elsewhere = self.owners.elsewhere(request.plan_path, part) if self.owners is not None else Elsewhere()
         cited = _Cited()
         by_locator = {s.locator: s for s in research.sources}
@@ -246,58 +244,14 @@ class ExtractiveWriter:
         shown_code: set[str] = set()
         sections = []
         for (number, title, details), (_n, here, there) in zip(planned, split):
-            wanted = set(terms(f"{title} {details or ''}"))
-            rows, uses, items, above = [], [], [], []
             example = self._pick(examples.get(number, []), shown_code)
             if example is not None:
                 shown_code.add(example.code)
-            featured = None
-            # Without an example, the most relevant excerpt: the first passage with words not yet quoted here.
-            excerpt_of: Passage | None = None
-            if example is None:
-                excerpt_of = next((p for p in here if self._fresh_blocks(p, said, elsewhere)), None)
-            for passage in here:
-                source = cited.cite(by_locator.get(passage.locator), passage)
-                excerpt = read_excerpt(passage.text)
-                if passage.kind == "doc":
-                    rows.append({"name": f"`{passage.locator}`",
-                                 "signature": f"`{cell(short_signature(excerpt.signature))}`" if excerpt.signature else "",
-                                 "purpose": cell(_neutralize(purpose(excerpt.summary) or "")), "id": source.id})
-                quoted: list[str] = []
-                if passage is excerpt_of:
-                    blocks = self._fresh_blocks(passage, said, elsewhere)
-                    featured = {"lead": f"From {self._who(passage, source, part.target)}", "id": source.id,
-                                "quote": blockquote(blocks), "snippet": None, "note": ""}
-                    quoted = blocks
-                else:
-                    chosen = [s for s in statements(excerpt, wanted, said) if not elsewhere.quoting(s.text)]
-                    quoted = [s.text for s in chosen]
-                    uses += self._uses(passage, source, chosen, part.target)
-                if example is not None and example.passage is passage:
-                    lead = f"Example from {self._who(passage, source, part.target)}"
-                    featured = {"lead": lead, "id": source.id, "quote": "", "snippet": example.snippet,
-                                "note": self._example_lead(example)}
-                if not quoted and passage.locator in first_section and (featured is None or featured["id"] != source.id):
-                    above.append(f"`{passage.locator}` [{source.id}] (Section {first_section[passage.locator]})")
-                said.update(quoted)
-                said.update(x for q in quoted for x in sentences(q))
-                first_section.setdefault(passage.locator, number)
-                items.append({"lead": f"From {self._who(passage, source, part.target)}", "id": source.id,
-                              "quote": blockquote(quoted) if quoted else "",
-                              "snippets": [featured["snippet"]] if featured and featured.get("snippet") is not None
-                              and featured["id"] == source.id else []})
-            for passage, (where, file_title) in there:
-                ref = cited.cite_ref(where, file_title, "knowledge")
-                what = f"`{passage.locator}`" if passage.kind == "doc" else f"[{passage.title}]"
-                uses.append(f"{what} is quoted in [{file_title}]({_link(part.target, where)}) [{ref.id}].")
-                items.append({"lead": f"{what} is quoted in [{file_title}]({_link(part.target, where)})", "id": ref.id,
-                              "quote": "", "snippets": []})
+            section = self._section(part.target, number, set(terms(f"{title} {details or ''}")), here, there, example,
+                                    cited, by_locator, said, first_section, elsewhere)
             filled = bool(here or there)
-            see_above = f"Also relevant, and quoted above: {', '.join(above)}." if above else ""
-            heading = f"Section {number}: {title}" if number else "Key Passages"
-            sections.append({"number": number, "title": title, "heading": heading, "details": details,
-                             "uses": uses, "table": rows, "featured": featured, "passages": items,
-                             "empty": "" if filled else self._empty_note(number, reasons), "see_above": see_above})
+            sections.append({"number": number, "title": title, "heading": f"Section {number}: {title}" if number else "Key Passages",
+                             "details": details, **section, "empty": "" if filled else self._empty_note(number, reasons)})
         sources = list(cited.refs.values())
         body = self.template.render(
             title=part.title, tagline=self._tagline(request, sections, sources), overview=self._overview(request),
@@ -311,6 +265,60 @@ class ExtractiveWriter:
         body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
         return Draft(title=part.title, body=body, sources=sources, engine=ENGINE, model=None,
                      warnings=[*research.warnings, *warnings])
+
+    def _section(self, target: str | None, number: int, wanted: set[str], here: list[Passage],
+                 there: list[tuple[Passage, tuple[str, str]]], example: _Example | None, cited: _Cited,
+                 by_locator: dict[str, SourceRef], said: set[str], first_section: dict[str, int],
+                 elsewhere: Elsewhere) -> dict:
+        """One section's digest: uses (what to use and when), table, featured example or excerpt, see_above."""
+        rows, uses, above = [], [], []
+        quoted: dict[str, list[str]] = {}
+        sources = {}
+        for passage in here:
+            source = sources[passage.locator] = cited.cite(by_locator.get(passage.locator), passage)
+            excerpt = read_excerpt(passage.text)
+            if passage.kind == "doc":
+                rows.append({"name": f"`{passage.locator}`",
+                             "signature": f"`{cell(short_signature(excerpt.signature))}`" if excerpt.signature else "",
+                             "purpose": cell(_neutralize(purpose(excerpt.summary) or "")), "id": source.id})
+            chosen = [x for x in statements(excerpt, wanted, said) if not elsewhere.quoting(x.text)]
+            uses += self._uses(passage, source, chosen, target)
+            quoted[passage.locator] = [x.text for x in chosen]
+            said.update(quoted[passage.locator])
+        featured = None
+        if example is not None:
+            source = sources[example.passage.locator]
+            featured = {"lead": f"Example from {self._who(example.passage, source, target)}", "id": source.id,
+                        "quote": "", "snippet": example.snippet, "note": self._example_lead(example)}
+        else:  # the most relevant excerpt: the first passage with words this file has not quoted yet
+            for passage in here:
+                blocks = self._fresh_blocks(passage, said, elsewhere)
+                if blocks:
+                    source = sources[passage.locator]
+                    featured = {"lead": f"From {self._who(passage, source, target)}", "id": source.id,
+                                "quote": blockquote(blocks), "snippet": None, "note": ""}
+                    quoted[passage.locator] += blocks
+                    said.update(blocks)
+                    said.update(x for b in blocks for x in sentences(b))
+                    break
+        items = []
+        for passage in here:
+            source = sources[passage.locator]
+            mine = featured is not None and featured["id"] == source.id
+            if not quoted[passage.locator] and not mine and passage.locator in first_section:
+                above.append(f"`{passage.locator}` [{source.id}] (Section {first_section[passage.locator]})")
+            first_section.setdefault(passage.locator, number)
+            items.append({"lead": f"From {self._who(passage, source, target)}", "id": source.id,
+                          "quote": blockquote(quoted[passage.locator]) if quoted[passage.locator] else "",
+                          "snippets": [featured["snippet"]] if mine and featured["snippet"] is not None else []})
+        for passage, (where, file_title) in there:
+            ref = cited.cite_ref(where, file_title, "knowledge")
+            what = f"`{passage.locator}`" if passage.kind == "doc" else f"[{passage.title}]"
+            uses.append(f"{what} is quoted in [{file_title}]({_link(target, where)}) [{ref.id}].")
+            items.append({"lead": f"{what} is quoted in [{file_title}]({_link(target, where)})", "id": ref.id,
+                          "quote": "", "snippets": []})
+        return {"uses": uses, "table": rows, "featured": featured, "passages": items,
+                "see_above": f"Also relevant, and quoted above: {', '.join(above)}." if above else ""}
 
     @staticmethod
     def _fresh_blocks(passage: Passage, said: set[str], elsewhere: Elsewhere) -> list[str]:
