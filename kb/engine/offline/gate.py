@@ -65,7 +65,9 @@ class SnippetGate:
     """Runs the writer's candidate snippets in the sandbox, once each per run, one batch at a time.
 
     One warm worker serves the whole run (it imports torch once, not once per PART); it exits
-    with :meth:`close`, or when kb does (its stdin closes).
+    with :meth:`close`, or when kb does (its stdin closes). The worker is configured exactly as
+    kb validate-snippets configures its own (the profile's imports, limits), so their verdicts,
+    and the result cache they share, are the same.
     """
 
     def __init__(self, validators_dir: Path, profile: str = PROFILE, runner=None, state_dir: Path | None = None):

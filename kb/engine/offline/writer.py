@@ -107,7 +107,8 @@ class _Example:
 
     passage: Passage
     code: str
-    snippet: Snippet | None  # None: left out (it failed in the sandbox as the docs give it)
+    snippet: Snippet | None  # the form shown (the docs' own until the sandbox says otherwise); None: left out
+    runnable: Snippet | None = None  # the form kb would run, until the sandbox has judged it
     ran: bool = False  # the sandbox ran the snippet shown, to the end
     why_left_out: str | None = None
 
@@ -154,9 +155,8 @@ class ExtractiveWriter:
     # -- examples ---------------------------------------------------------------------------------
 
     def _examples(self, sections: list[tuple[int, list[Passage]]], elsewhere: Elsewhere) -> dict[int, list[_Example]]:
-        """Every section's candidate examples, the runnable forms run in the sandbox together (one run per draft)."""
+        """Every section's candidate examples, in order of relevance, each with both its forms (not run yet)."""
         found: dict[int, list[_Example]] = {}
-        pending: list[tuple[_Example, Snippet, Snippet | None]] = []
         for number, passages in sections:
             for passage in passages:
                 for code in passage.examples:
@@ -165,37 +165,36 @@ class ExtractiveWriter:
                     conservative = make_snippet(code, passage.locator, self.resolve)
                     if conservative is None:
                         continue
-                    example = _Example(passage, code, conservative)
-                    found.setdefault(number, []).append(example)
                     runnable = runnable_snippet(code, passage.locator, self.resolve) if self.gate else None
-                    if runnable is not None:
-                        pending.append((example, runnable, conservative))
-        if pending and self.gate is not None:
-            verdicts = self.gate.verdicts([(r.info, r.code) for _e, r, _c in pending])
-            for (example, runnable, conservative), verdict in zip(pending, verdicts):
-                self._decide(example, runnable, conservative, verdict)
+                    found.setdefault(number, []).append(_Example(passage, code, conservative, runnable=runnable))
         return found
 
     @staticmethod
-    def _decide(example: _Example, runnable: Snippet, conservative: Snippet, verdict: Verdict) -> None:
+    def _decide(example: _Example, verdict: Verdict) -> None:
         """Which form to show, from what the sandbox did with the runnable one."""
+        runnable, example.runnable = example.runnable, None  # decided: ``snippet`` keeps the docs' form unless below
         if verdict.ran:
             example.snippet, example.ran = runnable, True
         elif verdict.failing:
-            if runnable.setup:
-                example.snippet = conservative  # our stand-in may not be what it expects: the docs' form, not run
-            else:
+            if not runnable.setup:
                 example.snippet = None  # the docs' own code fails here: left out
                 example.why_left_out = (verdict.reason or verdict.status).splitlines()[0][:160]
+            # else our stand-in may not be what it expects: the docs' form, not run
         elif not (runnable.setup or runnable.doc_skip):
             example.snippet = runnable  # skipped here for what it needs (CUDA, a module): say so, as validation will
         # otherwise the docs' form (marked skip), never shown with a setup the sandbox could not check
 
-    @staticmethod
-    def _pick(examples: list[_Example], shown: set[str]) -> _Example | None:
-        """The section's one example: the first that ran here, else the first that can be shown."""
-        usable = [e for e in examples if e.snippet is not None and e.code not in shown]
-        return next((e for e in usable if e.ran), usable[0] if usable else None)
+    def _choose(self, examples: list[_Example], shown: set[str]) -> _Example | None:
+        """The section's one example: the first that runs here (tried in order, so the sandbox runs only what
+        the choice needs), else the first that can be shown."""
+        for example in examples:
+            if example.code in shown:
+                continue
+            if example.runnable is not None:
+                self._decide(example, self.gate.verdicts([(example.runnable.info, example.runnable.code)])[0])
+            if example.ran:
+                return example
+        return next((e for e in examples if e.snippet is not None and e.code not in shown), None)
 
     @staticmethod
     def _example_lead(example: _Example) -> str:
@@ -232,19 +231,13 @@ class ExtractiveWriter:
                 (there.append((passage, owner)) if owner else here.append(passage))
             split.append((number, here, there))
         examples = self._examples([(n, here) for n, here, _there in split], elsewhere)
-        for number, found in examples.items():
-            for example in found:
-                if example.snippet is None:
-                    warnings.append(f"section {number}: an example from {example.passage.locator} "
-                                    f"({_first_line(example.code)!r}) was left out: it failed in kb's sandbox: "
-                                    f"{example.why_left_out}")
 
         said: set[str] = set()  # blocks and sentences this file quotes already (two docstrings may share words)
         first_section: dict[str, int] = {}  # locator -> the section that first quoted it
         shown_code: set[str] = set()
         sections = []
         for (number, title, details), (_n, here, there) in zip(planned, split):
-            example = self._pick(examples.get(number, []), shown_code)
+            example = self._choose(examples.get(number, []), shown_code)
             if example is not None:
                 shown_code.add(example.code)
             section = self._section(part.target, number, set(terms(f"{title} {details or ''}")), here, there, example,
@@ -252,6 +245,12 @@ class ExtractiveWriter:
             filled = bool(here or there)
             sections.append({"number": number, "title": title, "heading": f"Section {number}: {title}" if number else "Key Passages",
                              "details": details, **section, "empty": "" if filled else self._empty_note(number, reasons)})
+        for number, found in examples.items():
+            for example in found:
+                if example.snippet is None:
+                    warnings.append(f"section {number}: an example from {example.passage.locator} "
+                                    f"({_first_line(example.code)!r}) was left out: it failed in kb's sandbox: "
+                                    f"{example.why_left_out}")
         sources = list(cited.refs.values())
         body = self.template.render(
             title=part.title, tagline=self._tagline(request, sections, sources), overview=self._overview(request),
