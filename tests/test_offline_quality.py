@@ -10,6 +10,7 @@ import pytest
 
 from kb.corpus.documents import CorpusDoc
 from kb.engine.check import check_draft
+from kb.engine.offline.digest import excerpt_blocks, purpose, read_excerpt, sentences, statements
 from kb.engine.offline.gate import SnippetGate, fence_hash
 from kb.engine.offline.owners import QuoteOwners
 from kb.engine.offline.research import LocalResearcher
@@ -169,6 +170,34 @@ def test_the_digest_citations_resolve_in_kb_report(tuning):
     assert entry.citations_unresolved == 0
     assert entry.citations >= len(rows) + len(uses)  # every row and every bullet cites
     assert entry.sections_cited == 2
+
+
+def test_the_digest_reads_a_docstring_into_purpose_and_when_to_use_it():
+    text = ("`Stream(device=None, priority=0)`\n\nWrapper around a CUDA stream. A stream runs kernels in order, e.g. "
+            "one after another. See `cuda-semantics` for details.\n\n"
+            "The learning rate is updated recursively using:\n\n"
+            "- `priority` (int, optional): priority of the stream. A lower number is useful when a copy should "
+            "overtake compute.\n\n- `\\eta_t` (float): is the rate at step t, not an argument.\n\n"
+            "**Returns:** Stream: the stream, for use in a with statement.")
+    excerpt = read_excerpt(text)
+    assert excerpt.signature == "Stream(device=None, priority=0)"
+    assert purpose(excerpt.summary) == "Wrapper around a CUDA stream."
+    assert sentences(excerpt.summary)[1] == "A stream runs kernels in order, e.g. one after another."
+    said = statements(excerpt, {"stream", "prioriti"})
+    # The usage sentence of the argument item, and the summary's second sentence; not the formula's lead-in,
+    # the symbol that is no argument, or what it returns.
+    assert [(s.argument, s.text) for s in said] == [
+        (None, "A stream runs kernels in order, e.g. one after another."),
+        ("priority", "A lower number is useful when a copy should overtake compute.")]
+    # The excerpt after the bullets: the blocks they did not quote from (the summary's first sentence is the
+    # table's purpose, its last a pointer to a page this file cannot show).
+    blocks = excerpt_blocks(excerpt, {x.text for x in said}, keep_summary=False)
+    assert blocks[0] == "The learning rate is updated recursively using:" and len(blocks) == 3
+    assert not any("priority" in b or "cuda-semantics" in b or "Wrapper around" in b for b in blocks)
+    # A paragraph a bullet took a sentence from keeps the rest, "[…]" where that sentence stood.
+    paragraph = read_excerpt("`f()`\n\nDo f.\n\nFirst it warms up. Then it is useful for speed. Last it stops.")
+    assert excerpt_blocks(paragraph, {"Then it is useful for speed."}, keep_summary=False) == [
+        "First it warms up. […] Last it stops."]
 
 
 def test_fence_hash_is_the_hash_validate_snippets_records():

@@ -28,6 +28,7 @@ _MARKER = re.compile(r"^([*-]\s+)+")
 _ITEM = re.compile(r"^- `([^`]+)`\s*(\([^)]*\))?\s*:?\s*")
 _ARGUMENT = re.compile(r"^[A-Za-z_][\w.]*$")  # an argument's name; `\eta_t` is a formula's symbol
 _SIGNATURE = re.compile(r"^`[^`]+`$")
+_FORMAL = re.compile(r"^\*\*(Returns?|Return type|Raises|Yields|Shape|Example)", re.I)  # what it returns, not when to use it
 _NOTE = re.compile(r"^\*\*(Note|Warning|Tip|Deprecated)[^*]*\*\*:?\s*", re.I)
 
 
@@ -118,7 +119,7 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
             pool.append((sentence, excerpt.summary, None, position))
             position += 1
     for block in excerpt.blocks:
-        if block in used:
+        if block in used or _FORMAL.match(block):
             continue
         item = _ITEM.match(block)
         body = block[item.end():] if item else _NOTE.sub("", block)
@@ -167,6 +168,8 @@ def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool) -> list
         said = sentences(excerpt.summary)
         rest = said if keep_summary else said[1:]
         rest = [x for x in rest if x not in used]
+        while rest and rest[-1].startswith("See "):
+            rest.pop()  # "See `cuda-semantics` for details.": a page this file cannot show
         if rest and excerpt.summary not in used:
             out.append(" ".join(rest))
     for block in excerpt.blocks:
