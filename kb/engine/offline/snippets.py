@@ -46,6 +46,11 @@ class Snippet:
     doc_skip: bool = False  # the runnable form dropped the docs' own +SKIP
 
 
+def strip_directives(code: str) -> str:
+    """The example without its doctest directive lines (what any form of it shows)."""
+    return "\n".join(line for line in code.splitlines() if not _DIRECTIVE.match(line)).strip("\n")
+
+
 def free_names(code: str) -> set[str]:
     """Names the code reads but never binds and that are not builtins (kb.snippets.shape's reading of it)."""
     tree = ast.parse(code)

@@ -30,7 +30,7 @@ from kb.engine.offline.digest import (cell, excerpt_blocks, joined, purpose, rea
                                       statements)
 from kb.engine.offline.gate import SnippetGate, Verdict
 from kb.engine.offline.owners import Elsewhere, QuoteOwners
-from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet
+from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet, strip_directives
 from kb.engine.types import Draft, Passage, WriteRequest
 from kb.errors import ConfigError
 from kb.records import SourceRef
@@ -160,7 +160,7 @@ class ExtractiveWriter:
         for number, passages in sections:
             for passage in passages:
                 for code in passage.examples:
-                    if "```" in code or "~~~" in code or elsewhere.quoting(code):
+                    if "```" in code or "~~~" in code or elsewhere.quoting(strip_directives(code)):
                         continue  # it would close its fence; or another file shows it already
                     conservative = make_snippet(code, passage.locator, self.resolve)
                     if conservative is None:
