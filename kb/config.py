@@ -27,7 +27,8 @@ class RunConfig(_Strict):
     max_rewrites: int = Field(2, ge=0, le=10)
     passages_per_section: int = Field(3, ge=1, le=20)
     # LLM engines: a draft's snippets run in the sandbox ([validate] profile) before the file lands; failures
-    # go back to the writer once, then the failing snippet is removed.
+    # go back to the writer once, then the failing snippet is removed. The offline engine runs its candidate
+    # examples there too (the cpu profile, so the file is the same on any machine) and leaves failing ones out.
     run_snippets: bool = True
     # LLM engines: the sentences that pass the lexical support check go to the model, which judges whether the
     # cited passage says what they say (kb.llm.support_judge); one call per section draft.

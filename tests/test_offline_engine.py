@@ -11,6 +11,7 @@ import pytest
 from kb.corpus.documents import CorpusDoc
 from kb.engine.check import check_draft
 from kb.engine.factory import build_engine
+from kb.engine.offline.owners import QuoteOwners
 from kb.engine.offline.research import LocalResearcher
 from kb.engine.offline.snippets import free_names, make_snippet
 from kb.engine.offline.writer import ExtractiveWriter
@@ -65,8 +66,12 @@ def test_writer_quotes_cites_and_says_so_when_empty(engine_parts):
     assert body.startswith("# Activation Checkpointing\n\n**")
     assert "\n## Overview\n" in body and "\n## Sources\n\n### Source Documents\n" in body and "\n### Web Research\n" in body
     section1 = body.split("## Section 1:")[1].split("## Section 2:")[0]
-    assert "From the docstring of `demo.checkpoint.checkpoint` (demo 1.0) [1]:" in section1
-    assert "> Activation checkpointing is a technique that trades compute for memory" in section1
+    # The digest: when to use it (the docstring's own sentence, cited), the API's row, then its one example.
+    assert ("**What to use and when**\n\n- `demo.checkpoint.checkpoint` [1]: Activation checkpointing is a technique "
+            "that trades compute for memory") in section1
+    assert ("| `demo.checkpoint.checkpoint` | `checkpoint(function, *args, use_reentrant=None)` | "
+            "Checkpoint a model or part of the model. | [1] |") in section1
+    assert "Example from the docstring of `demo.checkpoint.checkpoint` (demo 1.0) [1]" in section1
     # A bracketed number inside a quote is escaped, so it cannot pass for one of our citations.
     assert "see \\[1\\] for details" in section1
     section3 = body.split("## Section 3:")[1].split("## Section 4:")[0]
@@ -86,8 +91,9 @@ def test_writer_quotes_cites_and_says_so_when_empty(engine_parts):
 def test_a_passage_already_quoted_is_pointed_to_not_repeated(engine_parts):
     researcher, writer, part = engine_parts
     _research, _request, draft = run(researcher, writer, part)
-    assert draft.body.count("> Checkpoint a model or part of the model.") == 1
-    assert "quoted above: `demo.checkpoint.checkpoint` [1]" in draft.body
+    # Section 2 finds the API section 1 quoted: its row again, its words not again, a pointer to where they are.
+    assert draft.body.count("Activation checkpointing is a technique that trades compute for memory") == 1
+    assert "quoted above: `demo.checkpoint.checkpoint` [1] (Section 1)" in draft.body
 
 
 def test_snippets_get_imports_and_skip_reasons():
@@ -195,10 +201,13 @@ def test_a_docstring_quoted_in_an_earlier_batch_is_pointed_to_not_quoted_again(t
                     "# Earlier File\n")
     index = demo_index()
     part = dataclasses.replace(demo_plan().part(1), batch=2)
-    research, request, draft = run(LocalResearcher(ws, index=index), ExtractiveWriter(None, corpus="demo", today="2025-01-01"),
-                                   part)
+    researcher = LocalResearcher(ws, index=index)
+    writer = ExtractiveWriter(None, corpus="demo", today="2025-01-01", owners=QuoteOwners(ws, researcher.research_part))
+    research, request, draft = run(researcher, writer, part)
     section2 = draft.body.split("## Section 2:")[1].split("## Section 3:")[0]
     assert "`demo.checkpoint.checkpoint` is quoted in [Earlier File](00-earlier.md) [" in section2
-    assert "From the docstring of `demo.checkpoint.checkpoint`" not in draft.body  # no second copy anywhere
+    # No second copy anywhere: no row, no sentence, no example of it.
+    assert "| `demo.checkpoint.checkpoint` |" not in draft.body and "trades compute for memory" not in draft.body
+    assert "use_reentrant=False" not in draft.body
     assert check(draft, request) == []
     assert any(s.locator == "knowledge/training/00-earlier.md" and s.kind == "knowledge" for s in draft.sources)

@@ -1,36 +1,203 @@
-"""The offline engine's quality rules: failed examples are not quoted again, and sections the corpus
-documents without saying their title word for word (an argument, an API named for the title) are found."""
+"""The offline engine's quality rules: examples that fail are left out, examples that use names defined
+elsewhere get a visible setup when an honest one exists, no excerpt is in two files of a batch, the digest's
+citations resolve, and sections the corpus documents without saying their title word for word are found."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+
+import pytest
 
 from kb.corpus.documents import CorpusDoc
-from kb.engine.offline.failures import KnownFailures, fence_hash
+from kb.engine.check import check_draft
+from kb.engine.offline.digest import excerpt_blocks, purpose, read_excerpt, sentences, statements
+from kb.engine.offline.gate import SnippetGate, fence_hash
+from kb.engine.offline.owners import QuoteOwners
 from kb.engine.offline.research import LocalResearcher
-from kb.engine.offline.snippets import interactive_call, make_snippet
+from kb.engine.offline.setup import SETUP_MARK
+from kb.engine.offline.snippets import interactive_call, make_snippet, runnable_snippet
 from kb.engine.offline.writer import ExtractiveWriter
 from kb.engine.types import WriteRequest
 from kb.plan import parse_plan
+from kb.records import KnowledgeMeta, write_knowledge
+from kb.report.collect import collect_report
 from kb.snippets.extract import extract_snippets
 from kb.workspace import init_workspace
-from offline_fixtures import demo_index, demo_plan
+from offline_fixtures import demo_index
 
-BROKEN = "import demo.metrics as metrics\nmetrics.configure(metrics.ConsoleMetricsHandler(), \"activation checkpointing\")"
-METRICS = CorpusDoc(kind="doc", locator="demo.checkpoint.checkpoint_metrics", title="demo.checkpoint.checkpoint_metrics",
-                    source="demo 1.0", keywords="demo.checkpoint.checkpoint_metrics",
-                    text="Activation checkpointing metrics: how much memory checkpointing saved.",
-                    examples=[BROKEN, "import demo.metrics as metrics\nmetrics.put_metric('activation checkpointing', 1)"])
+EXAMPLES_PLAN = """\
+# Knowledge Expansion: Tuning (2 runners in 1 batch)
+
+# BATCH 1: Tuning (2 runners)
+
+## PART 1: Learning Rate Tuning (~100 lines)
+
+- [ ] PART 1: Create tuning/00-schedules.md
+
+**Step 2: Create Knowledge File**
+- [ ] Section 1: Learning rate schedules (warmup, decay)
+- [ ] Section 2: Schedule metrics (logging the learning rate)
+
+## PART 2: Schedules Revisited (~100 lines)
+
+- [ ] PART 2: Create tuning/01-revisited.md
+
+**Step 2: Create Knowledge File**
+- [ ] Section 1: Learning rate schedules (warmup, decay)
+"""
+
+# A broken example (the docs' own code fails), a working one, and one that needs a training loop it does not show.
+BROKEN = "# learning rate schedule metrics\nrates = torch.ones(2)\nrates.view(3)"
+WORKS = "# learning rate schedule metrics\nrates = torch.linspace(0.1, 0.01, 5)\nprint(rates.mean())"
+NEEDS_SETUP = ("# xdoctest: +SKIP\n# learning rate schedule: warmup then decay\n"
+               "scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.5, total_iters=2)\n"
+               "for epoch in range(3):\n    optimizer.zero_grad()\n    loss_fn(model(input), target).backward()\n"
+               "    optimizer.step()\n    scheduler.step()")
+TUNING_DOCS = [
+    CorpusDoc(kind="doc", locator="demo.sched.WarmupDecay", title="demo.sched.WarmupDecay", source="demo 1.0",
+              keywords="demo.sched.WarmupDecay",
+              text="`WarmupDecay(optimizer, warmup=100)`\n\nA learning rate schedule with warmup, then decay.\n\n"
+                   "Warmup is useful when large learning rates make early training diverge; decay should follow it.",
+              examples=[NEEDS_SETUP]),
+    CorpusDoc(kind="doc", locator="demo.sched.log_rates", title="demo.sched.log_rates", source="demo 1.0",
+              keywords="demo.sched.log_rates",
+              text="`log_rates(schedule)`\n\nSchedule metrics: log the learning rate of every step.\n\n"
+                   "Logging the learning rate is the cheapest way to see a schedule misbehave.",
+              examples=[BROKEN, WORKS]),
+]
 
 
-def _write(researcher, part, index):
+@pytest.fixture
+def tuning(tmp_path):
+    ws, _ = init_workspace(tmp_path / "ws")
+    (ws.plans_dir / "tuning.md").write_text(EXAMPLES_PLAN, encoding="utf-8")
+    index = demo_index(TUNING_DOCS)
+    researcher = LocalResearcher(ws, index=index)
+    return ws, index, researcher, parse_plan(EXAMPLES_PLAN, "plans/tuning.md")
+
+
+def _writer(ws, index, researcher, gate=None):
+    return ExtractiveWriter(None, corpus="demo 1.0 docstrings", today="2025-01-01", gate=gate,
+                            resolve=lambda path: "." in path and bool(index.named(path)),
+                            owners=QuoteOwners(ws, researcher.research_part))
+
+
+def _draft(researcher, writer, part):
     research = asyncio.run(researcher.research(part, []))
-    writer = ExtractiveWriter(None, corpus="demo", today="2025-01-01",
-                              resolve=lambda path: "." in path and bool(index.named(path)))
-    request = WriteRequest(plan_title="T", topic="T", plan_path="plans/training.md", part=part, context=[],
+    request = WriteRequest(plan_title="Tuning", topic="Tuning", plan_path="plans/tuning.md", part=part, context=[],
                            research=research)
-    return research, asyncio.run(writer.write(request))
+    return request, asyncio.run(writer.write(request))
+
+
+def test_failing_examples_are_left_out_and_setups_shown_after_a_run_in_the_sandbox(tuning):
+    ws, index, researcher, plan = tuning
+    gate = SnippetGate(ws.validators_dir, state_dir=ws.state_dir)
+    try:
+        request, draft = _draft(researcher, _writer(ws, index, researcher, gate), plan.part(1))
+        body = draft.body
+        assert check_draft(draft, request) == []
+        # The docs' own broken code is left out, and the drop's warnings say why.
+        assert "rates.view(3)" not in body
+        left_out = [w for w in draft.warnings if "left out" in w]
+        assert len(left_out) == 1 and "demo.sched.log_rates" in left_out[0]
+        assert "it failed in kb's sandbox: RuntimeError" in left_out[0]
+        # The example that needs a training loop gets one, in the code a reader sees, and it ran.
+        fences = {s.code: s for s in extract_snippets("k.md", body)}
+        with_setup = next(code for code in fences if "LinearLR" in code)
+        assert f"{SETUP_MARK} (not in the demo.sched.WarmupDecay docs)" in with_setup
+        assert "model = nn.Linear(8, 4)" in with_setup and "optimizer = torch.optim.SGD(model.parameters()" in with_setup
+        assert with_setup.index(SETUP_MARK) < with_setup.index("# The example, from the demo.sched.WarmupDecay docs:")
+        assert "kb added the setup at its top, marked in the code, so that it runs" in body
+        assert fences[with_setup].info == "python"  # the docs' +SKIP dropped: kb ran it
+        assert "print(rates.mean())" in body and fences[next(c for c in fences if "rates.mean" in c)].info == "python"
+        # What the file shows, validation passes: a fresh run never writes a failing snippet.
+        shown = [(s.info, s.code.removesuffix("\n")) for s in fences.values()]  # as written between the fences
+        verdicts = SnippetGate(ws.validators_dir).verdicts(shown)
+        assert [v.status for v in verdicts] == ["pass", "pass"]
+        # The verdicts went into kb validate-snippets' result cache: a later run (or validation) runs nothing again.
+        later = SnippetGate(ws.validators_dir, state_dir=ws.state_dir)
+        assert [v.status for v in later.verdicts(shown)] == ["pass", "pass"]
+        assert later._pool is None or later._pool.proc is None
+    finally:
+        gate.close()
+
+
+def test_runnable_form_adds_an_honest_setup_or_none():
+    sgd = ("# xdoctest: +SKIP\noptimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n"
+           "optimizer.zero_grad()\nloss_fn(model(input), target).backward()\noptimizer.step()")
+    runnable = runnable_snippet(sgd, "torch.optim.SGD")
+    assert runnable.info == "python" and runnable.doc_skip
+    assert runnable.setup == ["model", "loss_fn", "input", "target"]  # `input` is the docs' data, not the builtin
+    assert runnable.code.startswith("import torch\nimport torch.nn as nn\n\n# Setup added by kb")
+    # The form shown when kb did not run it: as the docs give it, skipped with their reason.
+    assert make_snippet(sgd, "torch.optim.SGD").info == 'python kb:skip="marked skip in the torch.optim.SGD docs"'
+    assert runnable_snippet("out = helper(model)", "pkg.mod.f") is None  # `helper` has no honest stand-in
+    # It makes its own model but takes the optimizer from elsewhere: ours would optimize the wrong parameters.
+    assert runnable_snippet("model = nn.Linear(2, 2)\noptimizer.step()", "pkg.mod.f") is None
+    assert runnable_snippet("import pdb\npdb.set_trace()", "pkg.mod.f") is None
+    # A standard-library module the docs assume is imported, in both forms.
+    assert make_snippet("print(math.ceil(2.5))", "pkg.mod.f").code == "import math\n\nprint(math.ceil(2.5))"
+
+
+def test_no_excerpt_or_example_in_two_files_of_one_batch_whatever_order_they_finish(tuning):
+    ws, index, researcher, plan = tuning
+    writer = _writer(ws, index, researcher)
+    # PART 2 is written first (PARTs of a batch run side by side): it still defers to PART 1, which comes first.
+    _req2, second = _draft(researcher, writer, plan.part(2))
+    _req1, first = _draft(researcher, writer, plan.part(1))
+    assert "| `demo.sched.WarmupDecay` |" in first.body and "| `demo.sched.WarmupDecay` |" not in second.body
+    assert "`demo.sched.WarmupDecay` is quoted in [Learning Rate Tuning](00-schedules.md) [1]." in second.body
+    both = first.body + second.body
+    for words in ("Warmup is useful when large learning rates make early training diverge",
+                  "A learning rate schedule with warmup, then decay.", "LinearLR(optimizer"):
+        assert both.count(words) == 1, words
+    assert {s.locator for s in second.sources} == {"knowledge/tuning/00-schedules.md"}
+    # The same PART written again is the same file: the order of a run changes nothing.
+    assert _draft(researcher, _writer(ws, index, researcher), plan.part(2))[1].body == second.body
+
+
+def test_the_digest_citations_resolve_in_kb_report(tuning):
+    ws, index, researcher, plan = tuning
+    part = plan.part(1)
+    _request, draft = _draft(researcher, _writer(ws, index, researcher), part)
+    rows = [line for line in draft.body.splitlines() if line.startswith("| `demo.")]
+    uses = [line for line in draft.body.splitlines() if line.startswith("- `demo.")]
+    assert len(rows) == 2 and len(uses) == 2 and all(line.rstrip(" |").endswith("]") for line in rows)
+    write_knowledge(ws.knowledge_dir / part.target,
+                    KnowledgeMeta(title=part.title, plan="plans/tuning.md", batch=1, part=1, engine="offline",
+                                  sources=draft.sources), draft.body)
+    entry = next(f for f in collect_report(ws).files if f.file == f"knowledge/{part.target}")
+    assert entry.citations_unresolved == 0
+    assert entry.citations >= len(rows) + len(uses)  # every row and every bullet cites
+    assert entry.sections_cited == 2
+
+
+def test_the_digest_reads_a_docstring_into_purpose_and_when_to_use_it():
+    text = ("`Stream(device=None, priority=0)`\n\nWrapper around a CUDA stream. A stream runs kernels in order, e.g. "
+            "one after another. See `cuda-semantics` for details.\n\n"
+            "The learning rate is updated recursively using:\n\n"
+            "- `priority` (int, optional): priority of the stream. A lower number is useful when a copy should "
+            "overtake compute.\n\n- `\\eta_t` (float): is the rate at step t, not an argument.\n\n"
+            "**Returns:** Stream: the stream, for use in a with statement.")
+    excerpt = read_excerpt(text)
+    assert excerpt.signature == "Stream(device=None, priority=0)"
+    assert purpose(excerpt.summary) == "Wrapper around a CUDA stream."
+    assert sentences(excerpt.summary)[1] == "A stream runs kernels in order, e.g. one after another."
+    said = statements(excerpt, {"stream", "prioriti"})
+    # The usage sentence of the argument item, and the summary's second sentence; not the formula's lead-in,
+    # the symbol that is no argument, or what it returns.
+    assert [(s.argument, s.text) for s in said] == [
+        (None, "A stream runs kernels in order, e.g. one after another."),
+        ("priority", "A lower number is useful when a copy should overtake compute.")]
+    # The excerpt after the bullets: the blocks they did not quote from (the summary's first sentence is the
+    # table's purpose, its last a pointer to a page this file cannot show).
+    blocks = excerpt_blocks(excerpt, {x.text for x in said}, keep_summary=False)
+    assert blocks[0] == "The learning rate is updated recursively using:" and len(blocks) == 3
+    assert not any("priority" in b or "cuda-semantics" in b or "Wrapper around" in b for b in blocks)
+    # A paragraph a bullet took a sentence from keeps the rest, "[…]" where that sentence stood.
+    paragraph = read_excerpt("`f()`\n\nDo f.\n\nFirst it warms up. Then it is useful for speed. Last it stops.")
+    assert excerpt_blocks(paragraph, {"Then it is useful for speed."}, keep_summary=False) == [
+        "First it warms up. […] Last it stops."]
 
 
 def test_fence_hash_is_the_hash_validate_snippets_records():
@@ -38,35 +205,6 @@ def test_fence_hash_is_the_hash_validate_snippets_records():
     body = f"# T\n\n```{snippet.info}\n{snippet.code}\n```\n"
     assert fence_hash(snippet.info, snippet.code) == extract_snippets("k.md", body)[0].hash
     assert "\n\n\n" not in snippet.code  # laid out as the writer lays files out, so the hashes agree
-
-
-def test_an_example_that_failed_validation_is_left_out_on_a_rerun(tmp_path):
-    ws, _ = init_workspace(tmp_path / "ws")
-    index = demo_index([METRICS])
-    part = demo_plan().part(1)
-    # First run: both examples are quoted.
-    _research, draft = _write(LocalResearcher(ws, index=index), part, index)
-    assert "ConsoleMetricsHandler" in draft.body
-    snippet = next(s for s in extract_snippets("k.md", draft.body) if "ConsoleMetricsHandler" in s.code)
-    # kb validate-snippets recorded it as failing.
-    results = {"version": 1, "snippets": [
-        {"hash": snippet.hash, "status": "fail", "file": "knowledge/x.md", "line": snippet.line,
-         "reason": "AttributeError: module 'demo.metrics' has no attribute 'ConsoleMetricsHandler'\nmore"},
-        {"hash": "0" * 20, "status": "pass", "reason": None}]}
-    (ws.root / "snippets").mkdir(exist_ok=True)
-    (ws.root / "snippets" / "results.json").write_text(json.dumps(results))
-    research, draft = _write(LocalResearcher(ws, index=index), part, index)
-    assert "ConsoleMetricsHandler" not in draft.body
-    assert "put_metric" in draft.body  # the other example of the same doc stays
-    left_out = [w for w in draft.warnings if "left out" in w]
-    assert left_out and "failed validation: AttributeError: module 'demo.metrics'" in left_out[0]
-    assert "metrics.configure(metrics.ConsoleMetricsHandler()" in left_out[0] and "more" not in left_out[0]
-    # Remembered in snippets/failed-examples.json: a later validation no longer lists it, and it stays out.
-    (ws.root / "snippets" / "results.json").write_text(json.dumps({"version": 1, "snippets": []}))
-    assert snippet.hash in KnownFailures.load(ws).by_hash
-    assert snippet.hash in json.loads((ws.root / "snippets" / "failed-examples.json").read_text())
-    _research, draft = _write(LocalResearcher(ws, index=index), part, index)
-    assert "ConsoleMetricsHandler" not in draft.body
 
 
 def test_interactive_examples_are_skipped_with_a_reason():

@@ -11,14 +11,14 @@ must then say every title word. Saying most of the title also takes some of the 
 a title word the corpus never says (Nsight) counts as missed. The details alone may
 find the doc ("memory timeline": export_memory_timeline), and a config option documented
 by a comment (kb.corpus.options) counts only when its own name says the title.
-Examples whose snippet failed ``kb validate-snippets`` are left out
-(kb.engine.offline.failures), with a warning saying why.
+Which examples run, and which file quotes a docstring first, the writer decides
+(kb.engine.offline.gate, kb.engine.offline.owners); research is the same for every PART
+whatever ran before it, and is kept per PART for the run (the writer asks for a sibling's).
 """
 
 from __future__ import annotations
 
 import asyncio
-import posixpath
 import re
 import threading
 from collections.abc import Callable
@@ -31,15 +31,13 @@ from kb.corpus.embed import load_embedder
 from kb.corpus.index import CorpusIndex, Progress, load_corpus
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms, tokenize
-from kb.engine.offline.excerpts import MAX_EXAMPLES, excerpt, pick_examples
-from kb.engine.offline.failures import KnownFailures
+from kb.engine.offline.excerpts import excerpt, pick_examples
 from kb.engine.offline.query import EXPANSIONS, SectionQuery, section_query
 from kb.engine.offline.relevance import (RelevanceJudge, expanded_terms, foreign, foreign_module, mentioned_packages,
                                          abbreviated, module_words, name_terms, named_for, summary_terms, NAME_VERBS)
-from kb.engine.offline.snippets import make_snippet
 from kb.engine.types import ContextDoc, Passage, Research
 from kb.plan.model import Part
-from kb.records import SourceRef, read_knowledge
+from kb.records import SourceRef
 
 # Other accelerators' copies of the CUDA APIs: kept, but below torch.cuda unless the query names them.
 NICHE_MODULES = ("torch.xpu", "torch.mps", "torch.mtia", "torch.backends.mps", "torch.backends.xpu", "torch.ao",
@@ -50,7 +48,6 @@ CANDIDATES = 60
 DETAIL_CANDIDATES = 20
 MAX_ARGUMENT_DOCS = 30
 FILLERS = ("judged", "lexical")
-REFERENCE = "reference"  # a Passage pointing at the earlier knowledge file that quotes the docstring
 DENSE_CANDIDATES = 20  # the nearest subjects by embedding, beside the lexical candidates
 HUB_ARGUMENTS = 15  # an API documenting this many arguments (set_logs) is a hub: one of them names no section
 NAMED_AFTER_TITLE = 0.6  # ... and its best block says this share of the title
@@ -542,7 +539,7 @@ class LocalResearcher:
 
     def __init__(self, workspace=None, *, index: CorpusIndex | None = None, passages_per_section: int = 3,
                  thresholds: Thresholds | None = None, progress: Progress | None = None,
-                 loader: Callable[[], CorpusIndex] | None = None, failures: KnownFailures | None = None,
+                 loader: Callable[[], CorpusIndex] | None = None,
                  filler: str = "judged"):
         if index is None and workspace is None and loader is None:
             raise ValueError("LocalResearcher needs a workspace, an index or a loader")
@@ -552,16 +549,10 @@ class LocalResearcher:
         self._index = index
         self._loader = loader or (lambda: load_corpus(workspace, progress=progress))
         self._lock = threading.Lock()
-        self._failures = failures  # None: read the workspace's validation results at each research
+        self._done: dict[tuple, Research] = {}  # a PART's research, for the writer of a later PART (kb.engine.offline.owners)
         if filler not in FILLERS:
             raise ValueError(f"filler must be one of {FILLERS}")
         self.filler = filler  # "lexical": the old filler (rules on BM25 candidates), kept for the benchmark
-
-    def known_failures(self) -> KnownFailures:
-        """Examples that failed ``kb validate-snippets`` (see kb.engine.offline.failures)."""
-        if self._failures is not None:
-            return self._failures
-        return KnownFailures.load(self.workspace) if self.workspace is not None else KnownFailures()
 
     def corpus(self) -> CorpusIndex:
         """The corpus index, loaded (or built) once, on first use; concurrent callers wait for it."""
@@ -581,9 +572,9 @@ class LocalResearcher:
         return ", ".join(parts) or "an empty corpus"
 
     async def research(self, part: Part, context: list[ContextDoc]) -> Research:
-        index = await asyncio.to_thread(self.corpus)
+        await asyncio.to_thread(self.corpus)  # the index loads once, off the event loop
         # Ranking is CPU work (numpy, tokenizing candidates): keep it off the event loop other PARTs share.
-        return await asyncio.to_thread(self.research_sync, part, context, index)
+        return await asyncio.to_thread(self.research_part, part, context)
 
     def rank_sections(self, part: Part, context: list[ContextDoc], index: CorpusIndex) -> list[SectionResult]:
         # Corpus locators are workspace paths: the knowledge root's prefix as the layout sets it.
@@ -604,60 +595,22 @@ class LocalResearcher:
                 results.append(ranker.fill(query, self.passages_per_section, judge, packages, _part_text(part)))
         return results
 
-    @staticmethod
-    def _examples(doc: CorpusDoc, weights: dict[str, float], index: CorpusIndex, failures: KnownFailures,
-                  number: int, warnings: list[str]) -> list[str]:
-        """The doc's best examples, less those whose snippet failed validation before (each left out is warned)."""
-        picked = pick_examples(doc, weights, index.idf, limit=len(doc.examples) if failures else MAX_EXAMPLES)
-        if not failures:
-            return picked
-        resolve = lambda path: "." in path and bool(index.named(path))  # noqa: E731 - as kb.engine.factory does
-        kept = []
-        for code in picked:
-            snippet = make_snippet(code, doc.locator, resolve)
-            why = failures.reason(snippet.info, snippet.code) if snippet is not None else None
-            if why:
-                lines = [ln.strip() for ln in code.splitlines() if ln.strip()]
-                first = next((ln for ln in lines if not ln.startswith(("#", "import ", "from "))), lines[0] if lines else "")[:60]
-                warnings.append(f"section {number}: an example from {doc.locator} ({first!r}) was left out: "
-                                f"it failed validation: {why}")
-                continue
-            kept.append(code)
-            if len(kept) >= MAX_EXAMPLES:
-                break
-        return kept
-
-    def earlier_quotes(self, part: Part) -> dict[str, tuple[str, str]]:
-        """Docstrings already quoted by the offline engine in this topic's files of earlier batches:
-        locator -> (that file, its title). A later file points there instead of quoting them again."""
-        if self.workspace is None or not part.target or part.batch is None:
-            return {}
-        folder = posixpath.dirname(part.target)
-        root = self.workspace.knowledge_dir
-        out: dict[str, tuple[str, str]] = {}
-        for path in sorted((root / folder).glob("*.md")):
-            rel = path.relative_to(root).as_posix()
-            if rel == part.target:
-                continue
-            try:
-                meta = read_knowledge(path).meta
-            except (OSError, ValueError):
-                continue
-            if meta.engine != "offline" or meta.batch is None or meta.batch >= part.batch:
-                continue
-            for source in meta.sources:
-                if source.kind == "doc":
-                    out.setdefault(source.locator, (f"{self.workspace.knowledge_prefix}{rel}", meta.title))
-        return out
+    def research_part(self, part: Part, context: list[ContextDoc]) -> Research:
+        """:meth:`research_sync` on the corpus, once per PART (its number, target, sections and Step 0 paths) per run."""
+        key = (part.number, part.batch, part.target, part.title, tuple(part.searches),
+               tuple((s.number, s.title, s.details) for s in part.sections), tuple(doc.path for doc in context))
+        found = self._done.get(key)
+        if found is None:
+            found = self.research_sync(part, context, self.corpus())
+            self._done.setdefault(key, found)
+        return self._done[key]
 
     def research_sync(self, part: Part, context: list[ContextDoc], index: CorpusIndex) -> Research:
         """The synchronous core of :meth:`research`."""
         warnings = list(index.info.get("warnings") or [])
-        failures = self.known_failures()
         by_section: dict[int, list[Passage]] = {}
         sources: list[SourceRef] = []
         ids: dict[str, int] = {}
-        earlier = self.earlier_quotes(part)
         indexed = list(index.info.get("packages") or {})
         named = mentioned_packages(_part_text(part), indexed)
         unindexed = named - set(indexed) if named and not named & set(indexed) else set()
@@ -667,19 +620,12 @@ class LocalResearcher:
             passages = []
             for cand in result.chosen:
                 doc = cand.doc
-                if doc.locator in earlier:  # quoted in an earlier file of this topic: point there, quote nothing twice
-                    where, title = earlier[doc.locator]
-                    passages.append(Passage(kind=REFERENCE, locator=where, title=title, text=doc.locator, query=query.text))
-                    if where not in ids:
-                        ids[where] = len(sources) + 1
-                        sources.append(SourceRef(id=ids[where], title=title, kind="knowledge", locator=where))
-                    continue
                 text, _best = excerpt(cand.doc, weights, index.idf, names=frozenset(query.refs))
                 if not text:
                     continue
                 passage = Passage(kind=doc.kind, locator=doc.locator, title=doc.title, text=text,
                                   score=round(cand.rank if not cand.named else cand.bm25, 4),
-                                  examples=self._examples(doc, weights, index, failures, query.number, warnings),
+                                  examples=pick_examples(doc, weights, index.idf),
                                   query=query.text)
                 passages.append(passage)
                 if doc.locator not in ids:

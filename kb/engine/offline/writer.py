@@ -1,14 +1,18 @@
-"""The ``offline`` writer: a knowledge file made only of quoted, cited passages and the plan's own words.
+"""The ``offline`` writer: a digest of quoted, cited passages and the plan's own words.
 
-Each planned section gets its passages as blockquotes, each led by who says it and
-its source number ``[n]``; documentation examples become fenced Python snippets.
-A section without a relevant passage says so. Sources are renumbered 1..m in
-order of first citation, so the file lists exactly what it cites. The layout is
-the jinja2 template ``runners/knowledge-file.md.j2`` (the workspace's, else kb's).
+Each planned section gets, from its passages: what to use and when (the docstrings' own
+sentences on when and why, each cited), a table of the APIs involved (name, signature, the
+summary's first sentence, cited), then the one most relevant example, run in kb's sandbox
+before the file lands (kb.engine.offline.gate), or, without one, the most relevant excerpt.
+A docstring or example another file quotes first (kb.engine.offline.owners) is linked, not
+repeated. A section without a relevant passage says so. Sources are renumbered 1..m in order
+of first citation, so the file lists exactly what it cites. The layout is the jinja2 template
+``runners/knowledge-file.md.j2`` (the workspace's, else kb's).
 """
 
 from __future__ import annotations
 
+import asyncio
 import posixpath
 import re
 from collections.abc import Callable
@@ -20,17 +24,19 @@ from pathlib import Path
 import jinja2
 
 from kb.corpus.options import SOURCE_SUFFIX
+from kb.corpus.tokenize import terms
 from kb.engine.check import EMPTY_MARK
-from kb.engine.offline.excerpts import GAP
-from kb.engine.offline.research import REFERENCE
-from kb.engine.offline.snippets import make_snippet
+from kb.engine.offline.digest import (cell, excerpt_blocks, joined, purpose, read_excerpt, sentences, short_signature,
+                                      statements)
+from kb.engine.offline.gate import SnippetGate, Verdict
+from kb.engine.offline.owners import Elsewhere, QuoteOwners
+from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet, strip_directives
 from kb.engine.types import Draft, Passage, WriteRequest
 from kb.errors import ConfigError
 from kb.records import SourceRef
 
 TEMPLATE_NAME = "knowledge-file.md.j2"
 ENGINE = "offline"
-MAX_SNIPPETS_PER_SECTION = 2
 _SECTION_WARNING = re.compile(r"^section (\d+) \(.*?\): nothing in the local corpus \((.*)\)$")
 
 
@@ -75,6 +81,11 @@ def _link(target: str | None, locator: str, root: str = "knowledge") -> str:
     return f"{rel}#{anchor}" if anchor else rel
 
 
+def _first_line(code: str) -> str:
+    lines = [ln.strip() for ln in code.splitlines() if ln.strip()]
+    return next((ln for ln in lines if not ln.startswith(("#", "import ", "from "))), lines[0] if lines else "")[:60]
+
+
 @dataclass
 class _Cited:
     """Sources in order of first citation, renumbered 1..m."""
@@ -82,12 +93,25 @@ class _Cited:
     refs: dict[str, SourceRef] = field(default_factory=dict)
 
     def cite(self, source: SourceRef | None, passage: Passage) -> SourceRef:
-        key = passage.locator
-        if key not in self.refs:
-            self.refs[key] = SourceRef(id=len(self.refs) + 1, title=source.title if source else passage.title,
-                                       kind=source.kind if source else passage.kind, locator=passage.locator,
-                                       accessed=source.accessed if source else None)
-        return self.refs[key]
+        return self.cite_ref(passage.locator, source.title if source else passage.title,
+                             source.kind if source else passage.kind, source.accessed if source else None)
+
+    def cite_ref(self, locator: str, title: str, kind: str, accessed: str | None = None) -> SourceRef:
+        if locator not in self.refs:
+            self.refs[locator] = SourceRef(id=len(self.refs) + 1, title=title, kind=kind, locator=locator, accessed=accessed)
+        return self.refs[locator]
+
+
+@dataclass
+class _Example:
+    """One documentation example and the snippet the writer would show for it."""
+
+    passage: Passage
+    code: str
+    snippet: Snippet | None  # the form shown (the docs' own until the sandbox says otherwise); None: left out
+    runnable: Snippet | None = None  # the form kb would run, until the sandbox has judged it
+    ran: bool = False  # the sandbox ran the snippet shown, to the end
+    why_left_out: str | None = None
 
 
 class ExtractiveWriter:
@@ -96,12 +120,15 @@ class ExtractiveWriter:
     engine = ENGINE
 
     def __init__(self, runners_dir: Path | None = None, *, corpus: str | Callable[[], str] | None = None,
-                 today: str | None = None, resolve: Callable[[str], bool] | None = None, knowledge_root: str = "knowledge"):
+                 today: str | None = None, resolve: Callable[[str], bool] | None = None,
+                 gate: SnippetGate | None = None, owners: QuoteOwners | None = None, knowledge_root: str = "knowledge"):
         self.template, self.template_path = load_template(runners_dir)
         self.root = knowledge_root
         self._corpus = corpus or "the local corpus"
         self.today = today
         self.resolve = resolve  # does the corpus document this dotted API path? (imports for examples)
+        self.gate = gate  # runs candidate examples in the sandbox (None: none is run; examples kept as the docs give them)
+        self.owners = owners  # which file quotes a passage first (None: this file alone is considered)
 
     @property
     def corpus(self) -> str:
@@ -109,73 +136,122 @@ class ExtractiveWriter:
         return self._corpus() if callable(self._corpus) else self._corpus
 
     async def write(self, request: WriteRequest) -> Draft:
-        return self.write_sync(request)
+        if self.gate is None and self.owners is None:
+            return self.write_sync(request)
+        # The sandbox and a sibling PART's research are seconds of blocking work: off the shared event loop.
+        return await asyncio.to_thread(self.write_sync, request)
 
-    def _lead(self, passage: Passage, source: SourceRef, target: str | None, again: bool) -> str:
-        more = "More from" if again else "From"
+    def _who(self, passage: Passage, source: SourceRef, target: str | None) -> str:
+        """Who is quoted: "the docstring of `x` (torch 2.13)", or a link to the file or page."""
         if passage.kind == "doc":
             version = source.title.split(", ", 1)[1].replace(" docstring", "") if ", " in source.title else ""
             what = "docstring"
             if version.endswith(" " + SOURCE_SUFFIX):  # options documented by comments (kb.corpus.options)
                 what, version = SOURCE_SUFFIX, version[: -len(SOURCE_SUFFIX) - 1]
-            return f"{more} the {what} of `{passage.locator}`" + (f" ({version})" if version else "")
+            return f"the {what} of `{passage.locator}`" + (f" ({version})" if version else "")
         if passage.kind == "web":
-            return f"{more} [{passage.title}]({passage.locator})"
-        return f"{more} [{passage.title}]({_link(target, passage.locator, self.root)})"
+            return f"[{passage.title}]({passage.locator})"
+        return f"[{passage.title}]({_link(target, passage.locator, self.root)})"
+
+    # -- examples ---------------------------------------------------------------------------------
+
+    def _examples(self, sections: list[tuple[int, list[Passage]]], elsewhere: Elsewhere) -> dict[int, list[_Example]]:
+        """Every section's candidate examples, in order of relevance, each with both its forms (not run yet)."""
+        found: dict[int, list[_Example]] = {}
+        for number, passages in sections:
+            for passage in passages:
+                for code in passage.examples:
+                    if "```" in code or "~~~" in code or elsewhere.quoting(strip_directives(code)):
+                        continue  # it would close its fence; or another file shows it already
+                    conservative = make_snippet(code, passage.locator, self.resolve)
+                    if conservative is None:
+                        continue
+                    runnable = runnable_snippet(code, passage.locator, self.resolve) if self.gate else None
+                    found.setdefault(number, []).append(_Example(passage, code, conservative, runnable=runnable))
+        return found
+
+    @staticmethod
+    def _decide(example: _Example, verdict: Verdict) -> None:
+        """Which form to show, from what the sandbox did with the runnable one."""
+        runnable, example.runnable = example.runnable, None  # decided: ``snippet`` keeps the docs' form unless below
+        if verdict.ran:
+            example.snippet, example.ran = runnable, True
+        elif verdict.failing:
+            if not runnable.setup:
+                example.snippet = None  # the docs' own code fails here: left out
+                example.why_left_out = (verdict.reason or verdict.status).splitlines()[0][:160]
+            # else our stand-in may not be what it expects: the docs' form, not run
+        elif not (runnable.setup or runnable.doc_skip):
+            example.snippet = runnable  # skipped here for what it needs (CUDA, a module): say so, as validation will
+        # otherwise the docs' form (marked skip), never shown with a setup the sandbox could not check
+
+    def _choose(self, examples: list[_Example], shown: set[str]) -> _Example | None:
+        """The section's one example: the first that runs here (tried in order, so the sandbox runs only what
+        the choice needs), else the first that can be shown."""
+        for example in examples:
+            if example.code in shown:
+                continue
+            if example.runnable is not None:
+                self._decide(example, self.gate.verdicts([(example.runnable.info, example.runnable.code)])[0])
+            if example.ran:
+                return example
+        return next((e for e in examples if e.snippet is not None and e.code not in shown), None)
+
+    @staticmethod
+    def _example_lead(example: _Example) -> str:
+        snippet = example.snippet
+        notes = []
+        if snippet.setup:
+            notes.append("kb added the setup at its top, marked in the code, so that it runs")
+        skip = re.search(r'kb:skip="([^"]*)"', snippet.info)
+        if skip:
+            notes.append(f"not run by kb: {skip.group(1)}")
+        elif "kb:requires=cuda" in snippet.info:
+            notes.append("it needs a CUDA device")
+        return "; ".join(notes)
+
+    # -- the draft ----------------------------------------------------------------------------------
 
     def write_sync(self, request: WriteRequest) -> Draft:
         part, research = request.part, request.research
+        elsewhere = self.owners.elsewhere(request.plan_path, part) if self.owners is not None else Elsewhere()
         cited = _Cited()
         by_locator = {s.locator: s for s in research.sources}
-        quoted: dict[str, set[str]] = {}  # locator -> blocks already quoted
-        shown_code: set[str] = set()
         reasons = {int(m.group(1)): m.group(2) for w in research.warnings if (m := _SECTION_WARNING.match(w))}
         warnings: list[str] = []
         planned = [(s.number, s.title, s.details) for s in part.sections] or [(0, part.title, "")]
-        sections = []
-        for number, title, details in planned:
-            items, earlier = [], []
-            snippets_left = MAX_SNIPPETS_PER_SECTION
+
+        # Which passages this file quotes, and which it points to in the file that quotes them first.
+        split: list[tuple[int, list[Passage], list[tuple[Passage, tuple[str, str]]]]] = []
+        for number, _title, _details in planned:
+            here, there = [], []
             for passage in research.by_section.get(number, []):
-                if passage.kind == REFERENCE:  # quoted in an earlier file: a pointer, not a second copy
-                    source = cited.cite(by_locator.get(passage.locator), passage)
-                    items.append({"lead": f"`{passage.text}` is quoted in [{passage.title}]({_link(part.target, passage.locator, self.root)})",
-                                  "id": source.id, "quote": "", "snippets": []})
-                    continue
-                blocks = [b for b in passage.text.split("\n\n") if b.strip()]
-                seen = quoted.setdefault(passage.locator, set())
-                again = bool(seen)
-                fresh = [b for b in blocks if b not in seen]
-                while fresh and fresh[0] == GAP:
-                    fresh.pop(0)
-                while fresh and fresh[-1] == GAP:
-                    fresh.pop()
-                if not [b for b in fresh if b != GAP]:
-                    earlier.append(passage)
-                    continue
-                source = cited.cite(by_locator.get(passage.locator), passage)
-                seen.update(fresh)
-                snippets = []
-                for code in passage.examples:
-                    if snippets_left <= 0 or code in shown_code:
-                        continue
-                    snippet = make_snippet(code, passage.locator, self.resolve)
-                    if snippet is None:
-                        warnings.append(f"section {number}: an example from {passage.locator} is not valid Python; left out")
-                        continue
-                    shown_code.add(code)
-                    snippets.append(snippet)
-                    snippets_left -= 1
-                items.append({"lead": self._lead(passage, source, part.target, again), "id": source.id,
-                              "quote": blockquote(fresh), "snippets": snippets})
-            empty = self._empty_note(number, earlier, cited, reasons)
-            see_above = ""
-            if items and earlier:
-                refs = ", ".join(f"`{p.locator}` [{cited.refs[p.locator].id}]" for p in earlier if p.locator in cited.refs)
-                see_above = f"Also relevant, and quoted above: {refs}." if refs else ""
-            heading = f"Section {number}: {title}" if number else "Key Passages"
-            sections.append({"number": number, "title": title, "heading": heading, "details": details,
-                             "passages": items, "empty": empty, "see_above": see_above})
+                owner = elsewhere.owner(passage.locator)
+                if owner is None and passage.kind == "doc":
+                    owner = elsewhere.quoting(purpose(read_excerpt(passage.text).summary) or "")
+                (there.append((passage, owner)) if owner else here.append(passage))
+            split.append((number, here, there))
+        examples = self._examples([(n, here) for n, here, _there in split], elsewhere)
+
+        said: set[str] = set()  # blocks and sentences this file quotes already (two docstrings may share words)
+        first_section: dict[str, int] = {}  # locator -> the section that first quoted it
+        shown_code: set[str] = set()
+        sections = []
+        for (number, title, details), (_n, here, there) in zip(planned, split):
+            example = self._choose(examples.get(number, []), shown_code)
+            if example is not None:
+                shown_code.add(example.code)
+            section = self._section(part.target, number, set(terms(f"{title} {details or ''}")), here, there, example,
+                                    cited, by_locator, said, first_section, elsewhere)
+            filled = bool(here or there)
+            sections.append({"number": number, "title": title, "heading": f"Section {number}: {title}" if number else "Key Passages",
+                             "details": details, **section, "empty": "" if filled else self._empty_note(number, reasons)})
+        for number, found in examples.items():
+            for example in found:
+                if example.snippet is None:
+                    warnings.append(f"section {number}: an example from {example.passage.locator} "
+                                    f"({_first_line(example.code)!r}) was left out: it failed in kb's sandbox: "
+                                    f"{example.why_left_out}")
         sources = list(cited.refs.values())
         body = self.template.render(
             title=part.title, tagline=self._tagline(request, sections, sources), overview=self._overview(request),
@@ -183,17 +259,89 @@ class ExtractiveWriter:
             web=[s for s in sources if s.kind == "web"],
             no_web="the offline engine reads only the local corpus; it makes no network requests.",
             engine_line=(f"Written by kb's offline engine (extractive: no language model) on {self.today or date.today().isoformat()}, "
-                         f"from {self.corpus}. Every quoted passage is attributed; text outside quotes comes from the plan."),
+                         f"from {self.corpus}. Every statement in a section is its cited source's own words; headings, "
+                         "table layout and the lines that lead a quote are kb's, and other text comes from the plan."),
         )
         body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
         return Draft(title=part.title, body=body, sources=sources, engine=ENGINE, model=None,
                      warnings=[*research.warnings, *warnings])
 
-    def _empty_note(self, number: int, earlier: list[Passage], cited: _Cited, reasons: dict[int, str]) -> str:
-        if earlier:
-            refs = ", ".join(f"`{p.locator}` [{cited.refs[p.locator].id}]" for p in earlier if p.locator in cited.refs)
-            if refs:
-                return f"The passages the local corpus has on this topic are already quoted above: {refs}."
+    def _section(self, target: str | None, number: int, wanted: set[str], here: list[Passage],
+                 there: list[tuple[Passage, tuple[str, str]]], example: _Example | None, cited: _Cited,
+                 by_locator: dict[str, SourceRef], said: set[str], first_section: dict[str, int],
+                 elsewhere: Elsewhere) -> dict:
+        """One section's digest: uses (what to use and when), table, featured example or excerpt, see_above."""
+        rows, uses, above = [], [], []
+        quoted: dict[str, list[str]] = {}
+        sources = {}
+        for passage in here:
+            source = sources[passage.locator] = cited.cite(by_locator.get(passage.locator), passage)
+            excerpt = read_excerpt(passage.text)
+            if passage.kind == "doc":
+                rows.append({"name": f"`{passage.locator}`",
+                             "signature": f"`{cell(short_signature(excerpt.signature))}`" if excerpt.signature else "",
+                             "purpose": cell(_neutralize(purpose(excerpt.summary) or "")), "id": source.id})
+            chosen = [x for x in statements(excerpt, wanted, said) if not elsewhere.quoting(x.text)]
+            uses += self._uses(passage, source, chosen, target)
+            quoted[passage.locator] = [x.text for x in chosen]
+            said.update(quoted[passage.locator])
+        featured = None
+        if example is not None:
+            source = sources[example.passage.locator]
+            featured = {"lead": f"Example from {self._who(example.passage, source, target)}", "id": source.id,
+                        "quote": "", "snippet": example.snippet, "note": self._example_lead(example)}
+        else:  # the most relevant excerpt: the first passage with words this file has not quoted yet
+            for passage in here:
+                blocks = self._fresh_blocks(passage, said, elsewhere)
+                if blocks:
+                    source = sources[passage.locator]
+                    featured = {"lead": f"From {self._who(passage, source, target)}", "id": source.id,
+                                "quote": blockquote(blocks), "snippet": None, "note": ""}
+                    quoted[passage.locator] += blocks
+                    said.update(blocks)
+                    said.update(x for b in blocks for x in sentences(b))
+                    break
+        items = []
+        for passage in here:
+            source = sources[passage.locator]
+            mine = featured is not None and featured["id"] == source.id
+            if not quoted[passage.locator] and not mine and passage.locator in first_section:
+                above.append(f"`{passage.locator}` [{source.id}] (Section {first_section[passage.locator]})")
+            first_section.setdefault(passage.locator, number)
+            items.append({"lead": f"From {self._who(passage, source, target)}", "id": source.id,
+                          "quote": blockquote(quoted[passage.locator]) if quoted[passage.locator] else "",
+                          "snippets": [featured["snippet"]] if mine and featured["snippet"] is not None else []})
+        for passage, (where, file_title) in there:
+            ref = cited.cite_ref(where, file_title, "knowledge")
+            what = f"`{passage.locator}`" if passage.kind == "doc" else f"[{passage.title}]"
+            uses.append(f"{what} is quoted in [{file_title}]({_link(target, where, self.root)}) [{ref.id}].")
+            items.append({"lead": f"{what} is quoted in [{file_title}]({_link(target, where, self.root)})", "id": ref.id,
+                          "quote": "", "snippets": []})
+        return {"uses": uses, "table": rows, "featured": featured, "passages": items,
+                "see_above": f"Also relevant, and quoted above: {', '.join(above)}." if above else ""}
+
+    @staticmethod
+    def _fresh_blocks(passage: Passage, said: set[str], elsewhere: Elsewhere) -> list[str]:
+        """The passage's blocks worth quoting as its excerpt: not its signature or the summary's first
+        sentence (the table says those), not quoted before in this file, not said in an earlier file."""
+        blocks = excerpt_blocks(read_excerpt(passage.text), said, passage.kind != "doc")
+        return [b for b in blocks if not elsewhere.quoting(b)]
+
+    def _uses(self, passage: Passage, source: SourceRef, said: list, target: str | None) -> list[str]:
+        """Bullets of "what to use and when": the passage's own sentences, one bullet per API or argument."""
+        if not said:
+            return []
+        name = f"`{passage.locator}`" if passage.kind == "doc" else f"[{passage.title}]({_link(target, passage.locator, self.root)})"
+        out = []
+        plain = [s for s in said if s.argument is None]
+        if plain:
+            out.append(f"{name} [{source.id}]: {_neutralize(joined(plain))}")
+        for argument in dict.fromkeys(s.argument for s in said if s.argument is not None):
+            text = joined([s for s in said if s.argument == argument])
+            out.append(f"{name}, argument `{argument}` [{source.id}]: {_neutralize(text)}")
+        return out
+
+    def _empty_note(self, number: int, reasons: dict[int, str]) -> str:
         reason = reasons.get(number)
         why = f" ({reason})" if reason else ""
         # One line, recorded as empty in the drop, INDEX.md and kb report (kb.engine.check.EMPTY_MARK).
@@ -201,7 +349,7 @@ class ExtractiveWriter:
 
     @staticmethod
     def _tagline(request: WriteRequest, sections: list[dict], sources: list[SourceRef]) -> str:
-        covered = sum(1 for s in sections if s["passages"])
+        covered = sum(1 for s in sections if not s["empty"])
         topic = request.topic or request.plan_title or "the knowledge base"
         return (f"{topic}, PART {request.part.number}: {covered} of {len(sections)} planned sections "
                 f"documented from {len(sources)} local source{'s' if len(sources) != 1 else ''}, quoted and cited.")
@@ -215,9 +363,12 @@ class ExtractiveWriter:
             f"This file collects what the local corpus says about {part.title.lower() if part.title.isupper() else part.title}, "
             f"as planned in PART {part.number} of the plan \"{request.plan_title or request.plan_path}\" "
             f"(`{request.plan_path}`): {titles}.",
-            "It was compiled by kb's offline engine, which adds no claims of its own: each passage below is a quotation "
-            "from the numbered source it cites, code examples come from those sources' documentation, and a section "
-            "the corpus does not cover says so.",
+            "It was compiled by kb's offline engine, which adds no claims of its own. Each section gives what to use "
+            "and when, in the documentation's own sentences; a table of the APIs involved (signature and the first "
+            "sentence of each docstring); then one example from the documentation, or the most relevant excerpt. "
+            "Every statement cites its numbered source; an example kb ran in its sandbox before writing this file "
+            "is shown as it ran (where kb added a setup so that it runs, the code says so); a section the corpus "
+            "does not cover says so, and a passage another file quotes first is linked, not repeated.",
         ]
         reads = []
         for doc in request.context:

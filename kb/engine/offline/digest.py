@@ -1,0 +1,192 @@
+"""A section's digest, read out of its passages: what each API is, when to use it, its signature.
+
+Everything here is the docstring's own words, cut at sentence boundaries: the signature block,
+the summary's first sentence (its one-line purpose), and the sentences of its other quoted blocks
+that say when or why to use it (``useful``, ``should``, ``faster``, ``memory`` ...) or that say the
+section's own words. kb adds no claim; it only chooses and orders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from kb.corpus.tokenize import terms
+from kb.engine.offline.excerpts import GAP
+
+MAX_PURPOSE = 220
+MAX_SIGNATURE = 120
+SENTENCES_PER_API = 2
+# Words with which a docstring tells its reader when, why or why not to use something.
+_CUE = re.compile(r"\b(use(?:ful|s|d)?|when|should|recommend\w*|prefer\w*|instead|avoid\w*|faster|slower|speed\w*|"
+                  r"overhead|perform\w*|memory|reduc\w*|improv\w*|efficien\w*|trade\w*|must|only|unless|benefit\w*|"
+                  r"expensive|cheap\w*|costly|overlap\w*|synchroni\w*)\b", re.I)
+_ABBREVIATION = re.compile(r"(\b(e\.g|i\.e|etc|vs|cf|approx|resp|Fig|No|al)\.|\b[A-Za-z]\.)$")
+# A full stop before a capital; or a list flattened into one line ("backend to be used - "inductor" is ...").
+_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*(\"'\[])|\s+-\s+(?=[A-Z`\"'])")
+_MARKER = re.compile(r"^([*-]\s+)+")
+_ITEM = re.compile(r"^- `([^`]+)`\s*(\([^)]*\))?\s*:?\s*")
+_ARGUMENT = re.compile(r"^[A-Za-z_][\w.]*$")  # an argument's name; `\eta_t` is a formula's symbol
+_SIGNATURE = re.compile(r"^`[^`]+`$")
+_FORMAL = re.compile(r"^\*\*(Returns?|Return type|Raises|Yields|Shape|Example)", re.I)  # what it returns, not when to use it
+_NOTE = re.compile(r"^\*\*(Note|Warning|Tip|Deprecated)[^*]*\*\*:?\s*", re.I)
+
+
+def sentences(block: str) -> list[str]:
+    """The block's sentences, in order (an abbreviation such as "e.g." ends none)."""
+    text = " ".join(block.split())
+    out: list[str] = []
+    start = 0
+    for match in _BOUNDARY.finditer(text):
+        piece = text[start:match.start()]
+        if _ABBREVIATION.search(piece) or piece.count("`") % 2:
+            continue  # "e.g. Foo", or a full stop inside `code. Like this`
+        out.append(piece)
+        start = match.end()
+    if text[start:]:
+        out.append(text[start:])
+    return [_MARKER.sub("", s).strip() for s in out if _MARKER.sub("", s).strip()]
+
+
+@dataclass
+class Excerpt:
+    """A passage's text, read back into its parts."""
+
+    signature: str | None = None  # `name(args)` without its backticks
+    summary: str | None = None  # the first prose block
+    blocks: list[str] = field(default_factory=list)  # every other block, in order (GAP markers left out)
+
+
+def read_excerpt(text: str) -> Excerpt:
+    blocks = [b.strip() for b in text.split("\n\n") if b.strip() and b.strip() != GAP]
+    out = Excerpt()
+    if blocks and _SIGNATURE.match(blocks[0]):
+        out.signature = blocks.pop(0)[1:-1]
+    for n, block in enumerate(blocks):
+        if not block.startswith(("-", "**", "|", "#")):
+            out.summary = block
+            out.blocks = blocks[:n] + blocks[n + 1:]
+            break
+    else:
+        out.blocks = blocks
+    return out
+
+
+def purpose(summary: str | None) -> str | None:
+    """The summary's first sentence, as a one-line purpose (cut at a word, with "…", when it runs long)."""
+    if not summary:
+        return None
+    first = sentences(summary)[0]
+    if len(first) <= MAX_PURPOSE:
+        return first
+    cut = first[:MAX_PURPOSE].rsplit(" ", 1)[0].rstrip(",;:")
+    if cut.count("`") % 2:
+        cut = cut[: cut.rfind("`")].rstrip()
+    return cut + " …"
+
+
+def short_signature(signature: str | None) -> str | None:
+    """The signature, its argument list cut after a comma (with "…") when it runs long."""
+    if not signature or len(signature) <= MAX_SIGNATURE:
+        return signature
+    head = signature[:MAX_SIGNATURE]
+    cut = head.rfind(", ")
+    return (head[:cut] if cut > 0 else head) + ", …)"
+
+
+@dataclass
+class Statement:
+    """Sentences of one block, said in a bullet: ``argument`` names the argument an item documents."""
+
+    text: str
+    block: str
+    argument: str | None = None
+    score: float = 0.0
+    position: int = 0  # its place among the passage's sentences (consecutive ones read as one passage)
+
+
+def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
+               limit: int = SENTENCES_PER_API) -> list[Statement]:
+    """The passage's sentences that teach when or why, best first (section words and usage cues), at most ``limit``.
+
+    ``wanted``: the section's terms (kb.corpus.tokenize); ``used``: blocks and sentences already quoted in this file.
+    The summary's own later sentences count too; its first is the purpose, said in the table.
+    """
+    pool: list[tuple[str, str, str | None, int]] = []  # (sentence, block, argument, position)
+    position = 0
+    if excerpt.summary and excerpt.summary not in used:
+        for sentence in sentences(excerpt.summary)[1:]:
+            pool.append((sentence, excerpt.summary, None, position))
+            position += 1
+    for block in excerpt.blocks:
+        if block in used or _FORMAL.match(block):
+            continue
+        item = _ITEM.match(block)
+        body = block[item.end():] if item else _NOTE.sub("", block)
+        for sentence in sentences(body):
+            pool.append((sentence, block, item.group(1) if item else None, position))
+            position += 1
+    scored = []
+    for sentence, block, argument, pos in pool:
+        if sentence in used:
+            continue
+        said = set(terms(sentence)) & wanted
+        cue = min(2, len(_CUE.findall(sentence))) * 0.75
+        score = len(said) + cue + (0.5 if argument and set(terms(argument)) & wanted else 0.0)
+        if score <= 0 or len(sentence) < 25 or sentence.startswith("See ") or sentence.endswith(":"):
+            continue  # too short to teach, a pointer, or the lead-in to a formula or list the bullet cannot show
+        if argument is not None and not _ARGUMENT.match(argument):
+            continue
+        scored.append((-score, pos, Statement(sentence, block, argument, score, pos)))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    chosen = sorted(scored[:limit], key=lambda t: t[1])
+    return [s for _score, _pos, s in chosen]
+
+
+def cell(text: str) -> str:
+    """Text safe in one Markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def joined(said: list[Statement]) -> str:
+    """Statements as one quotation: consecutive sentences side by side, "…" where text was left out."""
+    out = ""
+    last = None
+    for statement in said:
+        if out:
+            out += " " if last is not None and statement.position == last + 1 else " … "
+        out += statement.text
+        last = statement.position
+    return out
+
+
+def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool) -> list[str]:
+    """The excerpt's blocks to quote: the summary past its first sentence (the table's purpose) unless
+    ``keep_summary``, then the other blocks, less what ``used`` shows this file already quotes."""
+    out = []
+    if excerpt.summary:
+        said = sentences(excerpt.summary)
+        rest = said if keep_summary else said[1:]
+        rest = [x for x in rest if x not in used]
+        while rest and rest[-1].startswith("See "):
+            rest.pop()  # "See `cuda-semantics` for details.": a page this file cannot show
+        if rest and excerpt.summary not in used:
+            out.append(" ".join(rest))
+    for block in excerpt.blocks:
+        if block in used:
+            continue
+        item = _ITEM.match(block)
+        body = block[item.end():] if item else _NOTE.sub("", block)
+        said = sentences(body)
+        if not any(x in used for x in said):
+            out.append(block)
+        elif not item and not block.startswith(("-", "*", "|", "#")):
+            # A paragraph a bullet already took a sentence of: the rest of it, "…" where that sentence stood.
+            rest = [x if x not in used else GAP for x in sentences(block)]
+            while rest and rest[0] == GAP:
+                rest.pop(0)
+            while rest and rest[-1] == GAP:
+                rest.pop()
+            if rest:
+                out.append(" ".join(x for n, x in enumerate(rest) if x != GAP or rest[n - 1] != GAP))
+    return out
