@@ -117,7 +117,7 @@ def test_failing_examples_are_left_out_and_setups_shown_after_a_run_in_the_sandb
         # The verdicts went into kb validate-snippets' result cache: a later run (or validation) runs nothing again.
         later = SnippetGate(ws.validators_dir, state_dir=ws.state_dir)
         assert [v.status for v in later.verdicts(shown)] == ["pass", "pass"]
-        assert later._pool is None or later._pool.proc is None
+        assert not later.worker_started
     finally:
         gate.close()
 

@@ -87,7 +87,8 @@ def name_words(doc: CorpusDoc) -> str:
 # Words an API name is made of that say how it is called, not what it is about.
 NAME_VERBS = frozenset(tokenize("get set is has enable disable register create make reset init new from to as with"))
 # Module path components that hold many subjects (torch.utils, torch.nn.functional): never a topic of their own.
-CONTAINERS = frozenset({"torch", "utils", "nn", "functional", "modules", "backends", "api", "core", "common"})
+CONTAINERS = frozenset({"torch", "utils", "nn", "functional", "modules", "backends", "api", "core", "common",
+                        "config"})  # a config module holds its parent's options: its name says no subject
 # A module named for the device says what the plan calls the GPU.
 MODULE_SYNONYMS = {"cuda": ("cuda", "gpu"), "optim": ("optim",), "cudnn": ("cudnn", "gpu")}
 

@@ -370,14 +370,18 @@ class SectionRanker:
         core = set(judge.core(query))
         section_terms = set(query.title_terms) | set(query.detail_terms)
         section_terms |= abbreviated(section_terms)  # "automatic mixed precision" is AMP: autocast says it
+        topic = set(query.topic_terms)
         for i, verdict in zip(pool, verdicts):
             doc = self.index.docs[i]
             if verdict.named or i in exact:
                 continue
             said = name_terms(doc) & section_terms
+            # The topic's own API (checkpoint in "Activation Checkpointing"): its name is nothing but the PART's words.
+            own = set(tokenize(doc.locator.rsplit(".", 1)[-1].replace("_", " "))) if doc.kind == "doc" else set()
+            topic_own = bool(own) and own <= topic
             # What an API is about is first its name and its module: a passage that shares the section's words while its
             # name says nothing of it, or that lives in a module the PART never mentions, is about something else.
-            if doc.kind == "doc" and not said:
+            if doc.kind == "doc" and not said and not topic_own:
                 verdict.score -= judge.weights.off_name
             if part_text and foreign_module(doc, part_terms, part_lower):
                 verdict.score -= judge.weights.off_module
