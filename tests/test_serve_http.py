@@ -357,3 +357,17 @@ def test_the_tree_script_is_revalidated_not_resent(served):
         assert response.status == 200 and b"Brand new file" in response.read()
     finally:
         conn.close()
+
+
+def test_the_build_state_is_neither_in_the_site_nor_served(served):
+    from kb.serve import build_site
+    from kb.serve.build import state_path
+
+    root, port = served
+    out = root / "site"
+    build_site(Site(root), out)
+    state = state_path(root, out.resolve())
+    assert state.is_file() and not any(p.name.startswith(".") for p in out.rglob("*"))
+    rel = state.relative_to(root).as_posix()
+    for path in ("/" + rel, "/site/.kb-site.json", "/.kb-site.json", "/.kb/", "/%2ekb/" + state.name):
+        assert request(port, path)[0] == 404, path

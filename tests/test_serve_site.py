@@ -541,6 +541,28 @@ def test_static_build_refuses_folders_it_does_not_own(demo, tmp_path):
     assert (demo / "mine" / "notes.txt").read_text(encoding="utf-8") == "keep me"
 
 
+def test_build_state_is_kept_under_kb_not_in_the_site(demo):
+    """The build's state (what it wrote, from what) is not published: it lives under .kb/, keyed by OUT."""
+    from kb.serve.build import LEGACY_MARKER, state_path
+
+    out = demo / "site"
+    (out).mkdir()
+    (out / LEGACY_MARKER).write_text("{}", encoding="utf-8")  # a site an older kb built: still its own
+    first = build_site(Site(demo), out)
+    assert not [p.name for p in out.rglob(".*")]  # no state file, nothing hidden in the site
+    state = state_path(demo, out.resolve())
+    assert state.is_file() and state.is_relative_to(demo / ".kb")
+    assert json.loads(state.read_text(encoding="utf-8"))["out"] == str(out.resolve())
+    assert build_site(Site(demo), out).pages == []  # incremental: nothing changed, nothing written
+    # .kb/ gone (a fresh clone): the folder is still known as kb's by its tree script, and rebuilt whole
+    state.unlink()
+    again = build_site(Site(demo), out)
+    assert {p for p in first.pages if p.endswith(".html")} <= set(again.pages)
+    # another site of the same workspace has its own state
+    other = build_site(Site(demo), demo / "site2")
+    assert other.pages and state_path(demo, (demo / "site2").resolve()) != state
+
+
 def test_empty_workspace_renders(tmp_path):
     ws, _ = init_workspace(tmp_path / "empty")
     site = Site(ws.root)

@@ -59,6 +59,7 @@ STATIC_FILES = {
     "search.js": "text/javascript; charset=utf-8",
 }
 JS = "text/javascript; charset=utf-8"
+NAV_PREFIX = b"window.KB_NAV = "  # how _static/nav-data.js begins (a build knows its own sites by it)
 # The placeholder name `kb init` gives SKILL.md; the folder's name says more.
 DEFAULT_SKILL_NAME = "knowledge-base"
 
@@ -306,7 +307,7 @@ class Site:
             folders.setdefault(posixpath.dirname(rel), []).append([page, title])
         data = [[folder, folder[len("knowledge/"):] or "(top level)", files] for folder, files in sorted(folders.items())]
         payload = json.dumps({"folders": data}, ensure_ascii=False, separators=(",", ":"))
-        return f"window.KB_NAV = {payload};\n".encode("utf-8")
+        return NAV_PREFIX + f"{payload};\n".encode("utf-8")
 
     def render(self, template: str, page: str, status: int = 200, root: str | None = None, **context: Any) -> Response:
         """A page from a jinja2 template, with the layout's common context."""
