@@ -199,6 +199,10 @@ class Site:
             return self.search_page(query, static)
         if kind == "static":
             return self.static_file(rel or "")
+        if kind == "bare":
+            if safe_file(self.root, rel or "", "knowledge") is not None:
+                return self.asset(rel or "")
+            kind, rel = "redirect", f"{rel}/index.html"
         if kind == "asset":
             return self.asset(rel or "")
         if kind == "redirect":
