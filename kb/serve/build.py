@@ -13,6 +13,7 @@ site's name rebuilds everything. Many pages at once are rendered by one worker p
 from __future__ import annotations
 
 import ctypes
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -133,10 +134,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def _init_worker(root: str, name: str, known: list) -> None:
-    global _WORKER_SITE
+def _init_worker(known: list) -> None:
     _die_with_parent()
-    _WORKER_SITE = Site(Path(root), name=name)
+    # The forked worker has the build's Site with what it read already (results.json parsed once);
+    # what it inherited is never freed, so the collector need not walk it again.
+    gc.freeze()
+    assert _WORKER_SITE is not None
     _WORKER_SITE.set_known(known)  # the listing holds for the worker's whole life
 
 
@@ -167,13 +170,17 @@ def _render_all(site: Site, out: Path, items: list[tuple[str, str]], known: list
     if workers <= 1 or len(items) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
         with site.known_files(known):
             return _render_pages(site, out, items)
+    global _WORKER_SITE
     chunks = [items[i::workers * 4] for i in range(workers * 4)]
     context = multiprocessing.get_context("fork")
     records: list[dict] = []
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(str(site.root), site.name(), known)) as pool:
-        for part in pool.map(_render_in_worker, [str(out)] * len(chunks), chunks):
-            records.extend(part)
+    _WORKER_SITE = site  # what the forked workers start from
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(known,)) as pool:
+            for part in pool.map(_render_in_worker, [str(out)] * len(chunks), chunks):
+                records.extend(part)
+    finally:
+        _WORKER_SITE = None
     return records
 
 
