@@ -39,6 +39,7 @@ STATE_VERSION = 3
 RESERVED = ("knowledge", "plans", "drops", "snippets", "runners", "validators", ".kb", ".git", "kb", "tests")
 # Below this many pages to render, worker processes cost more than they save.
 PARALLEL_MIN = 150
+CHUNK = 40  # pages a worker renders per task
 
 
 @dataclass
@@ -171,7 +172,9 @@ def _render_all(site: Site, out: Path, items: list[tuple[str, str]], known: list
         with site.known_files(known):
             return _render_pages(site, out, items)
     global _WORKER_SITE
-    chunks = [items[i::workers * 4] for i in range(workers * 4)]
+    # Small chunks, so a worker slowed by other work on the machine does not leave the other idle at the end.
+    count = max(workers * 4, len(items) // CHUNK)
+    chunks = [items[i::count] for i in range(count)]
     context = multiprocessing.get_context("fork")
     records: list[dict] = []
     _WORKER_SITE = site  # what the forked workers start from
