@@ -239,6 +239,9 @@ def parse_file(md: MarkdownIt, text: str) -> tuple[list[Token], list[Heading], l
     return tokens, headings, fences
 
 
+_FENCE_MARK = re.compile(r"<p>(kb[0-9a-f]{16})F(\d+)</p>\n?")
+
+
 def render_file(md: MarkdownIt, text: str, links: LinkRewriter, badge: BadgeMaker | None = None) -> Rendered:
     """Render a Markdown file, sanitised, with its links rewritten and a badge on every fenced block."""
     tokens, headings, fences = parse_file(md, text)
@@ -258,7 +261,8 @@ def render_file(md: MarkdownIt, text: str, links: LinkRewriter, badge: BadgeMake
         head, body = _mark_unresolved(head, nonce, unresolved), _mark_unresolved(body, nonce, unresolved)
     if env["kb_fences_html"]:
         blocks = env["kb_fences_html"]
-        body = re.sub(f"<p>{nonce}F(\\d+)</p>\n?", lambda m: blocks[int(m.group(1))], body)
+        # One pattern for every page (a pattern with the nonce in it would be compiled anew per page).
+        body = _FENCE_MARK.sub(lambda m: blocks[int(m.group(2))] if m.group(1) == nonce else m.group(0), body)
     body_start = tokens[0].map[1] if start and tokens[0].map else 0
     return Rendered(head_html=head, body_html=body, headings=headings, fences=fences, body_start=body_start)
 
