@@ -371,6 +371,8 @@ def build_site(site: Site, out: Path, workers: int | None = None) -> BuildResult
         "search_paths": paths,
         "docs": docs_state,
     }
-    atomic_write_text(state_path(root, out), json.dumps(new_state, ensure_ascii=False, separators=(",", ":")) + "\n")
+    # Not flushed to disk on its own (the pages are not either): the site and its record are rebuilt at will.
+    atomic_write_text(state_path(root, out), json.dumps(new_state, ensure_ascii=False, separators=(",", ":")) + "\n",
+                      durable=False)
     (out / LEGACY_MARKER).unlink(missing_ok=True)
     return result
