@@ -27,6 +27,7 @@ from pathlib import Path
 
 from kb.records import KnowledgeMeta, write_knowledge
 from kb.serve import Site, build_site, make_server
+from kb.serve.build import state_path
 from kb.workspace import init_workspace
 
 WORDS = (
@@ -144,7 +145,7 @@ def measure(files: int, repeat: int) -> dict[str, float]:
         row["Markdown (MB)"] = markdown / 1e6
         row["site (MB)"] = tree_size(out_dir) / 1e6
         row["site / Markdown"] = row["site (MB)"] / row["Markdown (MB)"]
-        row["build state (MB)"] = (out_dir / ".kb-site.json").stat().st_size / 1e6  # not published
+        row["build state (MB)"] = state_path(ws.root, out_dir.resolve()).stat().st_size / 1e6  # under .kb/, not published
         edited = ws.root / rel_of(files // 2)
         edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
         start, cpu = time.perf_counter(), _cpu()

@@ -92,7 +92,7 @@ class Workspace:
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
             rel_dir = "" if rel_dir == "." else rel_dir + "/"
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and rel_dir + d not in skip
-                                 and not (Path(dirpath) / d / SITE_MARKER).is_file())
+                                 and not any((Path(dirpath) / d / m).is_file() for m in SITE_MARKERS))
             if rel_dir == prefix and not self.default_layout:
                 continue  # top-level files of a skill folder (SKILL.md, README.md...) are no knowledge
             out += [rel_dir + f for f in sorted(filenames)
@@ -183,8 +183,8 @@ class Workspace:
 
 # Top-level folders that hold no knowledge where the knowledge root is the workspace itself.
 RESERVED_TOP = ("runners", "validators", "snippets", "plans", "drops", "kb", "tests", "node_modules", "_site", "site")
-# What a site `kb serve --build` wrote holds (kb.serve.build.MARKER): never knowledge.
-SITE_MARKER = ".kb-site.json"
+# What a site `kb serve --build` wrote holds (its navigation; an older build's state file): never knowledge.
+SITE_MARKERS = ("_static/nav-data.js", ".kb-site.json")
 
 
 def glob_folder(pattern: str, default: str) -> str:

@@ -199,7 +199,8 @@ def test_raw_html_renders_and_nothing_in_a_knowledge_file_runs(tmp_path, browser
         assert driver.find_element(By.CSS_SELECTOR, "main sup").text == "2"
         # a missing image is its alt text, marked; a raw <img> whose file is missing has no src at all
         # (never src="", which a browser requests as the page itself); the present one loads
-        assert driver.find_element(By.CSS_SELECTOR, "main span.unresolved").text == "nothing here"
+        marked = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "main span.unresolved")]
+        assert marked == ["missing.png", "nothing here"], marked  # the raw <img> and the Markdown image
         assert driver.execute_script(
             "return Array.from(document.querySelectorAll('main img')).every(i => i.getAttribute('src') !== '')")
         assert driver.execute_script(

@@ -321,9 +321,12 @@ def test_rendering_gaps_over_http(served_gaps):
     for bad in (b"<script", b"onerror", b"onclick", b"javascript:", b"<iframe", b'src=""'):
         assert bad not in article, bad
     assert b'<span class="unresolved" title="image not in this site: no-such-image.png">' in article
+    assert b'<span class="unresolved" title="image not in this site: missing.png">missing.png</span>' in article
+    assert b'<a class="unresolved" title="not in this site: gone.md">' in article
+    assert b"<img" not in article.replace(b'<img src="diagram.png" alt="', b"")  # only the image that is there
     assert b'title="not in this site: ../images-only/"' in article
     # linked files of the tree are there, as text, and can run nothing
-    for name in ("train.py", "run.sh", "job.slurm"):
+    for name in ("train.py", "run.sh", "job.slurm", "Makefile", "Dockerfile", "run"):
         status, headers, data = request(port, f"/knowledge/performance/{name}")
         assert status == 200 and headers["Content-Type"] == "text/plain; charset=utf-8" and data, name
         assert headers["Content-Security-Policy"].startswith("sandbox") and headers["X-Content-Type-Options"] == "nosniff"
@@ -361,3 +364,17 @@ def test_the_tree_script_is_revalidated_not_resent(served):
         assert response.status == 200 and b"Brand new file" in response.read()
     finally:
         conn.close()
+
+
+def test_the_build_state_is_neither_in_the_site_nor_served(served):
+    from kb.serve import build_site
+    from kb.serve.build import state_path
+
+    root, port = served
+    out = root / "site"
+    build_site(Site(root), out)
+    state = state_path(root, out.resolve())
+    assert state.is_file() and not any(p.name.startswith(".") for p in out.rglob("*"))
+    rel = state.relative_to(root).as_posix()
+    for path in ("/" + rel, "/site/.kb-site.json", "/.kb-site.json", "/.kb/", "/%2ekb/" + state.name):
+        assert request(port, path)[0] == 404, path

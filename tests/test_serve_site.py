@@ -543,6 +543,28 @@ def test_static_build_refuses_folders_it_does_not_own(demo, tmp_path):
     assert (demo / "mine" / "notes.txt").read_text(encoding="utf-8") == "keep me"
 
 
+def test_build_state_is_kept_under_kb_not_in_the_site(demo):
+    """The build's state (what it wrote, from what) is not published: it lives under .kb/, keyed by OUT."""
+    from kb.serve.build import LEGACY_MARKER, state_path
+
+    out = demo / "site"
+    (out).mkdir()
+    (out / LEGACY_MARKER).write_text("{}", encoding="utf-8")  # a site an older kb built: still its own
+    first = build_site(Site(demo), out)
+    assert not [p.name for p in out.rglob(".*")]  # no state file, nothing hidden in the site
+    state = state_path(demo, out.resolve())
+    assert state.is_file() and state.is_relative_to(demo / ".kb")
+    assert json.loads(state.read_text(encoding="utf-8"))["out"] == str(out.resolve())
+    assert build_site(Site(demo), out).pages == []  # incremental: nothing changed, nothing written
+    # .kb/ gone (a fresh clone): the folder is still known as kb's by its tree script, and rebuilt whole
+    state.unlink()
+    again = build_site(Site(demo), out)
+    assert {p for p in first.pages if p.endswith(".html")} <= set(again.pages)
+    # another site of the same workspace has its own state
+    other = build_site(Site(demo), demo / "site2")
+    assert other.pages and state_path(demo, (demo / "site2").resolve()) != state
+
+
 def test_empty_workspace_renders(tmp_path):
     ws, _ = init_workspace(tmp_path / "empty")
     site = Site(ws.root)
@@ -580,12 +602,14 @@ Hidden until opened.
 <p onclick="alert(2)" style="color:red">a paragraph with handlers</p>
 <iframe src="https://example.com"></iframe>
 
-Raw links: <a href="00-gpu-profiling.md">profiling (raw)</a>, <img src="diagram.png" alt="raw diagram">.
+Raw links: <a href="00-gpu-profiling.md">profiling (raw)</a>, <img src="diagram.png" alt="raw diagram">,
+<a href="gone.md">a raw link to nowhere</a>.
 
 ![diagram](diagram.png) and ![nothing here](no-such-image.png)
 
 Files: [train.py](train.py), [run.sh](run.sh), [job](job.slurm), [a page](evil.html),
-[images only](../images-only/), [a folder with files](../performance/), [faster](50%25-faster.md).
+[images only](../images-only/), [a folder with files](../performance/), [faster](50%25-faster.md),
+[Makefile](Makefile), [Dockerfile](Dockerfile), [the run script](run).
 """
 
 PERCENT_BODY = "# Fifty percent faster\n\nA file whose name holds a percent sign.\n"
@@ -605,6 +629,9 @@ def add_rendering_gaps(demo: Path) -> Path:
     (folder / "train.py").write_text("print('train')\n", encoding="utf-8")
     (folder / "run.sh").write_text("#!/bin/sh\necho run\n", encoding="utf-8")
     (folder / "job.slurm").write_text("#SBATCH -N 1\nsrun python train.py\n", encoding="utf-8")
+    (folder / "Makefile").write_text("all:\n\tpython train.py\n", encoding="utf-8")
+    (folder / "Dockerfile").write_text("FROM python:3.11\n", encoding="utf-8")
+    (folder / "run").write_text("#!/bin/sh\nexec python train.py\n", encoding="utf-8")
     (folder / "evil.html").write_text("<script>alert(1)</script>", encoding="utf-8")
     (demo / "knowledge" / "images-only").mkdir()
     (demo / "knowledge" / "images-only" / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
@@ -641,7 +668,9 @@ def test_missing_images_and_unresolved_links_are_marked_never_broken(gaps):
     body = body_of_page(html(Site(gaps), "/knowledge/performance/02-rendering.html"))
     assert '<img src="diagram.png" alt="diagram">' in body
     assert '<span class="unresolved" title="image not in this site: no-such-image.png">nothing here</span>' in body
-    assert "missing.png" not in body  # the raw <img> whose file is missing keeps no src
+    # a raw <img> whose file is missing is marked the same way (its onerror long gone); a raw link too
+    assert '<span class="unresolved" title="image not in this site: missing.png">missing.png</span>' in body
+    assert '<a class="unresolved" title="not in this site: gone.md">a raw link to nowhere</a>' in body
     # a folder with no Markdown has no page: its link is marked, not a link to a 404
     assert '<a class="unresolved" title="not in this site: ../images-only/">images only</a>' in body
     assert '<a href="index.html">a folder with files</a>' in body
@@ -653,7 +682,7 @@ def test_missing_images_and_unresolved_links_are_marked_never_broken(gaps):
 def test_linked_files_of_the_tree_are_served_as_text(gaps):
     site = Site(gaps)
     body = body_of_page(html(site, "/knowledge/performance/02-rendering.html"))
-    for name in ("train.py", "run.sh", "job.slurm"):
+    for name in ("train.py", "run.sh", "job.slurm", "Makefile", "Dockerfile", "run"):
         assert f'href="{name}"' in body, name
         response = site.get(f"/knowledge/performance/{name}")
         assert response.status == 200 and response.content_type == "text/plain; charset=utf-8", name
@@ -676,8 +705,9 @@ def test_a_file_name_with_a_percent_sign_has_a_page_and_index_links_to_it(gaps):
 def test_static_build_publishes_linked_files_and_every_link_resolves(gaps):
     out = gaps / "site"
     build_site(Site(gaps), out)
-    for name in ("train.py", "run.sh", "job.slurm", "diagram.png", "50%-faster.html"):
+    for name in ("train.py", "run.sh", "job.slurm", "diagram.png", "50%-faster.html", "Makefile", "Dockerfile", "run"):
         assert (out / "knowledge" / "performance" / name).is_file(), name
+    assert (out / "knowledge/performance/Makefile").read_text(encoding="utf-8") == "all:\n\tpython train.py\n"
     assert (out / "knowledge/performance/train.py").read_text(encoding="utf-8") == "print('train')\n"
     assert not (out / "knowledge/performance/evil.html").exists()
     assert not (out / "knowledge/images-only").exists()

@@ -1,6 +1,7 @@
 """``kb serve --build OUT``: the same pages, written as a static site with relative links, rebuilt incrementally.
 
-A build records in OUT/.kb-site.json what it wrote and from what: each source file's stat, the
+A build records what it wrote and from what in the workspace's .kb/site-builds/ (keyed by OUT's path,
+never inside the site, which is published as it is): each source file's stat, the
 paths its links were checked against, the files it published, its title, sections and search
 words. The next build rewrites only the pages whose source changed, whose snippet results
 changed, or whose links now resolve differently (a file or folder they name appeared or
@@ -12,6 +13,7 @@ site's name rebuilds everything. Many pages at once are rendered by one worker p
 from __future__ import annotations
 
 import ctypes
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -26,15 +28,18 @@ from pathlib import Path
 from kb.errors import PathError
 from kb.fsutil import atomic_write_bytes, atomic_write_text
 from kb.serve import search_static, urls
-from kb.serve.site import STATIC_FILES, Site
+from kb.serve.site import NAV_PREFIX, STATIC_FILES, Site
 
-# Written into OUT so a later build knows the folder is its own and may replace what it wrote.
-MARKER = ".kb-site.json"
-STATE_VERSION = 2
+# Where builds kept their state before it moved under .kb/ (it was published with the site); a
+# folder holding one is a site kb built, and the file goes at the next build.
+LEGACY_MARKER = ".kb-site.json"
+STATE_FOLDER = ".kb/site-builds"
+STATE_VERSION = 3
 # Workspace folders a site must never be written into.
 RESERVED = ("knowledge", "plans", "drops", "snippets", "runners", "validators", ".kb", ".git", "kb", "tests")
 # Below this many pages to render, worker processes cost more than they save.
 PARALLEL_MIN = 150
+CHUNK = 40  # pages a worker renders per task
 
 
 @dataclass
@@ -66,9 +71,25 @@ def check_out_dir(root: Path, out: Path, protected: tuple[str, ...] = ()) -> Pat
                 raise PathError(f"--build {out}: {folder}/ holds the workspace's knowledge, drops or plans; {fix}")
     if out.exists() and not out.is_dir():
         raise PathError(f"--build {out}: exists and is not a folder; {fix}")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+    if out.is_dir() and any(out.iterdir()) and not _built_by_kb(root, out):
         raise PathError(f"--build {out}: the folder has files kb did not write; refusing to overwrite them ({fix})")
     return out
+
+
+def state_path(root: Path, out: Path) -> Path:
+    """The file under the workspace's .kb/ that holds the state of the site built at ``out``."""
+    return Path(root) / STATE_FOLDER / (hashlib.sha256(str(out).encode("utf-8")).hexdigest()[:20] + ".json")
+
+
+def _built_by_kb(root: Path, out: Path) -> bool:
+    """Whether ``out`` is a site kb built: its state is recorded, or it has kb's marker or tree script."""
+    if state_path(root, out).is_file() or (out / LEGACY_MARKER).is_file():
+        return True
+    try:  # the state may be gone with .kb/ (a fresh clone); the site's tree script is kb's own
+        with open(out / urls.STATIC_PREFIX / urls.NAV_DATA, "rb") as handle:
+            return handle.read(len(NAV_PREFIX)) == NAV_PREFIX
+    except OSError:
+        return False
 
 
 def _sig(path: Path) -> list[int] | None:
@@ -94,12 +115,12 @@ def _kb_key(site_name: str) -> str:
     return h.hexdigest()[:20]
 
 
-def _load_state(out: Path) -> dict:
+def _load_state(root: Path, out: Path) -> dict:
     try:
-        state = json.loads((out / MARKER).read_text(encoding="utf-8"))
+        state = json.loads(state_path(root, out).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return state if isinstance(state, dict) else {}
+    return state if isinstance(state, dict) and state.get("out") == str(out) else {}
 
 
 def _folders_with_markdown(rels: list[str]) -> set[str]:
@@ -123,10 +144,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def _init_worker(root: str, name: str, known: list, layout=None) -> None:
-    global _WORKER_SITE
+def _init_worker(known: list) -> None:
     _die_with_parent()
-    _WORKER_SITE = Site(Path(root), name=name, layout=layout)
+    # The forked worker has the build's Site with what it read already (results.json parsed once);
+    # what it inherited is never freed, so the collector need not walk it again.
+    gc.freeze()
+    assert _WORKER_SITE is not None
     _WORKER_SITE.set_known(known)  # the listing holds for the worker's whole life
 
 
@@ -157,13 +180,19 @@ def _render_all(site: Site, out: Path, items: list[tuple[str, str]], known: list
     if workers <= 1 or len(items) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
         with site.known_files(known):
             return _render_pages(site, out, items)
-    chunks = [items[i::workers * 4] for i in range(workers * 4)]
+    global _WORKER_SITE
+    # Small chunks, so a worker slowed by other work on the machine does not leave the other idle at the end.
+    count = max(workers * 4, len(items) // CHUNK)
+    chunks = [items[i::count] for i in range(count)]
     context = multiprocessing.get_context("fork")
     records: list[dict] = []
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(str(site.root), site.name(), known, site.layout)) as pool:
-        for part in pool.map(_render_in_worker, [str(out)] * len(chunks), chunks):
-            records.extend(part)
+    _WORKER_SITE = site  # what the forked workers start from
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(known,)) as pool:
+            for part in pool.map(_render_in_worker, [str(out)] * len(chunks), chunks):
+                records.extend(part)
+    finally:
+        _WORKER_SITE = None
     return records
 
 
@@ -181,7 +210,7 @@ def build_site(site: Site, out: Path, workers: int | None = None, protected: tup
     out = check_out_dir(site.root, out, protected)
     root = site.root
     result = BuildResult(out=out)
-    state = _load_state(out)
+    state = _load_state(root, out)
     name = site.name()
     key = _kb_key(name)
     full = state.get("version") != STATE_VERSION or state.get("key") != key
@@ -339,6 +368,7 @@ def build_site(site: Site, out: Path, workers: int | None = None, protected: tup
 
     new_state = {
         "version": STATE_VERSION,
+        "out": str(out),
         "key": key,
         "pages": sorted(written),
         "present": sorted(present),
@@ -351,5 +381,8 @@ def build_site(site: Site, out: Path, workers: int | None = None, protected: tup
         "search_paths": paths,
         "docs": docs_state,
     }
-    atomic_write_text(out / MARKER, json.dumps(new_state, ensure_ascii=False, separators=(",", ":")) + "\n")
+    # Not flushed to disk on its own (the pages are not either): the site and its record are rebuilt at will.
+    atomic_write_text(state_path(root, out), json.dumps(new_state, ensure_ascii=False, separators=(",", ":")) + "\n",
+                      durable=False)
+    (out / LEGACY_MARKER).unlink(missing_ok=True)
     return result

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from html import escape
+from html import escape, unescape
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -167,7 +167,7 @@ def _rewrite_links(tokens: list[Token], links: LinkRewriter, nonce: str) -> None
                     child.attrSet("src", nonce + new)
 
 
-def _attribute_filter(links: LinkRewriter, nonce: str):
+def _attribute_filter(links: LinkRewriter, nonce: str, unresolved: list[str]):
     def attribute(tag: str, name: str, value: str) -> str | None:
         if name not in ("href", "src"):
             return value
@@ -175,9 +175,39 @@ def _attribute_filter(links: LinkRewriter, nonce: str):
             return value[len(nonce):]  # a Markdown link, rewritten already
         if value.startswith("#"):
             return value
-        return links(value, tag == "img")  # raw HTML's own link: rewritten the same way, or dropped
+        new = links(value, tag == "img")  # raw HTML's own link: rewritten the same way
+        if new is None and (tag, name) in (("img", "src"), ("a", "href")):
+            # Marked once the page is clean, as a Markdown image or link that leads nowhere is.
+            unresolved.append(value)
+            return f"{nonce}U{len(unresolved) - 1}"
+        return new
 
     return attribute
+
+
+# A tag as the sanitiser writes it: attribute values always in double quotes, '"' escaped.
+_TAG = re.compile(r'<(img|a)((?:\s+[^\s="\'>/]+(?:="[^"]*")?)*)\s*/?>')
+_ATTR = re.compile(r'([^\s="\'>/]+)(?:="([^"]*)")?')
+
+
+def _mark_unresolved(html: str, nonce: str, unresolved: list[str]) -> str:
+    """Raw ``<img>`` and ``<a>`` whose target is not in the site, marked like Markdown ones: an image
+    becomes its alt text (never an ``<img>`` that cannot load), a link keeps its text without a target."""
+    marker = f"{nonce}U"
+
+    def mark(match: re.Match) -> str:
+        attrs = {name: unescape(value or "") for name, value in _ATTR.findall(match.group(2))}
+        key = "src" if match.group(1) == "img" else "href"
+        value = attrs.get(key, "")
+        if not value.startswith(marker):
+            return match.group(0)
+        target = unresolved[int(value[len(marker):])]
+        if key == "src":
+            text = attrs.get("alt") or target
+            return f'<span class="unresolved" title="{escape("image not in this site: " + target)}">{escape(text)}</span>'
+        return f'<a class="unresolved" title="{escape("not in this site: " + target)}">'
+
+    return _TAG.sub(mark, html) if marker in html else html
 
 
 def parse_file(md: MarkdownIt, text: str) -> tuple[list[Token], list[Heading], list[Fence]]:
@@ -209,6 +239,9 @@ def parse_file(md: MarkdownIt, text: str) -> tuple[list[Token], list[Heading], l
     return tokens, headings, fences
 
 
+_FENCE_MARK = re.compile(r"<p>(kb[0-9a-f]{16})F(\d+)</p>\n?")
+
+
 def render_file(md: MarkdownIt, text: str, links: LinkRewriter, badge: BadgeMaker | None = None) -> Rendered:
     """Render a Markdown file, sanitised, with its links rewritten and a badge on every fenced block."""
     tokens, headings, fences = parse_file(md, text)
@@ -220,12 +253,16 @@ def render_file(md: MarkdownIt, text: str, links: LinkRewriter, badge: BadgeMake
     # The H1 that opens the file is rendered apart so the page can put the file's header under it.
     if len(tokens) >= start + 3 and tokens[start].type == "heading_open" and tokens[start].tag == "h1":
         split = start + 3
-    attribute = _attribute_filter(links, nonce)
+    unresolved: list[str] = []
+    attribute = _attribute_filter(links, nonce, unresolved)
     head = sanitize.clean(md.renderer.render(tokens[start:split], md.options, env), attribute)
     body = sanitize.clean(md.renderer.render(tokens[split:], md.options, env), attribute)
+    if unresolved:
+        head, body = _mark_unresolved(head, nonce, unresolved), _mark_unresolved(body, nonce, unresolved)
     if env["kb_fences_html"]:
         blocks = env["kb_fences_html"]
-        body = re.sub(f"<p>{nonce}F(\\d+)</p>\n?", lambda m: blocks[int(m.group(1))], body)
+        # One pattern for every page (a pattern with the nonce in it would be compiled anew per page).
+        body = _FENCE_MARK.sub(lambda m: blocks[int(m.group(2))] if m.group(1) == nonce else m.group(0), body)
     body_start = tokens[0].map[1] if start and tokens[0].map else 0
     return Rendered(head_html=head, body_html=body, headings=headings, fences=fences, body_start=body_start)
 

@@ -42,13 +42,18 @@ class Hit:
     excerpt_html: str
 
 
+_FENCE_LINE = re.compile(r"^\s{0,3}(```|~~~).*$", re.M)
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$", re.M)
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MARKUP = re.compile(r"[#*`>|]+")
+_SPACE = re.compile(r"\s+")
+
+
 def plain(markdown: str) -> str:
     """Section text with Markdown punctuation thinned out, for excerpts."""
-    text = re.sub(r"^\s{0,3}(```|~~~).*$", " ", markdown, flags=re.M)
-    text = re.sub(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$", " ", text, flags=re.M)  # table rules
-    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)
-    text = re.sub(r"[#*`>|]+", " ", text)
-    return re.sub(r"\s+", " ", text).strip()
+    text = _TABLE_RULE.sub(" ", _FENCE_LINE.sub(" ", markdown))
+    text = _MARKUP.sub(" ", _LINK.sub(r"\1", text))
+    return _SPACE.sub(" ", text).strip()
 
 
 class SectionIndex:

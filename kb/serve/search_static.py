@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 from collections import Counter
 from pathlib import Path
@@ -38,7 +39,10 @@ def words(text: str) -> list[str]:
 def section_record(section: Section) -> list:
     """What the index keeps of a section: [anchor, heading, excerpt, {word: count}, length in words]."""
     tokens = words(" ".join((section.heading, section.heading, section.heading, section.file_title, section.text)))
-    text = plain(section.text)
+    # The excerpt needs the section's start only: thinned out, a few times its length is plenty.
+    text = plain(section.text[: EXCERPT * 4])
+    if len(text) <= EXCERPT and len(section.text) > EXCERPT * 4:
+        text = plain(section.text)
     excerpt = text if len(text) <= EXCERPT else text[:EXCERPT].rsplit(" ", 1)[0] + " …"
     return [section.anchor, section.heading, excerpt, dict(Counter(tokens)), len(tokens)]
 
@@ -80,7 +84,7 @@ def index_files(files: list[tuple[str, str, list[list]]]) -> dict[str, bytes]:
                     tfs[term] = [count]
     postings: dict[str, list[int]] = {}
     for term, ids in docs.items():
-        gaps = [ids[0], *(b - a for a, b in zip(ids, ids[1:]))]
+        gaps = [ids[0], *map(operator.sub, ids[1:], ids)]
         pairs = [0] * (2 * len(ids))
         pairs[0::2] = gaps
         pairs[1::2] = tfs[term]
@@ -117,6 +121,6 @@ def write_index(out: Path, files: list[tuple[str, str, list[list]]]) -> tuple[li
         except OSError:
             same = False
         if not same:
-            atomic_write_bytes(target, data)
+            atomic_write_bytes(target, data, durable=False)  # as the pages are: a site, rebuilt at will
             changed.append(rel)
     return paths, changed

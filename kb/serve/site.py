@@ -60,6 +60,7 @@ STATIC_FILES = {
     "search.js": "text/javascript; charset=utf-8",
 }
 JS = "text/javascript; charset=utf-8"
+NAV_PREFIX = b"window.KB_NAV = "  # how _static/nav-data.js begins (a build knows its own sites by it)
 # The placeholder name `kb init` gives SKILL.md; the folder's name says more.
 DEFAULT_SKILL_NAME = "knowledge-base"
 
@@ -145,6 +146,7 @@ class Site:
             trim_blocks=True,
             lstrip_blocks=True,
             undefined=jinja2.StrictUndefined,
+            auto_reload=False,  # the package's own templates: a build keys its pages by them already
         )
         self.templates.filters["when"] = _when
         self.templates.filters["url"] = urls.url_path
@@ -155,6 +157,8 @@ class Site:
         self._known: list[tuple[str, str, str, list[str]]] | None = None
         self._known_folders: set[str] = set()
         self._known_rels: set[str] = set()
+        self._known_results: Results | None = None  # results.json as the build read it, while it builds
+        self._known_under: dict[str, list[tuple[str, str, str, list[str]]]] = {}
         self._search_lock = threading.Lock()
         self._search_key: tuple | None = None
         self._search_index: SectionIndex | None = None
@@ -201,6 +205,10 @@ class Site:
             return self.search_page(query, static)
         if kind == "static":
             return self.static_file(rel or "")
+        if kind == "bare":
+            if safe_file(self.root, rel or "", "knowledge") is not None:
+                return self.asset(rel or "")
+            kind, rel = "redirect", f"{rel}/index.html"
         if kind == "asset":
             return self.asset(rel or "")
         if kind == "redirect":
@@ -230,6 +238,8 @@ class Site:
 
     def results(self) -> Results:
         """snippets/results.json as it is now (parsed again only when it changed)."""
+        if self._known_results is not None:
+            return self._known_results
         path = safe_file(self.root, RESULTS_REL, "snippets")
         if path is None:
             return Results()
@@ -281,19 +291,28 @@ class Site:
     def set_known(self, entries: list[tuple[str, str, str, list[str]]] | None) -> None:
         """Take ``entries`` as the knowledge files from now on (None: list them from disk again)."""
         self._known = entries
-        self._known_folders = set()
+        self._known_results = None
+        self._known_results = self.results() if entries is not None else None
         self._known_rels = {rel for rel, _, _, _ in entries or []}
-        for rel, _, _, _ in entries or []:
-            parts = rel.split("/")[:-1]
-            self._known_folders.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+        # Each folder's files, below it at any depth: a folder page reads its own, not the whole tree.
+        self._known_under = {}
+        for entry in entries or []:
+            parts = entry[0].split("/")[:-1]
+            for i in range(len(parts)):
+                self._known_under.setdefault("/".join(parts[: i + 1]), []).append(entry)
+        self._known_folders = set(self._known_under)
+
+    def _listing_under(self, folder: str) -> list[tuple[str, str, str, list[str]]]:
+        """The listing's entries below ``folder`` (at any depth)."""
+        if self._known is not None:
+            return self._known_under.get(folder, [])
+        prefix = folder + "/"
+        return [entry for entry in self.listing() if entry[0].startswith(prefix)]
 
     def tree(self, current: str | None = None, under: str = "knowledge") -> list[TreeTopic]:
         """The knowledge files below folder ``under``, by folder (the topic pages and the page without INDEX.md)."""
         topics: dict[str, TreeTopic] = {}
-        prefix = under + "/"
-        for rel, page, title, _ in self.listing():
-            if not rel.startswith(prefix):
-                continue
+        for rel, page, title, _ in self._listing_under(under):
             folder = posixpath.dirname(rel)[len("knowledge/"):] if "/" in rel[len("knowledge/"):] else ""
             topic = topics.setdefault(
                 folder, TreeTopic(name=folder or "(top level)", folder=posixpath.dirname(rel))
@@ -309,7 +328,7 @@ class Site:
             folders.setdefault(posixpath.dirname(rel), []).append([page, title])
         data = [[folder, folder[len("knowledge/"):] or "(top level)", files] for folder, files in sorted(folders.items())]
         payload = json.dumps({"folders": data}, ensure_ascii=False, separators=(",", ":"))
-        return f"window.KB_NAV = {payload};\n".encode("utf-8")
+        return NAV_PREFIX + f"{payload};\n".encode("utf-8")
 
     def render(self, template: str, page: str, status: int = 200, root: str | None = None, **context: Any) -> Response:
         """A page from a jinja2 template, with the layout's common context."""
@@ -556,8 +575,7 @@ class Site:
         if folder is None:
             return None
         topics = self.tree(page, under=folder)
-        prefix = folder + "/"
-        sections = {rel: secs for rel, _, _, secs in self.listing() if rel.startswith(prefix)}
+        sections = {rel: secs for rel, _, _, secs in self._listing_under(folder)}
         entries = [
             {"topic": topic, "files": [{"file": f, "sections": sections.get(f.rel, [])} for f in topic.files]}
             for topic in topics

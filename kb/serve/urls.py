@@ -56,7 +56,7 @@ NEVER_PUBLISHED = (".html", ".htm", ".xhtml", ".shtml", ".mhtml", ".md")
 class Route:
     """What a URL path names: a kind of page and the workspace file behind it (if any)."""
 
-    kind: str  # home, doc, knowledge, drop, snippet, plans, search, static, asset, redirect
+    kind: str  # home, doc, knowledge, drop, plans, search, static, asset, bare, redirect
     rel: str | None = None  # workspace-relative source file, or the static name / snippet slug / redirect target
 
 
@@ -99,7 +99,7 @@ def route(path: str) -> Route | None:
             # knowledge/<folder>/index.html lists the folder unless a knowledge file index.md is there.
             return Route("knowledge", stem + ".md")
         if not ext:
-            return Route("redirect", path + "/index.html")
+            return Route("bare", path)  # a file without an extension (Makefile, run), else a folder
         if ext == ".md":
             return Route("redirect", stem + ".html")
         if asset_type(path) is not None:
