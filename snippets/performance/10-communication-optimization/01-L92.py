@@ -1,4 +1,0 @@
-# From knowledge/performance/10-communication-optimization.md line 92. Written by kb validate-snippets: edit the Markdown, not this file.
-from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import bf16_compress_hook
-
-ddp_model.register_comm_hook(process_group, bf16_compress_hook)
