@@ -51,43 +51,40 @@ def consolidate(ws: Workspace, commit: bool = True, now: str | None = None, prog
 
 def _locked(ws: Workspace, ctx: gitops.GitContext | None, now: str, say: Progress, strict: bool) -> Result:
     engine.recover(ws.root)  # a stamp a crash cut short
+    return _run(ws, ctx, now, say, strict, dry=False)
+
+
+def _dry(ws: Workspace, now: str, say: Progress, strict: bool) -> Result:
+    """A dry look: what a run would do, with no file of the tree written. A stamp a crash cut
+    short stays for the next real run; nothing is cached or recorded, so that run decides afresh."""
+    return _run(ws, None, now, say, strict, dry=True)
+
+
+def _run(ws: Workspace, ctx: gitops.GitContext | None, now: str, say: Progress, strict: bool, *, dry: bool) -> Result:
+    """Read the tree, decide; then (unless ``dry``) write what was decided and commit it."""
     state = cache_mod.load_state(ws.root)
     listing, unchanged = listing_unchanged(ws.root, state, ws)
-    if unchanged and not (ctx is not None and state.pending) and not (strict and state.errors):
+    # Drops written but not yet committed (state.pending) matter to a run that commits and to a dry look.
+    waiting = state.pending and (dry or ctx is not None)
+    if unchanged and not waiting and not (strict and state.errors):
         return _unchanged(ws, state, ctx)
     cached = cache_mod.load_cache(ws.root)
+    commit = skipped = None
     with engine.worker_pool(listing, cached) as pool:
         io = engine.Engine(ws, listing, state, cached, pool, ctx, now, say)
         try:
             seen = io.read()
             say("rendering INDEX.md and SKILL.md, checking the tree")
             decision = decide(seen, strict)
-            io.apply(decision)
-            commit, skipped = io.commit(decision)
+            if not dry:
+                io.apply(decision)
+                commit, skipped = io.commit(decision)
         finally:
             io.close()
-    return _result(ws, decision, commit, skipped)
-
-
-def _dry(ws: Workspace, now: str, say: Progress, strict: bool) -> Result:
-    """A dry look: what a run would do, with no file of the tree written. A stamp a crash cut
-    short stays for the next real run; nothing is cached or recorded, so that run decides afresh."""
-    state = cache_mod.load_state(ws.root)
-    listing, unchanged = listing_unchanged(ws.root, state, ws)
-    if unchanged and not state.pending and not (strict and state.errors):
-        return _unchanged(ws, state, None)
-    cached = cache_mod.load_cache(ws.root)
-    with engine.worker_pool(listing, cached) as pool:
-        io = engine.Engine(ws, listing, state, cached, pool, None, now, say)
-        try:
-            seen = io.read()
-            say("rendering INDEX.md and SKILL.md, checking the tree")
-            decision = decide(seen, strict)
-        finally:
-            io.close()
-    result = _result(ws, decision, None, None)
-    result.dry_run = True
-    result.previews = engine.write_previews(ws, decision)
+    result = _result(ws, decision, commit, skipped)
+    if dry:
+        result.dry_run = True
+        result.previews = engine.write_previews(ws, decision)
     return result
 
 
