@@ -261,3 +261,21 @@ def test_arguments_and_named_apis_cover_sections_without_the_title_phrase():
     assert found[3] == ["demo.gpu.utilization"]  # the API is named for the title's subject
     # "gradient" and an accumulator argument in one doc are not gradient accumulation.
     assert found[4] == []
+
+
+def test_a_caution_is_no_purpose_and_a_sentence_leaning_on_another_is_never_quoted_alone():
+    # The table's purpose skips a caution or a lead-in ("Warning: ...", "... passed to:"), and the excerpt keeps it.
+    hook = read_excerpt("`hook(state, bucket)`\n\nWarning: This API is experimental. This hook compresses gradients "
+                        "to half precision before the allreduce.")
+    assert purpose(hook.summary) == "This hook compresses gradients to half precision before the allreduce."
+    assert excerpt_blocks(hook, set(), keep_summary=False) == ["Warning: This API is experimental."]
+    assert purpose(read_excerpt("`f()`\n\nReturn valid strings that can be passed to:").summary) is None
+    # "This behavior ..." is said with the sentence it refers to; a paragraph opening "In these cases" is left out.
+    opt = read_excerpt("`Opt(params, foreach=None)`\n\nAn optimizer.\n\n"
+                       "By default the for-loop implementation is used for speed. This behavior is contrary to other "
+                       "optimizers, which use foreach when on CUDA for speed.\n\n"
+                       "In these cases, you should use foreach for speed instead.")
+    said = statements(opt, {"foreach", "speed"}, limit=3)
+    texts = [s.text for s in said]
+    assert any(t.startswith("By default the for-loop") and "This behavior is contrary" in t for t in texts)
+    assert not any(t.startswith(("This behavior", "In these cases")) for t in texts)

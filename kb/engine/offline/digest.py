@@ -27,6 +27,13 @@ _BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*(\"'\[])|\s+-\s+(?=[A-Z`\"'])")
 _MARKER = re.compile(r"^([*-]\s+)+")
 _ITEM = re.compile(r"^- `([^`]+)`\s*(\([^)]*\))?\s*:?\s*")
 _ARGUMENT = re.compile(r"^[A-Za-z_][\w.]*$")  # an argument's name; `\eta_t` is a formula's symbol
+# A summary sentence that is no purpose: a caution, or the lead-in to code or a list the cell cannot show.
+_NOT_PURPOSE = re.compile(r"^\W*(warning|note|tip|caution|deprecated|example)\b", re.I)
+# A sentence that leans on the one before it ("This behavior ...", "In these cases ..."): alone, it misleads.
+_ANAPHORA = re.compile(r"^(this|these|that|those|such|it|its|they|as such|in particular|in (?:this|these|that|such) "
+                       r"cases?|otherwise|however|also|then)\b", re.I)
+# ... and one that leans on the block before it even where it opens its own ("This" there names the API itself).
+_CONNECTIVE = re.compile(r"^(as such|in particular|in (?:this|these|that|such) cases?|otherwise|however|also|then)\b", re.I)
 _SIGNATURE = re.compile(r"^`[^`]+`$")
 _FORMAL = re.compile(r"^\*\*(Returns?|Return type|Raises|Yields|Shape|Example)", re.I)  # what it returns, not when to use it
 _NOTE = re.compile(r"^\*\*(Note|Warning|Tip|Deprecated)[^*]*\*\*:?\s*", re.I)
@@ -72,11 +79,20 @@ def read_excerpt(text: str) -> Excerpt:
     return out
 
 
+def purpose_index(summary: str | None) -> int | None:
+    """Which of the summary's sentences says what the API is for: the first that is not a caution or a lead-in."""
+    for n, sentence in enumerate(sentences(summary or "")):
+        if not (_NOT_PURPOSE.match(sentence) or sentence.endswith(":")):
+            return n
+    return None
+
+
 def purpose(summary: str | None) -> str | None:
-    """The summary's first sentence, as a one-line purpose (cut at a word, with "…", when it runs long)."""
-    if not summary:
+    """The summary's purpose sentence, as one line (cut at a word, with "…", when it runs long); None if it has none."""
+    index = purpose_index(summary)
+    if index is None:
         return None
-    first = sentences(summary)[0]
+    first = sentences(summary)[index]
     if len(first) <= MAX_PURPOSE:
         return first
     cut = first[:MAX_PURPOSE].rsplit(" ", 1)[0].rstrip(",;:")
@@ -110,22 +126,38 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
     """The passage's sentences that teach when or why, best first (section words and usage cues), at most ``limit``.
 
     ``wanted``: the section's terms (kb.corpus.tokenize); ``used``: blocks and sentences already quoted in this file.
-    The summary's own later sentences count too; its first is the purpose, said in the table.
+    The summary's other sentences count too; its purpose is said in the table. A sentence that leans on the one
+    before it ("This behavior ...") is said with it, or not at all.
     """
     pool: list[tuple[str, str, str | None, int]] = []  # (sentence, block, argument, position)
     position = 0
-    if excerpt.summary and excerpt.summary not in used:
-        for sentence in sentences(excerpt.summary)[1:]:
-            pool.append((sentence, excerpt.summary, None, position))
+
+    def add(said: list[str], block: str, argument: str | None) -> None:
+        nonlocal position
+        for n, sentence in enumerate(said):
+            if n > 0 and _ANAPHORA.match(sentence):
+                if pool and pool[-1][1] == block and pool[-1][3] == position - 1:
+                    last = pool.pop()  # said with the sentence it leans on, as one statement
+                    pool.append((f"{last[0]} {sentence}", block, argument, last[3]))
+                    continue
+                position += 1
+                continue  # what it leans on is not quoted here: alone it would mislead
+            if n == 0 and _CONNECTIVE.match(sentence):
+                position += 1
+                continue
+            pool.append((sentence, block, argument, position))
             position += 1
+
+    if excerpt.summary and excerpt.summary not in used:
+        index = purpose_index(excerpt.summary)
+        # The purpose is the table's; a sentence leaning on it reads right beside that row.
+        add([x for n, x in enumerate(sentences(excerpt.summary)) if n != index], excerpt.summary, None)
     for block in excerpt.blocks:
         if block in used or _FORMAL.match(block):
             continue
         item = _ITEM.match(block)
         body = block[item.end():] if item else _NOTE.sub("", block)
-        for sentence in sentences(body):
-            pool.append((sentence, block, item.group(1) if item else None, position))
-            position += 1
+        add(sentences(body), block, item.group(1) if item else None)
     scored = []
     for sentence, block, argument, pos in pool:
         if sentence in used:
@@ -161,12 +193,13 @@ def joined(said: list[Statement]) -> str:
 
 
 def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool) -> list[str]:
-    """The excerpt's blocks to quote: the summary past its first sentence (the table's purpose) unless
+    """The excerpt's blocks to quote: the summary less its purpose sentence (the table's) unless
     ``keep_summary``, then the other blocks, less what ``used`` shows this file already quotes."""
     out = []
     if excerpt.summary:
         said = sentences(excerpt.summary)
-        rest = said if keep_summary else said[1:]
+        index = None if keep_summary else purpose_index(excerpt.summary)
+        rest = [x for n, x in enumerate(said) if n != index]
         rest = [x for x in rest if x not in used]
         while rest and rest[-1].startswith("See "):
             rest.pop()  # "See `cuda-semantics` for details.": a page this file cannot show

@@ -285,6 +285,7 @@ class ExtractiveWriter:
             uses += self._uses(passage, source, chosen, target)
             quoted[passage.locator] = [x.text for x in chosen]
             said.update(quoted[passage.locator])
+            said.update(y for x in chosen for y in sentences(x.text))  # a statement may be two sentences said as one
         featured = None
         if example is not None:
             source = sources[example.passage.locator]
