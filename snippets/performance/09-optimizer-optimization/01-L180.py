@@ -1,4 +1,4 @@
-# From knowledge/performance/09-optimizer-optimization.md line 182. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/09-optimizer-optimization.md line 180. Written by kb validate-snippets: edit the Markdown, not this file.
 import torch
 from torch.optim import swap_in_optimizer_params_and_state
 from torch.fx.experimental.proxy_tensor import make_fx
