@@ -112,8 +112,11 @@ def test_failing_examples_are_left_out_and_setups_shown_after_a_run_in_the_sandb
         assert "print(rates.mean())" in body and fences[next(c for c in fences if "rates.mean" in c)].info == "python"
         # What the file shows, validation passes: a fresh run never writes a failing snippet.
         shown = [(s.info, s.code.removesuffix("\n")) for s in fences.values()]  # as written between the fences
-        verdicts = SnippetGate(ws.validators_dir).verdicts(shown)
-        assert [v.status for v in verdicts] == ["pass", "pass"]
+        fresh = SnippetGate(ws.validators_dir)
+        try:
+            assert [v.status for v in fresh.verdicts(shown)] == ["pass", "pass"]
+        finally:
+            fresh.close()
         # The verdicts went into kb validate-snippets' result cache: a later run (or validation) runs nothing again.
         later = SnippetGate(ws.validators_dir, state_dir=ws.state_dir)
         assert [v.status for v in later.verdicts(shown)] == ["pass", "pass"]

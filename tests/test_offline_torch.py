@@ -28,7 +28,8 @@ def torch_engine(tmp_path_factory):
     engine = build_engine(ws, today="2025-11-14")
     started = time.monotonic()
     engine.researcher.corpus()
-    return ws, engine, time.monotonic() - started
+    yield ws, engine, time.monotonic() - started
+    engine.writer.close()  # its warm sandbox worker would outlive the fixture, a child of the test process
 
 
 def write_part(ws, engine, number):

@@ -69,20 +69,24 @@ def test_a_worker_killed_from_outside_blames_only_the_snippet_it_died_under_twic
     )
     files = {"a_hostile": hostile, **{f"b_innocent{i}": f"```python\nimport time\ntime.sleep(0.5)\nprint({i})\n```\n" for i in range(3)}}
     workspace = _workspace(tmp_path, files)
-    kills: list[int] = []
+    kills: list[list[int]] = []  # the workers killed, each time
     stop = threading.Event()
 
+    # Workers an earlier test of this process left running (a warm pool not yet collected) are not this run's.
+    before = set(_our_workers())
+
     def killer() -> None:
-        # Kill the worker each time a new orphan of the hostile snippet shows up (at most twice). An orphan
+        # Kill the run's worker each time a new orphan of the hostile snippet shows up (at most twice). An orphan
         # seen before is not new: the first run's may still be dying while the retry starts its own.
         seen: set[int] = set()
         while not stop.is_set() and len(kills) < 2:
             fresh = set(_processes_with(mark)) - seen
-            if fresh:
+            workers = [pid for pid in _our_workers() if pid not in before]
+            if fresh and workers:
                 seen |= fresh
-                for pid in _our_workers():
+                for pid in workers:
                     os.kill(pid, signal.SIGKILL)
-                    kills.append(pid)
+                kills.append(workers)
             time.sleep(0.05)
 
     thread = threading.Thread(target=killer, daemon=True)

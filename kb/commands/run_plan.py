@@ -162,42 +162,47 @@ async def _run_units(ws: Workspace, plan_path: Path, units: list[Unit], *, optio
     outcomes: list[RunOutcome] = []
     warnings: list[str] = []
     declined = False
-    for unit in units:
-        plan = load_plan(plan_path, unit.plan)  # reread: earlier units ticked PARTs
-        selection = select_parts(plan, unit, redo=options.redo)
-        pending_run = await unfinished(ws, unit)
-        if not selection.parts and not pending_run:
+    try:
+        for unit in units:
+            plan = load_plan(plan_path, unit.plan)  # reread: earlier units ticked PARTs
+            selection = select_parts(plan, unit, redo=options.redo)
+            pending_run = await unfinished(ws, unit)
+            if not selection.parts and not pending_run:
+                if not as_json:
+                    out.print(f"{unit.label}: nothing pending.")
+                continue
+            for warning in unfinished_earlier(plan, unit):
+                warnings.append(warning)
+                if not as_json:
+                    err_console().print(f"[yellow]warning[/]: {warning}")
             if not as_json:
-                out.print(f"{unit.label}: nothing pending.")
-            continue
-        for warning in unfinished_earlier(plan, unit):
-            warnings.append(warning)
+                what = "resuming the unfinished run" if pending_run and not (options.redo and not options.resume) else "running"
+                out.print(f"{unit.label}: {what}, {len(selection.parts)} PART{'s' if len(selection.parts) != 1 else ''} "
+                          f"pending, {min(options.runners, max(1, len(selection.parts)))} at once "
+                          f"({getattr(bundle, 'engine', '?')} engine).")
+            view.start(unit.label, selection.parts)
+            try:
+                outcome = await run_unit(ws, unit, context, options, on_event=view.event,
+                                         ask=_terminal_reviewer(view, as_json))
+            finally:
+                view.stop()
+            outcomes.append(outcome)
             if not as_json:
-                err_console().print(f"[yellow]warning[/]: {warning}")
-        if not as_json:
-            what = "resuming the unfinished run" if pending_run and not (options.redo and not options.resume) else "running"
-            out.print(f"{unit.label}: {what}, {len(selection.parts)} PART{'s' if len(selection.parts) != 1 else ''} "
-                      f"pending, {min(options.runners, max(1, len(selection.parts)))} at once "
-                      f"({getattr(bundle, 'engine', '?')} engine).")
-        view.start(unit.label, selection.parts)
-        try:
-            outcome = await run_unit(ws, unit, context, options, on_event=view.event,
-                                     ask=_terminal_reviewer(view, as_json))
-        finally:
-            view.stop()
-        outcomes.append(outcome)
-        if not as_json:
-            for note in outcome.notes:
-                out.print(f"note: {note}")
-            if outcome.reviewed is None:  # a reviewed batch showed its table at the prompt
-                print_summary(out, outcome.summary)
-            out.print(f"{unit.label}: {counts_line(outcome.summary)} in {outcome.seconds:.1f} s.")
-            if outcome.reviewed is not None:
-                verdict = "approved" if outcome.reviewed["approved"] else f"declined ({outcome.reviewed['note']})"
-                out.print(f"Review: {unit.label} {verdict}.")
-        if outcome.reviewed is not None and not outcome.reviewed["approved"]:
-            declined = True
-            break  # later batches wait for a person
+                for note in outcome.notes:
+                    out.print(f"note: {note}")
+                if outcome.reviewed is None:  # a reviewed batch showed its table at the prompt
+                    print_summary(out, outcome.summary)
+                out.print(f"{unit.label}: {counts_line(outcome.summary)} in {outcome.seconds:.1f} s.")
+                if outcome.reviewed is not None:
+                    verdict = "approved" if outcome.reviewed["approved"] else f"declined ({outcome.reviewed['note']})"
+                    out.print(f"Review: {unit.label} {verdict}.")
+            if outcome.reviewed is not None and not outcome.reviewed["approved"]:
+                declined = True
+                break  # later batches wait for a person
+    finally:
+        close = getattr(bundle.writer, "close", None)
+        if close is not None:
+            close()  # a warm sandbox worker the writer checks examples with (kb run-plan in-process: tests, benches)
     return outcomes, warnings, declined
 
 

@@ -141,6 +141,11 @@ class ExtractiveWriter:
         # The sandbox and a sibling PART's research are seconds of blocking work: off the shared event loop.
         return await asyncio.to_thread(self.write_sync, request)
 
+    def close(self) -> None:
+        """Stop the sandbox worker that checks examples, if one runs."""
+        if self.gate is not None:
+            self.gate.close()
+
     def _who(self, passage: Passage, source: SourceRef, target: str | None) -> str:
         """Who is quoted: "the docstring of `x` (torch 2.13)", or a link to the file or page."""
         if passage.kind == "doc":
