@@ -20,7 +20,7 @@ from kb.workspace import init_workspace
 pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def torch_engine(tmp_path_factory):
     """A workspace with the default corpus (torch docstrings), its index built once for the session."""
     ws, _ = init_workspace(tmp_path_factory.mktemp("torchws") / "ws")
