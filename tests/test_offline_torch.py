@@ -22,7 +22,7 @@ pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def torch_engine(tmp_path_factory):
-    """A workspace with the default corpus (torch docstrings), its index built once for the session."""
+    """A workspace with the default corpus (torch docstrings), its index built once for the module."""
     ws, _ = init_workspace(tmp_path_factory.mktemp("torchws") / "ws")
     install_performance_plan(ws.plans_dir / "performance.md")
     engine = build_engine(ws, today="2025-11-14")
