@@ -18,7 +18,11 @@ from test_serve_site import make_demo_workspace
 
 @pytest.fixture
 def served(tmp_path):
-    root = make_demo_workspace(tmp_path)
+    yield from _serving(make_demo_workspace(tmp_path))
+
+
+def _serving(root):
+    """The workspace ``root`` served on a free loopback port: yields (root, port), then shuts the server down."""
     server = make_server(Site(root), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -300,15 +304,7 @@ def test_clients_that_leave_early_print_no_traceback(tmp_path):
 def served_gaps(tmp_path):
     from test_serve_site import add_rendering_gaps
 
-    root = add_rendering_gaps(make_demo_workspace(tmp_path))
-    server = make_server(Site(root), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield root, server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from _serving(add_rendering_gaps(make_demo_workspace(tmp_path)))
 
 
 def test_rendering_gaps_over_http(served_gaps):
