@@ -282,3 +282,40 @@ def test_a_caution_is_no_purpose_and_a_sentence_leaning_on_another_is_never_quot
     texts = [s.text for s in said]
     assert any(t.startswith("By default the for-loop") and "This behavior is contrary" in t for t in texts)
     assert not any(t.startswith(("This behavior", "In these cases")) for t in texts)
+
+
+SCALED = ("# xdoctest: +SKIP\n# learning rate schedule: warmup then decay, on a scaled loss\nscaler = torch.GradScaler()\nfor epoch in epochs:\n    for input, target in data:\n"
+          "        optimizer.zero_grad()\n        loss = loss_fn(model(input), target)\n"
+          "        scaler.scale(loss).backward()\n        scaler.step(optimizer)\n        scaler.update()")
+
+
+def test_an_example_that_ran_only_with_cuda_turned_off_is_shown_with_its_setup_as_needing_cuda(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("on a CUDA machine the example runs: this is what a machine without CUDA writes")
+    # GradScaler() on a machine without CUDA warns and does nothing: the run "passed" and showed nothing. Its setup
+    # ran to the end, so the honest form is the runnable one, marked as needing CUDA, not "uses names defined elsewhere".
+    ws, _ = init_workspace(tmp_path / "ws")
+    docs = [CorpusDoc(kind="doc", locator="demo.amp.Scaler", title="demo.amp.Scaler", source="demo 1.0",
+                      keywords="demo.amp.Scaler", text="`Scaler()`\n\nA learning rate schedule with warmup, then decay.",
+                      examples=[SCALED])]
+    index = demo_index(docs)
+    researcher = LocalResearcher(ws, index=index)
+    plan = parse_plan(EXAMPLES_PLAN, "plans/tuning.md")
+    gate = SnippetGate(ws.validators_dir, state_dir=ws.state_dir)
+    try:
+        _request, draft = _draft(researcher, _writer(ws, index, researcher, gate), plan.part(1))
+    finally:
+        gate.close()
+    fences = [s for s in extract_snippets("k.md", draft.body) if "GradScaler" in s.code]
+    assert len(fences) == 1
+    shown = fences[0]
+    assert "kb:requires=cuda" in shown.info and "kb:skip" not in shown.info
+    assert SETUP_MARK in shown.code and "model = nn.Linear(8, 4)" in shown.code
+    assert "it needs a CUDA device" in draft.body and "defined elsewhere" not in draft.body
+    fresh = SnippetGate(ws.validators_dir)
+    try:
+        verdict = fresh.verdicts([(shown.info, shown.code.removesuffix("\n"))])[0]
+    finally:
+        fresh.close()
+    assert verdict.status == "skip" and "cuda" in (verdict.reason or "")

@@ -30,6 +30,7 @@ RAN = {"pass", "defines-only"}
 # A run that "passed" only because torch quietly turned the feature off on a machine without a GPU
 # (GradScaler, autocast on "cuda") showed nothing: it counts as needing CUDA.
 _NO_CUDA_WARNING = re.compile(r"CUDA is not available|no CUDA GPUs are available|CUDA not available", re.I)
+CUDA_TURNED_OFF = "requires cuda (without a GPU torch turned the feature off and said so)"
 
 
 @dataclass
@@ -49,6 +50,11 @@ class SnippetVerdict:
     def ran(self) -> bool:
         """It ran to the end here, and did what it shows."""
         return self.status in RAN
+
+    @property
+    def ran_without_cuda(self) -> bool:
+        """It ran to the end here, but only because torch turned its CUDA feature off: every name it uses is bound."""
+        return self.status == "skip" and self.reason == CUDA_TURNED_OFF
 
 
 class DraftChecker:
@@ -127,7 +133,7 @@ class DraftChecker:
             status = (entry.status if entry else None) or "not-run"
             reason = entry.reason if entry else None
             if status in RAN and entry is not None and _NO_CUDA_WARNING.search(entry.stderr_tail or ""):
-                status, reason = "skip", "requires cuda (without a GPU torch turned the feature off and said so)"
+                status, reason = "skip", CUDA_TURNED_OFF
             out.append(SnippetVerdict(line=snippet.line, status=status, reason=reason, language=snippet.language))
         return out
 

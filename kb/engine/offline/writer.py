@@ -181,6 +181,12 @@ class ExtractiveWriter:
         runnable, example.runnable = example.runnable, None  # decided: ``snippet`` keeps the docs' form unless below
         if verdict.ran:
             example.snippet, example.ran = runnable, True
+        elif verdict.ran_without_cuda:
+            # It ran to the end here, setup included, with torch's CUDA feature off: its real need is a GPU, not
+            # names defined elsewhere. Marked so that validation skips it on a CPU, as the sandbox did.
+            if "kb:requires=cuda" not in runnable.info:
+                runnable.info += " kb:requires=cuda"
+            example.snippet = runnable
         elif verdict.failing:
             if not runnable.setup:
                 example.snippet = None  # the docs' own code fails here: left out
