@@ -17,6 +17,7 @@ from kb.errors import KbError
 from kb.mdblocks import parse_blocks
 from kb.plan import Part, Plan, load_plan
 from kb.records import KnowledgeMeta, read_drop, read_knowledge
+from kb.report.links import BrokenLink, broken_links, excerpts, relative_links, repeated_excerpts
 from kb.report.model import (
     BatchProgress,
     Citation,
@@ -61,15 +62,28 @@ def collect_report(workspace: Workspace) -> Report:
 
     drops = _drops(root, report, set(knowledge), None if workspace.default_layout else workspace.layout_files("drops"),
                    workspace.knowledge_prefix.rstrip("/") or ".")
+    shown: list[tuple[str, list[str]]] = []  # each file's examples and quotes, to find those repeated
     for rel in knowledge:
         try:
-            entry, text = _file_report(root, rel, targets.get(rel, []))
+            entry, text, found = _file_report(root, rel, targets.get(rel, []))
         except OSError as exc:  # removed or unreadable since the listing (another command at work)
             report.files.append(FileReport(file=rel, title=Path(rel).stem, front_matter=False, error=str(exc)))
             continue
         _add_snippets(entry, text, by_file.get(rel, []))
         entry.drops = drops.get(rel, [])
         report.files.append(entry)
+        shown.append((rel, found))
+    repeated = repeated_excerpts(shown)
+    for entry in report.files:
+        entry.excerpts_repeated = repeated.get(entry.file, [])
+    for page in (workspace.index_path, workspace.skill_path):  # consolidate's pages link into the tree too
+        try:
+            text = page.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        rel = page.relative_to(root).as_posix()
+        report.page_links[rel] = len(relative_links(text))
+        report.page_broken_links[rel] = broken_links(root, rel, text)
     return report
 
 
@@ -159,7 +173,7 @@ def _read(path: Path) -> tuple[KnowledgeMeta, str, str, bool, str | None]:
         return KnowledgeMeta(title=path.stem), body, text, False, f"front matter unreadable: {reason}"
 
 
-def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tuple[FileReport, str]:
+def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tuple[FileReport, str, list[str]]:
     meta, body, text, has_fm, error = _read(root / rel)
     entry = FileReport(file=rel, title=" ".join(meta.title.split()), front_matter=has_fm, error=error)
     chosen = _choose_part(meta, candidates)
@@ -222,6 +236,9 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
         elif state == UNCITED:
             entry.sections_uncited_list.append(title)
 
+    entry.links = len(relative_links(body, tokens))
+    entry.broken_links = [BrokenLink(b.line + offset, b.target, b.why) for b in broken_links(root, rel, body, tokens)]
+
     for source in meta.sources:
         group = KIND_GROUPS.get(source.kind, "other")
         entry.sources[group] += 1
@@ -230,7 +247,7 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
         for kind in body_source_kinds(body):
             entry.sources[KIND_GROUPS.get(kind, "other")] += 1
             entry.source_kinds[kind] = entry.source_kinds.get(kind, 0) + 1
-    return entry, text
+    return entry, text, excerpts(body, tokens)
 
 
 # -- snippets ----------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from kb.report.links import BrokenLink
+
 REPORT_VERSION = 1
 # Source kinds as the report groups them; SourceRef.kind values map onto these (see collect.SOURCE_GROUPS).
 SOURCE_GROUPS = ("local", "knowledge", "web", "other")
@@ -72,6 +74,9 @@ class FileReport:
     skip_reasons: dict[str, int] = field(default_factory=dict)
     snippet_problems: list[SnippetProblem] = field(default_factory=list)
     drops: list[DropState] = field(default_factory=list)
+    links: int = 0  # relative links and images (kb.report.links)
+    broken_links: list[BrokenLink] = field(default_factory=list)  # 1-based lines of the file
+    excerpts_repeated: list[str] = field(default_factory=list)  # examples or quotes an earlier file already shows
     error: str | None = None  # the file could not be read
 
     @property
@@ -129,6 +134,9 @@ class Report:
     skipped_plans: list[dict] = field(default_factory=list)  # Markdown under plans/ that is no plan
     drops_unreadable: list[dict] = field(default_factory=list)
     orphan_drops: list[DropState] = field(default_factory=list)  # drops whose target file is not in knowledge/
+    # INDEX.md and SKILL.md (consolidate's pages): their relative links, and those that lead nowhere.
+    page_links: dict[str, int] = field(default_factory=dict)
+    page_broken_links: dict[str, list[BrokenLink]] = field(default_factory=dict)
 
     def totals(self) -> dict:
         """Sums over the files (and drops and plans), in the shape --json prints."""
@@ -166,6 +174,9 @@ class Report:
             "citations": sum(f.citations for f in files),
             "citations_resolved": sum(f.citations_resolved for f in files),
             "citations_unresolved": sum(f.citations_unresolved for f in files),
+            "links": sum(f.links for f in files) + sum(self.page_links.values()),
+            "links_broken": sum(len(f.broken_links) for f in files) + sum(map(len, self.page_broken_links.values())),
+            "excerpts_repeated": sum(len(f.excerpts_repeated) for f in files),
             "sources": sources,
             "source_kinds": dict(sorted(kinds.items())),
             "snippets": {"total": sum(snippets.values()), **snippets},
@@ -183,8 +194,8 @@ class Report:
         }
 
     def problems(self) -> list[str]:
-        """What --strict fails on: missing planned sections, unresolved citations, failed snippets,
-        unreadable files, and PARTs marked done whose file is gone."""
+        """What --strict fails on: missing planned sections, unresolved citations, broken relative links,
+        failed snippets, unreadable files, and PARTs marked done whose file is gone."""
         out: list[str] = []
         for f in self.files:
             if f.error:
@@ -193,10 +204,15 @@ class Report:
                 out.append(f'{f.file}: planned "Section {m.number}: {m.title}" is missing ({m.why})')
             for c in f.unresolved:
                 out.append(f"{f.file}:{c.line}: citation [{c.number}] names no source in the front matter")
+            for b in f.broken_links:
+                out.append(f"{f.file}:{b.line}: link {b.target} is broken ({b.why})")
             for title in f.sections_uncited_list:
                 out.append(f'{f.file}: section "{title}" is neither filled with a citation nor marked empty')
             for s in f.snippet_problems:
                 out.append(f"{f.file}:{s.line}: snippet {s.status}" + (f" ({s.reason})" if s.reason else ""))
+        for page, broken in self.page_broken_links.items():
+            for b in broken:
+                out.append(f"{page}:{b.line}: link {b.target} is broken ({b.why})")
         for plan in self.plans:
             for target in plan.done_without_file:
                 out.append(f"{plan.path}: a done PART's file {target} is not there")
@@ -214,5 +230,7 @@ class Report:
             "skipped_plans": list(self.skipped_plans),
             "orphan_drops": [asdict(d) for d in self.orphan_drops],
             "unreadable_drops": list(self.drops_unreadable),
+            "pages": {page: {"links": n, "broken_links": [asdict(b) for b in self.page_broken_links.get(page, [])]}
+                      for page, n in self.page_links.items()},
             "problems": self.problems(),
         }

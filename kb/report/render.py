@@ -143,6 +143,8 @@ def print_report(out: Console, report: Report) -> None:
               f"neither: {t['sections_unsupported']}")
     out.print(f"  citations resolved: {_ratio(t['citations_resolved'], t['citations'])}"
               f" ({t['citations_unresolved']} unresolved)")
+    out.print(f"  relative links: {t['links']} ({t['links_broken']} broken); examples or quotes repeated from "
+              f"another file: {t['excerpts_repeated']}")
     s = t["sources"]
     other = f", other {s['other']}" if s.get("other") else ""
     out.print(f"  sources: local docs {s['local']}, knowledge tree {s['knowledge']}, web {s['web']}{other}")
