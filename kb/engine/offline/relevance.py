@@ -114,8 +114,27 @@ def name_terms(doc: CorpusDoc) -> set[str]:
     if doc.kind != "doc":
         return set()
     words = name_words(doc)
-    raw = doc.locator.rsplit(".", 1)[-1]  # float32 stays one word: set_float32_matmul_precision
-    return (expanded_terms(words) | set(tokenize(words)) | set(tokenize(raw.replace("_", " ")))) - NAME_VERBS - FILLER
+    raw = doc.locator.rsplit(".", 1)[-1].replace("_", " ")  # float32 stays one word: set_float32_matmul_precision
+    # ... and an abbreviation in it says what it stands for (is_bf16_supported: bfloat16)
+    return (expanded_terms(words) | set(tokenize(words)) | expanded_terms(raw) | set(tokenize(raw))) - NAME_VERBS - FILLER
+
+
+def partial_expansions(said: set[str], text: str) -> set[str]:
+    """Terms of abbreviations ``text`` writes (FSDP) that ``said`` holds only part of, the abbreviation not among
+    them: DDP's "data parallel" is not FSDP's "fully sharded data parallel"."""
+    out: set[str] = set()
+    whole: set[str] = set()  # words of an abbreviation said in full (DDP's, where the text writes DDP too)
+    for word in set(re.findall(r"[A-Za-z0-9]+", text)):
+        expansion = EXPANSIONS.get(word.lower())
+        if not expansion:
+            continue
+        own = set(tokenize(word))
+        spelled = set(tokenize(expansion)) - own
+        if own & said or spelled <= said:
+            whole |= spelled
+        else:
+            out |= spelled & said
+    return out - whole
 
 
 def module_words(doc: CorpusDoc) -> list[str]:
