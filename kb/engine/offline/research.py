@@ -43,6 +43,8 @@ from kb.records import SourceRef
 # Other accelerators' copies of the CUDA APIs: kept, but below torch.cuda unless the query names them.
 NICHE_MODULES = ("torch.xpu", "torch.mps", "torch.mtia", "torch.backends.mps", "torch.backends.xpu", "torch.ao",
                  "torch.backends.xeon", "torch.backends.mkldnn", "torch.onnx", "torch.package", "torch.fx.experimental")
+# ... and their methods named for them (Tensor.ipu, TypedStorage.hpu beside Tensor.cuda).
+NICHE_NAMES = frozenset({"xpu", "mps", "mtia", "ipu", "hpu"})
 NICHE_WEIGHT = 0.5
 STEP0_BOOST = 1.3  # the plan's own Step 0 reads rank above other knowledge
 CANDIDATES = 60
@@ -212,6 +214,8 @@ class SectionRanker:
             if self.exclude and doc.locator.startswith(self.exclude):
                 weights[i] = 0.0
             elif niche and doc.kind == "doc" and doc.locator.startswith(niche):
+                weights[i] = NICHE_WEIGHT
+            elif doc.kind == "doc" and doc.locator.rsplit(".", 1)[-1] in NICHE_NAMES - said:
                 weights[i] = NICHE_WEIGHT
             elif self.boost and doc.locator.startswith(self.boost):
                 weights[i] = STEP0_BOOST
@@ -394,7 +398,8 @@ class SectionRanker:
             if part_text and foreign_module(doc, part_terms, part_lower):
                 verdict.score -= judge.weights.off_module
             verdict.by_name = self._named_route(doc, query, core, summary_terms(doc))
-        ranked = sorted(zip(pool, verdicts), key=lambda pv: (not pv[1].named, -pv[1].score))
+        # Another accelerator's copy (Tensor.ipu beside Tensor.cuda) comes after the others, as in the lexical ranking.
+        ranked = sorted(zip(pool, verdicts), key=lambda pv: (not pv[1].named, bool(prior[pv[0]] < 1.0), -pv[1].score))
         detail = set(query.detail_terms)
         # Deprecated APIs whose replacement is among the candidates (clip_grad_norm beside clip_grad_norm_).
         live = [self.index.docs[i].locator for i in pool if not self.index.docs[i].deprecated]
