@@ -71,6 +71,8 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     assert "torch.cuda.set_sync_debug_mode" in picks[("performance", 2, 4)]
     # ... and the memory snapshot beside the memory_summary the plan names.
     assert "torch.cuda.memory._record_memory_history" in picks[("performance", 5, 6)]
+    # "Model sharding (FSDP, ...)": torch.distributed.fsdp is the module the PART names by its abbreviation.
+    assert "torch.distributed.fsdp.FullyShardedDataParallel" in picks[("performance", 5, 5)]
     # "Async operations (non_blocking=True transfers)": "async" is what docstrings spell "asynchronous"; the copies
     # of another accelerator (Tensor.ipu) come after the others.
     assert picks[("performance", 14, 2)] and not any(
@@ -118,6 +120,11 @@ def test_what_an_api_is_about_comes_from_its_name_and_module():
     part = "GPU Utilization Optimization: Tensor Core utilization, Mixed precision training"
     assert foreign_module(mixed, expanded_terms(part), part.lower()) == "distributed"
     assert foreign_module(method, expanded_terms(part), part.lower()) is None  # torch.cuda is what the plan calls GPU
+    memory = "GPU Memory Optimization: Model sharding (FSDP, Megatron-LM tensor parallel)"
+    assert foreign_module(mixed, expanded_terms(memory), memory.lower()) is None  # FSDP's module holds it
+    elastic = CorpusDoc(kind="doc", locator="torch.distributed.elastic.events.record", title="x", text="x")
+    events = "GPU Profiling: CUDA event recording (timing GPU operations)"
+    assert foreign_module(elastic, expanded_terms(events), events.lower()) == "distributed"  # "events" is a word, no name
 
 
 def test_a_plan_on_a_library_the_corpus_lacks_gets_empty_sections_not_torch(corpus):

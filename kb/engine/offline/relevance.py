@@ -149,13 +149,14 @@ def module_words(doc: CorpusDoc) -> list[str]:
 
 def foreign_module(doc: CorpusDoc, part_terms: set[str], part_text: str) -> str | None:
     """The first module of the API's path that the PART never says (torch.ao.quantization in a TorchScript PART)."""
-    for word in module_words(doc):
-        spellings = MODULE_SYNONYMS.get(word.lower(), (word.lower(),))
-        if any(s in part_text for s in spellings):
-            continue
-        if set(tokenize(word.replace("_", " "))) & part_terms:
-            continue
-        return word
+    words = module_words(doc)
+    said = [any(s in part_text for s in MODULE_SYNONYMS.get(w.lower(), (w.lower(),)))
+            or bool(set(tokenize(w.replace("_", " "))) & part_terms) for w in words]
+    # A module the PART names by its abbreviation (FSDP: torch.distributed.fsdp) makes the modules holding it its own too.
+    named = [said[n] and w.lower() in EXPANSIONS for n, w in enumerate(words)]
+    for n, word in enumerate(words):
+        if not said[n] and not any(named[n + 1:]):
+            return word
     return None
 
 
