@@ -73,6 +73,8 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     assert "torch.cuda.memory._record_memory_history" in picks[("performance", 5, 6)]
     # "Model sharding (FSDP, ...)": torch.distributed.fsdp is the module the PART names by its abbreviation.
     assert "torch.distributed.fsdp.FullyShardedDataParallel" in picks[("performance", 5, 5)]
+    # "ZeRO optimization": ZeRO is the Zero Redundancy Optimizer when written so, and the class named for it all fills it.
+    assert "torch.distributed.optim.ZeroRedundancyOptimizer" in picks[("performance", 13, 2)]
     # "Async operations (non_blocking=True transfers)": "async" is what docstrings spell "asynchronous"; the copies
     # of another accelerator (Tensor.ipu) come after the others.
     assert picks[("performance", 14, 2)] and not any(

@@ -41,6 +41,8 @@ EXPANSIONS = {
     # TF32 is TensorFloat-32, the mode float32 matmuls run in on Tensor Cores (set_float32_matmul_precision).
     "tf32": "tf32 tensorfloat32 float32 matmul",
 }
+# Abbreviations that are only one when written so: ZeRO (DeepSpeed's Zero Redundancy Optimizer) is not "zero".
+CASED_EXPANSIONS = {"ZeRO": "zero redundancy optimizer"}
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b")
 _IDENT = re.compile(r"\b(?:[a-z]+_[a-z0-9_]+|[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)\b")
@@ -70,7 +72,8 @@ class SectionQuery:
 
 def _expand(text: str) -> str:
     """Abbreviations replaced by what they stand for, in place (so word order still means something)."""
-    return re.sub(r"[A-Za-z0-9]+", lambda m: EXPANSIONS.get(m.group().lower(), m.group()), text)
+    return re.sub(r"[A-Za-z0-9]+",
+                  lambda m: CASED_EXPANSIONS.get(m.group()) or EXPANSIONS.get(m.group().lower(), m.group()), text)
 
 
 def _name_like(word: str) -> bool:

@@ -27,7 +27,7 @@ import numpy as np
 
 from kb.corpus.documents import CorpusDoc
 from kb.corpus.tokenize import tokenize
-from kb.engine.offline.query import EXPANSIONS, FILLER, SectionQuery
+from kb.engine.offline.query import EXPANSIONS, FILLER, SectionQuery, _expand as expand
 
 SUMMARY_CHARS = 400
 MAX_BLOCKS = 12  # a long docstring's later blocks are rarely what a section is about
@@ -94,7 +94,7 @@ MODULE_SYNONYMS = {"cuda": ("cuda", "gpu"), "optim": ("optim",), "cudnn": ("cudn
 
 
 def expanded_terms(words: str) -> set[str]:
-    return set(tokenize(re.sub(r"[A-Za-z0-9]+", lambda m: EXPANSIONS.get(m.group().lower(), m.group()), words)))
+    return set(tokenize(expand(words)))
 
 
 def abbreviated(said: set[str]) -> set[str]:

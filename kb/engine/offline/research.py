@@ -438,6 +438,10 @@ class SectionRanker:
             by_name = by_name or (doc.kind == "doc" and any(
                 doc.locator.startswith(module + ".") and (name_terms(doc) | summary_terms(doc)) & (detail - name_terms(self.index.docs[n]))
                 for n, module in named_modules))
+            # An API whose own name says the whole subject of the title (ZeroRedundancyOptimizer, "ZeRO optimization").
+            # (its own name: not a method's, which its class's says, nor a config option's)
+            by_name = by_name or (len(core) >= 2 and family == doc.locator and not _is_option(doc) and core <= own_name | expanded_terms(
+                " ".join(own_name)))
             by_name = by_name and verdict.title >= judge.weights.name_title
             ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong, by_name=by_name)
             why = ("plan names it" if verdict.named else "strong" if strong else "by name" if by_name
