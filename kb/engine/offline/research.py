@@ -452,8 +452,11 @@ class SectionRanker:
                 ok, why = False, "foreign package"  # the PART names its libraries (asyncio.run): another library's docstring is off topic
             if ok and doc.deprecated and not verdict.named and i in replaced:
                 ok, why = False, "deprecated"  # a deprecated alias (clip_grad_norm) is not what to use: its replacement is
-            if ok and not verdict.named and not strong and not by_name and doc.kind == "doc" and best is not None and verdict.score < best - judge.weights.margin:
-                ok, why = False, "far below the best"  # padding (a person's knowledge file is not held to it)
+            # An API far below the section's best passage is padding, found by its name or not (a person's knowledge file
+            # is not held to it); a method of a chosen class whose own name says the section (Event.elapsed_time) is not.
+            beside = by_name and family in families
+            if ok and not verdict.named and not strong and not beside and doc.kind == "doc" and best is not None and verdict.score < best - judge.weights.margin:
+                ok, why = False, "far below the best"
             # A method whose own name says the section (Event.elapsed_time for "timing") is quoted beside its class.
             own = family != doc.locator and bool(own_name & section_terms)
             duplicate = (family in families and not own) or any(_similar(doc, c.doc) for c in result.chosen)
