@@ -59,8 +59,8 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
         picks.update(fill_plan(researcher, load_plan(path), plan_id, index))
     score = score_picks(picks, labels)
     assert score.lenient >= 0.95, (score.labelled, score.wrong)
-    assert score.strict >= 0.57, (score.labelled, score.wrong)  # P (a side API on topic) is what keeps it low
-    assert score.labelled["U"] <= 3, score.wrong
+    assert score.strict >= 0.64, (score.labelled, score.wrong)  # P (a side API on topic) is what keeps it low
+    assert score.labelled["U"] == 0, score.wrong
     assert len(score.unlabelled) <= 0.1 * score.picked, score.unlabelled
     assert score.sections_filled >= 50  # ... and not by leaving everything empty
     # The recall misses issue 19 names: CUDA events and their timing under "CUDA event recording" ...
@@ -71,6 +71,14 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     assert "torch.cuda.set_sync_debug_mode" in picks[("performance", 2, 4)]
     # ... and the memory snapshot beside the memory_summary the plan names.
     assert "torch.cuda.memory._record_memory_history" in picks[("performance", 5, 6)]
+    # "Model sharding (FSDP, ...)": torch.distributed.fsdp is the module the PART names by its abbreviation.
+    assert "torch.distributed.fsdp.FullyShardedDataParallel" in picks[("performance", 5, 5)]
+    # "ZeRO optimization": ZeRO is the Zero Redundancy Optimizer when written so, and the class named for it all fills it.
+    assert "torch.distributed.optim.ZeroRedundancyOptimizer" in picks[("performance", 13, 2)]
+    # "Async operations (non_blocking=True transfers)": "async" is what docstrings spell "asynchronous"; the copies
+    # of another accelerator (Tensor.ipu) come after the others.
+    assert picks[("performance", 14, 2)] and not any(
+        loc.rsplit(".", 1)[-1] in {"ipu", "hpu", "xpu", "mtia"} for loc in picks[("performance", 14, 2)])
 
 
 def test_an_api_off_the_sections_subject_is_not_picked(corpus):
@@ -81,6 +89,12 @@ def test_an_api_off_the_sections_subject_is_not_picked(corpus):
     wrong = {(3, 1): "torch.autograd.graph.set_override_stale_capture_stream", (9, 3): "torch.autograd.graph.set_override_stale_capture_stream",
              (3, 1, 2): "torch.distributed.Work.block_current_stream", (3, 2): "torch.cuda.graph",
              (7, 1): "torch.GradScaler", (12, 1): "torch.ao.quantization.fuse_conv_bn_jit"}
+    # The three a reviewer found in the shipped base: DDP under "Model sharding (FSDP, ...)" (its name says "data
+    # parallel", not "fully sharded"), a stream-capture query under "CUDA stream fundamentals (default stream, ...)"
+    # and an optimizer-state swap under "Optimizer states memory (ZeRO-Offload, CPU offloading)" (found by a title
+    # word in their names, saying nothing of the details).
+    wrong |= {(5, 5): "torch.nn.parallel.DistributedDataParallel", (3, 1, 3): "torch.cuda.is_current_stream_capturing",
+              (10, 5): "torch.optim.swap_in_optimizer_params_and_state"}
     for key, locator in wrong.items():
         assert locator not in picks[("performance", *key[:2])], (key, picks[("performance", *key[:2])])
     # A deprecated alias is not what to use beside its replacement.
@@ -90,7 +104,8 @@ def test_an_api_off_the_sections_subject_is_not_picked(corpus):
 
 def test_what_an_api_is_about_comes_from_its_name_and_module():
     from kb.corpus.documents import CorpusDoc
-    from kb.engine.offline.relevance import expanded_terms, foreign_module, module_words, name_terms
+    from kb.engine.offline.relevance import (expanded_terms, foreign_module, module_words, name_terms,
+                                             partial_expansions)
 
     sync = CorpusDoc(kind="doc", locator="torch.cuda.set_sync_debug_mode", title="x", text="x")
     assert {"sync", "synchron", "mode"} <= name_terms(sync) and "set" not in name_terms(sync)
@@ -99,9 +114,19 @@ def test_what_an_api_is_about_comes_from_its_name_and_module():
     mixed = CorpusDoc(kind="doc", locator="torch.distributed.fsdp.MixedPrecision", title="x", text="x")
     method = CorpusDoc(kind="doc", locator="torch.cuda.Event.elapsed_time", title="x", text="x")
     assert module_words(mixed) == ["distributed", "fsdp"] and module_words(method) == ["cuda"]
+    bf16 = CorpusDoc(kind="doc", locator="torch.cuda.is_bf16_supported", title="x", text="x")
+    assert "bfloat16" in name_terms(bf16)  # an abbreviation in a name says what it stands for
+    ddp = CorpusDoc(kind="doc", locator="torch.nn.parallel.DistributedDataParallel", title="x", text="x")
+    assert {"data", "parallel"} <= partial_expansions(name_terms(ddp), "Model sharding (FSDP, tensor parallel)")
+    assert not partial_expansions(name_terms(ddp), "DDP and FSDP")  # DDP is said in full
     part = "GPU Utilization Optimization: Tensor Core utilization, Mixed precision training"
     assert foreign_module(mixed, expanded_terms(part), part.lower()) == "distributed"
     assert foreign_module(method, expanded_terms(part), part.lower()) is None  # torch.cuda is what the plan calls GPU
+    memory = "GPU Memory Optimization: Model sharding (FSDP, Megatron-LM tensor parallel)"
+    assert foreign_module(mixed, expanded_terms(memory), memory.lower()) is None  # FSDP's module holds it
+    elastic = CorpusDoc(kind="doc", locator="torch.distributed.elastic.events.record", title="x", text="x")
+    events = "GPU Profiling: CUDA event recording (timing GPU operations)"
+    assert foreign_module(elastic, expanded_terms(events), events.lower()) == "distributed"  # "events" is a word, no name
 
 
 def test_a_plan_on_a_library_the_corpus_lacks_gets_empty_sections_not_torch(corpus):

@@ -24,7 +24,7 @@ FILLER = frozenset(tokenize(
     "technique considerations workflow best practices practice tips guide advanced approach approaches patterns "
     "specific impact simulate deep dive optimization optimizations optimize optimizing pytorch torch api apis "
     "deep-dive performance effective efficient tuning 2023 2024 2025 key core common py debugging debug "
-    "integration integrating issues"
+    "integration integrating issues pitfalls pitfall gotchas mistakes"
 ))
 # Abbreviations readers write and docstrings spell out.
 EXPANSIONS = {
@@ -36,9 +36,13 @@ EXPANSIONS = {
     "percentage": "percent", "percentages": "percent",
     # Docstrings say "synchronizing operations" and "TensorFloat32" where plans say "sync points" and "TF32".
     "sync": "sync synchronization",
+    # Docstrings say "the copy will be asynchronous" where plans say "async"; DCE is a compiler pass's short name.
+    "async": "async asynchronous", "dce": "dead code elimination",
     # TF32 is TensorFloat-32, the mode float32 matmuls run in on Tensor Cores (set_float32_matmul_precision).
     "tf32": "tf32 tensorfloat32 float32 matmul",
 }
+# Abbreviations that are only one when written so: ZeRO (DeepSpeed's Zero Redundancy Optimizer) is not "zero".
+CASED_EXPANSIONS = {"ZeRO": "zero redundancy optimizer"}
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b")
 _IDENT = re.compile(r"\b(?:[a-z]+_[a-z0-9_]+|[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)\b")
@@ -68,7 +72,8 @@ class SectionQuery:
 
 def _expand(text: str) -> str:
     """Abbreviations replaced by what they stand for, in place (so word order still means something)."""
-    return re.sub(r"[A-Za-z0-9]+", lambda m: EXPANSIONS.get(m.group().lower(), m.group()), text)
+    return re.sub(r"[A-Za-z0-9]+",
+                  lambda m: CASED_EXPANSIONS.get(m.group()) or EXPANSIONS.get(m.group().lower(), m.group()), text)
 
 
 def _name_like(word: str) -> bool:
@@ -123,6 +128,10 @@ def section_query(index, number: int, title: str, details: str, context: str, to
     ``topic`` is the PART's title alone: a passage squarely about it may document a section
     whose title it does not say word for word (see the researcher's topic rule).
     """
+    shown, said = title, details
+    if not _known_terms(index, title) and not unknown_words(index, title) and details:
+        # A title of plan words only ("Common pitfalls", "Performance considerations"): its details say what it is about.
+        title, details = details, ""
     title_terms = _known_terms(index, title)
     detail_terms = [t for t in _known_terms(index, details) if t not in title_terms]
     weights: dict[str, float] = {}
@@ -134,12 +143,12 @@ def section_query(index, number: int, title: str, details: str, context: str, to
         weights.setdefault(t, CONTEXT_WEIGHT)
     weights = {t: w for t, w in weights.items() if index.known(t)}
     query = SectionQuery(
-        number=number, title=title, details=details, weights=weights, title_terms=title_terms,
+        number=number, title=shown, details=said, weights=weights, title_terms=title_terms,
         detail_terms=detail_terms, missing=missing_names(index, title), refs=api_refs(f"{title} {details}"),
         detail_missing=missing_names(index, details), context_terms=_known_terms(index, context),
         subjects=[w for w in _NAME.findall(title) if _name_like(w)],
         arguments=argument_names(f"{title} {details}"), topic_terms=_known_terms(index, topic) if topic else [],
-        text=" ".join(x for x in (title, details) if x), title_unknown=unknown_words(index, title),
+        text=" ".join(x for x in (shown, said) if x), title_unknown=unknown_words(index, title),
     )
     query.activity = _activity(title, [*title_terms, *(t for w in query.title_unknown for t in tokenize(w)[:1])])
     return query

@@ -27,7 +27,7 @@ import numpy as np
 
 from kb.corpus.documents import CorpusDoc
 from kb.corpus.tokenize import tokenize
-from kb.engine.offline.query import EXPANSIONS, FILLER, SectionQuery
+from kb.engine.offline.query import EXPANSIONS, FILLER, SectionQuery, _expand as expand
 
 SUMMARY_CHARS = 400
 MAX_BLOCKS = 12  # a long docstring's later blocks are rarely what a section is about
@@ -94,7 +94,7 @@ MODULE_SYNONYMS = {"cuda": ("cuda", "gpu"), "optim": ("optim",), "cudnn": ("cudn
 
 
 def expanded_terms(words: str) -> set[str]:
-    return set(tokenize(re.sub(r"[A-Za-z0-9]+", lambda m: EXPANSIONS.get(m.group().lower(), m.group()), words)))
+    return set(tokenize(expand(words)))
 
 
 def abbreviated(said: set[str]) -> set[str]:
@@ -114,8 +114,27 @@ def name_terms(doc: CorpusDoc) -> set[str]:
     if doc.kind != "doc":
         return set()
     words = name_words(doc)
-    raw = doc.locator.rsplit(".", 1)[-1]  # float32 stays one word: set_float32_matmul_precision
-    return (expanded_terms(words) | set(tokenize(words)) | set(tokenize(raw.replace("_", " ")))) - NAME_VERBS - FILLER
+    raw = doc.locator.rsplit(".", 1)[-1].replace("_", " ")  # float32 stays one word: set_float32_matmul_precision
+    # ... and an abbreviation in it says what it stands for (is_bf16_supported: bfloat16)
+    return (expanded_terms(words) | set(tokenize(words)) | expanded_terms(raw) | set(tokenize(raw))) - NAME_VERBS - FILLER
+
+
+def partial_expansions(said: set[str], text: str) -> set[str]:
+    """Terms of abbreviations ``text`` writes (FSDP) that ``said`` holds only part of, the abbreviation not among
+    them: DDP's "data parallel" is not FSDP's "fully sharded data parallel"."""
+    out: set[str] = set()
+    whole: set[str] = set()  # words of an abbreviation said in full (DDP's, where the text writes DDP too)
+    for word in set(re.findall(r"[A-Za-z0-9]+", text)):
+        expansion = EXPANSIONS.get(word.lower())
+        if not expansion:
+            continue
+        own = set(tokenize(word))
+        spelled = set(tokenize(expansion)) - own
+        if own & said or spelled <= said:
+            whole |= spelled
+        else:
+            out |= spelled & said
+    return out - whole
 
 
 def module_words(doc: CorpusDoc) -> list[str]:
@@ -130,13 +149,14 @@ def module_words(doc: CorpusDoc) -> list[str]:
 
 def foreign_module(doc: CorpusDoc, part_terms: set[str], part_text: str) -> str | None:
     """The first module of the API's path that the PART never says (torch.ao.quantization in a TorchScript PART)."""
-    for word in module_words(doc):
-        spellings = MODULE_SYNONYMS.get(word.lower(), (word.lower(),))
-        if any(s in part_text for s in spellings):
-            continue
-        if set(tokenize(word.replace("_", " "))) & part_terms:
-            continue
-        return word
+    words = module_words(doc)
+    said = [any(s in part_text for s in MODULE_SYNONYMS.get(w.lower(), (w.lower(),)))
+            or bool(set(tokenize(w.replace("_", " "))) & part_terms) for w in words]
+    # A module the PART names by its abbreviation (FSDP: torch.distributed.fsdp) makes the modules holding it its own too.
+    named = [said[n] and w.lower() in EXPANSIONS for n, w in enumerate(words)]
+    for n, word in enumerate(words):
+        if not said[n] and not any(named[n + 1:]):
+            return word
     return None
 
 

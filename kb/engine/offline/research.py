@@ -34,7 +34,8 @@ from kb.corpus.tokenize import terms, tokenize
 from kb.engine.offline.excerpts import excerpt, pick_examples
 from kb.engine.offline.query import EXPANSIONS, SectionQuery, section_query
 from kb.engine.offline.relevance import (RelevanceJudge, expanded_terms, foreign, foreign_module, mentioned_packages,
-                                         abbreviated, module_words, name_terms, named_for, summary_terms, NAME_VERBS)
+                                         abbreviated, module_words, name_terms, named_for, partial_expansions, summary_terms,
+                                         NAME_VERBS)
 from kb.engine.types import ContextDoc, Passage, Research
 from kb.plan.model import Part
 from kb.records import SourceRef
@@ -42,6 +43,8 @@ from kb.records import SourceRef
 # Other accelerators' copies of the CUDA APIs: kept, but below torch.cuda unless the query names them.
 NICHE_MODULES = ("torch.xpu", "torch.mps", "torch.mtia", "torch.backends.mps", "torch.backends.xpu", "torch.ao",
                  "torch.backends.xeon", "torch.backends.mkldnn", "torch.onnx", "torch.package", "torch.fx.experimental")
+# ... and their methods named for them (Tensor.ipu, TypedStorage.hpu beside Tensor.cuda).
+NICHE_NAMES = frozenset({"xpu", "mps", "mtia", "ipu", "hpu"})
 NICHE_WEIGHT = 0.5
 STEP0_BOOST = 1.3  # the plan's own Step 0 reads rank above other knowledge
 CANDIDATES = 60
@@ -91,6 +94,7 @@ class Candidate:
     name_cov: float = 1.0  # for options: idf-weighted share of the title terms its own name says
     relevant: bool = False  # the lexical rules (the old filler) accept it
     verdict: object = None  # the relevance judge's verdict (kb.engine.offline.relevance), when it judged it
+    why: str = ""  # why the filler chose or left it (plan names it, by name, ..., below the bar, duplicate): for reading a run
 
     @property
     def rank(self) -> float:
@@ -211,6 +215,8 @@ class SectionRanker:
                 weights[i] = 0.0
             elif niche and doc.kind == "doc" and doc.locator.startswith(niche):
                 weights[i] = NICHE_WEIGHT
+            elif doc.kind == "doc" and doc.locator.rsplit(".", 1)[-1] in NICHE_NAMES - said:
+                weights[i] = NICHE_WEIGHT
             elif self.boost and doc.locator.startswith(self.boost):
                 weights[i] = STEP0_BOOST
         return weights
@@ -323,13 +329,19 @@ class SectionRanker:
             return False
         detail = set(query.detail_terms)
         name = name_terms(doc)
+        # An abbreviation's words count only all together: DDP's name says "data parallel", not FSDP.
+        name -= partial_expansions(name, f"{query.title} {query.details}")
         if len(name & detail) >= 2 and name & detail & said:
             return True
         own = set(tokenize(doc.locator.rsplit(".", 1)[-1])) | expanded_terms(" ".join(tokenize(doc.locator.rsplit(".", 1)[-1])))
         top = max((self.index.idf(t) for t in core), default=0.0)
         # The title's most distinctive word, said by the name and (in any of its forms: sync, synchronizing) the summary.
         rare = {t for t in core & own if self.index.idf(t) >= top and ({t} | _same_words({t})) & said}
-        if not rare or not ((own | said) & (set(query.title_terms) | detail)) - rare - _same_words(rare):
+        # ... and something more of the section: of its details, where it has any (is_current_stream_capturing says
+        # "CUDA stream" and nothing of "default stream, non-blocking streams"; swap_in_optimizer_params_and_state
+        # says "optimizer state" and nothing of "ZeRO-Offload, CPU offloading").
+        more = set(query.title_terms) | detail if not detail else detail
+        if not rare or not ((own | said) & more) - rare - _same_words(rare):
             return False
         section = f"{query.title} {query.details}"
         return bool(module_words(doc)) and foreign_module(doc, expanded_terms(section), section.lower()) is None
@@ -386,7 +398,8 @@ class SectionRanker:
             if part_text and foreign_module(doc, part_terms, part_lower):
                 verdict.score -= judge.weights.off_module
             verdict.by_name = self._named_route(doc, query, core, summary_terms(doc))
-        ranked = sorted(zip(pool, verdicts), key=lambda pv: (not pv[1].named, -pv[1].score))
+        # Another accelerator's copy (Tensor.ipu beside Tensor.cuda) comes after the others, as in the lexical ranking.
+        ranked = sorted(zip(pool, verdicts), key=lambda pv: (not pv[1].named, bool(prior[pv[0]] < 1.0), -pv[1].score))
         detail = set(query.detail_terms)
         # Deprecated APIs whose replacement is among the candidates (clip_grad_norm beside clip_grad_norm_).
         live = [self.index.docs[i].locator for i in pool if not self.index.docs[i].deprecated]
@@ -425,16 +438,25 @@ class SectionRanker:
             by_name = by_name or (doc.kind == "doc" and any(
                 doc.locator.startswith(module + ".") and (name_terms(doc) | summary_terms(doc)) & (detail - name_terms(self.index.docs[n]))
                 for n, module in named_modules))
+            # An API whose own name says the whole subject of the title (ZeroRedundancyOptimizer, "ZeRO optimization").
+            # (its own name: not a method's, which its class's says, nor a config option's)
+            by_name = by_name or (len(core) >= 2 and family == doc.locator and not _is_option(doc) and core <= own_name | expanded_terms(
+                " ".join(own_name)))
             by_name = by_name and verdict.title >= judge.weights.name_title
             ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong, by_name=by_name)
+            why = ("plan names it" if verdict.named else "strong" if strong else "by name" if by_name
+                   else "lexical rules" if found else "judge") if ok else "below the bar"
             if query.missing:
-                ok = False  # about something the corpus never mentions (arr-coc-0-1, DALI): even a named API is not it
+                ok, why = False, "out of corpus"  # about something the corpus never mentions (arr-coc-0-1, DALI): even a named API is not it
             if foreign(doc, packages):
-                ok = False  # the PART names its libraries (asyncio.run): another library's docstring is off topic
+                ok, why = False, "foreign package"  # the PART names its libraries (asyncio.run): another library's docstring is off topic
             if ok and doc.deprecated and not verdict.named and i in replaced:
-                ok = False  # a deprecated alias (clip_grad_norm) is not what to use: its replacement is
-            if ok and not verdict.named and not strong and not by_name and doc.kind == "doc" and best is not None and verdict.score < best - judge.weights.margin:
-                ok = False  # an API far below the section's best passage: padding (a person's knowledge file is not held to it)
+                ok, why = False, "deprecated"  # a deprecated alias (clip_grad_norm) is not what to use: its replacement is
+            # An API far below the section's best passage is padding, found by its name or not (a person's knowledge file
+            # is not held to it); a method of a chosen class whose own name says the section (Event.elapsed_time) is not.
+            beside = by_name and family in families
+            if ok and not verdict.named and not strong and not beside and doc.kind == "doc" and best is not None and verdict.score < best - judge.weights.margin:
+                ok, why = False, "far below the best"
             # A method whose own name says the section (Event.elapsed_time for "timing") is quoted beside its class.
             own = family != doc.locator and bool(own_name & section_terms)
             duplicate = (family in families and not own) or any(_similar(doc, c.doc) for c in result.chosen)
@@ -444,6 +466,8 @@ class SectionRanker:
                 best = verdict.score if best is None else max(best, verdict.score)
             else:
                 result.rejected.append(cand)
+                why = ("duplicate" if duplicate else "limit") if ok else why
+            cand.why = why
         return result
 
     def _rank(self, query: SectionQuery, limit: int, keep_all: bool = False):
