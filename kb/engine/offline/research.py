@@ -52,6 +52,13 @@ DENSE_CANDIDATES = 20  # the nearest subjects by embedding, beside the lexical c
 HUB_ARGUMENTS = 15  # an API documenting this many arguments (set_logs) is a hub: one of them names no section
 NAMED_AFTER_TITLE = 0.6  # ... and its best block says this share of the title
 NAME_CANDIDATES = 15  # APIs whose own name says the section's terms, judged beside the others
+# A passage another file of the plan quotes answers an empty section by a link (kb.engine.offline.writer) only when
+# its best block says this share of the section's title, the judge scores it this high, and the section that
+# quotes it is about this one: it says this idf-weighted share of this section's subject (its title less the
+# activity and the PART's own topic words: "Profiling training loop" in "Training Loop Optimization" is profiling).
+LINK_TITLE = 0.5
+LINK_SCORE = 0.6
+LINK_SECTION = 0.7
 JUDGED_CANDIDATES = 40  # the lexical ranker's best, judged beside the ones its rules accept  # an argument documented more widely than this (device, dtype) says nothing specific
 
 
@@ -598,6 +605,39 @@ class LocalResearcher:
             else:
                 results.append(ranker.fill(query, self.passages_per_section, judge, packages, _part_text(part)))
         return results
+
+    def linkable(self, part: Part, number: int, quoted: list[tuple[str, str, str]]) -> list[str]:
+        """Which passages other files quote answer section ``number`` of ``part``: ``quoted`` holds (locator, title
+        and details of the section that quotes it); the answer is their locators, best first (none off topic)."""
+        section = next((s for s in part.sections if s.number == number), None)
+        if section is None or not quoted:
+            return []
+        index = self.corpus()
+        query = section_query(index, number, section.title, section.details or "", _context_text(part), part.title)
+        if query.missing:
+            return []  # about something the corpus never mentions (arr-coc-0-1): no passage answers it
+        judge = RelevanceJudge(index, load_embedder())
+        core = judge.core(query)
+        topic = set(query.topic_terms)
+        subject = [t for t in core if t not in topic] or core
+        weight = sum(index.idf(t) for t in subject)
+        by_locator = getattr(index, "_by_locator", None)
+        if by_locator is None:
+            by_locator = index._by_locator = {d.locator: i for i, d in enumerate(index.docs)}
+        packages = mentioned_packages(_part_text(part), list(index.info.get("packages") or {}))
+        pool: list[int] = []
+        for locator, title, details in quoted:
+            i = by_locator.get(locator)
+            if i is None or i in pool or foreign(index.docs[i], packages):
+                continue
+            there = section_query(index, 0, title, details, "")
+            said = set(there.title_terms) | set(there.detail_terms)
+            if weight and sum(index.idf(t) for t in subject if t in said) / weight >= LINK_SECTION:
+                pool.append(i)
+        verdicts = judge.judge(query, pool)
+        ranked = sorted(((v.score, i) for i, v in zip(pool, verdicts)
+                         if v.title >= LINK_TITLE and v.score >= LINK_SCORE), key=lambda sv: -sv[0])
+        return [index.docs[i].locator for _score, i in ranked]
 
     def research_part(self, part: Part, context: list[ContextDoc]) -> Research:
         """:meth:`research_sync` on the corpus, once per PART (its number, target, sections and Step 0 paths) per run."""
