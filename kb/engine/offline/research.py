@@ -526,6 +526,44 @@ class SectionRanker:
         return result, candidates, prior
 
 
+def _argument_item(doc: CorpusDoc, query: SectionQuery) -> str | None:
+    """The argument of ``doc`` that section ``query`` is about: its name is the title's subject, no more and no
+    less (``persistent_workers`` for "Persistent workers"; not ``num_workers`` for "Worker strategies"), or the
+    plan writes it out (prefetch_factor=2) and its name says a title word ("Prefetching strategies")."""
+    core = set(RelevanceJudge.core(query))
+    written = set(query.arguments)
+    for block in doc.text.split("\n\n"):
+        found = re.match(r"- `([A-Za-z_][A-Za-z0-9_]*)`", block)
+        if not found:
+            continue
+        name = found.group(1)
+        own = set(tokenize(name.replace("_", " ")))
+        if (core and core <= own <= set(query.title_terms)) or (name in written and own & core):
+            return name
+    return None
+
+
+def _argument_of_a_sibling(index: CorpusIndex, results: list[SectionResult]) -> None:
+    """A section left empty takes a docstring another section of the same PART chose, for the argument it is about
+    (DataLoader's ``persistent_workers`` for "Persistent workers", when "DataLoader optimization" chose DataLoader):
+    the writer quotes that argument's own words there, never a block the file quoted already."""
+    chosen: dict[str, Candidate] = {}
+    for result in results:
+        for cand in result.chosen:
+            chosen.setdefault(cand.doc.locator, cand)
+    for result in results:
+        if result.chosen or result.query.missing:
+            continue
+        for cand in chosen.values():
+            if cand.doc.kind != "doc":
+                continue
+            argument = _argument_item(cand.doc, result.query)
+            if argument is not None:
+                result.chosen.append(Candidate(index=cand.index, doc=cand.doc, bm25=cand.bm25, title_cov=0.0,
+                                               overall_cov=0.0, argument=argument, relevant=True, verdict=cand.verdict))
+                break
+
+
 def _source_title(doc: CorpusDoc) -> str:
     if doc.kind == "doc":
         if doc.source and doc.source.endswith(SOURCE_SUFFIX):  # options documented by comments (kb.corpus.options)
@@ -604,6 +642,8 @@ class LocalResearcher:
                 results.append(ranker.rank(query, self.passages_per_section))
             else:
                 results.append(ranker.fill(query, self.passages_per_section, judge, packages, _part_text(part)))
+        if judge is not None:
+            _argument_of_a_sibling(index, results)
         return results
 
     def linkable(self, part: Part, number: int, quoted: list[tuple[str, str, str]]) -> list[str]:
