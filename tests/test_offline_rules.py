@@ -155,3 +155,9 @@ def test_an_empty_section_takes_the_argument_it_is_about_from_a_docstring_its_fi
     assert [(c.doc.locator, c.argument) for c in results[2].chosen] == [("demo.data.Loader", "prefetch_factor")]
     assert results[3].chosen == [] and results[4].chosen == []
     assert len(results[0].chosen) == 1
+    # The section quotes that item alone (and the summary the table needs), never the other section's blocks.
+    from kb.engine.offline.research import _only
+
+    item = results[1].chosen[0].only
+    assert item.startswith("- `persistent_workers` (bool): If `True`")
+    assert _only(loader.text, item) == f"Data loader combines a dataset and a sampler.\n\n{item}"

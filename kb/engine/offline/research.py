@@ -19,6 +19,7 @@ whatever ran before it, and is kept per PART for the run (the writer asks for a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import threading
 from collections.abc import Callable
@@ -98,6 +99,7 @@ class Candidate:
     name_cov: float = 1.0  # for options: idf-weighted share of the title terms its own name says
     relevant: bool = False  # the lexical rules (the old filler) accept it
     verdict: object = None  # the relevance judge's verdict (kb.engine.offline.relevance), when it judged it
+    only: str | None = None  # the one block a section quotes of a doc another section chose (an argument item)
 
     @property
     def rank(self) -> float:
@@ -526,7 +528,7 @@ class SectionRanker:
         return result, candidates, prior
 
 
-def _argument_item(doc: CorpusDoc, query: SectionQuery) -> str | None:
+def _argument_item(doc: CorpusDoc, query: SectionQuery) -> tuple[str, str] | None:
     """The argument of ``doc`` that section ``query`` is about: its name is the title's subject, no more and no
     less (``persistent_workers`` for "Persistent workers"; not ``num_workers`` for "Worker strategies"), or the
     plan writes it out (prefetch_factor=2) and its name says a title word ("Prefetching strategies")."""
@@ -539,8 +541,21 @@ def _argument_item(doc: CorpusDoc, query: SectionQuery) -> str | None:
         name = found.group(1)
         own = set(tokenize(name.replace("_", " ")))
         if (core and core <= own <= set(query.title_terms)) or (name in written and own & core):
-            return name
+            return name, block
     return None
+
+
+def _only(text: str, block: str) -> str:
+    """A docstring cut to its leading blocks up to its summary (signature, summary) and ``block``."""
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    lead = []
+    for b in blocks:
+        if b == block or b.lstrip().startswith(("-", "*")):
+            break
+        lead.append(b)
+        if not (b.startswith("`") and b.endswith("`")):
+            break  # the summary
+    return "\n\n".join([*lead, block])
 
 
 def _argument_of_a_sibling(index: CorpusIndex, results: list[SectionResult]) -> None:
@@ -557,10 +572,11 @@ def _argument_of_a_sibling(index: CorpusIndex, results: list[SectionResult]) -> 
         for cand in chosen.values():
             if cand.doc.kind != "doc":
                 continue
-            argument = _argument_item(cand.doc, result.query)
-            if argument is not None:
+            found = _argument_item(cand.doc, result.query)
+            if found is not None:
                 result.chosen.append(Candidate(index=cand.index, doc=cand.doc, bm25=cand.bm25, title_cov=0.0,
-                                               overall_cov=0.0, argument=argument, relevant=True, verdict=cand.verdict))
+                                               overall_cov=0.0, argument=found[0], relevant=True, verdict=cand.verdict,
+                                               only=found[1]))
                 break
 
 
@@ -704,7 +720,9 @@ class LocalResearcher:
             passages = []
             for cand in result.chosen:
                 doc = cand.doc
-                text, _best = excerpt(cand.doc, weights, index.idf, names=frozenset(query.refs))
+                if cand.only is not None:  # its signature, summary and that item: the other blocks are another section's
+                    doc = dataclasses.replace(doc, text=_only(doc.text, cand.only), examples=[])
+                text, _best = excerpt(doc, weights, index.idf, names=frozenset(query.refs))
                 if not text:
                     continue
                 passage = Passage(kind=doc.kind, locator=doc.locator, title=doc.title, text=text,
