@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from relevance_set import PACKAGES, PLANS, fill_plan, load_labels, score_picks  # noqa: E402
+from relevance_set import PACKAGES, PLANS, fill_plan, link_plan, load_labels, score_picks  # noqa: E402
 
 from kb.corpus.index import load_corpus  # noqa: E402
 from kb.engine.offline.research import LocalResearcher  # noqa: E402
@@ -95,13 +95,32 @@ def main() -> int:
                     print(f"    U  {key}")
                 for key in s.unlabelled:
                     print(f"    ?  {key}")
+            if filler == "judged":
+                # The writer's link route: a section left empty links to the file quoting a passage on topic for it.
+                started = time.monotonic()
+                links = {}
+                for pid, plan in plans.items():
+                    if plan_id in (pid, "all"):
+                        links.update(link_plan(researcher, plan, pid, {k: v for k, v in picks.items() if k[0] == pid}))
+                scoped = {k: v for k, v in labels.items() if plan_id in (k[0], "all")}
+                for name, chosen in (("links", links), ("new+link", {**picks, **links})):
+                    s = score_picks(chosen, scoped)
+                    filled = f"{s.sections_filled:>3}/{s.sections:<3}" if name != "links" else f"{'+' + str(s.sections_filled):>7}"
+                    print(f"{name:<8} {plan_id:<12} {s.picked:>6} {s.labelled['S']:>4} {s.labelled['P']:>4} "
+                          f"{s.labelled['U']:>4} {len(s.unlabelled):>5} {s.strict:>7.1%} {s.lenient:>7.1%} {s.recall:>7.1%} "
+                          f"{s.section_recall:>8.1%} {filled} {time.monotonic() - started:>6.1f}")
+                    if args.show_wrong and plan_id == "all" and name == "links":
+                        for key in [*s.wrong, *s.unlabelled]:
+                            print(f"    {'U' if key in s.wrong else '?'}  {key}")
         found = [f"{loc.rsplit('.', 1)[-1]} {'yes' if loc in picks.get(key, []) else 'no'}" for key, loc in RECALL_MISSES]
         print(f"{'':<8} issue 19's recall misses picked: {', '.join(found)}")
         on_topic = [f"{key[1]}.{key[2]} {'yes' if any(labels.get((*key, loc), {}).get('on_topic') for loc in picks.get(key, [])) else 'no'}"
                     for key in dict.fromkeys(k for k, _ in RECALL_TARGETS)]
         print(f"{'':<8} reviewer's recall targets filled on topic (part.section): {', '.join(on_topic)}")
     print("\nstrict = S / labelled picks, lenient = (S+P) / labelled picks; recall = on-topic labelled pairs picked;"
-          "\nsect.rec = sections with a labelled on-topic passage that got one; unlab = picks nobody labelled.")
+          "\nsect.rec = sections with a labelled on-topic passage that got one; unlab = picks nobody labelled."
+          "\nlinks = the writer's link route alone (sections the new filler left empty, linked to the file that quotes"
+          "\nan on-topic passage); new+link = the new filler's picks and those links together.")
     return 0
 
 

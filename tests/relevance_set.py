@@ -95,3 +95,28 @@ def fill_plan(researcher, plan, plan_id: str, index) -> dict[tuple[str, int, int
         for result in researcher.rank_sections(part, [], index):
             picks[(plan_id, part.number, result.query.number)] = [c.doc.locator for c in result.chosen]
     return picks
+
+
+def link_plan(researcher, plan, plan_id: str, picks: dict[tuple[str, int, int], list[str]]) -> dict[tuple[str, int, int], list[str]]:
+    """The sections the filler left empty that the writer fills with a link: each gets the passages that another
+    PART of the plan picks (an earlier batch's, or its own batch's) and ``researcher.linkable`` finds on topic
+    for it, as the offline writer asks (kb.engine.offline.owners, kb.engine.offline.writer)."""
+    links = {}
+    for part in plan.parts:
+        quoted, seen = [], set()
+        for other in plan.parts:
+            if other.number == part.number or other.batch is None or part.batch is None or other.batch > part.batch:
+                continue
+            planned = {s.number: s for s in other.sections}
+            for section in other.sections:
+                for locator in picks.get((plan_id, other.number, section.number), []):
+                    if locator not in seen:
+                        seen.add(locator)
+                        quoted.append((locator, planned[section.number].title, planned[section.number].details or ""))
+        for section in part.sections:
+            key = (plan_id, part.number, section.number)
+            if key in picks and not picks[key]:
+                found = researcher.linkable(part, section.number, quoted)
+                if found:
+                    links[key] = found
+    return links

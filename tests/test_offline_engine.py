@@ -211,3 +211,84 @@ def test_a_docstring_quoted_in_an_earlier_batch_is_pointed_to_not_quoted_again(t
     assert "use_reentrant=False" not in draft.body
     assert check(draft, request) == []
     assert any(s.locator == "knowledge/training/00-earlier.md" and s.kind == "knowledge" for s in draft.sources)
+
+
+def test_an_empty_section_links_to_the_section_of_the_file_that_quotes_its_answer(tmp_path):
+    import dataclasses
+
+    from kb.engine.check import check_draft as check, section_state
+    from kb.records import KnowledgeMeta, SourceRef, write_knowledge
+
+    ws, _ = init_workspace(tmp_path / "ws")
+    write_knowledge(ws.knowledge_dir / "training" / "00-earlier.md",
+                    KnowledgeMeta(title="Earlier File", plan="plans/training.md", batch=1, part=9, engine="offline",
+                                  sources=[SourceRef(1, "demo.optim.Adam", "doc", "demo.optim.Adam")]),
+                    "# Earlier File\n\n## Section 1: Setup\n\nNothing.\n\n## Section 3: Warmup schedules\n\n"
+                    "| `demo.optim.Adam` | `Adam()` | Implements the Adam algorithm. | [1] |\n")
+    index = demo_index()
+    part = dataclasses.replace(demo_plan().part(1), batch=2)
+    researcher = LocalResearcher(ws, index=index)
+    asked = []
+
+    def linkable(part_, number, quoted):
+        asked.append((number, quoted))
+        return ["demo.optim.Adam"] if number == 4 else []
+
+    writer = ExtractiveWriter(None, corpus="demo", today="2025-01-01", owners=QuoteOwners(ws, researcher.research_part),
+                              linkable=linkable)
+    research, request, draft = run(researcher, writer, part)
+    assert research.by_section[4] == []  # research found nothing for "Learning rate warmup" ...
+    section4 = draft.body.split("## Section 4:")[1].split("## Sources")[0]
+    # ... and the section says, in one cited line, which file's section quotes its answer, linked at its heading.
+    assert ("- `demo.optim.Adam` is quoted in [Earlier File, Section 3: Warmup schedules]"
+            "(00-earlier.md#section-3-warmup-schedules) [") in section4
+    assert "Research found nothing" not in section4 and section_state(section4) == "filled"
+    assert not any(w.startswith("section 4 ") for w in draft.warnings)
+    assert any(s.locator == "knowledge/training/00-earlier.md#section-3-warmup-schedules" and s.kind == "knowledge"
+               for s in draft.sources)
+    assert check(draft, request) == []
+    # Only sections research left empty ask, and they learn which section quotes each passage.
+    assert {n for n, _q in asked} == {3, 4}
+    assert ("demo.optim.Adam", "Warmup schedules", "") in asked[-1][1]
+    # A section the linker finds nothing for stays empty, said so.
+    assert "Research found nothing" in draft.body.split("## Section 3:")[1].split("## Section 4:")[0]
+
+
+def test_linkable_takes_a_quoted_passage_only_on_topic_for_the_section():
+    researcher = LocalResearcher(index=demo_index())
+    part = demo_plan().part(1)
+    on_topic = ("demo.checkpoint.checkpoint_sequential", "Activation checkpointing", "recomputation")
+    # Recomputing activations answers "Activation checkpointing basics" when the section quoting it is about that.
+    assert researcher.linkable(part, 1, [on_topic]) == ["demo.checkpoint.checkpoint_sequential"]
+    # A "checkpoint" that saves files shares a word, not the topic: never linked, whatever section quotes it.
+    assert researcher.linkable(part, 1, [("demo.io.save", "Activation checkpointing", "recomputation")]) == []
+    # The section quoting it is about something else: its passage is not this section's answer.
+    assert researcher.linkable(part, 1, [("demo.checkpoint.checkpoint_sequential", "Saving models", "disk files")]) == []
+    # About a product the corpus never mentions (DALI): nothing answers it.
+    assert researcher.linkable(part, 3, [("demo.data.Loader", "DALI pipelines", "data loading")]) == []
+    assert researcher.linkable(part, 1, []) == []
+
+
+def test_owners_know_the_quoting_section_and_what_later_siblings_will_quote(tmp_path):
+    from kb.plan import load_plan
+
+    ws, _ = init_workspace(tmp_path / "ws")
+    plan_text = "\n".join([
+        "# Knowledge Expansion: Tricks (2 runners in 1 batch)", "", "# BATCH 1: All (2 runners)", "",
+        "## PART 1: Checkpointing", "", "- [ ] PART 1: Create training/00-ckpt.md", "",
+        "**Step 2: Create Knowledge File**", "- [ ] Section 1: Checkpoint API (demo.checkpoint.checkpoint)", "",
+        "## PART 2: Loading", "", "- [ ] PART 2: Create training/01-loading.md", "",
+        "**Step 2: Create Knowledge File**", "- [ ] Section 1: Data loader (demo.data.Loader)", ""])
+    (ws.root / "plans" / "tricks.md").write_text(plan_text, encoding="utf-8")
+    first, second = load_plan(ws.root / "plans" / "tricks.md").parts
+    owners = QuoteOwners(ws, LocalResearcher(ws, index=demo_index()).research_part)
+    before = owners.elsewhere("plans/tricks.md", first)
+    # The later sibling's passage is a link target for PART 1, never counted as already quoted.
+    assert "demo.data.Loader" not in before.locators and before.owner("demo.data.Loader") is None
+    loader = before.quoted_in("demo.data.Loader")
+    assert (loader.where, loader.number, loader.title) == ("knowledge/training/01-loading.md", 1, "Data loader")
+    assert loader.locator == "knowledge/training/01-loading.md#section-1-data-loader"
+    after = owners.elsewhere("plans/tricks.md", second)
+    assert after.owner("demo.checkpoint.checkpoint") == ("knowledge/training/00-ckpt.md", "Checkpointing")
+    assert after.quoted_in("demo.checkpoint.checkpoint").label == "Checkpointing, Section 1: Checkpoint API"
+    assert not after.later

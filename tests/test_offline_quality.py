@@ -149,12 +149,14 @@ def test_no_excerpt_or_example_in_two_files_of_one_batch_whatever_order_they_fin
     _req2, second = _draft(researcher, writer, plan.part(2))
     _req1, first = _draft(researcher, writer, plan.part(1))
     assert "| `demo.sched.WarmupDecay` |" in first.body and "| `demo.sched.WarmupDecay` |" not in second.body
-    assert "`demo.sched.WarmupDecay` is quoted in [Learning Rate Tuning](00-schedules.md) [1]." in second.body
+    # The link points at the section of PART 1 that quotes it.
+    assert ("`demo.sched.WarmupDecay` is quoted in [Learning Rate Tuning, Section 1: Learning rate schedules]"
+            "(00-schedules.md#section-1-learning-rate-schedules) [1].") in second.body
     both = first.body + second.body
     for words in ("Warmup is useful when large learning rates make early training diverge",
                   "A learning rate schedule with warmup, then decay.", "LinearLR(optimizer"):
         assert both.count(words) == 1, words
-    assert {s.locator for s in second.sources} == {"knowledge/tuning/00-schedules.md"}
+    assert {s.locator for s in second.sources} == {"knowledge/tuning/00-schedules.md#section-1-learning-rate-schedules"}
     # The same PART written again is the same file: the order of a run changes nothing.
     assert _draft(researcher, _writer(ws, index, researcher), plan.part(2))[1].body == second.body
 

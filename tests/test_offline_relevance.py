@@ -155,3 +155,28 @@ def test_a_part_names_its_libraries_by_their_dotted_names():
     istft = CorpusDoc(kind="doc", locator="torch.istft", title="torch.istft", text="x")
     note = CorpusDoc(kind="knowledge", locator="knowledge/a.md#x", title="x", text="x")
     assert foreign(istft, {"asyncio"}) and not foreign(istft, set()) and not foreign(note, {"asyncio"})
+
+
+def test_sections_left_empty_link_only_to_on_topic_passages_and_take_a_siblings_argument(corpus):
+    from relevance_set import link_plan
+
+    ws, index = corpus
+    labels = load_labels()
+    researcher = LocalResearcher(ws, index=index)
+    picks, links = {}, {}
+    for plan_id, path in PLANS.items():
+        plan = load_plan(path)
+        mine = fill_plan(researcher, plan, plan_id, index)
+        picks.update(mine)
+        links.update(link_plan(researcher, plan, plan_id, mine))
+    # An argument of the DataLoader "DataLoader optimization" chose answers the sections named for it.
+    assert picks[("performance", 6, 2)] == ["torch.utils.data.DataLoader"]  # Persistent workers
+    assert picks[("performance", 6, 3)] == ["torch.utils.data.DataLoader"]  # Prefetching strategies (prefetch_factor=2)
+    # The link route (what the writer links to in another file) fills only sections the filler left empty ...
+    assert all(not picks[key] for key in links)
+    # ... never with a passage off the section's topic, and the sync debug mode answers "Avoiding sync points".
+    score = score_picks(links, labels)
+    assert score.labelled["U"] == 0 and not score.unlabelled, (score.wrong, score.unlabelled)
+    assert "torch.cuda.set_sync_debug_mode" in links[("performance", 14, 1)]
+    assert "torch.autocast" in links[("performance", 2, 7)]  # Mixed precision training: 03's PyTorch AMP
+    assert len(links) >= 4

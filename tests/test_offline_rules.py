@@ -127,3 +127,37 @@ def test_an_argument_of_the_topics_own_api_named_by_the_title():
         "Backend selection (inductor, cudagraphs, aot_eager)",
     ])
     assert found[1] == ["demo.compile"]
+
+
+def test_an_empty_section_takes_the_argument_it_is_about_from_a_docstring_its_file_already_chose():
+    from kb.engine.offline.query import section_query
+    from kb.engine.offline.research import Candidate, SectionResult, _argument_of_a_sibling
+
+    loader = _doc("demo.data.Loader", "Data loader combines a dataset and a sampler.\n\n"
+                  "- `num_workers` (int): how many subprocesses to use for data loading.\n\n"
+                  "- `persistent_workers` (bool): If `True`, the data loader will not shut down the worker "
+                  "processes after a dataset has been consumed once.\n\n"
+                  "- `prefetch_factor` (int): Number of batches loaded in advance by each worker.")
+    index = CorpusIndex.build([*FILLER_DOCS, loader], {"packages": {"demo": "1.0"}})
+    i = len(FILLER_DOCS)
+
+    def query(n, title, details):
+        return section_query(index, n, title, details, "data loading", "Data Loading")
+
+    results = [SectionResult(query(1, "DataLoader optimization", "num_workers"),
+                             chosen=[Candidate(index=i, doc=loader, bm25=1.0, title_cov=1.0, overall_cov=1.0)]),
+               SectionResult(query(2, "Persistent workers", "worker process reuse")),
+               SectionResult(query(3, "Prefetching strategies", "prefetch_factor=2, double buffering")),
+               SectionResult(query(4, "Worker strategies", "sharding")),  # a title word, not the argument's subject
+               SectionResult(query(5, "Caching", "prefetch_factor"))]  # written out, but the title says other things
+    _argument_of_a_sibling(index, results)
+    assert [(c.doc.locator, c.argument) for c in results[1].chosen] == [("demo.data.Loader", "persistent_workers")]
+    assert [(c.doc.locator, c.argument) for c in results[2].chosen] == [("demo.data.Loader", "prefetch_factor")]
+    assert results[3].chosen == [] and results[4].chosen == []
+    assert len(results[0].chosen) == 1
+    # The section quotes that item alone (and the summary the table needs), never the other section's blocks.
+    from kb.engine.offline.research import _only
+
+    item = results[1].chosen[0].only
+    assert item.startswith("- `persistent_workers` (bool): If `True`")
+    assert _only(loader.text, item) == f"Data loader combines a dataset and a sampler.\n\n{item}"

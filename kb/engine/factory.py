@@ -53,15 +53,17 @@ def _offline_writer(workspace, researcher, **overrides: Any):
     from kb.engine.offline.research import LocalResearcher
     from kb.engine.offline.writer import ExtractiveWriter
 
-    corpus = resolve = owners = None
+    corpus = resolve = owners = linkable = None
     if isinstance(researcher, LocalResearcher):
+        linkable = researcher.linkable  # an empty section may link to the file that quotes its answer
         corpus = researcher.describe  # called at write time: the index loads on first research
         resolve = lambda path: "." in path and bool(researcher.corpus().named(path))  # noqa: E731
         owners = QuoteOwners(workspace, researcher.research_part)  # no excerpt in two files of a run
     # A draft's examples run in the sandbox before the file lands (kb.toml [run] run_snippets, as for the LLM engines).
     gate = SnippetGate(workspace.validators_dir, state_dir=workspace.state_dir) if workspace.config.run.run_snippets else None
     return ExtractiveWriter(workspace.runners_dir, corpus=corpus, resolve=resolve, today=overrides.get("today"),
-                            gate=gate, owners=owners, knowledge_root=workspace.knowledge_prefix.rstrip("/"))
+                            gate=gate, owners=owners, knowledge_root=workspace.knowledge_prefix.rstrip("/"),
+                            linkable=linkable)
 
 
 def _llm_writer(workspace, engine: str, **overrides: Any):

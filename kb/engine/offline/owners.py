@@ -6,6 +6,9 @@ the same way, so PARTs running side by side agree whatever order they finish in)
 file links to the earlier one instead of quoting again: by docstring (its locator), and by text
 for the same words in two docstrings (a warning both DDP and ZeroRedundancyOptimizer carry).
 Only files of the same topic folder count, as a reader browses them together.
+Each quoted docstring also keeps the section that quotes it, so a link can point at that section;
+and the later PARTs of the same batch (written in the same run) say what they will quote, so a
+section research left empty may point at the file that answers it (kb.engine.offline.writer).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mdit_py_plugins.anchors.index import slugify
 
 from kb.engine.types import ContextDoc, Research
 from kb.plan import load_plan
@@ -31,15 +36,62 @@ def normalize(text: str) -> str:
     return " ".join(text.replace("\\", "").split())
 
 
+@dataclass(frozen=True)
+class QuotedIn:
+    """The section of another knowledge file that quotes a docstring."""
+
+    where: str  # <knowledge root>/<file>
+    file_title: str
+    number: int  # its planned section (0: not known)
+    title: str = ""  # that section's planned title and details
+    details: str = ""
+
+    @property
+    def heading(self) -> str:
+        return f"Section {self.number}: {self.title}" if self.number else ""
+
+    @property
+    def locator(self) -> str:
+        """The file, at the quoting section's heading anchor where it is known (GitHub's and kb serve's slug)."""
+        return f"{self.where}#{slugify(self.heading)}" if self.number else self.where
+
+    @property
+    def label(self) -> str:
+        return f"{self.file_title}, {self.heading}" if self.number else self.file_title
+
+
+def section_of(body: str, locator: str) -> tuple[int, str] | None:
+    """The first ``## Section N: title`` of a knowledge file's body that names ``locator`` in code."""
+    for chunk in re.split(r"(?m)^## ", body):
+        head = re.match(r"Section (\d+): (.*)", chunk)
+        if head and f"`{locator}`" in chunk:
+            return int(head.group(1)), head.group(2).strip()
+    return None
+
+
 @dataclass
 class Elsewhere:
-    """What the files before this one quote: by locator, and their words."""
+    """What the files before this one quote: by locator, and their words; and what the later files of the
+    same batch will quote (``later``), which this file may link to but never counts as already said."""
 
     locators: dict[str, tuple[str, str]] = field(default_factory=dict)  # locator -> (<knowledge root>/<file>, title)
     texts: list[tuple[str, str, str]] = field(default_factory=list)  # (normalized words, <knowledge root>/<file>, title)
+    sections: dict[str, QuotedIn] = field(default_factory=dict)  # locator -> the earlier file's section that quotes it
+    later: dict[str, QuotedIn] = field(default_factory=dict)  # locator -> the first later sibling's section
 
     def owner(self, locator: str) -> tuple[str, str] | None:
         return self.locators.get(locator)
+
+    def quoted_in(self, locator: str) -> QuotedIn | None:
+        """The section of the file that quotes ``locator``: an earlier file's, else a later sibling's."""
+        if locator in self.locators:
+            where, title = self.locators[locator]
+            return self.sections.get(locator) or QuotedIn(where, title, 0)
+        return self.later.get(locator)
+
+    def quoted(self) -> list[tuple[str, QuotedIn]]:
+        """Every docstring another file quotes, with its section: (locator, QuotedIn)."""
+        return [(loc, self.quoted_in(loc)) for loc in dict.fromkeys([*self.locators, *self.later])]
 
     def quoting(self, text: str) -> tuple[str, str] | None:
         """The earlier file that already says ``text`` word for word, if any."""
@@ -73,24 +125,36 @@ class QuoteOwners:
         if not part.target or part.batch is None:
             return out
         folder = posixpath.dirname(part.target)
-        self._earlier_files(part, folder, out)
-        for sibling in self._parts(plan_path):
-            if (sibling.batch != part.batch or sibling.number >= part.number or not sibling.target
+        parts = self._parts(plan_path)
+        self._earlier_files(part, folder, out, {p.target: p for p in parts if p.target})
+        for sibling in parts:
+            if (sibling.batch != part.batch or sibling.number == part.number or not sibling.target
                     or posixpath.dirname(sibling.target) != folder or sibling.target == part.target):
                 continue
             where = f"{self.workspace.knowledge_prefix}{sibling.target}"
             context = [ContextDoc(path=r.path, note=r.note, text=None) for r in sibling.reads]
             research = self._research(sibling, context)
+            planned = {s.number: s for s in sibling.sections}
             said = []
-            for passages in research.by_section.values():
+            for number, passages in research.by_section.items():
+                section = planned.get(number)
                 for passage in passages:
-                    out.locators.setdefault(passage.locator, (where, sibling.title))
+                    quoted = QuotedIn(where, sibling.title, number if section else 0,
+                                      section.title if section else "", (section.details or "") if section else "")
+                    if sibling.number > part.number:  # written in the same run, after this file: a link target only
+                        if passage.locator not in out.locators:
+                            out.later.setdefault(passage.locator, quoted)
+                        continue
+                    if passage.locator not in out.locators:
+                        out.locators[passage.locator] = (where, sibling.title)
+                        out.sections[passage.locator] = quoted
                     said.append(passage.text)
                     said.extend(passage.examples)
-            out.texts.append((normalize("\n\n".join(said)), where, sibling.title))
+            if sibling.number < part.number:
+                out.texts.append((normalize("\n\n".join(said)), where, sibling.title))
         return out
 
-    def _earlier_files(self, part: Part, folder: str, out: Elsewhere) -> None:
+    def _earlier_files(self, part: Part, folder: str, out: Elsewhere, planned: dict[str, Part]) -> None:
         root = Path(self.workspace.knowledge_dir)
         for path in sorted((root / folder).glob("*.md")):
             rel = path.relative_to(root).as_posix()
@@ -105,7 +169,13 @@ class QuoteOwners:
                 continue
             where = f"{self.workspace.knowledge_prefix}{rel}"
             if meta.engine == "offline":
+                sections = {s.number: s for s in planned[rel].sections} if rel in planned else {}
                 for source in meta.sources:
-                    if source.kind == "doc":
-                        out.locators.setdefault(source.locator, (where, meta.title))
+                    if source.kind == "doc" and source.locator not in out.locators:
+                        out.locators[source.locator] = (where, meta.title)
+                        found = section_of(doc.body, source.locator)
+                        if found:
+                            number, title = found
+                            details = sections[number].details or "" if number in sections else ""
+                            out.sections[source.locator] = QuotedIn(where, meta.title, number, title, details)
             out.texts.append((normalize(doc.body), where, meta.title))

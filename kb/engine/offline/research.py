@@ -19,6 +19,7 @@ whatever ran before it, and is kept per PART for the run (the writer asks for a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import threading
 from collections.abc import Callable
@@ -55,6 +56,13 @@ DENSE_CANDIDATES = 20  # the nearest subjects by embedding, beside the lexical c
 HUB_ARGUMENTS = 15  # an API documenting this many arguments (set_logs) is a hub: one of them names no section
 NAMED_AFTER_TITLE = 0.6  # ... and its best block says this share of the title
 NAME_CANDIDATES = 15  # APIs whose own name says the section's terms, judged beside the others
+# A passage another file of the plan quotes answers an empty section by a link (kb.engine.offline.writer) only when
+# its best block says this share of the section's title, the judge scores it this high, and the section that
+# quotes it is about this one: it says this idf-weighted share of this section's subject (its title less the
+# activity and the PART's own topic words: "Profiling training loop" in "Training Loop Optimization" is profiling).
+LINK_TITLE = 0.5
+LINK_SCORE = 0.6
+LINK_SECTION = 0.7
 JUDGED_CANDIDATES = 40  # the lexical ranker's best, judged beside the ones its rules accept  # an argument documented more widely than this (device, dtype) says nothing specific
 
 
@@ -95,6 +103,7 @@ class Candidate:
     relevant: bool = False  # the lexical rules (the old filler) accept it
     verdict: object = None  # the relevance judge's verdict (kb.engine.offline.relevance), when it judged it
     why: str = ""  # why the filler chose or left it (plan names it, by name, ..., below the bar, duplicate): for reading a run
+    only: str | None = None  # the one block a section quotes of a doc another section chose (an argument item)
 
     @property
     def rank(self) -> float:
@@ -543,6 +552,58 @@ class SectionRanker:
         return result, candidates, prior
 
 
+def _argument_item(doc: CorpusDoc, query: SectionQuery) -> tuple[str, str] | None:
+    """The argument of ``doc`` that section ``query`` is about: its name is the title's subject, no more and no
+    less (``persistent_workers`` for "Persistent workers"; not ``num_workers`` for "Worker strategies"), or the
+    plan writes it out (prefetch_factor=2) and its name says a title word ("Prefetching strategies")."""
+    core = set(RelevanceJudge.core(query))
+    written = set(query.arguments)
+    for block in doc.text.split("\n\n"):
+        found = re.match(r"- `([A-Za-z_][A-Za-z0-9_]*)`", block)
+        if not found:
+            continue
+        name = found.group(1)
+        own = set(tokenize(name.replace("_", " ")))
+        if (core and core <= own <= set(query.title_terms)) or (name in written and own & core):
+            return name, block
+    return None
+
+
+def _only(text: str, block: str) -> str:
+    """A docstring cut to its leading blocks up to its summary (signature, summary) and ``block``."""
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    lead = []
+    for b in blocks:
+        if b == block or b.lstrip().startswith(("-", "*")):
+            break
+        lead.append(b)
+        if not (b.startswith("`") and b.endswith("`")):
+            break  # the summary
+    return "\n\n".join([*lead, block])
+
+
+def _argument_of_a_sibling(index: CorpusIndex, results: list[SectionResult]) -> None:
+    """A section left empty takes a docstring another section of the same PART chose, for the argument it is about
+    (DataLoader's ``persistent_workers`` for "Persistent workers", when "DataLoader optimization" chose DataLoader):
+    the writer quotes that argument's own words there, never a block the file quoted already."""
+    chosen: dict[str, Candidate] = {}
+    for result in results:
+        for cand in result.chosen:
+            chosen.setdefault(cand.doc.locator, cand)
+    for result in results:
+        if result.chosen or result.query.missing:
+            continue
+        for cand in chosen.values():
+            if cand.doc.kind != "doc":
+                continue
+            found = _argument_item(cand.doc, result.query)
+            if found is not None:
+                result.chosen.append(Candidate(index=cand.index, doc=cand.doc, bm25=cand.bm25, title_cov=0.0,
+                                               overall_cov=0.0, argument=found[0], relevant=True, verdict=cand.verdict,
+                                               only=found[1]))
+                break
+
+
 def _source_title(doc: CorpusDoc) -> str:
     if doc.kind == "doc":
         if doc.source and doc.source.endswith(SOURCE_SUFFIX):  # options documented by comments (kb.corpus.options)
@@ -621,7 +682,42 @@ class LocalResearcher:
                 results.append(ranker.rank(query, self.passages_per_section))
             else:
                 results.append(ranker.fill(query, self.passages_per_section, judge, packages, _part_text(part)))
+        if judge is not None:
+            _argument_of_a_sibling(index, results)
         return results
+
+    def linkable(self, part: Part, number: int, quoted: list[tuple[str, str, str]]) -> list[str]:
+        """Which passages other files quote answer section ``number`` of ``part``: ``quoted`` holds (locator, title
+        and details of the section that quotes it); the answer is their locators, best first (none off topic)."""
+        section = next((s for s in part.sections if s.number == number), None)
+        if section is None or not quoted:
+            return []
+        index = self.corpus()
+        query = section_query(index, number, section.title, section.details or "", _context_text(part), part.title)
+        if query.missing:
+            return []  # about something the corpus never mentions (arr-coc-0-1): no passage answers it
+        judge = RelevanceJudge(index, load_embedder())
+        core = judge.core(query)
+        topic = set(query.topic_terms)
+        subject = [t for t in core if t not in topic] or core
+        weight = sum(index.idf(t) for t in subject)
+        by_locator = getattr(index, "_by_locator", None)
+        if by_locator is None:
+            by_locator = index._by_locator = {d.locator: i for i, d in enumerate(index.docs)}
+        packages = mentioned_packages(_part_text(part), list(index.info.get("packages") or {}))
+        pool: list[int] = []
+        for locator, title, details in quoted:
+            i = by_locator.get(locator)
+            if i is None or i in pool or foreign(index.docs[i], packages):
+                continue
+            there = section_query(index, 0, title, details, "")
+            said = set(there.title_terms) | set(there.detail_terms)
+            if weight and sum(index.idf(t) for t in subject if t in said) / weight >= LINK_SECTION:
+                pool.append(i)
+        verdicts = judge.judge(query, pool)
+        ranked = sorted(((v.score, i) for i, v in zip(pool, verdicts)
+                         if v.title >= LINK_TITLE and v.score >= LINK_SCORE), key=lambda sv: -sv[0])
+        return [index.docs[i].locator for _score, i in ranked]
 
     def research_part(self, part: Part, context: list[ContextDoc]) -> Research:
         """:meth:`research_sync` on the corpus, once per PART (its number, target, sections and Step 0 paths) per run."""
@@ -648,7 +744,9 @@ class LocalResearcher:
             passages = []
             for cand in result.chosen:
                 doc = cand.doc
-                text, _best = excerpt(cand.doc, weights, index.idf, names=frozenset(query.refs))
+                if cand.only is not None:  # its signature, summary and that item: the other blocks are another section's
+                    doc = dataclasses.replace(doc, text=_only(doc.text, cand.only), examples=[])
+                text, _best = excerpt(doc, weights, index.idf, names=frozenset(query.refs))
                 if not text:
                     continue
                 passage = Passage(kind=doc.kind, locator=doc.locator, title=doc.title, text=text,

@@ -5,7 +5,9 @@ sentences on when and why, each cited), a table of the APIs involved (name, sign
 summary's first sentence, cited), then the one most relevant example, run in kb's sandbox
 before the file lands (kb.engine.offline.gate), or, without one, the most relevant excerpt.
 A docstring or example another file quotes first (kb.engine.offline.owners) is linked, not
-repeated. A section without a relevant passage says so. Sources are renumbered 1..m in order
+repeated; a section research left empty whose answer another file of the plan quotes (the
+researcher's ``linkable`` judges it on topic) says so in one cited line linking to that file's
+section. A section without a relevant passage says so. Sources are renumbered 1..m in order
 of first citation, so the file lists exactly what it cites. The layout is the jinja2 template
 ``runners/knowledge-file.md.j2`` (the workspace's, else kb's).
 """
@@ -29,7 +31,7 @@ from kb.engine.check import EMPTY_MARK
 from kb.engine.offline.digest import (cell, excerpt_blocks, joined, purpose, read_excerpt, sentences, short_signature,
                                       statements)
 from kb.engine.offline.gate import SnippetGate, Verdict
-from kb.engine.offline.owners import Elsewhere, QuoteOwners
+from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners
 from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet, strip_directives
 from kb.engine.types import Draft, Passage, WriteRequest
 from kb.errors import ConfigError
@@ -121,7 +123,8 @@ class ExtractiveWriter:
 
     def __init__(self, runners_dir: Path | None = None, *, corpus: str | Callable[[], str] | None = None,
                  today: str | None = None, resolve: Callable[[str], bool] | None = None,
-                 gate: SnippetGate | None = None, owners: QuoteOwners | None = None, knowledge_root: str = "knowledge"):
+                 gate: SnippetGate | None = None, owners: QuoteOwners | None = None, knowledge_root: str = "knowledge",
+                 linkable: Callable | None = None):
         self.template, self.template_path = load_template(runners_dir)
         self.root = knowledge_root
         self._corpus = corpus or "the local corpus"
@@ -129,6 +132,8 @@ class ExtractiveWriter:
         self.resolve = resolve  # does the corpus document this dotted API path? (imports for examples)
         self.gate = gate  # runs candidate examples in the sandbox (None: none is run; examples kept as the docs give them)
         self.owners = owners  # which file quotes a passage first (None: this file alone is considered)
+        # (part, section number, [(locator, quoting section's title, details)]) -> the locators on topic for it
+        self.linkable = linkable
 
     @property
     def corpus(self) -> str:
@@ -233,14 +238,20 @@ class ExtractiveWriter:
         planned = [(s.number, s.title, s.details) for s in part.sections] or [(0, part.title, "")]
 
         # Which passages this file quotes, and which it points to in the file that quotes them first.
-        split: list[tuple[int, list[Passage], list[tuple[Passage, tuple[str, str]]]]] = []
+        split: list[tuple[int, list[Passage], list[tuple[Passage, QuotedIn]]]] = []
+        linked: set[int] = set()
         for number, _title, _details in planned:
             here, there = [], []
             for passage in research.by_section.get(number, []):
-                owner = elsewhere.owner(passage.locator)
+                owner = elsewhere.quoted_in(passage.locator) if elsewhere.owner(passage.locator) else None
                 if owner is None and passage.kind == "doc":
-                    owner = elsewhere.quoting(purpose(read_excerpt(passage.text).summary) or "")
+                    text_owner = elsewhere.quoting(purpose(read_excerpt(passage.text).summary) or "")
+                    owner = QuotedIn(text_owner[0], text_owner[1], 0) if text_owner else None
                 (there.append((passage, owner)) if owner else here.append(passage))
+            if not here and not there and number:
+                there = self._linked(part, number, elsewhere)
+                if there:
+                    linked.add(number)
             split.append((number, here, there))
         examples = self._examples([(n, here) for n, here, _there in split], elsewhere)
 
@@ -274,11 +285,27 @@ class ExtractiveWriter:
                          "table layout and the lines that lead a quote are kb's, and other text comes from the plan."),
         )
         body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
+        # A section filled by a link to the file that quotes its answer is not "nothing in the local corpus".
+        kept = [w for w in research.warnings if not ((m := _SECTION_WARNING.match(w)) and int(m.group(1)) in linked)]
         return Draft(title=part.title, body=body, sources=sources, engine=ENGINE, model=None,
-                     warnings=[*research.warnings, *warnings])
+                     warnings=[*kept, *warnings])
+
+    def _linked(self, part, number: int, elsewhere: Elsewhere) -> list[tuple[Passage, QuotedIn]]:
+        """For a section research left empty: the passages another file quotes that answer it, all from the one
+        section that quotes the best of them (one line, one link), or none."""
+        # Docstrings only (a path is a knowledge or folder passage, which the quoting file links to itself).
+        quoted = [(loc, q) for loc, q in elsewhere.quoted() if q is not None and q.number and "/" not in loc]
+        if self.linkable is None or not quoted:
+            return []
+        found = self.linkable(part, number, [(loc, q.title, q.details) for loc, q in quoted])
+        if not found:
+            return []
+        where = dict(quoted)
+        best = where[found[0]]
+        return [(Passage(kind="doc", locator=loc, title=loc, text=""), where[loc]) for loc in found if where[loc] == best]
 
     def _section(self, target: str | None, number: int, wanted: set[str], here: list[Passage],
-                 there: list[tuple[Passage, tuple[str, str]]], example: _Example | None, cited: _Cited,
+                 there: list[tuple[Passage, QuotedIn]], example: _Example | None, cited: _Cited,
                  by_locator: dict[str, SourceRef], said: set[str], first_section: dict[str, int],
                  elsewhere: Elsewhere) -> dict:
         """One section's digest: uses (what to use and when), table, featured example or excerpt, see_above."""
@@ -323,12 +350,18 @@ class ExtractiveWriter:
             items.append({"lead": f"From {self._who(passage, source, target)}", "id": source.id,
                           "quote": blockquote(quoted[passage.locator]) if quoted[passage.locator] else "",
                           "snippets": [featured["snippet"]] if mine and featured["snippet"] is not None else []})
-        for passage, (where, file_title) in there:
-            ref = cited.cite_ref(where, file_title, "knowledge")
-            what = f"`{passage.locator}`" if passage.kind == "doc" else f"[{passage.title}]"
-            uses.append(f"{what} is quoted in [{file_title}]({_link(target, where, self.root)}) [{ref.id}].")
-            items.append({"lead": f"{what} is quoted in [{file_title}]({_link(target, where, self.root)})", "id": ref.id,
-                          "quote": "", "snippets": []})
+        # One line per file section that quotes them: "`a` and `b` are quoted in [file, Section N: ...](link#anchor) [n]."
+        grouped: dict[QuotedIn, list[Passage]] = {}
+        for passage, owner in there:
+            grouped.setdefault(owner, []).append(passage)
+        for owner, passages in grouped.items():
+            ref = cited.cite_ref(owner.locator, owner.label, "knowledge")
+            names = [f"`{p.locator}`" if p.kind == "doc" else f"[{p.title}]" for p in passages]
+            what = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+            verb = "is" if len(names) == 1 else "are"
+            link = f"[{owner.label}]({_link(target, owner.locator, self.root)})"
+            uses.append(f"{what} {verb} quoted in {link} [{ref.id}].")
+            items.append({"lead": f"{what} {verb} quoted in {link}", "id": ref.id, "quote": "", "snippets": []})
         return {"uses": uses, "table": rows, "featured": featured, "passages": items,
                 "see_above": f"Also relevant, and quoted above: {', '.join(above)}." if above else ""}
 
