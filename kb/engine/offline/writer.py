@@ -26,8 +26,8 @@ import jinja2
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms
 from kb.engine.check import EMPTY_MARK
-from kb.engine.offline.digest import (cell, excerpt_blocks, joined, purpose, read_excerpt, sentences, short_signature,
-                                      statements)
+from kb.engine.offline.digest import (NO_PURPOSE, answers, cell, deprecation, excerpt_blocks, joined, purpose,
+                                      read_excerpt, sentences, short_signature, statements)
 from kb.engine.offline.gate import SnippetGate, Verdict
 from kb.engine.offline.owners import Elsewhere, QuoteOwners
 from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet, strip_directives
@@ -165,6 +165,8 @@ class ExtractiveWriter:
         found: dict[int, list[_Example]] = {}
         for number, passages in sections:
             for passage in passages:
+                if deprecation(read_excerpt(passage.text)):
+                    continue  # an example of a deprecated API teaches what not to use
                 for code in passage.examples:
                     if "```" in code or "~~~" in code or elsewhere.quoting(strip_directives(code)):
                         continue  # it would close its fence; or another file shows it already
@@ -264,8 +266,11 @@ class ExtractiveWriter:
             web=[s for s in sources if s.kind == "web"],
             no_web="the offline engine reads only the local corpus; it makes no network requests.",
             engine_line=(f"Written by kb's offline engine (extractive: no language model) on {self.today or date.today().isoformat()}, "
-                         f"from {self.corpus}. Every statement in a section is its cited source's own words; headings, "
-                         "table layout and the lines that lead a quote are kb's, and other text comes from the plan."),
+                         f"from {self.corpus}. Every statement in a section is its cited source's own words: what to use "
+                         "and when, a table of the APIs (signature, the sentence saying what each does), then one example "
+                         "or excerpt; headings, table layout and the lines that lead a quote are kb's, and other text comes "
+                         "from the plan. An example shown as run ran in kb's sandbox (a setup kb added says so in the code); "
+                         "a passage another file quotes first is linked, not repeated."),
         )
         body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
         return Draft(title=part.title, body=body, sources=sources, engine=ENGINE, model=None,
@@ -282,11 +287,22 @@ class ExtractiveWriter:
         for passage in here:
             source = sources[passage.locator] = cited.cite(by_locator.get(passage.locator), passage)
             excerpt = read_excerpt(passage.text)
-            if passage.kind == "doc":
+            notice = deprecation(excerpt)
+            # A deprecated API is never the recommendation: its one line says so and names what replaces it.
+            chosen = [] if notice else [x for x in statements(excerpt, wanted, said) if not elsewhere.quoting(x.text)]
+            if passage.kind == "doc" and passage.locator not in first_section:  # a row is not repeated in a file
+                keep = {x.argument for x in chosen if x.argument} | {
+                    a for a in re.findall(r"[(,]\s*\**(\w+)", excerpt.signature or "") if answers(a, wanted)}
+                what = purpose(excerpt.summary)
                 rows.append({"name": f"`{passage.locator}`",
-                             "signature": f"`{cell(short_signature(excerpt.signature))}`" if excerpt.signature else "",
-                             "purpose": cell(_neutralize(purpose(excerpt.summary) or "")), "id": source.id})
-            chosen = [x for x in statements(excerpt, wanted, said) if not elsewhere.quoting(x.text)]
+                             "signature": f"`{cell(short_signature(excerpt.signature, keep))}`" if excerpt.signature else "",
+                             "purpose": ("**Deprecated.** " if notice else "") + (cell(_neutralize(what)) if what else NO_PURPOSE),
+                             "id": source.id})
+            if notice:
+                name = f"`{passage.locator}`" if passage.kind == "doc" else f"[{passage.title}]"
+                uses.append(f"{name} [{source.id}] is deprecated: {_neutralize(notice)}")
+                chosen = []
+                said.add(notice)
             uses += self._uses(passage, source, chosen, target)
             quoted[passage.locator] = [x.text for x in chosen]
             said.update(quoted[passage.locator])
@@ -298,6 +314,8 @@ class ExtractiveWriter:
                         "quote": "", "snippet": example.snippet, "note": self._example_lead(example)}
         else:  # the most relevant excerpt: the first passage with words this file has not quoted yet
             for passage in here:
+                if deprecation(read_excerpt(passage.text)):
+                    continue  # how to use what is deprecated is no lesson
                 blocks = self._fresh_blocks(passage, said, elsewhere)
                 if blocks:
                     source = sources[passage.locator]
@@ -369,12 +387,6 @@ class ExtractiveWriter:
             f"This file collects what the local corpus says about {part.title.lower() if part.title.isupper() else part.title}, "
             f"as planned in PART {part.number} of the plan \"{request.plan_title or request.plan_path}\" "
             f"(`{request.plan_path}`): {titles}.",
-            "It was compiled by kb's offline engine, which adds no claims of its own. Each section gives what to use "
-            "and when, in the documentation's own sentences; a table of the APIs involved (signature and the first "
-            "sentence of each docstring); then one example from the documentation, or the most relevant excerpt. "
-            "Every statement cites its numbered source; an example kb ran in its sandbox before writing this file "
-            "is shown as it ran (where kb added a setup so that it runs, the code says so); a section the corpus "
-            "does not cover says so, and a passage another file quotes first is linked, not repeated.",
         ]
         reads = []
         for doc in request.context:
