@@ -336,7 +336,7 @@ DIGEST_DOCS = {
         "- `num_workers` (int, optional): how many subprocesses to use for data loading. `0` means that the data "
         "will be loaded in the main process. (default: `0`)\n\n"
         "- `pin_memory` (bool, optional): If `True`, the data loader will copy Tensors into device/CUDA pinned "
-        "memory before returning them.\n\n"
+        "memory before returning them. If your data elements are a custom type, see the example below.\n\n"
         "- `prefetch_factor` (int, optional, keyword-only arg): Number of batches loaded in advance by each worker. "
         "`2` means there will be a total of 2 * num_workers batches prefetched across all workers.\n\n"
         "**Note:** See `multiprocessing-best-practices` for more details related to multiprocessing in PyTorch."),
@@ -467,6 +467,22 @@ def test_the_overview_is_about_its_topic_and_the_how_to_read_note_is_said_once_i
 def test_pointers_fragments_and_repeated_rows_are_not_written():
     body = _digest_body({1: ["demo.optim.AdamW"], 3: ["demo.data.DataLoader"], 5: ["demo.optim.AdamW"]})
     # "See `x` for more details" is a pointer to a page this file cannot show, not an excerpt.
-    assert "multiprocessing-best-practices" not in body
+    assert "multiprocessing-best-practices" not in body and "see the example below" not in body
     # The row of an API tabled in an earlier section of the file is not repeated.
     assert body.count("| `demo.optim.AdamW` |") == 1
+
+
+def test_a_flattened_list_is_quoted_as_the_source_has_it_and_its_entries_are_no_sentences():
+    backend = read_excerpt('`compile(backend=None)`\n\nOptimize a function.\n\n- `backend` (str): backend to be used - '
+                           '"inductor" is the default backend, which is a good balance between performance and overhead '
+                           '- Non experimental in-tree backends can be seen with `list_backends()`\n\n'
+                           '- `skip_actions` (list): actions to skip when compiling a backend. Valid actions are: '
+                           '- `"oom"`: Out-of-memory events of the backend compile step\n\n'
+                           'torch.compile(..., backend="name")')
+    said = statements(backend, {"backend", "compil"}, limit=4)
+    from kb.engine.offline.digest import joined
+    text = joined([s for s in said if s.argument == "backend"])
+    # The list's " - " between two entries stays: "... overhead Non experimental ..." read as one garbled sentence.
+    assert text == ('backend to be used - "inductor" is the default backend, which is a good balance between '
+                    'performance and overhead - Non experimental in-tree backends can be seen with `list_backends()`')
+    assert not any(s.text.startswith('`"oom"`') or s.text.startswith("torch.compile(") for s in said)

@@ -39,6 +39,7 @@ _CONNECTIVE = re.compile(r"^(as such|in particular|in (?:this|these|that|such) c
 _NAMING = re.compile(r"^An? (?:instance|object) `(\w+)` of `[\w.]+`\.?$")
 # No sentence: a value list's entry ("`"oom"`: Out-of-memory events"), a bare call, a linter's directive.
 _NO_SENTENCE = re.compile(r"^`[^`]+`:\s|^[\w.]+\(.*\)\.?$|\b(pyrefly|noqa|pylint|mypy|type): *ignore\b")
+_BELOW = re.compile(r"\bsee (?:the )?(?:examples?|notes?|code|details)? ?below\b", re.I)  # not shown here
 _POINTER = re.compile(r"^(see|for (?:more )?details,? see|more details)\b", re.I)
 _SIGNATURE = re.compile(r"^`[^`]+`$")
 _FORMAL = re.compile(r"^\*\*(Returns?|Return type|Raises|Yields|Shape|Example)", re.I)  # what it returns, not when to use it
@@ -230,10 +231,11 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
             continue
         if not (said or named) or len(sentence) < 25 or sentence.startswith("See ") or sentence.endswith(":"):
             continue  # of another topic, too short to teach, a pointer, or the lead-in to a list the bullet cannot show
-        if _NO_SENTENCE.search(sentence):
+        if _NO_SENTENCE.search(sentence) or _BELOW.search(sentence):
             continue
         scored.append((-score, pos, statement))
-    if answer:  # the section's answer is an argument: other arguments are another topic
+    if any(answers(argument, wanted) for argument in definition):
+        # The section's answer is an argument (quoted here or earlier in the file): other arguments are another topic.
         scored = [t for t in scored if t[2].argument is None or answers(t[2].argument, wanted)]
     scored.sort(key=lambda t: (t[0], t[1]))
     chosen = [s for _score, _pos, s in scored[:limit]]
