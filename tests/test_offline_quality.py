@@ -400,7 +400,8 @@ def test_the_purpose_is_the_sentence_that_says_what_the_api_does_never_a_fragmen
 def test_a_cell_without_a_purpose_says_so():
     from kb.engine.offline.digest import NO_PURPOSE
 
-    DIGEST_DOCS["demo.x.passed_to"] = "`passed_to()`\n\nReturn valid strings that can be passed to:\n\n- `a`: one."
+    DIGEST_DOCS["demo.x.passed_to"] = ('`passed_to()`\n\nReturn valid strings that can be passed to:\n\n'
+                                       'demo.compile(..., backend="name")\n\n- `a`: one.')
     try:
         body = _digest_body({5: ["demo.x.passed_to"]})
     finally:
@@ -468,6 +469,11 @@ def test_pointers_fragments_and_repeated_rows_are_not_written():
     body = _digest_body({1: ["demo.optim.AdamW"], 3: ["demo.data.DataLoader"], 5: ["demo.optim.AdamW"]})
     # "See `x` for more details" is a pointer to a page this file cannot show, not an excerpt.
     assert "multiprocessing-best-practices" not in body and "see the example below" not in body
+    # Nor is the pointer left over from a paragraph a bullet took sentences of.
+    stream = read_excerpt("`Stream()`\n\nWrapper around a stream.\n\nA stream is a linear sequence of execution. "
+                          "It runs kernels in order. See `cuda-semantics` for details.")
+    assert excerpt_blocks(stream, {"A stream is a linear sequence of execution."}, keep_summary=False) == [
+        "It runs kernels in order."]
     # The row of an API tabled in an earlier section of the file is not repeated.
     assert body.count("| `demo.optim.AdamW` |") == 1
 

@@ -93,7 +93,7 @@ def purpose_index(summary: str | None) -> int | None:
     and is no caution, lead-in, or naming of a variable ("An instance `scaler` of `GradScaler`.")."""
     for n, sentence in enumerate(sentences(summary or "")):
         if not (_NOT_PURPOSE.match(sentence) or sentence.endswith(":") or _NAMING.match(sentence)
-                or len(sentence) > MAX_PURPOSE):
+                or _NO_SENTENCE.search(sentence) or len(sentence) > MAX_PURPOSE):
             return n
     return None
 
@@ -184,9 +184,14 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
     naming: dict[str, str] = {}  # variable -> "An instance `scaler` of `GradScaler`."
     definition: dict[str, tuple[str, int]] = {}  # argument -> its item's first sentence (what it is), position
 
-    def add(said: list[str], block: str, argument: str | None) -> None:
+    def add(said: list[str], block: str, argument: str | None, skip: int | None = None) -> None:
         nonlocal position
         for n, sentence in enumerate(said):
+            if n == skip:
+                position += 1
+                continue
+            # The purpose is the table's; a sentence leaning on it reads right beside that row.
+            leaning = n > 0 and n - 1 != skip and _ANAPHORA.match(sentence)
             named = _NAMING.match(sentence)
             if named:
                 naming[named.group(1)] = sentence
@@ -194,23 +199,22 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
                 continue
             if argument is not None and n == 0:
                 definition[argument] = (sentence, position)
-            if n > 0 and _ANAPHORA.match(sentence):
+            if leaning:
                 if pool and pool[-1][1] == block and pool[-1][3] == position - 1:
                     last = pool.pop()  # said with the sentence it leans on, as one statement
                     pool.append((f"{last[0]} {sentence}", block, argument, last[3]))
                     continue
                 position += 1
                 continue  # what it leans on is not quoted here: alone it would mislead
-            if n == 0 and _CONNECTIVE.match(sentence):
+            if (n == 0 or n - 1 == skip) and _CONNECTIVE.match(sentence):
                 position += 1
                 continue
             pool.append((sentence, block, argument, position))
             position += 1
+        position += 1  # the next block's first sentence is not next to this one's last
 
     if excerpt.summary and excerpt.summary not in used:
-        index = purpose_index(excerpt.summary)
-        # The purpose is the table's; a sentence leaning on it reads right beside that row.
-        add([x for n, x in enumerate(sentences(excerpt.summary)) if n != index], excerpt.summary, None)
+        add(sentences(excerpt.summary), excerpt.summary, None, purpose_index(excerpt.summary))
     for block in excerpt.blocks:
         if block in used or _FORMAL.match(block):
             continue
@@ -284,7 +288,8 @@ def joined(said: list[Statement]) -> str:
         if out:
             if last is not None and statement.position == last + 1:
                 # Next to each other in the source: a full stop was there, or a flattened list's " - ".
-                out += " " if re.search(r"[.!?:;)\]`'\"]$", out) else " - "
+                # (sentences() splits at a full stop, or at a flattened list's " - ")
+                out += " " if re.search(r"[.!?][\"')\]`]*$", out) else " - "
             else:
                 out += " … "
         out += statement.text
@@ -317,7 +322,7 @@ def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool) -> list
             out.append(block)
         elif not item and not block.startswith(("-", "*", "|", "#")):
             # A paragraph a bullet already took a sentence of: the rest of it, "…" where that sentence stood.
-            rest = [x if x not in used else GAP for x in sentences(block)]
+            rest = [x if x not in used else GAP for x in sentences(block) if not _POINTER.match(x)]
             while rest and rest[0] == GAP:
                 rest.pop(0)
             while rest and rest[-1] == GAP:
