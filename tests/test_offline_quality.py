@@ -351,8 +351,8 @@ DIGEST_DOCS = {
         "`Adam(params, lr=0.001)`\n\n"
         "Implements Adam algorithm, and its fused and foreach variants, and much more besides: the first sentence "
         "of this summary runs on and on about what it does, naming every variant, every argument and every "
-        "paper it comes from, so that no table cell could show it whole without cutting it mid-way through its "
-        "words. Adam is the usual default optimizer."),
+        "paper it comes from, and every release that changed it, with every caveat that each release added, so "
+        "that no table cell could show it whole without cutting it mid-way through its words. Adam is the usual default optimizer."),
 }
 
 
@@ -395,6 +395,10 @@ def test_the_purpose_is_the_sentence_that_says_what_the_api_does_never_a_fragmen
     # A first sentence too long for a cell is not cut mid-way: the next whole sentence that fits says it.
     assert _row(_digest_section(body, 5), "demo.optim.Adam")[2] == "Adam is the usual default optimizer."
     assert "…" not in "".join(ln for ln in body.splitlines() if ln.startswith("| `"))
+    # Nor a sentence that leans on one the cell cannot show.
+    hook = read_excerpt("`hook(state, bucket)`\n\nWarning: This API is experimental. " + "This hook compresses " + "gradients and " * 30 + "buckets. "
+                        + "It allreduces those `bfloat16` gradient tensors.")
+    assert purpose(hook.summary) is None
 
 
 def test_a_cell_without_a_purpose_says_so():

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from kb.corpus.tokenize import terms
 from kb.engine.offline.excerpts import GAP
 
-MAX_PURPOSE = 240
+MAX_PURPOSE = 320
 NO_PURPOSE = "(its docstring has no sentence saying what it does)"
 MAX_SIGNATURE = 120
 SENTENCES_PER_API = 2
@@ -38,7 +38,11 @@ _CONNECTIVE = re.compile(r"^(as such|in particular|in (?:this|these|that|such) c
 # "An instance `scaler` of `GradScaler`.": it names a variable later sentences use, and says nothing itself.
 _NAMING = re.compile(r"^An? (?:instance|object) `(\w+)` of `[\w.]+`\.?$")
 # No sentence: a value list's entry ("`"oom"`: Out-of-memory events"), a bare call, a linter's directive.
-_NO_SENTENCE = re.compile(r"^`[^`]+`:\s|^[\w.]+\(.*\)\.?$|\b(pyrefly|noqa|pylint|mypy|type): *ignore\b")
+_NO_SENTENCE = re.compile(r"^`[^`]+`:\s|^[\w.]+\(.*\)\.?$|\b(pyrefly|noqa|pylint|mypy|type): *ignore\b|"
+                          r":\s*<?https?://\S+$")  # ... or the lead-in to a link: "To register one: https://..."
+# A purpose never leans on a sentence before it ("It allreduces those tensors."); "This hook ..." names the API.
+_LEANING_PURPOSE = re.compile(r"^(it|its|it's|they|these|those|such|that|as such|in particular|otherwise|however|"
+                              r"also|then)\b", re.I)
 _BELOW = re.compile(r"\bsee (?:the )?(?:examples?|notes?|code|details)? ?below\b", re.I)  # not shown here
 _POINTER = re.compile(r"^(see|for (?:more )?details,? see|more details)\b", re.I)
 _SIGNATURE = re.compile(r"^`[^`]+`$")
@@ -93,7 +97,8 @@ def purpose_index(summary: str | None) -> int | None:
     and is no caution, lead-in, or naming of a variable ("An instance `scaler` of `GradScaler`.")."""
     for n, sentence in enumerate(sentences(summary or "")):
         if not (_NOT_PURPOSE.match(sentence) or sentence.endswith(":") or _NAMING.match(sentence)
-                or _NO_SENTENCE.search(sentence) or len(sentence) > MAX_PURPOSE):
+                or _NO_SENTENCE.search(sentence) or len(sentence) > MAX_PURPOSE
+                or (n > 0 and _LEANING_PURPOSE.match(sentence))):
             return n
     return None
 
