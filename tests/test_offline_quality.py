@@ -388,6 +388,9 @@ def test_the_purpose_is_the_sentence_that_says_what_the_api_does_never_a_fragmen
     scaler = read_excerpt(DIGEST_DOCS["demo.amp.GradScaler"])
     assert purpose(scaler.summary) == "Helps perform the steps of gradient scaling conveniently."
     body = _digest_body({4: ["demo.amp.GradScaler"], 5: ["demo.optim.Adam"]})
+    hooks = read_excerpt("`hook(state, bucket)`\n\nCompress by casting to bfloat16. It allreduces those `bfloat16` "
+                         "gradient tensors, which is useful to reduce communication.")
+    assert statements(hooks, {"compress", "communic"}) == []  # "those" tensors are in the table's sentence
     assert _row(_digest_section(body, 4), "demo.amp.GradScaler")[2] == (
         "Helps perform the steps of gradient scaling conveniently.")
     # A bullet that says `scaler` is said with the sentence that says what `scaler` is.

@@ -195,8 +195,9 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
             if n == skip:
                 position += 1
                 continue
-            # The purpose is the table's; a sentence leaning on it reads right beside that row.
-            leaning = n > 0 and n - 1 != skip and _ANAPHORA.match(sentence)
+            # A sentence leaning on the purpose leans on the table below it: "It allreduces those tensors."
+            # alone in a bullet misleads too.
+            leaning = n > 0 and _ANAPHORA.match(sentence)
             named = _NAMING.match(sentence)
             if named:
                 naming[named.group(1)] = sentence
