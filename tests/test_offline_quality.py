@@ -476,6 +476,11 @@ def test_pointers_fragments_and_repeated_rows_are_not_written():
     body = _digest_body({1: ["demo.optim.AdamW"], 3: ["demo.data.DataLoader"], 5: ["demo.optim.AdamW"]})
     # "See `x` for more details" is a pointer to a page this file cannot show, not an excerpt.
     assert "multiprocessing-best-practices" not in body and "see the example below" not in body
+    # Where an argument answers the section, the excerpt quotes no other argument.
+    modes = read_excerpt("`compile(mode=None, disable=False)`\n\nOptimize a function.\n\n- `mode` (str): the mode.\n\n"
+                         "- `disable` (bool): Turn compile() into a no-op for testing.\n\nModes trade compile time for speed.")
+    assert excerpt_blocks(modes, set(), keep_summary=False, wanted={"compil", "mode"}) == [
+        "- `mode` (str): the mode.", "Modes trade compile time for speed."]
     # Nor is the pointer left over from a paragraph a bullet took sentences of.
     stream = read_excerpt("`Stream()`\n\nWrapper around a stream.\n\nA stream is a linear sequence of execution. "
                           "It runs kernels in order. See `cuda-semantics` for details.")

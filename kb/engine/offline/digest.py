@@ -303,10 +303,13 @@ def joined(said: list[Statement]) -> str:
     return out
 
 
-def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool) -> list[str]:
+def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool, wanted: set[str] = frozenset()) -> list[str]:
     """The excerpt's blocks to quote: the summary less its purpose sentence (the table's) unless
-    ``keep_summary``, then the other blocks, less what ``used`` shows this file already quotes."""
+    ``keep_summary``, then the other blocks, less what ``used`` shows this file already quotes. Where an
+    argument answers the section (``wanted``: its terms), no other argument is quoted."""
     out = []
+    items = [m.group(1) for b in excerpt.blocks if (m := _ITEM.match(b))]
+    answered = any(answers(a, wanted) for a in items)
     if excerpt.summary:
         said = sentences(excerpt.summary)
         index = None if keep_summary else purpose_index(excerpt.summary)
@@ -320,6 +323,8 @@ def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool) -> list
         if block in used:
             continue
         item = _ITEM.match(block)
+        if item and answered and not answers(item.group(1), wanted):
+            continue  # "Compilation modes" is `mode`, not `disable`
         body = block[item.end():] if item else _NOTE.sub("", block)
         said = sentences(body)
         if said and all(_POINTER.match(x) or _NAMING.match(x) for x in said):

@@ -316,7 +316,7 @@ class ExtractiveWriter:
             for passage in here:
                 if deprecation(read_excerpt(passage.text)):
                     continue  # how to use what is deprecated is no lesson
-                blocks = self._fresh_blocks(passage, said, elsewhere)
+                blocks = self._fresh_blocks(passage, said, elsewhere, wanted)
                 if blocks:
                     source = sources[passage.locator]
                     featured = {"lead": f"From {self._who(passage, source, target)}", "id": source.id,
@@ -345,10 +345,10 @@ class ExtractiveWriter:
                 "see_above": f"Also relevant, and quoted above: {', '.join(above)}." if above else ""}
 
     @staticmethod
-    def _fresh_blocks(passage: Passage, said: set[str], elsewhere: Elsewhere) -> list[str]:
+    def _fresh_blocks(passage: Passage, said: set[str], elsewhere: Elsewhere, wanted: set[str] = frozenset()) -> list[str]:
         """The passage's blocks worth quoting as its excerpt: not its signature or the summary's first
         sentence (the table says those), not quoted before in this file, not said in an earlier file."""
-        blocks = excerpt_blocks(read_excerpt(passage.text), said, passage.kind != "doc")
+        blocks = excerpt_blocks(read_excerpt(passage.text), said, passage.kind != "doc", wanted)
         return [b for b in blocks if not elsewhere.quoting(b)]
 
     def _uses(self, passage: Passage, source: SourceRef, said: list, target: str | None) -> list[str]:
