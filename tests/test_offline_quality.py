@@ -486,8 +486,13 @@ def test_pointers_fragments_and_repeated_rows_are_not_written():
                           "It runs kernels in order. See `cuda-semantics` for details.")
     assert excerpt_blocks(stream, {"A stream is a linear sequence of execution."}, keep_summary=False) == [
         "It runs kernels in order."]
-    # The row of an API tabled in an earlier section of the file is not repeated.
+    # The row of an API tabled in an earlier section of the file is not repeated; where the earlier section quoted
+    # the argument that answers this one, the pointer says which.
     assert body.count("| `demo.optim.AdamW` |") == 1
+    from kb.engine.offline.digest import answered_above
+    adamw = read_excerpt(DIGEST_DOCS["demo.optim.AdamW"])
+    assert answered_above(adamw, {"fuse", "optim"}, {"whether the fused implementation is used."}) == ["fused"]
+    assert answered_above(adamw, {"fuse", "optim"}, set()) == []
 
 
 def test_a_flattened_list_is_quoted_as_the_source_has_it_and_its_entries_are_no_sentences():

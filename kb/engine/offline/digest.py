@@ -273,6 +273,18 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
     return chosen
 
 
+def answered_above(excerpt: Excerpt, wanted: set[str], used: set[str]) -> list[str]:
+    """The arguments that answer the section and whose item this file already quotes (said in an earlier section)."""
+    out = []
+    for block in excerpt.blocks:
+        item = _ITEM.match(block)
+        if item and answers(item.group(1), wanted):
+            first = sentences(block[item.end():])[:1]
+            if first and first[0] in used:
+                out.append(item.group(1))
+    return out
+
+
 def deprecation(excerpt: Excerpt) -> str | None:
     """The docstring's deprecation notice, in its words ("... is deprecated ... Please use `x` instead."), or None."""
     for block in excerpt.blocks:

@@ -26,8 +26,8 @@ import jinja2
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms
 from kb.engine.check import EMPTY_MARK
-from kb.engine.offline.digest import (NO_PURPOSE, answers, cell, deprecation, excerpt_blocks, joined, purpose,
-                                      read_excerpt, sentences, short_signature, statements)
+from kb.engine.offline.digest import (NO_PURPOSE, answered_above, answers, cell, deprecation, excerpt_blocks, joined,
+                                      purpose, read_excerpt, sentences, short_signature, statements)
 from kb.engine.offline.gate import SnippetGate, Verdict
 from kb.engine.offline.owners import Elsewhere, QuoteOwners
 from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet, strip_directives
@@ -330,7 +330,9 @@ class ExtractiveWriter:
             source = sources[passage.locator]
             mine = featured is not None and featured["id"] == source.id
             if not quoted[passage.locator] and not mine and passage.locator in first_section:
-                above.append(f"`{passage.locator}` [{source.id}] (Section {first_section[passage.locator]})")
+                # The argument that answers this section, where an earlier one quoted it ("Backend selection": `backend`).
+                args = [f", argument `{a}`" for a in answered_above(read_excerpt(passage.text), wanted, said)]
+                above.append(f"`{passage.locator}` [{source.id}]{''.join(args[:2])} (Section {first_section[passage.locator]})")
             first_section.setdefault(passage.locator, number)
             items.append({"lead": f"From {self._who(passage, source, target)}", "id": source.id,
                           "quote": blockquote(quoted[passage.locator]) if quoted[passage.locator] else "",
