@@ -1,7 +1,7 @@
 """A section's digest, read out of its passages: what each API is, when to use it, its signature.
 
 Everything here is the docstring's own words, cut at sentence boundaries: the signature block,
-the summary's first sentence (its one-line purpose), and the sentences of its other quoted blocks
+the sentence of the summary that says what the API does (its one-line purpose), and the sentences of its other quoted blocks
 that say when or why to use it (``useful``, ``should``, ``faster``, ``memory`` ...) or that say the
 section's own words. kb adds no claim; it only chooses and orders.
 """

@@ -1,8 +1,9 @@
 """The ``offline`` writer: a digest of quoted, cited passages and the plan's own words.
 
 Each planned section gets, from its passages: what to use and when (the docstrings' own
-sentences on when and why, each cited), a table of the APIs involved (name, signature, the
-summary's first sentence, cited), then the one most relevant example, run in kb's sandbox
+sentences on when and why, each cited; an argument that answers the section first; a deprecated
+API only as deprecated, with its replacement), a table of the APIs involved (name, signature, the
+sentence that says what it does, cited; once per file), then the one most relevant example, run in kb's sandbox
 before the file lands (kb.engine.offline.gate), or, without one, the most relevant excerpt.
 A docstring or example another file quotes first (kb.engine.offline.owners) is linked, not
 repeated. A section without a relevant passage says so. Sources are renumbered 1..m in order
