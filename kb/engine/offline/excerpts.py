@@ -12,6 +12,7 @@ GAP = "[…]"
 MAX_BLOCKS = 4
 MAX_CHARS = 1400
 MAX_EXAMPLES = 2
+MAX_ANSWERS = 2  # argument items that answer a section, quoted besides its best blocks
 MAX_EXAMPLE_LINES = 40
 
 
@@ -63,25 +64,20 @@ def excerpt(doc: CorpusDoc, weights: dict[str, float], idf, *, names: frozenset[
     scored = sorted(((block_score(b, weights, idf, names), i) for i, b in enumerate(blocks)
                      if i not in (signature, summary, also) and block_score(b, own, idf, names) > 0), reverse=True)
 
-    def select(order: list[tuple[float, int]], room: int = max_blocks) -> tuple[set[int], float]:
-        chosen = {i for i in (summary, also) if i is not None}
-        used = sum(len(blocks[i]) for i in chosen)
-        best = block_score(blocks[summary], weights, idf) if summary is not None else 0.0
-        for score, i in order:
-            if score <= 0 or len(chosen) >= room:
-                break
-            if used + len(blocks[i]) > max_chars and chosen:
-                continue
-            chosen.add(i)
-            used += len(blocks[i])
-            best = max(best, score)
-        return chosen, best
-
-    _chosen, best = select(scored)  # the score that ranks the passage, as research has always measured it
-    # An argument that answers the section is quoted first, in addition to what the doc says best about it.
-    answering = sum(1 for _score, i in scored if _answers(blocks[i], own))
-    chosen, _best = select(sorted(scored, key=lambda t: (_answers(blocks[t[1]], own), t[0]), reverse=True),
-                           max_blocks + answering)
+    chosen = {i for i in (summary, also) if i is not None}
+    used = sum(len(blocks[i]) for i in chosen)
+    best = block_score(blocks[summary], weights, idf) if summary is not None else 0.0
+    for score, i in scored:
+        if score <= 0 or len(chosen) >= max_blocks:
+            break
+        if used + len(blocks[i]) > max_chars and chosen:
+            continue
+        chosen.add(i)
+        used += len(blocks[i])
+        best = max(best, score)
+    # An argument that answers the section is quoted besides the blocks that say most about it (and does not
+    # change the best score, which ranks the passage).
+    chosen.update([i for _score, i in scored if _answers(blocks[i], own)][:MAX_ANSWERS])
     if signature is not None:  # however long: the table shortens it around the arguments the section is about
         chosen.add(signature)
     if doc.deprecated:  # a deprecated API is never quoted without the notice that says what replaces it
