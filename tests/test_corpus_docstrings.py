@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import sys
 
 import pytest
@@ -106,3 +107,25 @@ def test_extract_walks_public_api_under_shortest_path(demo_package, tmp_path):
 def test_extract_refuses_a_package_that_is_not_installed(tmp_path):
     with pytest.raises(ConfigError, match="not installed"):
         extract_in_subprocess("kb_no_such_package_xyz", tmp_path / "x.jsonl")
+
+
+def test_a_long_signature_is_cut_between_arguments_and_long_defaults_give_way_to_names():
+    from kb.corpus.docstrings import MAX_SIGNATURE, _signature
+
+    class Policy:
+        def __repr__(self):
+            return "Policy(" + ", ".join(f"option_{n}=None" for n in range(8)) + ")"
+
+    def loader(dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0, collate_fn=None,
+               pin_memory=False, drop_last=False, timeout=0, worker_init_fn=None, multiprocessing_context=None,
+               generator=None, *, policy=Policy(), prefetch_factor=None, persistent_workers=False,
+               pin_memory_device="", in_order=True, betas=(0.9, 0.999), snapshot_every=10, keep_last=3):
+        """A loader."""
+
+    sig = _signature(loader)
+    assert len(sig) <= MAX_SIGNATURE and sig.endswith(", ...)")
+    assert "Policy(" not in sig and "policy=..." in sig  # the names survive, a long default does not
+    # Cut between two arguments, never inside a name or a default.
+    kept = sig[1:-len(", ...)")].split(", ")
+    assert all(re.fullmatch(r"\*|\w+(=.+)?", k) or k.endswith(")") or k.startswith("betas") for k in kept), kept
+    assert "pin_memory=False" in sig and "prefetch_factor=None" in sig

@@ -5,6 +5,7 @@ citations resolve, and sections the corpus documents without saying their title 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -189,10 +190,11 @@ def test_the_digest_reads_a_docstring_into_purpose_and_when_to_use_it():
     assert purpose(excerpt.summary) == "Wrapper around a CUDA stream."
     assert sentences(excerpt.summary)[1] == "A stream runs kernels in order, e.g. one after another."
     said = statements(excerpt, {"stream", "prioriti"})
-    # The usage sentence of the argument item, and the summary's second sentence; not the formula's lead-in,
-    # the symbol that is no argument, or what it returns.
+    # The usage sentence of the argument item after the one that says what the argument is, and the summary's
+    # second sentence; not the formula's lead-in, the symbol that is no argument, or what it returns.
     assert [(s.argument, s.text) for s in said] == [
         (None, "A stream runs kernels in order, e.g. one after another."),
+        ("priority", "priority of the stream."),
         ("priority", "A lower number is useful when a copy should overtake compute.")]
     # The excerpt after the bullets: the blocks they did not quote from (the summary's first sentence is the
     # table's purpose, its last a pointer to a page this file cannot show).
@@ -321,3 +323,226 @@ def test_an_example_that_ran_only_with_cuda_turned_off_is_shown_with_its_setup_a
     finally:
         fresh.close()
     assert verdict.status == "skip" and "cuda" in (verdict.reason or "")
+# -- the digest as a reader meets it (issue 19, item 3): passages written so that an engineer learns from them --
+
+DIGEST_PLAN = """\
+# Knowledge Expansion: Digest (1 runner in 1 batch)
+
+# BATCH 1: Digest (1 runner)
+
+## PART 1: Training Speed (~100 lines)
+
+- [ ] PART 1: Create speed/00-training.md
+
+**Step 2: Create Knowledge File**
+- [ ] Section 1: Fused optimizers (FusedAdam, apex.optimizers)
+- [ ] Section 2: Profiling memory (memory timeline)
+- [ ] Section 3: DataLoader tuning (num_workers, pin_memory, prefetch_factor)
+- [ ] Section 4: Loss scaling (GradScaler)
+- [ ] Section 5: Optimizer defaults (Adam)
+"""
+
+_LOADER_SIG = ("DataLoader(dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0, "
+               "collate_fn=None, drop_last=False, timeout=0, worker_init_fn=None, multiprocessing_context=None, "
+               "generator=None, *, pin_memory=False, prefetch_factor=None, persistent_workers=False, in_order=True)")
+DIGEST_DOCS = {
+    "demo.optim.AdamW": (
+        "`AdamW(params, lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.01, amsgrad=False, *, maximize=False, "
+        "foreach=None, capturable=False, differentiable=False, fused=None)`\n\n"
+        "Implements AdamW algorithm, where weight decay does not accumulate in the momentum nor variance.\n\n"
+        "- `lr` (float, optional): learning rate (default: 1e-3)\n\n"
+        "- `differentiable` (bool, optional): whether autograd should occur through the optimizer step in training. "
+        "Setting to True can impair performance, so leave it False if you don't intend to run autograd through this "
+        "instance (default: False)\n\n"
+        "- `fused` (bool, optional): whether the fused implementation is used. Currently, `torch.float64`, "
+        "`torch.float32`, `torch.float16`, and `torch.bfloat16` are supported. (default: None)\n\n"
+        "**Note:** The foreach and fused implementations are typically faster than the for-loop, single-tensor "
+        "implementation, with fused being theoretically fastest with both vertical and horizontal fusion."),
+    "demo.profiler.export_memory_timeline": (
+        "`export_memory_timeline(self, path, device=None)`\n\n"
+        "Export memory event information from the profiler collected tree for a given device, and export a "
+        "timeline plot. There are 3 exportable files using `export_memory_timeline`, each controlled by the "
+        "`path`'s suffix.\n\n"
+        "- For an HTML compatible plot, use the suffix `.html`, and a memory timeline plot will be embedded as a PNG "
+        "file in the HTML file, which is useful for profiling memory.\n\n"
+        "**Deprecated:** `export_memory_timeline` is deprecated and will be removed in a future version. Please use "
+        "`demo.memory.record_history` and `demo.memory.export_snapshot` instead."),
+    "demo.data.DataLoader": (
+        f"`{_LOADER_SIG}`\n\n"
+        "Data loader combines a dataset and a sampler, and provides an iterable over the given dataset.\n\n"
+        "- `num_workers` (int, optional): how many subprocesses to use for data loading. `0` means that the data "
+        "will be loaded in the main process. (default: `0`)\n\n"
+        "- `pin_memory` (bool, optional): If `True`, the data loader will copy Tensors into device/CUDA pinned "
+        "memory before returning them. If your data elements are a custom type, see the example below.\n\n"
+        "- `prefetch_factor` (int, optional, keyword-only arg): Number of batches loaded in advance by each worker. "
+        "`2` means there will be a total of 2 * num_workers batches prefetched across all workers.\n\n"
+        "**Note:** See `multiprocessing-best-practices` for more details related to multiprocessing in PyTorch."),
+    "demo.amp.GradScaler": (
+        "`GradScaler(device='cuda', init_scale=65536.0, growth_factor=2.0, enabled=True)`\n\n"
+        "An instance `scaler` of `GradScaler`.\n\n"
+        "Helps perform the steps of gradient scaling conveniently.\n\n"
+        "* `scaler.scale(loss)` multiplies a given loss by `scaler`'s current scale factor.\n\n"
+        "`scaler` dynamically estimates the scale factor each iteration. To minimize gradient underflow, a large "
+        "scale factor should be used."),
+    "demo.optim.Adam": (
+        "`Adam(params, lr=0.001)`\n\n"
+        "Implements Adam algorithm, and its fused and foreach variants, and much more besides: the first sentence "
+        "of this summary runs on and on about what it does, naming every variant, every argument and every "
+        "paper it comes from, and every release that changed it, with every caveat that each release added, so "
+        "that no table cell could show it whole without cutting it mid-way through its words. Adam is the usual default optimizer."),
+}
+
+
+def _digest_body(sections: dict[int, list[str]]) -> str:
+    """The offline writer's file for DIGEST_PLAN, each section given the passages named (full docstrings)."""
+    from kb.engine.types import Passage, Research
+    from kb.records import SourceRef
+
+    part = parse_plan(DIGEST_PLAN, "plans/digest.md").part(1)
+    locators = list(dict.fromkeys(x for names in sections.values() for x in names))
+    sources = [SourceRef(id=n, title=f"{x}, demo 1.0 docstring", kind="doc", locator=x)
+               for n, x in enumerate(locators, 1)]
+    by_section = {s.number: [Passage(kind="doc", locator=x, title=x, text=DIGEST_DOCS[x])
+                             for x in sections.get(s.number, [])] for s in part.sections}
+    request = WriteRequest(plan_title="Digest", topic="Digest", plan_path="plans/digest.md", part=part, context=[],
+                           research=Research(by_section=by_section, sources=sources))
+    draft = ExtractiveWriter(None, corpus="demo 1.0 docstrings", today="2025-01-01").write_sync(request)
+    assert check_draft(draft, request) == []
+    return draft.body
+
+
+def _digest_section(body: str, number: int) -> str:
+    return body.split(f"## Section {number}:")[1].split("\n## ")[0]
+
+
+def _row(section: str, locator: str) -> list[str]:
+    line = next(ln for ln in section.splitlines() if ln.startswith(f"| `{locator}` |"))
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+
+
+def test_the_purpose_is_the_sentence_that_says_what_the_api_does_never_a_fragment():
+    # "An instance `scaler` of `GradScaler`." names a variable and teaches nothing: the next sentence is the purpose.
+    scaler = read_excerpt(DIGEST_DOCS["demo.amp.GradScaler"])
+    assert purpose(scaler.summary) == "Helps perform the steps of gradient scaling conveniently."
+    body = _digest_body({4: ["demo.amp.GradScaler"], 5: ["demo.optim.Adam"]})
+    hooks = read_excerpt("`hook(state, bucket)`\n\nCompress by casting to bfloat16. It allreduces those `bfloat16` "
+                         "gradient tensors, which is useful to reduce communication.")
+    assert statements(hooks, {"compress", "communic"}) == []  # "those" tensors are in the table's sentence
+    assert _row(_digest_section(body, 4), "demo.amp.GradScaler")[2] == (
+        "Helps perform the steps of gradient scaling conveniently.")
+    # A bullet that says `scaler` is said with the sentence that says what `scaler` is.
+    assert "An instance `scaler` of `GradScaler`." in _digest_section(body, 4).split("| API |")[0]
+    # A first sentence too long for a cell is not cut mid-way: the next whole sentence that fits says it.
+    assert _row(_digest_section(body, 5), "demo.optim.Adam")[2] == "Adam is the usual default optimizer."
+    assert "…" not in "".join(ln for ln in body.splitlines() if ln.startswith("| `"))
+    # Nor a sentence that leans on one the cell cannot show.
+    hook = read_excerpt("`hook(state, bucket)`\n\nWarning: This API is experimental. " + "This hook compresses " + "gradients and " * 30 + "buckets. "
+                        + "It allreduces those `bfloat16` gradient tensors.")
+    assert purpose(hook.summary) is None
+
+
+def test_a_cell_without_a_purpose_says_so():
+    from kb.engine.offline.digest import NO_PURPOSE
+
+    DIGEST_DOCS["demo.x.passed_to"] = ('`passed_to()`\n\nReturn valid strings that can be passed to:\n\n'
+                                       'demo.compile(..., backend="name")\n\n- `a`: one.')
+    try:
+        body = _digest_body({5: ["demo.x.passed_to"]})
+    finally:
+        del DIGEST_DOCS["demo.x.passed_to"]
+    assert _row(_digest_section(body, 5), "demo.x.passed_to")[2] == NO_PURPOSE
+
+
+def test_a_deprecated_api_is_said_deprecated_with_its_replacement_never_recommended():
+    body = _digest_body({2: ["demo.profiler.export_memory_timeline"]})
+    section = _digest_section(body, 2)
+    uses = section.split("**What to use and when**")[1].split("| API |")[0].strip().splitlines()
+    # One line: it is deprecated, in the docstring's words, naming what replaces it; no usage advice for it.
+    assert uses == ["- `demo.profiler.export_memory_timeline` [1] is deprecated: `export_memory_timeline` is "
+                    "deprecated and will be removed in a future version. Please use `demo.memory.record_history` "
+                    "and `demo.memory.export_snapshot` instead."]
+    assert _row(section, "demo.profiler.export_memory_timeline")[2].startswith("**Deprecated.** Export memory")
+    assert "useful for profiling memory" not in section
+
+
+def test_a_long_signature_keeps_the_arguments_the_section_is_about():
+    body = _digest_body({3: ["demo.data.DataLoader"]})
+    signature = _row(_digest_section(body, 3), "demo.data.DataLoader")[1]
+    assert signature.startswith("`DataLoader(dataset, batch_size=1,") and signature.endswith(", …)`")
+    for argument in ("num_workers=0", "pin_memory=False", "prefetch_factor=None"):
+        assert argument in signature
+    assert "in_order" not in signature and len(signature) < 200
+    # A comma inside a default is no argument boundary: a tuple is never cut open.
+    from kb.engine.offline.digest import short_signature
+    short = short_signature("f(a, betas=(0.9, 0.999), " + ", ".join(f"arg{n}={n}" for n in range(40)) + ")")
+    assert "betas=(0.9, 0.999)" in short and short.endswith(", …)") and short.count("(") == short.count(")")
+
+
+def test_an_argument_that_answers_the_section_is_quoted_and_each_argument_says_what_it_is_first():
+    body = _digest_body({1: ["demo.optim.AdamW"], 3: ["demo.data.DataLoader"]})
+    fused = _digest_section(body, 1)
+    assert ("- `demo.optim.AdamW`, argument `fused` [1]: whether the fused implementation is used.") in fused
+    assert "`differentiable`" not in fused.split("| API |")[0]  # an argument of another topic is no answer
+    loader = _digest_section(body, 3).split("| API |")[0]
+    for argument in ("num_workers", "pin_memory", "prefetch_factor"):
+        assert f"argument `{argument}`" in loader
+    # "`2` means ..." has no subject without the item's first sentence: it is said after it.
+    assert ("argument `prefetch_factor` [2]: Number of batches loaded in advance by each worker. `2` means there "
+            "will be a total of 2 * num_workers batches prefetched across all workers.") in loader
+
+
+def test_the_excerpt_keeps_an_argument_block_that_answers_the_section():
+    from kb.engine.offline.excerpts import excerpt
+
+    doc = CorpusDoc(kind="doc", locator="demo.optim.AdamW", title="demo.optim.AdamW", source="demo 1.0",
+                    keywords="demo.optim.AdamW", text=DIGEST_DOCS["demo.optim.AdamW"])
+    weights = {"fuse": 1.0, "optim": 0.6, "adam": 0.3}
+    text, _best = excerpt(doc, weights, lambda t: 1.0, max_blocks=2)
+    assert "- `fused` (bool, optional)" in text
+
+
+def test_the_overview_is_about_its_topic_and_the_how_to_read_note_is_said_once_in_the_footer():
+    body = _digest_body({1: ["demo.optim.AdamW"]})
+    overview = body.split("## Overview")[1].split("\n## ")[0]
+    assert "offline engine" not in overview and "adds no claims" not in overview
+    footer = body.rstrip().splitlines()[-1]
+    assert footer.startswith("*Written by kb's offline engine") and "own words" in footer
+
+
+def test_pointers_fragments_and_repeated_rows_are_not_written():
+    body = _digest_body({1: ["demo.optim.AdamW"], 3: ["demo.data.DataLoader"], 5: ["demo.optim.AdamW"]})
+    # "See `x` for more details" is a pointer to a page this file cannot show, not an excerpt.
+    assert "multiprocessing-best-practices" not in body and "see the example below" not in body
+    # Where an argument answers the section, the excerpt quotes no other argument.
+    modes = read_excerpt("`compile(mode=None, disable=False)`\n\nOptimize a function.\n\n- `mode` (str): the mode.\n\n"
+                         "- `disable` (bool): Turn compile() into a no-op for testing.\n\nModes trade compile time for speed.")
+    assert excerpt_blocks(modes, set(), keep_summary=False, wanted={"compil", "mode"}) == [
+        "- `mode` (str): the mode.", "Modes trade compile time for speed."]
+    # Nor is the pointer left over from a paragraph a bullet took sentences of.
+    stream = read_excerpt("`Stream()`\n\nWrapper around a stream.\n\nA stream is a linear sequence of execution. "
+                          "It runs kernels in order. See `cuda-semantics` for details.")
+    assert excerpt_blocks(stream, {"A stream is a linear sequence of execution."}, keep_summary=False) == [
+        "It runs kernels in order."]
+    # The row of an API tabled in an earlier section of the file is not repeated; where the earlier section quoted
+    # the argument that answers this one, the pointer says which.
+    assert body.count("| `demo.optim.AdamW` |") == 1
+    from kb.engine.offline.digest import answered_above
+    adamw = read_excerpt(DIGEST_DOCS["demo.optim.AdamW"])
+    assert answered_above(adamw, {"fuse", "optim"}, {"whether the fused implementation is used."}) == ["fused"]
+    assert answered_above(adamw, {"fuse", "optim"}, set()) == []
+
+
+def test_a_flattened_list_is_quoted_as_the_source_has_it_and_its_entries_are_no_sentences():
+    backend = read_excerpt('`compile(backend=None)`\n\nOptimize a function.\n\n- `backend` (str): backend to be used - '
+                           '"inductor" is the default backend, which is a good balance between performance and overhead '
+                           '- Non experimental in-tree backends can be seen with `list_backends()`\n\n'
+                           '- `skip_actions` (list): actions to skip when compiling a backend. Valid actions are: '
+                           '- `"oom"`: Out-of-memory events of the backend compile step\n\n'
+                           'torch.compile(..., backend="name")')
+    said = statements(backend, {"backend", "compil"}, limit=4)
+    from kb.engine.offline.digest import joined
+    text = joined([s for s in said if s.argument == "backend"])
+    # The list's " - " between two entries stays: "... overhead Non experimental ..." read as one garbled sentence.
+    assert text == ('backend to be used - "inductor" is the default backend, which is a good balance between '
+                    'performance and overhead - Non experimental in-tree backends can be seen with `list_backends()`')
+    assert not any(s.text.startswith('`"oom"`') or s.text.startswith("torch.compile(") for s in said)

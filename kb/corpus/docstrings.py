@@ -83,21 +83,52 @@ def module_names(package: str, root: Path) -> list[str]:
     return sorted(set(names), key=lambda n: (n.count("."), n))
 
 
+class _Elided:
+    """A default too long to show (a policy object's repr): ``name=...`` keeps the argument's name."""
+
+    def __repr__(self) -> str:
+        return "..."
+
+
+MAX_DEFAULT = 24
+
+
 def _signature(obj) -> str | None:
+    """``(args)`` without annotations, at most MAX_SIGNATURE long: when it runs longer, long defaults become
+    ``...`` first, then it is cut between two arguments (``, ...)``), so every name shown is whole."""
     try:
         signature = inspect.signature(obj)
-        # Annotations make signatures unreadably long in prose; names and defaults are what readers need.
-        signature = signature.replace(
-            parameters=[p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()],
-            return_annotation=inspect.Signature.empty)
-        sig = str(signature)
     except (TypeError, ValueError, RuntimeError):
         return None
-    # Default values print as <function f at 0x7f...>: keep the name, drop the address (stable output).
-    sig = re.sub(r"<(?:function|built-in function|class) ([\w.<>]+)(?: at 0x[0-9a-f]+)?>", r"\1", sig)
-    sig = re.sub(r"<([\w.]+) object at 0x[0-9a-f]+>", r"\1()", sig)
-    sig = re.sub(r" at 0x[0-9a-f]+", "", sig)
-    return sig if len(sig) <= MAX_SIGNATURE else sig[: MAX_SIGNATURE - 5] + ", ...)"
+    # Annotations make signatures unreadably long in prose; names and defaults are what readers need.
+    params = [p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()]
+
+    def render(kept: list[inspect.Parameter], cut: bool) -> str:
+        try:
+            sig = str(signature.replace(parameters=kept, return_annotation=inspect.Signature.empty))
+        except ValueError:  # e.g. a keyword-only marker left with nothing after it
+            return ""
+        # Default values print as <function f at 0x7f...>: keep the name, drop the address (stable output).
+        sig = re.sub(r"<(?:function|built-in function|class) ([\w.<>]+)(?: at 0x[0-9a-f]+)?>", r"\1", sig)
+        sig = re.sub(r"<([\w.]+) object at 0x[0-9a-f]+>", r"\1()", sig)
+        sig = re.sub(r" at 0x[0-9a-f]+", "", sig)
+        return sig[:-1] + ", ...)" if cut else sig
+
+    sig = render(params, False)
+    if len(sig) <= MAX_SIGNATURE:
+        return sig
+    params = [p.replace(default=_Elided()) if p.default is not inspect.Parameter.empty
+              and len(render([p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)], False)) - len(p.name) - 3
+              > MAX_DEFAULT
+              else p for p in params]
+    sig = render(params, False)
+    if len(sig) <= MAX_SIGNATURE:
+        return sig
+    for count in range(len(params) - 1, 0, -1):
+        sig = render(params[:count], True)
+        if sig and len(sig) <= MAX_SIGNATURE:
+            return sig
+    return None
 
 
 def _unwrap(obj):

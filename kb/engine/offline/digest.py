@@ -1,7 +1,7 @@
 """A section's digest, read out of its passages: what each API is, when to use it, its signature.
 
 Everything here is the docstring's own words, cut at sentence boundaries: the signature block,
-the summary's first sentence (its one-line purpose), and the sentences of its other quoted blocks
+the sentence of the summary that says what the API does (its one-line purpose), and the sentences of its other quoted blocks
 that say when or why to use it (``useful``, ``should``, ``faster``, ``memory`` ...) or that say the
 section's own words. kb adds no claim; it only chooses and orders.
 """
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from kb.corpus.tokenize import terms
 from kb.engine.offline.excerpts import GAP
 
-MAX_PURPOSE = 220
+MAX_PURPOSE = 320
+NO_PURPOSE = "(its docstring has no sentence saying what it does)"
 MAX_SIGNATURE = 120
 SENTENCES_PER_API = 2
 # Words with which a docstring tells its reader when, why or why not to use something.
@@ -34,6 +35,16 @@ _ANAPHORA = re.compile(r"^(this|these|that|those|such|it|its|they|as such|in par
                        r"cases?|otherwise|however|also|then)\b", re.I)
 # ... and one that leans on the block before it even where it opens its own ("This" there names the API itself).
 _CONNECTIVE = re.compile(r"^(as such|in particular|in (?:this|these|that|such) cases?|otherwise|however|also|then)\b", re.I)
+# "An instance `scaler` of `GradScaler`.": it names a variable later sentences use, and says nothing itself.
+_NAMING = re.compile(r"^An? (?:instance|object) `(\w+)` of `[\w.]+`\.?$")
+# No sentence: a value list's entry ("`"oom"`: Out-of-memory events"), a bare call, a linter's directive.
+_NO_SENTENCE = re.compile(r"^`[^`]+`:\s|^[\w.]+\(.*\)\.?$|\b(pyrefly|noqa|pylint|mypy|type): *ignore\b|"
+                          r":\s*<?https?://\S+$")  # ... or the lead-in to a link: "To register one: https://..."
+# A purpose never leans on a sentence before it ("It allreduces those tensors."); "This hook ..." names the API.
+_LEANING_PURPOSE = re.compile(r"^(it|its|it's|they|these|those|such|that|as such|in particular|otherwise|however|"
+                              r"also|then)\b", re.I)
+_BELOW = re.compile(r"\bsee (?:the )?(?:examples?|notes?|code|details)? ?below\b", re.I)  # not shown here
+_POINTER = re.compile(r"^(see|for (?:more )?details,? see|more details)\b", re.I)
 _SIGNATURE = re.compile(r"^`[^`]+`$")
 _FORMAL = re.compile(r"^\*\*(Returns?|Return type|Raises|Yields|Shape|Example)", re.I)  # what it returns, not when to use it
 _NOTE = re.compile(r"^\*\*(Note|Warning|Tip|Deprecated)[^*]*\*\*:?\s*", re.I)
@@ -69,45 +80,89 @@ def read_excerpt(text: str) -> Excerpt:
     out = Excerpt()
     if blocks and _SIGNATURE.match(blocks[0]):
         out.signature = blocks.pop(0)[1:-1]
-    for n, block in enumerate(blocks):
-        if not block.startswith(("-", "**", "|", "#")):
-            out.summary = block
-            out.blocks = blocks[:n] + blocks[n + 1:]
-            break
-    else:
+    prose = [n for n, block in enumerate(blocks) if not block.startswith(("-", "*", "|", "#"))]
+    # The first prose block, unless it says nothing of what the API does ("An instance `scaler` of `GradScaler`.")
+    # and a later one does.
+    n = next((n for n in prose if purpose_index(blocks[n]) is not None), prose[0] if prose else None)
+    if n is None:
         out.blocks = blocks
+    else:
+        out.summary = blocks[n]
+        out.blocks = blocks[:n] + blocks[n + 1:]
     return out
 
 
 def purpose_index(summary: str | None) -> int | None:
-    """Which of the summary's sentences says what the API is for: the first that is not a caution or a lead-in."""
+    """Which of the summary's sentences says what the API is for: the first whole sentence that fits a table cell
+    and is no caution, lead-in, or naming of a variable ("An instance `scaler` of `GradScaler`.")."""
     for n, sentence in enumerate(sentences(summary or "")):
-        if not (_NOT_PURPOSE.match(sentence) or sentence.endswith(":")):
+        if not (_NOT_PURPOSE.match(sentence) or sentence.endswith(":") or _NAMING.match(sentence)
+                or _NO_SENTENCE.search(sentence) or len(sentence) > MAX_PURPOSE
+                or (n > 0 and _LEANING_PURPOSE.match(sentence))):
             return n
     return None
 
 
 def purpose(summary: str | None) -> str | None:
-    """The summary's purpose sentence, as one line (cut at a word, with "…", when it runs long); None if it has none."""
+    """The summary's purpose sentence, whole (a sentence too long for a cell is never cut: a later one is taken);
+    None if it has none."""
     index = purpose_index(summary)
-    if index is None:
-        return None
-    first = sentences(summary)[index]
-    if len(first) <= MAX_PURPOSE:
-        return first
-    cut = first[:MAX_PURPOSE].rsplit(" ", 1)[0].rstrip(",;:")
-    if cut.count("`") % 2:
-        cut = cut[: cut.rfind("`")].rstrip()
-    return cut + " …"
+    return None if index is None else sentences(summary)[index]
 
 
-def short_signature(signature: str | None) -> str | None:
-    """The signature, its argument list cut after a comma (with "…") when it runs long."""
+MAX_KEPT_SIGNATURE = 200
+
+
+def _arguments(inner: str) -> list[str]:
+    """An argument list split at its top-level commas (a tuple default stays whole)."""
+    out, depth, start = [], 0, 0
+    for n, char in enumerate(inner):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            out.append(inner[start:n].strip())
+            start = n + 1
+    if inner[start:].strip():
+        out.append(inner[start:].strip())
+    return out
+
+
+def short_signature(signature: str | None, keep: set[str] = frozenset()) -> str | None:
+    """The signature, cut between arguments (with "…") when it runs long; the arguments named in ``keep``
+    (those the section is about) are shown wherever they stand, "…" where others were left out."""
     if not signature or len(signature) <= MAX_SIGNATURE:
         return signature
-    head = signature[:MAX_SIGNATURE]
-    cut = head.rfind(", ")
-    return (head[:cut] if cut > 0 else head) + ", …)"
+    open_at = signature.find("(")
+    close_at = signature.rfind(")")
+    if open_at < 0 or close_at < open_at:
+        return signature[:MAX_SIGNATURE].rsplit(" ", 1)[0] + " …"
+    head, args = signature[:open_at + 1], _arguments(signature[open_at + 1:close_at])
+    args = [a for a in args if a not in ("...", "…")]
+    shown: list[str] = []
+    length, gap = len(head) + 4, False
+    for arg in args:
+        name = arg.split("=", 1)[0].strip().lstrip("*")
+        if not gap and length + len(arg) + 2 <= MAX_SIGNATURE:
+            shown.append(arg)
+        elif name in keep and length + len(arg) + 2 <= MAX_KEPT_SIGNATURE:
+            if gap and shown and shown[-1] != "…":
+                shown.append("…")
+            shown.append(arg)
+        else:
+            gap = True
+            continue
+        length += len(arg) + 2
+    while shown and shown[-1] in ("*", "/", "…"):
+        shown.pop()
+    return head + ", ".join(shown) + (", …)" if args and args[-1] not in shown else ")")
+
+
+def answers(argument: str | None, wanted: set[str]) -> bool:
+    """Whether an argument is what the section is about (``fused`` under "Fused optimizers", ``pin_memory``)."""
+    said = terms(argument or "")
+    return bool(said) and said[0] in wanted
 
 
 @dataclass
@@ -131,48 +186,111 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
     """
     pool: list[tuple[str, str, str | None, int]] = []  # (sentence, block, argument, position)
     position = 0
+    naming: dict[str, str] = {}  # variable -> "An instance `scaler` of `GradScaler`."
+    definition: dict[str, tuple[str, int]] = {}  # argument -> its item's first sentence (what it is), position
 
-    def add(said: list[str], block: str, argument: str | None) -> None:
+    def add(said: list[str], block: str, argument: str | None, skip: int | None = None) -> None:
         nonlocal position
         for n, sentence in enumerate(said):
-            if n > 0 and _ANAPHORA.match(sentence):
+            if n == skip:
+                position += 1
+                continue
+            # A sentence leaning on the purpose leans on the table below it: "It allreduces those tensors."
+            # alone in a bullet misleads too.
+            leaning = n > 0 and _ANAPHORA.match(sentence)
+            named = _NAMING.match(sentence)
+            if named:
+                naming[named.group(1)] = sentence
+                position += 1
+                continue
+            if argument is not None and n == 0:
+                definition[argument] = (sentence, position)
+            if leaning:
                 if pool and pool[-1][1] == block and pool[-1][3] == position - 1:
                     last = pool.pop()  # said with the sentence it leans on, as one statement
                     pool.append((f"{last[0]} {sentence}", block, argument, last[3]))
                     continue
                 position += 1
                 continue  # what it leans on is not quoted here: alone it would mislead
-            if n == 0 and _CONNECTIVE.match(sentence):
+            if (n == 0 or n - 1 == skip) and _CONNECTIVE.match(sentence):
                 position += 1
                 continue
             pool.append((sentence, block, argument, position))
             position += 1
+        position += 1  # the next block's first sentence is not next to this one's last
 
     if excerpt.summary and excerpt.summary not in used:
-        index = purpose_index(excerpt.summary)
-        # The purpose is the table's; a sentence leaning on it reads right beside that row.
-        add([x for n, x in enumerate(sentences(excerpt.summary)) if n != index], excerpt.summary, None)
+        add(sentences(excerpt.summary), excerpt.summary, None, purpose_index(excerpt.summary))
     for block in excerpt.blocks:
         if block in used or _FORMAL.match(block):
             continue
         item = _ITEM.match(block)
         body = block[item.end():] if item else _NOTE.sub("", block)
         add(sentences(body), block, item.group(1) if item else None)
-    scored = []
+    scored, answer = [], []
     for sentence, block, argument, pos in pool:
-        if sentence in used:
+        if sentence in used or (argument is not None and not _ARGUMENT.match(argument)):
             continue
         said = set(terms(sentence)) & wanted
         cue = min(2, len(_CUE.findall(sentence))) * 0.75
-        score = len(said) + cue + (0.5 if argument and set(terms(argument)) & wanted else 0.0)
-        if score <= 0 or len(sentence) < 25 or sentence.startswith("See ") or sentence.endswith(":"):
-            continue  # too short to teach, a pointer, or the lead-in to a formula or list the bullet cannot show
-        if argument is not None and not _ARGUMENT.match(argument):
+        named = bool(argument and set(terms(argument)) & wanted)
+        score = len(said) + cue + (0.5 if named else 0.0)
+        statement = Statement(sentence, block, argument, score, pos)
+        if answers(argument, wanted) and definition.get(argument, ("", -1))[1] == pos:
+            answer.append(statement)  # what the argument is: the section's answer, said whatever its length
             continue
-        scored.append((-score, pos, Statement(sentence, block, argument, score, pos)))
+        if not (said or named) or len(sentence) < 25 or sentence.startswith("See ") or sentence.endswith(":"):
+            continue  # of another topic, too short to teach, a pointer, or the lead-in to a list the bullet cannot show
+        if _NO_SENTENCE.search(sentence) or _BELOW.search(sentence):
+            continue
+        scored.append((-score, pos, statement))
+    if any(answers(argument, wanted) for argument in definition):
+        # The section's answer is an argument (quoted here or earlier in the file): other arguments are another topic.
+        scored = [t for t in scored if t[2].argument is None or answers(t[2].argument, wanted)]
     scored.sort(key=lambda t: (t[0], t[1]))
-    chosen = sorted(scored[:limit], key=lambda t: t[1])
-    return [s for _score, _pos, s in chosen]
+    chosen = [s for _score, _pos, s in scored[:limit]]
+    answered = {s.argument for s in answer}
+    for statement in answer:  # an answering argument: its definition, and its best other sentence
+        chosen.append(statement)
+        more = next((s for _score, _pos, s in scored if s.argument == statement.argument and s not in chosen), None)
+        if more is not None:
+            chosen.append(more)
+    # An argument's sentence is said after the one that says what the argument is ("`2` means ..." needs it).
+    for statement in list(chosen):
+        arg = statement.argument
+        if arg is None or arg in answered or arg not in definition:
+            continue
+        text, pos = definition[arg]
+        if pos != statement.position and not any(s.position == pos for s in chosen) and text not in used \
+                and not text.endswith(":"):
+            chosen.append(Statement(text, statement.block, arg, 0.0, pos))
+    chosen.sort(key=lambda s: s.position)
+    # A sentence that says `scaler` is said with the one that names `scaler` (never the naming alone).
+    for variable, sentence in naming.items():
+        first = next((s for s in chosen if f"`{variable}" in s.text), None)
+        if first is not None and sentence not in used:
+            chosen.insert(chosen.index(first), Statement(sentence, first.block, first.argument, 0.0, -1))
+    return chosen
+
+
+def answered_above(excerpt: Excerpt, wanted: set[str], used: set[str]) -> list[str]:
+    """The arguments that answer the section and whose item this file already quotes (said in an earlier section)."""
+    out = []
+    for block in excerpt.blocks:
+        item = _ITEM.match(block)
+        if item and answers(item.group(1), wanted):
+            first = sentences(block[item.end():])[:1]
+            if first and first[0] in used:
+                out.append(item.group(1))
+    return out
+
+
+def deprecation(excerpt: Excerpt) -> str | None:
+    """The docstring's deprecation notice, in its words ("... is deprecated ... Please use `x` instead."), or None."""
+    for block in excerpt.blocks:
+        if block.startswith(("**Deprecated", "Deprecated")):
+            return " ".join(_NOTE.sub("", block).split()) or None
+    return None
 
 
 def cell(text: str) -> str:
@@ -186,16 +304,24 @@ def joined(said: list[Statement]) -> str:
     last = None
     for statement in said:
         if out:
-            out += " " if last is not None and statement.position == last + 1 else " … "
+            if last is not None and statement.position == last + 1:
+                # Next to each other in the source: a full stop was there, or a flattened list's " - ".
+                # (sentences() splits at a full stop, or at a flattened list's " - ")
+                out += " " if re.search(r"[.!?][\"')\]`]*$", out) else " - "
+            else:
+                out += " … "
         out += statement.text
         last = statement.position
     return out
 
 
-def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool) -> list[str]:
+def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool, wanted: set[str] = frozenset()) -> list[str]:
     """The excerpt's blocks to quote: the summary less its purpose sentence (the table's) unless
-    ``keep_summary``, then the other blocks, less what ``used`` shows this file already quotes."""
+    ``keep_summary``, then the other blocks, less what ``used`` shows this file already quotes. Where an
+    argument answers the section (``wanted``: its terms), no other argument is quoted."""
     out = []
+    items = [m.group(1) for b in excerpt.blocks if (m := _ITEM.match(b))]
+    answered = any(answers(a, wanted) for a in items)
     if excerpt.summary:
         said = sentences(excerpt.summary)
         index = None if keep_summary else purpose_index(excerpt.summary)
@@ -209,13 +335,17 @@ def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool) -> list
         if block in used:
             continue
         item = _ITEM.match(block)
+        if item and answered and not answers(item.group(1), wanted):
+            continue  # "Compilation modes" is `mode`, not `disable`
         body = block[item.end():] if item else _NOTE.sub("", block)
         said = sentences(body)
+        if said and all(_POINTER.match(x) or _NAMING.match(x) for x in said):
+            continue  # "See `cuda-memory-management` for more details.": a page this file cannot show
         if not any(x in used for x in said):
             out.append(block)
         elif not item and not block.startswith(("-", "*", "|", "#")):
             # A paragraph a bullet already took a sentence of: the rest of it, "…" where that sentence stood.
-            rest = [x if x not in used else GAP for x in sentences(block)]
+            rest = [x if x not in used else GAP for x in sentences(block) if not _POINTER.match(x)]
             while rest and rest[0] == GAP:
                 rest.pop(0)
             while rest and rest[-1] == GAP:

@@ -12,8 +12,8 @@ GAP = "[…]"
 MAX_BLOCKS = 4
 MAX_CHARS = 1400
 MAX_EXAMPLES = 2
+MAX_ANSWERS = 2  # argument items that answer a section, quoted besides its best blocks
 MAX_EXAMPLE_LINES = 40
-MAX_SIGNATURE = 240
 
 
 def _is_signature(block: str) -> bool:
@@ -32,6 +32,13 @@ def block_score(block: str, weights: dict[str, float], idf, names: frozenset[str
     return score * NAMED_BONUS if item and item.group(1) in names else score
 
 
+def _answers(block: str, own: dict[str, float]) -> bool:
+    """An argument item whose name is a word of the section itself (``fused`` under "Fused optimizers")."""
+    item = _ITEM_NAME.match(block)
+    said = terms(item.group(1)) if item else []
+    return bool(said) and said[0] in own
+
+
 def excerpt(doc: CorpusDoc, weights: dict[str, float], idf, *, names: frozenset[str] = frozenset(),
             max_blocks: int = MAX_BLOCKS, max_chars: int = MAX_CHARS) -> tuple[str, float]:
     """The doc's summary and best-matching blocks, in their original order, with ``[…]`` where text was left out.
@@ -42,15 +49,23 @@ def excerpt(doc: CorpusDoc, weights: dict[str, float], idf, *, names: frozenset[
     blocks = [b.strip() for b in doc.text.split("\n\n") if b.strip()]
     if not blocks:
         return "", 0.0
+    from kb.engine.offline.digest import purpose_index  # noqa: PLC0415 - digest imports GAP from here
+
     signature = 0 if _is_signature(blocks[0]) else None
-    summary = next((i for i, b in enumerate(blocks) if i != signature and not b.startswith(("-", "**"))), None)
+    prose = [i for i, b in enumerate(blocks) if i != signature and not b.startswith(("-", "*"))]
+    summary = prose[0] if prose else None
+    # A first paragraph that only names a variable ("An instance `scaler` of `GradScaler`.") comes with the
+    # paragraph that says what the API does, the table's purpose.
+    also = next((i for i in prose if purpose_index(blocks[i]) is not None), None) \
+        if summary is not None and purpose_index(blocks[summary]) is None else None
     # A block is quoted for what it says about the section itself (a title or detail word), not only
     # about the PART's wider topic: "More from checkpoint" must not quote its `debug` argument.
     own = {t: w for t, w in weights.items() if w >= OWN_WEIGHT}
     scored = sorted(((block_score(b, weights, idf, names), i) for i, b in enumerate(blocks)
-                     if i not in (signature, summary) and block_score(b, own, idf, names) > 0), reverse=True)
-    chosen = {summary} if summary is not None else set()
-    used = len(blocks[summary]) if summary is not None else 0
+                     if i not in (signature, summary, also) and block_score(b, own, idf, names) > 0), reverse=True)
+
+    chosen = {i for i in (summary, also) if i is not None}
+    used = sum(len(blocks[i]) for i in chosen)
     best = block_score(blocks[summary], weights, idf) if summary is not None else 0.0
     for score, i in scored:
         if score <= 0 or len(chosen) >= max_blocks:
@@ -60,7 +75,10 @@ def excerpt(doc: CorpusDoc, weights: dict[str, float], idf, *, names: frozenset[
         chosen.add(i)
         used += len(blocks[i])
         best = max(best, score)
-    if signature is not None and len(blocks[signature]) <= MAX_SIGNATURE:
+    # An argument that answers the section is quoted besides the blocks that say most about it (and does not
+    # change the best score, which ranks the passage).
+    chosen.update([i for _score, i in scored if _answers(blocks[i], own)][:MAX_ANSWERS])
+    if signature is not None:  # however long: the table shortens it around the arguments the section is about
         chosen.add(signature)
     if doc.deprecated:  # a deprecated API is never quoted without the notice that says what replaces it
         chosen.update(i for i, b in enumerate(blocks) if b.startswith(("**Deprecated", "Deprecated")))

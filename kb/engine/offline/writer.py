@@ -1,8 +1,9 @@
 """The ``offline`` writer: a digest of quoted, cited passages and the plan's own words.
 
 Each planned section gets, from its passages: what to use and when (the docstrings' own
-sentences on when and why, each cited), a table of the APIs involved (name, signature, the
-summary's first sentence, cited), then the one most relevant example, run in kb's sandbox
+sentences on when and why, each cited; an argument that answers the section first; a deprecated
+API only as deprecated, with its replacement), a table of the APIs involved (name, signature, the
+sentence that says what it does, cited; once per file), then the one most relevant example, run in kb's sandbox
 before the file lands (kb.engine.offline.gate), or, without one, the most relevant excerpt.
 A docstring or example another file quotes first (kb.engine.offline.owners) is linked, not
 repeated; a section research left empty whose answer another file of the plan quotes (the
@@ -28,8 +29,8 @@ import jinja2
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms
 from kb.engine.check import EMPTY_MARK
-from kb.engine.offline.digest import (cell, excerpt_blocks, joined, purpose, read_excerpt, sentences, short_signature,
-                                      statements)
+from kb.engine.offline.digest import (NO_PURPOSE, answered_above, answers, cell, deprecation, excerpt_blocks, joined,
+                                      purpose, read_excerpt, sentences, short_signature, statements)
 from kb.engine.offline.gate import SnippetGate, Verdict
 from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners
 from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet, strip_directives
@@ -170,6 +171,8 @@ class ExtractiveWriter:
         found: dict[int, list[_Example]] = {}
         for number, passages in sections:
             for passage in passages:
+                if deprecation(read_excerpt(passage.text)):
+                    continue  # an example of a deprecated API teaches what not to use
                 for code in passage.examples:
                     if "```" in code or "~~~" in code or elsewhere.quoting(strip_directives(code)):
                         continue  # it would close its fence; or another file shows it already
@@ -281,8 +284,11 @@ class ExtractiveWriter:
             web=[s for s in sources if s.kind == "web"],
             no_web="the offline engine reads only the local corpus; it makes no network requests.",
             engine_line=(f"Written by kb's offline engine (extractive: no language model) on {self.today or date.today().isoformat()}, "
-                         f"from {self.corpus}. Every statement in a section is its cited source's own words; headings, "
-                         "table layout and the lines that lead a quote are kb's, and other text comes from the plan."),
+                         f"from {self.corpus}. Every statement in a section is its cited source's own words: what to use "
+                         "and when, a table of the APIs (signature, the sentence saying what each does), then one example "
+                         "or excerpt; headings, table layout and the lines that lead a quote are kb's, and other text comes "
+                         "from the plan. An example shown as run ran in kb's sandbox (a setup kb added says so in the code); "
+                         "a passage another file quotes first is linked, not repeated."),
         )
         body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
         # A section filled by a link to the file that quotes its answer is not "nothing in the local corpus".
@@ -315,11 +321,22 @@ class ExtractiveWriter:
         for passage in here:
             source = sources[passage.locator] = cited.cite(by_locator.get(passage.locator), passage)
             excerpt = read_excerpt(passage.text)
-            if passage.kind == "doc":
+            notice = deprecation(excerpt)
+            # A deprecated API is never the recommendation: its one line says so and names what replaces it.
+            chosen = [] if notice else [x for x in statements(excerpt, wanted, said) if not elsewhere.quoting(x.text)]
+            if passage.kind == "doc" and passage.locator not in first_section:  # a row is not repeated in a file
+                keep = {x.argument for x in chosen if x.argument} | {
+                    a for a in re.findall(r"[(,]\s*\**(\w+)", excerpt.signature or "") if answers(a, wanted)}
+                what = purpose(excerpt.summary)
                 rows.append({"name": f"`{passage.locator}`",
-                             "signature": f"`{cell(short_signature(excerpt.signature))}`" if excerpt.signature else "",
-                             "purpose": cell(_neutralize(purpose(excerpt.summary) or "")), "id": source.id})
-            chosen = [x for x in statements(excerpt, wanted, said) if not elsewhere.quoting(x.text)]
+                             "signature": f"`{cell(short_signature(excerpt.signature, keep))}`" if excerpt.signature else "",
+                             "purpose": ("**Deprecated.** " if notice else "") + (cell(_neutralize(what)) if what else NO_PURPOSE),
+                             "id": source.id})
+            if notice:
+                name = f"`{passage.locator}`" if passage.kind == "doc" else f"[{passage.title}]"
+                uses.append(f"{name} [{source.id}] is deprecated: {_neutralize(notice)}")
+                chosen = []
+                said.add(notice)
             uses += self._uses(passage, source, chosen, target)
             quoted[passage.locator] = [x.text for x in chosen]
             said.update(quoted[passage.locator])
@@ -331,7 +348,9 @@ class ExtractiveWriter:
                         "quote": "", "snippet": example.snippet, "note": self._example_lead(example)}
         else:  # the most relevant excerpt: the first passage with words this file has not quoted yet
             for passage in here:
-                blocks = self._fresh_blocks(passage, said, elsewhere)
+                if deprecation(read_excerpt(passage.text)):
+                    continue  # how to use what is deprecated is no lesson
+                blocks = self._fresh_blocks(passage, said, elsewhere, wanted)
                 if blocks:
                     source = sources[passage.locator]
                     featured = {"lead": f"From {self._who(passage, source, target)}", "id": source.id,
@@ -345,7 +364,9 @@ class ExtractiveWriter:
             source = sources[passage.locator]
             mine = featured is not None and featured["id"] == source.id
             if not quoted[passage.locator] and not mine and passage.locator in first_section:
-                above.append(f"`{passage.locator}` [{source.id}] (Section {first_section[passage.locator]})")
+                # The argument that answers this section, where an earlier one quoted it ("Backend selection": `backend`).
+                args = [f", argument `{a}`" for a in answered_above(read_excerpt(passage.text), wanted, said)]
+                above.append(f"`{passage.locator}` [{source.id}]{''.join(args[:2])} (Section {first_section[passage.locator]})")
             first_section.setdefault(passage.locator, number)
             items.append({"lead": f"From {self._who(passage, source, target)}", "id": source.id,
                           "quote": blockquote(quoted[passage.locator]) if quoted[passage.locator] else "",
@@ -366,10 +387,10 @@ class ExtractiveWriter:
                 "see_above": f"Also relevant, and quoted above: {', '.join(above)}." if above else ""}
 
     @staticmethod
-    def _fresh_blocks(passage: Passage, said: set[str], elsewhere: Elsewhere) -> list[str]:
+    def _fresh_blocks(passage: Passage, said: set[str], elsewhere: Elsewhere, wanted: set[str] = frozenset()) -> list[str]:
         """The passage's blocks worth quoting as its excerpt: not its signature or the summary's first
         sentence (the table says those), not quoted before in this file, not said in an earlier file."""
-        blocks = excerpt_blocks(read_excerpt(passage.text), said, passage.kind != "doc")
+        blocks = excerpt_blocks(read_excerpt(passage.text), said, passage.kind != "doc", wanted)
         return [b for b in blocks if not elsewhere.quoting(b)]
 
     def _uses(self, passage: Passage, source: SourceRef, said: list, target: str | None) -> list[str]:
@@ -408,12 +429,6 @@ class ExtractiveWriter:
             f"This file collects what the local corpus says about {part.title.lower() if part.title.isupper() else part.title}, "
             f"as planned in PART {part.number} of the plan \"{request.plan_title or request.plan_path}\" "
             f"(`{request.plan_path}`): {titles}.",
-            "It was compiled by kb's offline engine, which adds no claims of its own. Each section gives what to use "
-            "and when, in the documentation's own sentences; a table of the APIs involved (signature and the first "
-            "sentence of each docstring); then one example from the documentation, or the most relevant excerpt. "
-            "Every statement cites its numbered source; an example kb ran in its sandbox before writing this file "
-            "is shown as it ran (where kb added a setup so that it runs, the code says so); a section the corpus "
-            "does not cover says so, and a passage another file quotes first is linked, not repeated.",
         ]
         reads = []
         for doc in request.context:
