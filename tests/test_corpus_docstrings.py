@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import textwrap
 import sys
 
 import pytest
@@ -106,3 +107,42 @@ def test_extract_walks_public_api_under_shortest_path(demo_package, tmp_path):
 def test_extract_refuses_a_package_that_is_not_installed(tmp_path):
     with pytest.raises(ConfigError, match="not installed"):
         extract_in_subprocess("kb_no_such_package_xyz", tmp_path / "x.jsonl")
+
+
+def test_a_class_documented_in_its_init_is_indexed_with_that_docstring(tmp_path, monkeypatch):
+    # lightning's Trainer and bitsandbytes' 8-bit optimizers have no class docstring: __init__ holds it.
+    (tmp_path / "kbinitdoc.py").write_text(textwrap.dedent('''\
+        """Optimizers documented the Sphinx autoclass_content="both" way."""
+
+
+        class Adam8bit:
+            def __init__(self, params, lr=1e-3, optim_bits=8):
+                """
+                8-bit Adam optimizer that keeps its states in 8 bits to save memory.
+
+                Arguments:
+                    params (`torch.Tensor`): The input parameters to optimize.
+                    optim_bits (`int`, defaults to 8): The number of bits of the optimizer state.
+                """
+
+
+        class Bare:
+            def __init__(self):
+                pass
+
+
+        class Both:
+            """A class whose own docstring is long enough to stand alone."""
+
+            def __init__(self, x):
+                """The init docstring that is not used when the class has its own."""
+        '''), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + ":" + ":".join(sys.path))
+    docs = {d.locator: d for d in extract_in_subprocess("kbinitdoc", tmp_path / "out.jsonl", budget_s=20)}
+    adam = docs["kbinitdoc.Adam8bit"]
+    assert adam.text.startswith("`Adam8bit(params, lr=0.001, optim_bits=8)`")
+    assert "8-bit Adam optimizer that keeps its states in 8 bits" in adam.text
+    assert "- `optim_bits`" in adam.text
+    assert "kbinitdoc.Bare" not in docs
+    assert "init docstring" not in docs["kbinitdoc.Both"].text
