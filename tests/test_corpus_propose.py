@@ -94,6 +94,7 @@ def test_the_performance_plan_proposes_more_than_torch_where_they_are_installed(
     assert proposed[0] == "torch"
     # "Logging optimization (log every N steps, async logging)" names the standard library's logging.
     assert "logging" in proposed
-    for name, said in (("tensorboard", "TensorBoard Profiler"), ("bitsandbytes", "8-bit optimizers (bitsandbytes)")):
+    for name, said in (("tensorboard", "TensorBoard Profiler"), ("bitsandbytes", "8-bit optimizers (bitsandbytes)"),
+                       ("deepspeed", "DeepSpeed activation checkpointing")):
         assert (name in proposed) == (importlib.util.find_spec(name) is not None), said
     assert not {"time", "profile", "trace", "functorch"} & set(proposed)
