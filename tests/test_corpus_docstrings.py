@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 import sys
 
 import pytest
@@ -129,3 +130,40 @@ def test_a_long_signature_is_cut_between_arguments_and_long_defaults_give_way_to
     kept = sig[1:-len(", ...)")].split(", ")
     assert all(re.fullmatch(r"\*|\w+(=.+)?", k) or k.endswith(")") or k.startswith("betas") for k in kept), kept
     assert "pin_memory=False" in sig and "prefetch_factor=None" in sig
+def test_a_class_documented_in_its_init_is_indexed_with_that_docstring(tmp_path, monkeypatch):
+    # lightning's Trainer and bitsandbytes' 8-bit optimizers have no class docstring: __init__ holds it.
+    (tmp_path / "kbinitdoc.py").write_text(textwrap.dedent('''\
+        """Optimizers documented the Sphinx autoclass_content="both" way."""
+
+
+        class Adam8bit:
+            def __init__(self, params, lr=1e-3, optim_bits=8):
+                """
+                8-bit Adam optimizer that keeps its states in 8 bits to save memory.
+
+                Arguments:
+                    params (`torch.Tensor`): The input parameters to optimize.
+                    optim_bits (`int`, defaults to 8): The number of bits of the optimizer state.
+                """
+
+
+        class Bare:
+            def __init__(self):
+                pass
+
+
+        class Both:
+            """A class whose own docstring is long enough to stand alone."""
+
+            def __init__(self, x):
+                """The init docstring that is not used when the class has its own."""
+        '''), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + ":" + ":".join(sys.path))
+    docs = {d.locator: d for d in extract_in_subprocess("kbinitdoc", tmp_path / "out.jsonl", budget_s=20)}
+    adam = docs["kbinitdoc.Adam8bit"]
+    assert adam.text.startswith("`Adam8bit(params, lr=0.001, optim_bits=8)`")
+    assert "8-bit Adam optimizer that keeps its states in 8 bits" in adam.text
+    assert "- `optim_bits`" in adam.text
+    assert "kbinitdoc.Bare" not in docs
+    assert "init docstring" not in docs["kbinitdoc.Both"].text

@@ -53,3 +53,48 @@ def test_a_plan_naming_no_library_says_so(tmp_path):
     assert write_packages(toml, [], ["plans/x.md"])
     text = toml.read_text(encoding="utf-8")
     assert text.startswith('[corpus]\npackages = []  # kb init found no installed library named in plans/x.md')
+
+
+SECTIONS_PLAN = textwrap.dedent("""\
+    # Knowledge Expansion: Data pipelines (1 runner in 1 batch)
+
+    # BATCH 1: pipelines
+
+    ## PART 1: Loading data
+
+    - [ ] PART 1: Create pipelines/00-loading.md
+
+    **Step 1: Web Research**
+    - [ ] Search: "PyYAML safe_load speed"
+    - [ ] Search: "rich progress bars time per queue item"
+
+    **Step 2: Create Knowledge File**
+    - [ ] Section 1: Array batching (NumPy stacking, Megatron-LM shards)
+    - [ ] Section 2: Logging optimization (log every N steps, async logging)
+    - [ ] Section 3: Statistics (the mean and the statistics of a run)
+    """)
+
+
+def test_sections_details_and_queries_name_libraries_in_any_case():
+    plan = parse_plan(SECTIONS_PLAN, "plans/pipelines.md")
+    # The PART titles name none of them: before, only titles were read and nothing was proposed.
+    # yaml: its distribution's name (PyYAML) in a query; numpy: "NumPy" in a section title; logging and
+    # statistics: standard-library modules in lower case; Megatron-LM: not installed; rich, time, queue:
+    # everyday words (rich is installed: kb depends on it).
+    assert propose_packages([plan]) == ["yaml", "numpy", "logging", "statistics"]
+
+
+def test_the_performance_plan_proposes_more_than_torch_where_they_are_installed():
+    import importlib.util
+
+    from conftest import REPO
+    from kb.plan import load_plan
+
+    proposed = propose_packages([load_plan(REPO / "plans" / "completed" / "performance.md")])
+    assert proposed[0] == "torch"
+    # "Logging optimization (log every N steps, async logging)" names the standard library's logging.
+    assert "logging" in proposed
+    for name, said in (("tensorboard", "TensorBoard Profiler"), ("bitsandbytes", "8-bit optimizers (bitsandbytes)"),
+                       ("deepspeed", "DeepSpeed activation checkpointing")):
+        assert (name in proposed) == (importlib.util.find_spec(name) is not None), said
+    assert not {"time", "profile", "trace", "functorch"} & set(proposed)

@@ -131,6 +131,24 @@ def _signature(obj) -> str | None:
     return None
 
 
+def _docstring(obj) -> str | None:
+    """The object's own docstring; for a class without one, its own ``__init__``'s.
+
+    Libraries that document a class in ``__init__`` (Sphinx's ``autoclass_content = "both"``:
+    lightning's Trainer, bitsandbytes' 8-bit optimizers) would otherwise lose it. Only a Python
+    ``__init__`` defined on the class counts: pybind's are bare signatures.
+    """
+    doc = getattr(obj, "__doc__", None)
+    if inspect.isclass(obj) and not (isinstance(doc, str) and len(doc.strip()) >= MIN_DOC_CHARS):
+        try:
+            init = vars(obj).get("__init__")
+        except TypeError:
+            init = None
+        if inspect.isfunction(init) and isinstance(init.__doc__, str):
+            return init.__doc__
+    return doc if isinstance(doc, str) else None
+
+
 def _unwrap(obj):
     if isinstance(obj, (classmethod, staticmethod)):
         return obj.__func__
@@ -167,8 +185,8 @@ class _Walker:
     def offer(self, obj, locator: str, what: str) -> None:
         if not self.allowed(locator):
             return
-        doc = getattr(_unwrap(obj), "__doc__", None)
-        if not isinstance(doc, str) or len(doc.strip()) < MIN_DOC_CHARS:
+        doc = _docstring(_unwrap(obj))
+        if doc is None or len(doc.strip()) < MIN_DOC_CHARS:
             return
         # A public path wins over an included private one for the same object (torch.compiler.X, not torch._dynamo.X).
         rank = (not _public(locator), locator.count("."), len(locator), locator)
@@ -231,7 +249,7 @@ class _Walker:
         for _rank, locator, obj, what in sorted(self.best.values(), key=lambda v: v[1]):
             target = _unwrap(obj)
             try:
-                parsed = parse_docstring(target.__doc__)
+                parsed = parse_docstring(_docstring(target))
             except Exception:  # one odd docstring must not lose the package
                 continue
             prose = [b for b in parsed.blocks if not (b.startswith("`") and b.endswith("`") and b.count("`") == 2)]

@@ -1,10 +1,13 @@
 """Which installed packages a plan needs indexed: ``kb init --plan`` proposes ``[corpus] packages`` from it.
 
 A plan names its libraries as dotted API paths (``asyncio.run``, ``torch.cuda.Stream``,
-``concurrent.futures``) and, in its titles, by name ("Python asyncio", "PyTorch"). Those that
-are installed here (the standard library included) are proposed; a bare word in the body is
-not enough (the standard library has modules called ``time``, ``queue`` and ``profile``).
-The proposal is written into kb.toml with a comment saying where it came from.
+``concurrent.futures``) and by name, in its titles, its sections' titles and details and its
+queries ("Python asyncio", "TensorBoard Profiler", "8-bit optimizers (bitsandbytes)", "PyTorch").
+Those that are installed here (the standard library included) are proposed. A name is a word
+that is exactly a library's import or distribution name (a third-party one in any case:
+"DeepSpeed", "TensorBoard"; a standard-library one in lower case, as in "async logging"), never
+an everyday word the standard library or a package happens to use as a name (``time``,
+``queue``, ``profile``, ``rich``). The proposal is written into kb.toml with a comment.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ _PACKAGES_LINE = re.compile(r"(?m)^packages\s*=.*$")
 # Standard-library modules named like everyday words: in a title they are words, not libraries.
 _ENGLISH = frozenset("time random queue select profile trace code types string copy signal array secrets site token "
                      "this test io abc glob numbers operator keyword email html wave turtle struct calendar platform "
-                     "locale shutil tty pty stat symtable tokenize codecs inspect dis graphlib zipapp".split())
+                     "locale shutil tty pty stat symtable tokenize codecs inspect dis graphlib zipapp "
+                     # third-party import or distribution names that are everyday words too
+                     "rich click six attrs outcome packaging requests regex future mock black isort sure "
+                     "tables plot pipe arrow pendulum tqdm toolz".split())
 
 
 def _importable(name: str) -> bool:
@@ -37,36 +43,57 @@ def _importable(name: str) -> bool:
         return False
 
 
-def _plan_texts(plan) -> tuple[str, str]:
-    """(titles, everything): the plan's and PARTs' titles, and all that the PARTs say."""
-    titles = " ".join([plan.title or "", *(p.title for p in plan.parts)])
-    body = " ".join([*(q for p in plan.parts for q in p.searches),
+def _plan_texts(plan) -> str:
+    """Everything a plan says of its subject: its and its PARTs' titles, sections (title, details) and queries."""
+    return " ".join([plan.title or "", *(p.title for p in plan.parts), *(q for p in plan.parts for q in p.searches),
                      *(f"{s.title} {s.details or ''}" for p in plan.parts for s in p.sections)])
-    return titles, f"{titles} {body}"
 
 
 def propose_packages(plans) -> list[str]:
-    """Installed top-level packages the plans name: dotted roots anywhere, names in titles; in order of first mention."""
+    """Installed top-level packages the plans name: dotted roots, then library names; in order of first mention."""
     found: dict[str, None] = {}
+    third_party = _third_party()
     for plan in plans:
-        titles, text = _plan_texts(plan)
+        text = _plan_texts(plan)
         for root in _DOTTED_ROOT.findall(text):
             name = ALIASES.get(root.lower(), root)
             if name not in found and _importable(name):
                 found[name] = None
-        for word in _WORD.findall(titles):
-            name = ALIASES.get(word.lower(), word if word.islower() else None)
-            # A title word is a library only when it is one's exact import name (or alias): "asyncio", "PyTorch".
-            if name and name not in found and name not in _ENGLISH and (word.lower() in ALIASES or name in sys.stdlib_module_names
-                                               or name in _third_party()) and _importable(name):
+        for word in _WORD.findall(text):
+            name = _library_name(word, third_party)
+            if name and name not in found and _importable(name):
                 found[name] = None
     return [name for name in found if name != "__main__"]
 
 
-def _third_party() -> set[str]:
+def _library_name(word: str, third_party: dict[str, str]) -> str | None:
+    """The import name a plan's word stands for, or None when it is an everyday word or no library's name."""
+    lower = word.lower()
+    if lower in ALIASES:
+        return ALIASES[lower]
+    if lower in _ENGLISH:
+        return None
+    if word.islower() and word in sys.stdlib_module_names:
+        return word
+    return third_party.get(lower.replace("_", "-"))
+
+
+def _third_party() -> dict[str, str]:
+    """Installed import names and distribution names (lower case, ``-`` for ``_``) -> the import name."""
     import importlib.metadata
 
-    return set(importlib.metadata.packages_distributions())
+    names: dict[str, str] = {}
+    by_dist: dict[str, list[str]] = {}
+    for module, dists in importlib.metadata.packages_distributions().items():
+        if module.isidentifier() and not module.startswith("_"):
+            names[module.lower().replace("_", "-")] = module
+            if len(set(dists)) == 1:  # not a namespace many distributions share (google: protobuf, google-auth, ...)
+                by_dist.setdefault(dists[0].lower().replace("_", "-"), []).append(module)
+    for dist, modules in by_dist.items():
+        # A distribution that ships several packages (torch: torch, functorch, torchgen) names the one called like it.
+        if dist not in names and len(modules) == 1:
+            names[dist] = modules[0]
+    return names
 
 
 def write_packages(kb_toml: Path, packages: list[str], sources: list[str]) -> bool:
