@@ -99,13 +99,14 @@ def _known_terms(index, text: str) -> list[str]:
 
 
 def missing_names(index, text: str) -> list[str]:
-    """Name-like words of ``text`` none of whose own terms the corpus contains."""
+    """Name-like words of ``text`` the corpus does not contain: one of its own terms is unknown ("arr-coc-0-1" is
+    not known for "arr", a variable name some docstring uses)."""
     out = []
     for word in _NAME.findall(text):
         if not _name_like(word):
             continue
         parts = [t for t in tokenize(re.sub(r"[-.]", " ", word)) if not t.isdigit()]
-        if parts and not any(index.known(t) for t in parts) and not set(parts) <= FILLER:
+        if parts and not all(index.known(t) for t in parts) and not set(parts) <= FILLER:
             out.append(word)
     return out
 

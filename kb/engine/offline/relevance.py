@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kb.corpus.documents import CorpusDoc
+from kb.corpus.propose import ALIASES
 from kb.corpus.tokenize import tokenize
 from kb.engine.offline.query import EXPANSIONS, FILLER, SectionQuery, _expand as expand
 
@@ -300,9 +301,12 @@ def _importable(name: str) -> bool:
 
 def mentioned_packages(text: str, indexed: list[str]) -> set[str]:
     """Python packages a PART is about: roots of the dotted names it writes (``asyncio.run``) that are
-    importable, and indexed package names it says as words ("asyncio I/O")."""
+    importable, and indexed package names it says as words in any case ("asyncio I/O", "DeepSpeed", "PyTorch")."""
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
-    found = {p for p in indexed if p in words}
+    # "PyTorch" is torch and "DeepSpeed" deepspeed: a PART naming a second library still names the first.
+    lower = {w.lower() for w in words}
+    lower |= {ALIASES[w] for w in lower if w in ALIASES}
+    found = {p for p in indexed if p in words or p.lower() in lower}
     for root in set(_DOTTED_ROOT.findall(text)):
         if root in found or not root.isidentifier():
             continue
