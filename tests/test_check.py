@@ -71,3 +71,12 @@ def test_python_fences_must_parse_other_languages_are_free():
 def test_citations_are_checked_against_the_drafts_own_sources():
     # A writer that renumbers (the offline one does) is held to its draft's list, not research's.
     assert check_draft(draft(body(), sources=SOURCES[:1]), request())[0].startswith("citation [2]")
+
+
+def test_a_bullet_citing_before_its_colon_is_filled_and_a_reference_definition_cites_nothing():
+    from kb.engine.check import EMPTY, FILLED, UNCITED, section_state
+    # The digest's argument bullets read "`API`, argument `x` [1]: what it does" (no table row under them).
+    assert section_state("- `torch.compile`, argument `dynamic` [1]: Use dynamic shape tracing.\n") == FILLED
+    assert section_state("From the docstring of `torch.compile` [1]:\n\n```python\nx = 1\n```\n") == FILLED
+    assert section_state("See the docs.\n\n[1]: https://pytorch.org/docs\n") == UNCITED
+    assert section_state("Research found nothing on this section.\n") == EMPTY

@@ -15,9 +15,24 @@ from kb.engine.types import Draft, WriteRequest
 from kb.mdblocks import parse_blocks
 
 PYTHON = {"python", "py", "python3"}
-# [3], [1, 2], [1][2]: a bracketed number not escaped (\[1\]), not a link ([1](url)) and not a reference definition.
-# "From the docstring of X [1]:" ends a line with a citation; "[1]: https://..." is a reference definition.
-_CITATION = re.compile(r"(?<!\\)\[(\d+(?:\s*,\s*\d+)*)\](?!\(|:[ \t]*\S)")
+
+
+class _Citations:
+    """[3], [1, 2], [1][2] in one line: a bracketed number not escaped (\\[1\\]) and not a link ([1](url)). A line
+    that is a reference definition ("[1]: https://...", at most 3 spaces in) holds none; "- `X` [1]: what it
+    does" and "From the docstring of X [1]:" do cite."""
+
+    _BRACKETS = re.compile(r"(?<!\\)\[(\d+(?:\s*,\s*\d+)*)\](?!\()")
+    _DEFINITION = re.compile(r"^ {0,3}\[\d+\]:[ \t]*\S")
+
+    def finditer(self, line: str):
+        return iter(()) if self._DEFINITION.match(line) else self._BRACKETS.finditer(line)
+
+    def search(self, line: str):
+        return None if self._DEFINITION.match(line) else self._BRACKETS.search(line)
+
+
+_CITATION = _Citations()
 # One line at most: a quoted docstring with an odd backtick must not blank the citations of the lines after it.
 _INLINE_CODE = re.compile(r"(`+)[^\n]*?\1")
 
