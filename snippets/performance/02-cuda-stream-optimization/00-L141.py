@@ -1,7 +1,0 @@
-# From knowledge/performance/02-cuda-stream-optimization.md line 141. Written by kb validate-snippets: edit the Markdown, not this file.
-import torch
-
-s1_cuda = torch.Stream(device='cuda')
-s2_cuda = torch.Stream(device='cuda')
-e_cuda = s1_cuda.record()
-e_cuda.wait(s2)
