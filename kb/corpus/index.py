@@ -137,6 +137,7 @@ class CorpusIndex:
         self._weights = np.array([DEPRECATED_WEIGHT if d.deprecated else 1.0 for d in docs], dtype=np.float32)
         self._term_cache: dict[str, np.ndarray] = {}
         self._names: tuple[dict[str, list[int]], dict[str, list[int]]] | None = None
+        self._locators: dict[str, int] | None = None
         self._arguments: dict[str, list[int]] | None = None
 
     # -- building and persistence -------------------------------------------------
@@ -204,6 +205,12 @@ class CorpusIndex:
             if weight:
                 total += weight * self.term_scores(term)
         return total
+
+    def at(self, locator: str) -> int | None:
+        """The document whose locator is exactly ``locator`` (None when the corpus has none)."""
+        if self._locators is None:
+            self._locators = {d.locator: i for i, d in enumerate(self.docs)}
+        return self._locators.get(locator)
 
     def named(self, name: str) -> list[int]:
         """Documents an API name points at: a full path or alias first, else a last component (shortest path first)."""

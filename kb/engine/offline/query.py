@@ -70,7 +70,7 @@ class SectionQuery:
 
 
 
-def _expand(text: str) -> str:
+def expand(text: str) -> str:
     """Abbreviations replaced by what they stand for, in place (so word order still means something)."""
     return re.sub(r"[A-Za-z0-9]+",
                   lambda m: CASED_EXPANSIONS.get(m.group()) or EXPANSIONS.get(m.group().lower(), m.group()), text)
@@ -89,7 +89,7 @@ def _name_like(word: str) -> bool:
 def _known_terms(index, text: str) -> list[str]:
     """The text's known, non-filler terms; a word the corpus knows whole is not also counted by its pieces."""
     out: list[str] = []
-    for word in re.findall(r"[A-Za-z][A-Za-z0-9_]*|\d+[A-Za-z]+", _expand(text)):
+    for word in re.findall(r"[A-Za-z][A-Za-z0-9_]*|\d+[A-Za-z]+", expand(text)):
         tokens = tokenize(word)
         if not tokens:
             continue
@@ -136,11 +136,11 @@ def section_query(index, number: int, title: str, details: str, context: str, to
     title_terms = _known_terms(index, title)
     detail_terms = [t for t in _known_terms(index, details) if t not in title_terms]
     weights: dict[str, float] = {}
-    for t in tokenize(f"{title} {_expand(title)}"):
+    for t in tokenize(f"{title} {expand(title)}"):
         weights[t] = TITLE_WEIGHT
-    for t in tokenize(f"{details} {_expand(details)}"):
+    for t in tokenize(f"{details} {expand(details)}"):
         weights.setdefault(t, DETAIL_WEIGHT)
-    for t in tokenize(f"{context} {_expand(context)}"):
+    for t in tokenize(f"{context} {expand(context)}"):
         weights.setdefault(t, CONTEXT_WEIGHT)
     weights = {t: w for t, w in weights.items() if index.known(t)}
     query = SectionQuery(
@@ -162,7 +162,7 @@ def unknown_words(index, text: str) -> list[str]:
     counts it as missed, so "Nsight Systems" is not documented by any doc that says "system".
     """
     out = []
-    for word in re.findall(r"[A-Za-z][A-Za-z0-9_]*|\d+[A-Za-z]+", _expand(text)):
+    for word in re.findall(r"[A-Za-z][A-Za-z0-9_]*|\d+[A-Za-z]+", expand(text)):
         tokens = tokenize(word)
         if tokens and not set(tokens) <= FILLER and not any(index.known(t) for t in tokens):
             out.append(word)

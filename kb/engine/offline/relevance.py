@@ -28,7 +28,7 @@ import numpy as np
 from kb.corpus.documents import CorpusDoc
 from kb.corpus.propose import ALIASES
 from kb.corpus.tokenize import tokenize
-from kb.engine.offline.query import EXPANSIONS, FILLER, SectionQuery, _expand as expand
+from kb.engine.offline.query import EXPANSIONS, FILLER, SectionQuery, expand
 
 SUMMARY_CHARS = 400
 MAX_BLOCKS = 12  # a long docstring's later blocks are rarely what a section is about

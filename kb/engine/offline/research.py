@@ -701,13 +701,10 @@ class LocalResearcher:
         topic = set(query.topic_terms)
         subject = [t for t in core if t not in topic] or core
         weight = sum(index.idf(t) for t in subject)
-        by_locator = getattr(index, "_by_locator", None)
-        if by_locator is None:
-            by_locator = index._by_locator = {d.locator: i for i, d in enumerate(index.docs)}
         packages = mentioned_packages(_part_text(part), list(index.info.get("packages") or {}))
         pool: list[int] = []
         for locator, title, details in quoted:
-            i = by_locator.get(locator)
+            i = index.at(locator)
             if i is None or i in pool or foreign(index.docs[i], packages):
                 continue
             there = section_query(index, 0, title, details, "")
