@@ -79,6 +79,12 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     # of another accelerator (Tensor.ipu) come after the others.
     assert picks[("performance", 14, 2)] and not any(
         loc.rsplit(".", 1)[-1] in {"ipu", "hpu", "xpu", "mtia"} for loc in picks[("performance", 14, 2)])
+    # "Vectorized operations": vmap's name says nothing of it, its first sentence says it all ("the vectorizing map ...
+    # effectively vectorizing those operations"), and the lexical rules found it too.
+    assert picks[("performance", 14, 3)] == ["torch.vmap"]
+    # The same sentence rule takes nothing from a module the PART never says: FSDP's MixedPrecision ("FSDP-native
+    # mixed precision training") is not what a GPU-utilization PART's "Mixed precision training" means.
+    assert "torch.distributed.fsdp.MixedPrecision" not in picks[("performance", 2, 7)] + picks[("performance", 4, 1)]
 
 
 def test_an_api_off_the_sections_subject_is_not_picked(corpus):

@@ -51,6 +51,8 @@ class Weights:
     dense: float = 1.0  # weight of the cosine beside the term share
     named: float = 0.6  # the plan names this API: it fills unless its best block is this far off
     lexical: float = 1.2  # the lexical rules (old filler) found it
+    summary: float = 0.5  # ... and its summary sentence says every term of the title's subject (two or more)
+    summary_dense: float = 0.3  # ... and the embedding agrees this far (a loss's "numerically stable" is not AMP's)
     threshold: float = 1.35  # found only by the judge (the embedding's nearest, or rejected by the rules)
     niche: float = 1.6  # a config option or another accelerator's copy, found only by the judge
     title: float = 0.3  # the best block says at least this share of the title's own terms (unknown words count)

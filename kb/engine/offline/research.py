@@ -392,6 +392,7 @@ class SectionRanker:
         section_terms = set(query.title_terms) | set(query.detail_terms)
         section_terms |= abbreviated(section_terms)  # "automatic mixed precision" is AMP: autocast says it
         topic = set(query.topic_terms)
+        foreign_modules: set[int] = set()
         for i, verdict in zip(pool, verdicts):
             doc = self.index.docs[i]
             if verdict.named or i in exact:
@@ -400,12 +401,15 @@ class SectionRanker:
             # The topic's own API (checkpoint in "Activation Checkpointing"): its name is nothing but the PART's words.
             own = set(tokenize(doc.locator.rsplit(".", 1)[-1].replace("_", " "))) if doc.kind == "doc" else set()
             topic_own = bool(own) and own <= topic
-            # What an API is about is first its name and its module: a passage that shares the section's words while its
-            # name says nothing of it, or that lives in a module the PART never mentions, is about something else.
-            if doc.kind == "doc" and not said and not topic_own:
+            # What an API is about is first its name (or its summary sentence) and its module: a passage that shares the
+            # section's words while neither says anything of it, or that lives in a module the PART never mentions, is
+            # about something else.
+            if doc.kind == "doc" and not said and not topic_own and not (core and core <= summary_terms(doc)):
                 verdict.score -= judge.weights.off_name
-            if part_text and foreign_module(doc, part_terms, part_lower):
+            off_module = bool(part_text) and foreign_module(doc, part_terms, part_lower) is not None
+            if off_module:
                 verdict.score -= judge.weights.off_module
+                foreign_modules.add(i)
             verdict.by_name = self._named_route(doc, query, core, summary_terms(doc))
         # Another accelerator's copy (Tensor.ipu beside Tensor.cuda) comes after the others, as in the lexical ranking.
         ranked = sorted(zip(pool, verdicts), key=lambda pv: (not pv[1].named, bool(prior[pv[0]] < 1.0), -pv[1].score))
@@ -453,7 +457,16 @@ class SectionRanker:
                 " ".join(own_name)))
             by_name = by_name and verdict.title >= judge.weights.name_title
             ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong, by_name=by_name)
-            why = ("plan names it" if verdict.named else "strong" if strong else "by name" if by_name
+            # A docstring whose own first sentence says the title's whole subject (two words or more: vmap's
+            # "vectorizing ... operations"), which the lexical rules found too, is about it whatever its name says;
+            # not from a module the PART never says (FSDP's MixedPrecision under a GPU-utilization "Mixed precision").
+            by_summary = (not ok and found and doc.kind == "doc" and family == doc.locator and not niche and len(core) >= 2
+                          and i not in foreign_modules
+                          and core <= summary_terms(doc) and verdict.score >= judge.weights.summary
+                          and verdict.dense >= judge.weights.summary_dense)
+            ok = ok or by_summary
+            why = ("plan names it" if verdict.named else "strong" if strong else "by its summary" if by_summary
+                   else "by name" if by_name
                    else "lexical rules" if found else "judge") if ok else "below the bar"
             if query.missing:
                 ok, why = False, "out of corpus"  # about something the corpus never mentions (arr-coc-0-1, DALI): even a named API is not it
