@@ -222,6 +222,21 @@ def test_interactive_examples_are_skipped_with_a_reason():
     assert interactive_call("x = input_size + 1") is None
 
 
+def test_an_example_reaching_into_another_modules_internals_is_not_picked():
+    from kb.engine.offline.excerpts import pick_examples
+
+    internals = "with torch.cpu.amp.autocast():\n    torch._C._jit_set_autocast_mode(False)\n    y = model(x)"
+    plain = "with torch.autocast(device_type='cpu'):\n    y = model(x)"
+    doc = CorpusDoc(kind="doc", locator="torch.autocast", title="torch.autocast", source="torch", keywords="",
+                    text="Autocast runs regions in mixed precision.", examples=[internals, plain])
+    weights = {"autocast": 1.0, "amp": 1.0}
+    # The one saying "amp" besides "autocast" would rank first: it teaches a private switch, so it is not picked.
+    assert pick_examples(doc, weights, lambda t: 1.0) == [plain]
+    own = CorpusDoc(kind="doc", locator="torch._logging.set_logs", title="set_logs", source="torch", keywords="",
+                    text="Sets the log level.", examples=["torch._logging.set_logs(dynamo=10)"])
+    assert pick_examples(own, {"log": 1.0, "set_logs": 1.0}, lambda t: 1.0)  # its own private module is its API
+
+
 PLAN = """\
 # Knowledge Expansion: Speed (1 runner in 1 batch)
 

@@ -92,6 +92,18 @@ def excerpt(doc: CorpusDoc, weights: dict[str, float], idf, *, names: frozenset[
     return "\n\n".join(out), best
 
 
+_DOTTED_CALL = re.compile(r"\b([A-Za-z_]\w*(?:\.\w+)+)\s*\(")
+
+
+def _private_calls(code: str, locator: str) -> list[str]:
+    """Calls in ``code`` into the package's private names (``torch._C._jit_set_autocast_mode``) that the documented
+    API's own path does not hold (``torch._logging.set_logs`` may call ``torch._logging``)."""
+    own = locator.split(".")
+    return [name for name in _DOTTED_CALL.findall(code)
+            if name.split(".")[0] == own[0]
+            and any(part.startswith("_") and not part.startswith("__") and part not in own for part in name.split(".")[1:])]
+
+
 def pick_examples(doc: CorpusDoc, weights: dict[str, float], idf, limit: int = MAX_EXAMPLES,
                   min_weight: float = 0.5) -> list[str]:
     """The doc's examples about the section itself (a term of its title or details), short and valid, best first."""
@@ -104,6 +116,8 @@ def pick_examples(doc: CorpusDoc, weights: dict[str, float], idf, limit: int = M
             ast.parse(code)
         except (SyntaxError, ValueError):
             continue
+        if _private_calls(code, doc.locator):
+            continue  # it reaches into another module's internals (torch._C._jit_set_autocast_mode): no lesson
         score = block_score(code, own, idf)
         if score <= 0:
             continue  # an example of something else the doc also covers
