@@ -1,26 +1,32 @@
 # From knowledge/performance/03-mixed-precision-training-advanced.md line 65. Written by kb validate-snippets: edit the Markdown, not this file.
 import torch
 import torch.nn as nn
+from torch import GradScaler
 
-class TestModel(nn.Module):
-    def __init__(self, input_size, num_classes):
-        super().__init__()
-        self.fc1 = nn.Linear(input_size, num_classes)
+# Setup added by kb (not in the torch.GradScaler docs): a tiny model and random data, so the example runs.
+epochs = range(2)
+data = [(torch.randn(16, 8), torch.randint(0, 4, (16,))) for _ in range(4)]
+model = nn.Linear(8, 4)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+loss_fn = nn.CrossEntropyLoss()
 
-    def forward(self, x):
-        return self.fc1(x)
+# The example, from the torch.GradScaler docs:
+# Creates a GradScaler once at the beginning of training.
+scaler = GradScaler()
 
-input_size = 2
-num_classes = 2
-model = TestModel(input_size, num_classes).eval()
+for epoch in epochs:
+    for input, target in data:
+        optimizer.zero_grad()
+        output = model(input)
+        loss = loss_fn(output, target)
 
-# For now, we suggest to disable the Jit Autocast Pass,
-# As the issue: https://github.com/pytorch/pytorch/issues/75956
-torch._C._jit_set_autocast_mode(False)
+        # Scales loss.  Calls backward() on scaled loss to create scaled gradients.
+        scaler.scale(loss).backward()
 
-with torch.cpu.amp.autocast(cache_enabled=False):
-    model = torch.jit.trace(model, torch.randn(1, input_size))
-model = torch.jit.freeze(model)
-# Models Run
-for _ in range(3):
-    model(torch.randn(1, input_size))
+        # scaler.step() first unscales gradients of the optimizer's params.
+        # If gradients don't contain infs/NaNs, optimizer.step() is then called,
+        # otherwise, optimizer.step() is skipped.
+        scaler.step(optimizer)
+
+        # Updates the scale for next iteration.
+        scaler.update()

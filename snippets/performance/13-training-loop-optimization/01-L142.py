@@ -1,4 +1,4 @@
-# From knowledge/performance/13-training-loop-optimization.md line 108. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/13-training-loop-optimization.md line 142. Written by kb validate-snippets: edit the Markdown, not this file.
 import torch
 
 x = torch.tensor([1.], requires_grad=True)

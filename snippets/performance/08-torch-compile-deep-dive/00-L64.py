@@ -1,6 +1,0 @@
-# From knowledge/performance/08-torch-compile-deep-dive.md line 64. Written by kb validate-snippets: edit the Markdown, not this file.
-import torch
-
-@torch.compile(options={"triton.cudagraphs": True}, fullgraph=True)
-def foo(x):
-    return torch.sin(x) + torch.cos(x)
