@@ -167,3 +167,14 @@ def test_a_class_documented_in_its_init_is_indexed_with_that_docstring(tmp_path,
     assert "- `optim_bits`" in adam.text
     assert "kbinitdoc.Bare" not in docs
     assert "init docstring" not in docs["kbinitdoc.Both"].text
+
+
+def test_a_signature_line_with_the_summary_under_it_is_two_blocks():
+    # torch's C methods (Tensor.type) write the summary on the line right under the signature: the summary is the
+    # doc's first sentence, not part of the code span (the digest's "Purpose" cell reads it).
+    doc = ("\ntype(dtype=None, non_blocking=False, **kwargs) -> str or Tensor\nReturns the type if `dtype` is not provided,"
+           " else casts this object to\nthe specified type.\n\nIf this is already of the correct type, no copy is performed.\n")
+    parsed = parse_docstring(doc)
+    assert parsed.blocks[0] == "`type(dtype=None, non_blocking=False, **kwargs) -> str or Tensor`"
+    assert parsed.blocks[1] == "Returns the type if `dtype` is not provided, else casts this object to the specified type."
+    assert parse_docstring("add(other) -> Tensor\n\nAdds other.").blocks == ["`add(other) -> Tensor`", "Adds other."]

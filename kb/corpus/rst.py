@@ -297,6 +297,11 @@ class _Parser:
 
 def parse_docstring(doc: str) -> ParsedDoc:
     """Split a docstring into quotable Markdown blocks and Python examples."""
+    lines = doc.splitlines()
+    first = next((n for n, line in enumerate(lines) if line.strip()), None)
+    if first is not None and first + 1 < len(lines) and lines[first + 1].strip() and _SIGNATURE.match(lines[first].strip()):
+        # A signature line with the summary right under it (Tensor.type): two blocks, not one paragraph.
+        doc = "\n".join([*lines[:first + 1], "", *lines[first + 1:]])
     parsed = _Parser(doc).parse()
     if parsed.blocks and _SIGNATURE.match(parsed.blocks[0].replace("`", "")) and len(parsed.blocks[0]) < 400:
         # torch's C functions open with their signature: show it as code, not prose.
