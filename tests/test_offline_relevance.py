@@ -92,6 +92,9 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     # "ZeRO memory optimization (ZeRO-1, ...)": the class whose own name spells ZeRO out fills it, in a PART that
     # never says "distributed" (its module).
     assert "torch.distributed.optim.ZeroRedundancyOptimizer" in picks[("performance", 5, 4)]
+    # "OOM debugging workflow": OutOfMemoryError's name and its first sentence both say "out of memory" (OOM spelled
+    # out), which the embedding cannot read in "OOM".
+    assert "torch.OutOfMemoryError" in picks[("performance", 5, 7)]
 
 
 def test_an_api_off_the_sections_subject_is_not_picked(corpus):

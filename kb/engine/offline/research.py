@@ -475,9 +475,9 @@ class SectionRanker:
                 for n, module in named_modules))
             # An API whose own name says the whole subject of the title (ZeroRedundancyOptimizer, "ZeRO optimization").
             # (its own name: not a method's, which its class's says, nor a config option's)
-            by_name = by_name or (len(core) >= 2 and family == doc.locator and not _is_option(doc) and core <= own_name | expanded_terms(
+            whole_name = (len(core) >= 2 and family == doc.locator and not _is_option(doc) and core <= own_name | expanded_terms(
                 " ".join(own_name)))
-            by_name = by_name and verdict.title >= judge.weights.name_title
+            by_name = (by_name or whole_name) and verdict.title >= judge.weights.name_title
             ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong, by_name=by_name)
             # A docstring whose own first sentence says the title's whole subject (two words or more: vmap's
             # "vectorizing ... operations"), which the lexical rules found too, is about it whatever its name says;
@@ -486,6 +486,11 @@ class SectionRanker:
                           and i not in foreign_modules
                           and core <= summary_terms(doc) and verdict.score >= judge.weights.summary
                           and verdict.dense >= judge.weights.summary_dense)
+            # ... and when its first sentence says that whole subject too (OutOfMemoryError: "Exception raised when device
+            # is out of memory", under "OOM debugging"), name and summary agree: the summary's bar, whatever the embedding.
+            by_summary = by_summary or (not ok and whole_name and not niche and i not in foreign_modules
+                                        and core <= summary_terms(doc) and verdict.score >= judge.weights.summary
+                                        and verdict.title >= judge.weights.name_title)
             ok = ok or by_summary
             why = ("plan names it" if verdict.named else "strong" if strong else "by its summary" if by_summary
                    else "by name" if by_name
