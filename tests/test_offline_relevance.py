@@ -85,6 +85,16 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     # The same sentence rule takes nothing from a module the PART never says: FSDP's MixedPrecision ("FSDP-native
     # mixed precision training") is not what a GPU-utilization PART's "Mixed precision training" means.
     assert "torch.distributed.fsdp.MixedPrecision" not in picks[("performance", 2, 7)] + picks[("performance", 4, 1)]
+    # "Learning rate scaling (linear scaling rule, warmup)": LinearLR's name says two title words (LR: learning rate)
+    # and a detail (linear), and its summary says them too ("Decays the learning rate ... by linearly changing");
+    # its module, lr_scheduler, is the PART's "learning rate" written short.
+    assert "torch.optim.lr_scheduler.LinearLR" in picks[("performance", 7, 4)]
+    # "ZeRO memory optimization (ZeRO-1, ...)": the class whose own name spells ZeRO out fills it, in a PART that
+    # never says "distributed" (its module).
+    assert "torch.distributed.optim.ZeroRedundancyOptimizer" in picks[("performance", 5, 4)]
+    # "OOM debugging workflow": OutOfMemoryError's name and its first sentence both say "out of memory" (OOM spelled
+    # out), which the embedding cannot read in "OOM".
+    assert "torch.OutOfMemoryError" in picks[("performance", 5, 7)]
 
 
 def test_an_api_off_the_sections_subject_is_not_picked(corpus):
@@ -101,6 +111,9 @@ def test_an_api_off_the_sections_subject_is_not_picked(corpus):
     # word in their names, saying nothing of the details).
     wrong |= {(5, 5): "torch.nn.parallel.DistributedDataParallel", (3, 1, 3): "torch.cuda.is_current_stream_capturing",
               (10, 5): "torch.optim.swap_in_optimizer_params_and_state"}
+    # A name saying one title word and a detail is not enough, its summary agreeing or not: a dynamo option for
+    # the cudagraphs backend under "Backend selection (inductor, cudagraphs, aot_eager)".
+    wrong[(9, 5)] = "torch._dynamo.config.cudagraph_backend_keep_input_mutation"
     for key, locator in wrong.items():
         assert locator not in picks[("performance", *key[:2])], (key, picks[("performance", *key[:2])])
     # A deprecated alias is not what to use beside its replacement.
@@ -133,6 +146,12 @@ def test_what_an_api_is_about_comes_from_its_name_and_module():
     elastic = CorpusDoc(kind="doc", locator="torch.distributed.elastic.events.record", title="x", text="x")
     events = "GPU Profiling: CUDA event recording (timing GPU operations)"
     assert foreign_module(elastic, expanded_terms(events), events.lower()) == "distributed"  # "events" is a word, no name
+    # A module named by an abbreviation is the PART's when the PART says all its words spelled out (lr: learning rate).
+    linear = CorpusDoc(kind="doc", locator="torch.optim.lr_scheduler.LinearLR", title="x", text="x")
+    large = "Large Batch Training: Learning rate scaling (linear scaling rule, warmup), LAMB optimizers"
+    assert foreign_module(linear, expanded_terms(large), large.lower()) is None
+    curves = "Large Batch Training: Learning curves, LAMB optimizers"
+    assert foreign_module(linear, expanded_terms(curves), curves.lower()) == "lr_scheduler"
 
 
 def test_a_plan_on_a_library_the_corpus_lacks_gets_empty_sections_not_torch(corpus):

@@ -150,11 +150,21 @@ def module_words(doc: CorpusDoc) -> list[str]:
     return [p.strip("_") for p in parts if p.strip("_") and p.strip("_").lower() not in CONTAINERS]
 
 
+def _spelled_out(module: str, part_terms: set[str]) -> bool:
+    """The module's name holds an abbreviation whose every spelled-out word the PART says (lr_scheduler in a PART
+    on "learning rate scaling")."""
+    for word in tokenize(module.replace("_", " ")):
+        expansion = EXPANSIONS.get(word)
+        if expansion and set(tokenize(expansion)) - {word} <= part_terms:
+            return True
+    return False
+
+
 def foreign_module(doc: CorpusDoc, part_terms: set[str], part_text: str) -> str | None:
     """The first module of the API's path that the PART never says (torch.ao.quantization in a TorchScript PART)."""
     words = module_words(doc)
     said = [any(s in part_text for s in MODULE_SYNONYMS.get(w.lower(), (w.lower(),)))
-            or bool(set(tokenize(w.replace("_", " "))) & part_terms) for w in words]
+            or bool(set(tokenize(w.replace("_", " "))) & part_terms) or _spelled_out(w, part_terms) for w in words]
     # A module the PART names by its abbreviation (FSDP: torch.distributed.fsdp) makes the modules holding it its own too.
     named = [said[n] and w.lower() in EXPANSIONS for n, w in enumerate(words)]
     for n, word in enumerate(words):

@@ -33,7 +33,7 @@ from kb.corpus.index import CorpusIndex, Progress, load_corpus
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms, tokenize
 from kb.engine.offline.excerpts import excerpt, pick_examples
-from kb.engine.offline.query import EXPANSIONS, SectionQuery, section_query
+from kb.engine.offline.query import CASED_EXPANSIONS, EXPANSIONS, SectionQuery, section_query
 from kb.engine.offline.relevance import (RelevanceJudge, expanded_terms, foreign, foreign_module, mentioned_packages,
                                          abbreviated, module_words, name_terms, named_for, partial_expansions, summary_terms,
                                          NAME_VERBS)
@@ -166,6 +166,20 @@ def _named_after(doc: CorpusDoc, title_terms: list[str]) -> bool:
     """The API is named for the title's subject: its whole name, or every piece of it, is a title term."""
     name = _name_terms(doc)
     return bool(name) and (name[0] in title_terms or (len(name) > 1 and set(name[1:]) <= set(title_terms)))
+
+
+def _spells_subject(doc: CorpusDoc, query: SectionQuery) -> bool:
+    """The API's own name (a class or function, not a method or an option) says every word of an abbreviation the
+    title writes, two or more: ZeroRedundancyOptimizer for "ZeRO", FullyShardedDataParallel for "FSDP"."""
+    if doc.kind != "doc" or _family(doc.locator) != doc.locator or _is_option(doc):
+        return False
+    own = set(tokenize(doc.locator.rsplit(".", 1)[-1]))
+    for word in query.subjects:
+        expansion = CASED_EXPANSIONS.get(word) or EXPANSIONS.get(word.lower())
+        spelled = set(tokenize(expansion or "")) - set(tokenize(word))
+        if len(spelled) >= 2 and spelled <= own:
+            return True
+    return False
 
 
 def _is_option(doc: CorpusDoc) -> bool:
@@ -342,6 +356,11 @@ class SectionRanker:
         name -= partial_expansions(name, f"{query.title} {query.details}")
         if len(name & detail) >= 2 and name & detail & said:
             return True
+        # ... or two title words and a detail, each said by the summary too (LinearLR, "Learning rate scaling (linear
+        # scaling rule, warmup)": "Decays the learning rate ... by linearly changing"): name and summary agree on both.
+        # One title word is not enough: reset_max_memory_cached says "cache", and is no "Data caching" strategy.
+        if len(name & core & said) >= 2 and name & detail & said:
+            return True
         own = set(tokenize(doc.locator.rsplit(".", 1)[-1])) | expanded_terms(" ".join(tokenize(doc.locator.rsplit(".", 1)[-1])))
         top = max((self.index.idf(t) for t in core), default=0.0)
         # The title's most distinctive word, said by the name and (in any of its forms: sync, synchronizing) the summary.
@@ -406,11 +425,14 @@ class SectionRanker:
             # about something else.
             if doc.kind == "doc" and not said and not topic_own and not (core and core <= summary_terms(doc)):
                 verdict.score -= judge.weights.off_name
-            off_module = bool(part_text) and foreign_module(doc, part_terms, part_lower) is not None
+            # An API whose own name spells out the name the title writes (ZeroRedundancyOptimizer, "ZeRO memory
+            # optimization") is what the plan calls it, whichever module holds it.
+            spelled = _spells_subject(doc, query)
+            off_module = bool(part_text) and not spelled and foreign_module(doc, part_terms, part_lower) is not None
             if off_module:
                 verdict.score -= judge.weights.off_module
                 foreign_modules.add(i)
-            verdict.by_name = self._named_route(doc, query, core, summary_terms(doc))
+            verdict.by_name = spelled or self._named_route(doc, query, core, summary_terms(doc))
         # Another accelerator's copy (Tensor.ipu beside Tensor.cuda) comes after the others, as in the lexical ranking.
         ranked = sorted(zip(pool, verdicts), key=lambda pv: (not pv[1].named, bool(prior[pv[0]] < 1.0), -pv[1].score))
         detail = set(query.detail_terms)
@@ -453,9 +475,9 @@ class SectionRanker:
                 for n, module in named_modules))
             # An API whose own name says the whole subject of the title (ZeroRedundancyOptimizer, "ZeRO optimization").
             # (its own name: not a method's, which its class's says, nor a config option's)
-            by_name = by_name or (len(core) >= 2 and family == doc.locator and not _is_option(doc) and core <= own_name | expanded_terms(
+            whole_name = (len(core) >= 2 and family == doc.locator and not _is_option(doc) and core <= own_name | expanded_terms(
                 " ".join(own_name)))
-            by_name = by_name and verdict.title >= judge.weights.name_title
+            by_name = (by_name or whole_name) and verdict.title >= judge.weights.name_title
             ok = judge.accept(verdict, lexical_ok=found, niche=niche, strong=strong, by_name=by_name)
             # A docstring whose own first sentence says the title's whole subject (two words or more: vmap's
             # "vectorizing ... operations"), which the lexical rules found too, is about it whatever its name says;
@@ -464,6 +486,11 @@ class SectionRanker:
                           and i not in foreign_modules
                           and core <= summary_terms(doc) and verdict.score >= judge.weights.summary
                           and verdict.dense >= judge.weights.summary_dense)
+            # ... and when its first sentence says that whole subject too (OutOfMemoryError: "Exception raised when device
+            # is out of memory", under "OOM debugging"), name and summary agree: the summary's bar, whatever the embedding.
+            by_summary = by_summary or (not ok and whole_name and not niche and i not in foreign_modules
+                                        and core <= summary_terms(doc) and verdict.score >= judge.weights.summary
+                                        and verdict.title >= judge.weights.name_title)
             ok = ok or by_summary
             why = ("plan names it" if verdict.named else "strong" if strong else "by its summary" if by_summary
                    else "by name" if by_name
