@@ -85,6 +85,9 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     # The same sentence rule takes nothing from a module the PART never says: FSDP's MixedPrecision ("FSDP-native
     # mixed precision training") is not what a GPU-utilization PART's "Mixed precision training" means.
     assert "torch.distributed.fsdp.MixedPrecision" not in picks[("performance", 2, 7)] + picks[("performance", 4, 1)]
+    # "Graph optimization passes (fusion, constant folding, DCE)" in a "Graph Mode" PART: torch.fx is the graph module,
+    # so the fx graph's dead code elimination, named for the DCE the details write, is no other subject's API.
+    assert "torch.fx.Graph.eliminate_dead_code" in picks[("performance", 12, 2)]
 
 
 def test_an_api_off_the_sections_subject_is_not_picked(corpus):
@@ -133,6 +136,10 @@ def test_what_an_api_is_about_comes_from_its_name_and_module():
     elastic = CorpusDoc(kind="doc", locator="torch.distributed.elastic.events.record", title="x", text="x")
     events = "GPU Profiling: CUDA event recording (timing GPU operations)"
     assert foreign_module(elastic, expanded_terms(events), events.lower()) == "distributed"  # "events" is a word, no name
+    dce = CorpusDoc(kind="doc", locator="torch.fx.Graph.eliminate_dead_code", title="x", text="x")
+    jit = "JIT Compilation & Graph Mode: Graph optimization passes (fusion, constant folding, DCE)"
+    assert foreign_module(dce, expanded_terms(jit), jit.lower()) is None  # torch.fx holds graphs: a graph PART says it
+    assert foreign_module(dce, expanded_terms(part), part.lower()) == "fx"
 
 
 def test_a_plan_on_a_library_the_corpus_lacks_gets_empty_sections_not_torch(corpus):
