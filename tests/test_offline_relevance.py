@@ -95,6 +95,9 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     # "OOM debugging workflow": OutOfMemoryError's name and its first sentence both say "out of memory" (OOM spelled
     # out), which the embedding cannot read in "OOM".
     assert "torch.OutOfMemoryError" in picks[("performance", 5, 7)]
+    # "Graph optimization passes (fusion, constant folding, DCE)" in a "Graph Mode" PART: torch.fx is the graph module,
+    # so the fx graph's dead code elimination, named for the DCE the details write, is no other subject's API.
+    assert "torch.fx.Graph.eliminate_dead_code" in picks[("performance", 12, 2)]
 
 
 def test_an_api_off_the_sections_subject_is_not_picked(corpus):
@@ -152,6 +155,10 @@ def test_what_an_api_is_about_comes_from_its_name_and_module():
     assert foreign_module(linear, expanded_terms(large), large.lower()) is None
     curves = "Large Batch Training: Learning curves, LAMB optimizers"
     assert foreign_module(linear, expanded_terms(curves), curves.lower()) == "lr_scheduler"
+    dce = CorpusDoc(kind="doc", locator="torch.fx.Graph.eliminate_dead_code", title="x", text="x")
+    jit = "JIT Compilation & Graph Mode: Graph optimization passes (fusion, constant folding, DCE)"
+    assert foreign_module(dce, expanded_terms(jit), jit.lower()) is None  # torch.fx holds graphs: a graph PART says it
+    assert foreign_module(dce, expanded_terms(part), part.lower()) == "fx"
 
 
 def test_a_plan_on_a_library_the_corpus_lacks_gets_empty_sections_not_torch(corpus):

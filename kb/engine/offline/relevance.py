@@ -93,7 +93,9 @@ NAME_VERBS = frozenset(tokenize("get set is has enable disable register create m
 CONTAINERS = frozenset({"torch", "utils", "nn", "functional", "modules", "backends", "api", "core", "common",
                         "config"})  # a config module holds its parent's options: its name says no subject
 # A module named for the device says what the plan calls the GPU.
-MODULE_SYNONYMS = {"cuda": ("cuda", "gpu"), "optim": ("optim",), "cudnn": ("cudnn", "gpu")}
+MODULE_SYNONYMS = {"cuda": ("cuda", "gpu"), "optim": ("optim",), "cudnn": ("cudnn", "gpu"),
+                   # torch.fx holds program graphs and the passes over them: a PART on "graph mode" says it.
+                   "fx": ("fx", "graph")}
 
 
 def expanded_terms(words: str) -> set[str]:
