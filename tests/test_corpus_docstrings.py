@@ -178,3 +178,22 @@ def test_a_signature_line_with_the_summary_under_it_is_two_blocks():
     assert parsed.blocks[0] == "`type(dtype=None, non_blocking=False, **kwargs) -> str or Tensor`"
     assert parsed.blocks[1] == "Returns the type if `dtype` is not provided, else casts this object to the specified type."
     assert parse_docstring("add(other) -> Tensor\n\nAdds other.").blocks == ["`add(other) -> Tensor`", "Adds other."]
+
+
+def test_a_licence_header_read_as_a_module_docstring_is_no_document(tmp_path, monkeypatch):
+    # deepspeed's modules open with "# Copyright ... / # SPDX-License-Identifier ..." comments that their
+    # __init__ turns into docstrings: 27 of its documents said nothing but that.
+    pkg = tmp_path / "kblicence"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text('"""Copyright The Demo Team\n\nSPDX-License-Identifier: Apache-2.0"""\n')
+    (pkg / "utils.py").write_text('"""Copyright NVIDIA/Megatron\n\nHelper functions for the demo."""\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + ":" + ":".join(sys.path))
+    docs = {d.locator: d for d in extract_in_subprocess("kblicence", tmp_path / "out.jsonl", budget_s=20)}
+    assert "kblicence" not in docs  # nothing but the licence
+    assert docs["kblicence.utils"].text == "Helper functions for the demo."  # the header goes, the rest stays
+
+
+def test_any_rst_section_underline_makes_the_line_above_a_heading():
+    parsed = parse_docstring("Launch it.\n\nFault tolerant (3 failures)\n++++++++++++++++++++++++++\n\nRun so.\n")
+    assert parsed.blocks == ["Launch it.", "**Fault tolerant (3 failures)**", "Run so."]

@@ -37,6 +37,9 @@ SKIP_PARTS = {"test", "tests", "testing", "benchmarks", "examples", "conftest", 
               "include", "lib", "share", "bin", "third_party", "vendor", "_vendor", "__main__"}
 MIN_DOC_CHARS = 30
 MAX_SIGNATURE = 300
+# The blocks of a licence header ("Copyright The Microsoft DeepSpeed Team", "Licensed under the Apache License ...").
+_LICENSE = re.compile(r"(?:coding[:=]\s*\S+\s+)?(?:copyright\b|mit license\b|spdx-license-identifier\b|licensed under\b"
+                      r"|permission is hereby granted\b|the software is provided\b|you may not use this file\b)", re.I)
 
 
 def package_version(package: str) -> str | None:
@@ -252,6 +255,8 @@ class _Walker:
                 parsed = parse_docstring(_docstring(target))
             except Exception:  # one odd docstring must not lose the package
                 continue
+            while parsed.blocks and _LICENSE.match(parsed.blocks[0]):
+                parsed.blocks.pop(0)  # a source file's licence header read as a module docstring documents nothing
             prose = [b for b in parsed.blocks if not (b.startswith("`") and b.endswith("`") and b.count("`") == 2)]
             if not prose and not parsed.examples:
                 continue  # a bare signature (pybind) says nothing the name does not

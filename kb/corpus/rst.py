@@ -184,7 +184,8 @@ class _Parser:
                 body, i = _take_indented(lines, i + 1, ind)
                 self._section(section.group(1).lower(), body, literal=stripped.endswith("::"))
                 continue
-            if re.fullmatch(r"[-=~^]{3,}", stripped):  # numpy-style underline: the line above was a heading
+            # A section underline (numpy's ----, or any RST adornment: torchrun's ++++): the line above was a heading.
+            if re.fullmatch(r"([-=~^+*#\"'`_])\1{2,}", stripped):
                 if self.para:
                     heading = " ".join(self.para)
                     self.para = []
