@@ -1,4 +1,4 @@
-# From knowledge/performance/10-communication-optimization.md line 126. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/10-communication-optimization.md line 128. Written by kb validate-snippets: edit the Markdown, not this file.
 import torch
 from torch import dist
 

@@ -1,4 +1,4 @@
-# From knowledge/performance/12-distributed-training-optimization.md line 70. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/04-gpu-memory-optimization.md line 149. Written by kb validate-snippets: edit the Markdown, not this file.
 import torch
 import torch.nn as nn
 from torch.distributed.optim import ZeroRedundancyOptimizer
