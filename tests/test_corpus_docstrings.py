@@ -47,6 +47,8 @@ DOC = '''Checkpoint a model or part of the model.
 def test_inline_roles_and_literals_become_code_spans():
     assert inline(":func:`~a.b.fn` and :class:`torch.nn.Module` and ``x=1``") == "`fn` and `torch.nn.Module` and `x=1`"
     assert inline(":ref:`AMP examples <amp-examples>`") == "AMP examples"
+    # A reference to a target defined further down (OneCycleLR's paper) reads as its words, not `...`_.
+    assert inline("the paper `Super-Convergence:\n    Very Fast Training`_.") == "the paper Super-Convergence: Very Fast Training."
 
 
 def test_docstring_blocks_args_notes_and_examples():
@@ -197,3 +199,12 @@ def test_a_licence_header_read_as_a_module_docstring_is_no_document(tmp_path, mo
 def test_any_rst_section_underline_makes_the_line_above_a_heading():
     parsed = parse_docstring("Launch it.\n\nFault tolerant (3 failures)\n++++++++++++++++++++++++++\n\nRun so.\n")
     assert parsed.blocks == ["Launch it.", "**Fault tolerant (3 failures)**", "Run so."]
+
+
+def test_code_written_unindented_under_its_directive_is_an_example_not_prose():
+    # deepspeed's set_gradient_accumulation_boundary: the code follows `.. code-block::` without indent, then Arguments.
+    doc = ("Overrides the boundary state. See example below:\n.. code-block:: python\nengine.set_boundary(False)\n"
+           "for _ in range(2):\n    engine.backward(loss)\nengine.step()\nArguments:\n    is_boundary (bool): are we at one?\n")
+    parsed = parse_docstring(doc)
+    assert parsed.blocks == ["Overrides the boundary state. See example below:", "- `is_boundary` (bool): are we at one?"]
+    assert parsed.examples == ["engine.set_boundary(False)\nfor _ in range(2):\n    engine.backward(loss)\nengine.step()"]

@@ -47,6 +47,8 @@ class ParsedDoc:
 def inline(text: str) -> str:
     """reST inline markup to Markdown: roles and double backticks become code spans."""
     text = _RST_LINK.sub(lambda m: f"[{m.group(1).strip()}]({m.group(2)})", text)
+    # A reference to a target defined elsewhere (`Super-Convergence: ...`_) reads as its words.
+    text = re.sub(r"(?<![`:\w])`([^`<>]+)`__?(?!\w)", r"\1", text)
 
     def role(m: re.Match) -> str:
         body = m.group(2)
@@ -173,6 +175,11 @@ class _Parser:
             if directive:
                 self.flush()
                 body, i = _take_indented(lines, i + 1, ind)
+                if directive.group(1).lower() in _CODE_DIRECTIVES and not any(b.strip() for b in body):
+                    # deepspeed writes the code under its directive unindented: it runs to a blank line or a section.
+                    while i < len(lines) and lines[i].strip() and not _SECTION.match(lines[i].strip()):
+                        body.append(lines[i])
+                        i += 1
                 self._directive(directive.group(1).lower(), directive.group(2), body)
                 continue
             if stripped.startswith(".. "):  # a label (.. _name:) or a comment
