@@ -1,4 +1,4 @@
-# From knowledge/performance/06-gradient-accumulation-large-batch.md line 109. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/06-gradient-accumulation-large-batch.md line 121. Written by kb validate-snippets: edit the Markdown, not this file.
 import torch
 import torch.nn as nn
 from torch.optim.lr_scheduler import LinearLR
