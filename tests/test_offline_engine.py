@@ -213,6 +213,34 @@ def test_a_docstring_quoted_in_an_earlier_batch_is_pointed_to_not_quoted_again(t
     assert any(s.locator == "knowledge/training/00-earlier.md" and s.kind == "knowledge" for s in draft.sources)
 
 
+def test_a_linked_docstring_still_says_the_argument_the_section_names_when_the_earlier_file_did_not(tmp_path):
+    import dataclasses
+
+    from kb.engine.check import check_draft as check
+    from kb.records import KnowledgeMeta, SourceRef, write_knowledge
+
+    ws, _ = init_workspace(tmp_path / "ws")
+    write_knowledge(ws.knowledge_dir / "training" / "00-earlier.md",
+                    KnowledgeMeta(title="Earlier File", plan="plans/training.md", batch=1, part=9, engine="offline",
+                                  sources=[SourceRef(1, "demo.checkpoint.checkpoint", "doc", "demo.checkpoint.checkpoint")]),
+                    "# Earlier File\n\nActivation checkpointing is a technique that trades compute for memory.\n")
+    index = demo_index()
+    part = demo_plan().part(1)
+    sections = [dataclasses.replace(s, details="demo.checkpoint.checkpoint, use_reentrant") if s.number == 2 else s
+                for s in part.sections]
+    part = dataclasses.replace(part, batch=2, sections=sections)
+    researcher = LocalResearcher(ws, index=index)
+    writer = ExtractiveWriter(None, corpus="demo", today="2025-01-01", owners=QuoteOwners(ws, researcher.research_part))
+    research, request, draft = run(researcher, writer, part)
+    section2 = draft.body.split("## Section 2:")[1].split("## Section 3:")[0]
+    # The argument the plan names, in the docstring's words and cited to it, beside the link to the file quoting it ...
+    assert re.search(r"- `demo.checkpoint.checkpoint`, argument `use_reentrant` \[\d+\]: which checkpointing variant", section2)
+    assert "`demo.checkpoint.checkpoint` is quoted in [Earlier File](00-earlier.md) [" in section2
+    # ... and nothing the earlier file says, nor a second table row.
+    assert "trades compute for memory" not in draft.body and "| `demo.checkpoint.checkpoint` |" not in draft.body
+    assert check(draft, request) == []
+
+
 def test_an_empty_section_links_to_the_section_of_the_file_that_quotes_its_answer(tmp_path):
     import dataclasses
 

@@ -371,6 +371,17 @@ class ExtractiveWriter:
             items.append({"lead": f"From {self._who(passage, source, target)}", "id": source.id,
                           "quote": blockquote(quoted[passage.locator]) if quoted[passage.locator] else "",
                           "snippets": [featured["snippet"]] if mine and featured["snippet"] is not None else []})
+        # A passage an earlier file quotes first is linked; the arguments this section names (FSDP's
+        # sharding_strategy under "FSDP optimization (sharding_strategy, ...)") are this section's own words, said
+        # here unless that file said them already.
+        for passage, _owner in there:
+            if passage.kind != "doc" or not passage.text or deprecation(read_excerpt(passage.text)):
+                continue  # the link route's passages (no text): another section's answer, pointed to as a whole
+            chosen = [x for x in statements(read_excerpt(passage.text), wanted, said)
+                      if x.argument is not None and answers(x.argument, wanted) and not elsewhere.quoting(x.text)]
+            if chosen:
+                uses += self._uses(passage, cited.cite(by_locator.get(passage.locator), passage), chosen, target)
+                said.update(x.text for x in chosen)
         # One line per file section that quotes them: "`a` and `b` are quoted in [file, Section N: ...](link#anchor) [n]."
         grouped: dict[QuotedIn, list[Passage]] = {}
         for passage, owner in there:
