@@ -482,15 +482,13 @@ class SectionRanker:
             # A docstring whose own first sentence says the title's whole subject (two words or more: vmap's
             # "vectorizing ... operations"), which the lexical rules found too, is about it whatever its name says;
             # not from a module the PART never says (FSDP's MixedPrecision under a GPU-utilization "Mixed precision").
-            by_summary = (not ok and found and doc.kind == "doc" and family == doc.locator and not niche and len(core) >= 2
-                          and i not in foreign_modules
-                          and core <= summary_terms(doc) and verdict.score >= judge.weights.summary
-                          and verdict.dense >= judge.weights.summary_dense)
-            # ... and when its first sentence says that whole subject too (OutOfMemoryError: "Exception raised when device
-            # is out of memory", under "OOM debugging"), name and summary agree: the summary's bar, whatever the embedding.
-            by_summary = by_summary or (not ok and whole_name and not niche and i not in foreign_modules
-                                        and core <= summary_terms(doc) and verdict.score >= judge.weights.summary
-                                        and verdict.title >= judge.weights.name_title)
+            # ... and so is one whose own name says that whole subject too (OutOfMemoryError: "Exception raised when
+            # device is out of memory", under "OOM debugging"): name and summary agree, whatever the embedding.
+            summary_says = (not ok and doc.kind == "doc" and family == doc.locator and not niche and len(core) >= 2
+                            and i not in foreign_modules and core <= summary_terms(doc)
+                            and verdict.score >= judge.weights.summary)
+            by_summary = summary_says and ((found and verdict.dense >= judge.weights.summary_dense)
+                                           or (whole_name and verdict.title >= judge.weights.name_title))
             ok = ok or by_summary
             why = ("plan names it" if verdict.named else "strong" if strong else "by its summary" if by_summary
                    else "by name" if by_name
