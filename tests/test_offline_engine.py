@@ -188,22 +188,26 @@ def test_an_odd_backtick_in_a_quote_does_not_hide_the_next_citations():
     assert section_state(text.split("\n\n", 2)[2]) == "filled"  # "From ... `c.d` [2]:" still cites
 
 
-def test_a_docstring_quoted_in_an_earlier_batch_is_pointed_to_not_quoted_again(tmp_path):
+def _after_an_earlier_file(tmp_path, body: str, part):
+    """Write ``part`` (batch 2) in a workspace whose earlier batch's file quotes demo.checkpoint.checkpoint."""
     import dataclasses
 
-    from kb.engine.check import check_draft as check
     from kb.records import KnowledgeMeta, SourceRef, write_knowledge
 
     ws, _ = init_workspace(tmp_path / "ws")
     write_knowledge(ws.knowledge_dir / "training" / "00-earlier.md",
                     KnowledgeMeta(title="Earlier File", plan="plans/training.md", batch=1, part=9, engine="offline",
                                   sources=[SourceRef(1, "demo.checkpoint.checkpoint", "doc", "demo.checkpoint.checkpoint")]),
-                    "# Earlier File\n")
-    index = demo_index()
-    part = dataclasses.replace(demo_plan().part(1), batch=2)
-    researcher = LocalResearcher(ws, index=index)
+                    body)
+    researcher = LocalResearcher(ws, index=demo_index())
     writer = ExtractiveWriter(None, corpus="demo", today="2025-01-01", owners=QuoteOwners(ws, researcher.research_part))
-    research, request, draft = run(researcher, writer, part)
+    return run(researcher, writer, dataclasses.replace(part, batch=2))
+
+
+def test_a_docstring_quoted_in_an_earlier_batch_is_pointed_to_not_quoted_again(tmp_path):
+    from kb.engine.check import check_draft as check
+
+    research, request, draft = _after_an_earlier_file(tmp_path, "# Earlier File\n", demo_plan().part(1))
     section2 = draft.body.split("## Section 2:")[1].split("## Section 3:")[0]
     assert "`demo.checkpoint.checkpoint` is quoted in [Earlier File](00-earlier.md) [" in section2
     # No second copy anywhere: no row, no sentence, no example of it.
@@ -217,21 +221,13 @@ def test_a_linked_docstring_still_says_the_argument_the_section_names_when_the_e
     import dataclasses
 
     from kb.engine.check import check_draft as check
-    from kb.records import KnowledgeMeta, SourceRef, write_knowledge
 
-    ws, _ = init_workspace(tmp_path / "ws")
-    write_knowledge(ws.knowledge_dir / "training" / "00-earlier.md",
-                    KnowledgeMeta(title="Earlier File", plan="plans/training.md", batch=1, part=9, engine="offline",
-                                  sources=[SourceRef(1, "demo.checkpoint.checkpoint", "doc", "demo.checkpoint.checkpoint")]),
-                    "# Earlier File\n\nActivation checkpointing is a technique that trades compute for memory.\n")
-    index = demo_index()
     part = demo_plan().part(1)
     sections = [dataclasses.replace(s, details="demo.checkpoint.checkpoint, use_reentrant") if s.number == 2 else s
                 for s in part.sections]
-    part = dataclasses.replace(part, batch=2, sections=sections)
-    researcher = LocalResearcher(ws, index=index)
-    writer = ExtractiveWriter(None, corpus="demo", today="2025-01-01", owners=QuoteOwners(ws, researcher.research_part))
-    research, request, draft = run(researcher, writer, part)
+    research, request, draft = _after_an_earlier_file(
+        tmp_path, "# Earlier File\n\nActivation checkpointing is a technique that trades compute for memory.\n",
+        dataclasses.replace(part, sections=sections))
     section2 = draft.body.split("## Section 2:")[1].split("## Section 3:")[0]
     # The argument the plan names, in the docstring's words and cited to it, beside the link to the file quoting it ...
     assert re.search(r"- `demo.checkpoint.checkpoint`, argument `use_reentrant` \[\d+\]: which checkpointing variant", section2)
