@@ -98,6 +98,9 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     # "Graph optimization passes (fusion, constant folding, DCE)" in a "Graph Mode" PART: torch.fx is the graph module,
     # so the fx graph's dead code elimination, named for the DCE the details write, is no other subject's API.
     assert "torch.fx.Graph.eliminate_dead_code" in picks[("performance", 12, 2)]
+    # "Fault tolerance": the elastic agent's docstring is about the control plane, but one of its paragraphs is
+    # labelled "Fault tolerance:" and says what the agent does on worker failures.
+    assert "torch.distributed.elastic.agent.server" in picks[("performance", 13, 7)]
 
 
 def test_an_api_off_the_sections_subject_is_not_picked(corpus):

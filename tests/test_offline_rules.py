@@ -161,3 +161,24 @@ def test_an_empty_section_takes_the_argument_it_is_about_from_a_docstring_its_fi
     item = results[1].chosen[0].only
     assert item.startswith("- `persistent_workers` (bool): If `True`")
     assert _only(loader.text, item) == f"Data loader combines a dataset and a sampler.\n\n{item}"
+
+
+def test_a_paragraph_labelled_with_the_titles_subject_fills_it_and_is_what_the_section_quotes():
+    agent = _doc("demo.elastic.agent", "The elastic agent is the control plane of the launcher.\n\n"
+                 "1. Rendezvous: gathers the nodes of a job before training can begin.\n\n"
+                 "2. Fault tolerance: monitors workers and upon detecting worker failures or unhealthiness, "
+                 "tears down all workers and restarts everyone.\n\n"
+                 "3. Elasticity: reacts to membership changes and restarts workers with the new members.")
+    heading = _doc("demo.launch", "Launch many workers.\n\n**Fault tolerant**: see below.")  # a label, nothing after it
+    note = _doc("demo.tolerance", "Compare two tensors.\n\n**Note**: the fault tolerance of the comparison is "
+                "set by the atol and rtol arguments given to it.")
+    index = CorpusIndex.build([*FILLER_DOCS, agent, heading, note], {"packages": {"demo": "1.0"}})
+    lines = "- [ ] Section 1: Fault tolerance (checkpoint-resume, elastic training)"
+    part = parse_plan(PLAN.format(topic="Distributed Training", search="distributed training scaling",
+                                  sections=lines), "plans/x.md").part(1)
+    research = asyncio.run(LocalResearcher(index=index).research(part, []))
+    passages = research.by_section[1]
+    assert [p.locator for p in passages] == ["demo.elastic.agent"]
+    # The labelled paragraph and the summary are quoted, not the doc's other subjects.
+    assert "2. Fault tolerance: monitors workers" in passages[0].text
+    assert "Rendezvous" not in passages[0].text and "Elasticity" not in passages[0].text

@@ -194,6 +194,22 @@ def _core(query: SectionQuery) -> list[str]:
     return core or list(query.title_terms)
 
 
+# A block that opens with a short label of its own ("2. Fault tolerance: monitors workers ...",
+# "**Fault-tolerance**: ..."): the label says what the block is about.
+_LABEL = re.compile(r"^(?:[-*]\s+|\d+\.\s+)?\*{0,2}([A-Za-z][A-Za-z0-9 /-]{2,60}?)\*{0,2}\s*:\*{0,2}\s+(.+)", re.S)
+NOT_LABELS = frozenset(tokenize("see note warning example examples returns return args arguments raises usage"))
+LABEL_WORDS = 8  # ... and says something after it (a bare heading before dropped code says nothing)
+
+
+def label_terms(block: str) -> set[str]:
+    """The terms of the block's own label (``2. Fault tolerance: ...``), or none when it has none."""
+    found = _LABEL.match(block)
+    if not found or len(found.group(2).split()) < LABEL_WORDS:
+        return set()
+    said = tokenize(found.group(1))
+    return set() if not said or said[0] in NOT_LABELS else set(said)
+
+
 def blocks(doc: CorpusDoc, limit: int = MAX_BLOCKS) -> list[str]:
     """The doc's quotable blocks (summary, paragraphs, argument items), each cut to a few sentences."""
     out = []
@@ -215,6 +231,7 @@ class Verdict:
     named: bool
     block: int = 0  # which block (see ``blocks``) is the best
     title: float = 0.0  # share of the title's own terms (less activity words) that block says
+    headed: str | None = None  # a block whose own label is the title's whole subject (two words or more)
     by_name: bool = False  # the API is named for the section (set by the filler: research.SectionRanker._named_route)
 
     @property
@@ -233,14 +250,17 @@ class RelevanceJudge:
         # Per index, not per judge: a judge is made per PART, the docs' blocks are the same for all.
         if getattr(index, "_judge_cache", None) is None:
             index._judge_cache = {}
-        self._block_terms, self._block_vectors = index._judge_cache.setdefault(embedder is None, ({}, {}))
+        self._block_terms, self._block_vectors, self._block_labels = index._judge_cache.setdefault(
+            embedder is None, ({}, {}, {}))
 
     def _doc_blocks(self, i: int) -> tuple[list[set[str]], np.ndarray | None]:
         if i not in self._block_terms:
             doc = self.index.docs[i]
             name = name_words(doc)
-            texts = [f"{name}. {b}" for b in blocks(doc)]
+            own = blocks(doc)
+            texts = [f"{name}. {b}" for b in own]
             self._block_terms[i] = [set(tokenize(t)) for t in texts]
+            self._block_labels[i] = [(label_terms(b), b) for b in own]
             if self.embedder is not None:
                 self._block_vectors[i] = self.embedder.embed(texts)
         return self._block_terms[i], self._block_vectors.get(i)
@@ -263,8 +283,11 @@ class RelevanceJudge:
             combined = cover + self.weights.dense * dense
             k = int(np.argmax(combined))
             title = sum(self.index.idf(t) for t in core if t in terms[k]) / title_total if title_total else 0.0
+            # A label says the whole subject when it says every core term and little else ("Fault tolerance").
+            headed = next((b for said, b in self._block_labels[i]
+                           if len(core) >= 2 and set(core) <= said and len(said) <= len(core) + 2), None)
             out.append(Verdict(score=float(combined[k]), coverage=float(cover[k]), dense=float(dense[k]),
-                               named=i in named, block=k, title=title))
+                               named=i in named, block=k, title=title, headed=headed))
         return out
 
     @staticmethod

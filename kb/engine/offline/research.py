@@ -490,7 +490,14 @@ class SectionRanker:
             by_summary = summary_says and ((found and verdict.dense >= judge.weights.summary_dense)
                                            or (whole_name and verdict.title >= judge.weights.name_title))
             ok = ok or by_summary
+            # A paragraph of its own labelled with the title's whole subject ("2. Fault tolerance: monitors workers
+            # and ... restarts everyone", under "Fault tolerance") is about it, whatever the rest of the doc is about:
+            # the section quotes that paragraph.
+            headed = not ok and verdict.headed is not None and doc.kind == "doc" and not niche
+            if headed:
+                ok, cand.only = True, verdict.headed
             why = ("plan names it" if verdict.named else "strong" if strong else "by its summary" if by_summary
+                   else "by its labelled paragraph" if headed
                    else "by name" if by_name
                    else "lexical rules" if found else "judge") if ok else "below the bar"
             if query.missing:
