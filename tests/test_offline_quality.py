@@ -189,6 +189,9 @@ def test_the_digest_reads_a_docstring_into_purpose_and_when_to_use_it():
     assert excerpt.signature == "Stream(device=None, priority=0)"
     assert purpose(excerpt.summary) == "Wrapper around a CUDA stream."
     assert sentences(excerpt.summary)[1] == "A stream runs kernels in order, e.g. one after another."
+    # A numbered paragraph's number is no sentence of its own: a bullet that quotes the paragraph leaves no "2." behind.
+    assert sentences("2. Fault tolerance: monitors workers. It restarts them.") == [
+        "Fault tolerance: monitors workers.", "It restarts them."]
     said = statements(excerpt, {"stream", "prioriti"})
     # The usage sentence of the argument item after the one that says what the argument is, and the summary's
     # second sentence; not the formula's lead-in, the symbol that is no argument, or what it returns.

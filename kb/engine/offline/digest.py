@@ -25,7 +25,8 @@ _CUE = re.compile(r"\b(use(?:ful|s|d)?|when|should|recommend\w*|prefer\w*|instea
 _ABBREVIATION = re.compile(r"(\b(e\.g|i\.e|etc|vs|cf|approx|resp|Fig|No|al)\.|\b[A-Za-z]\.)$")
 # A full stop before a capital; or a list flattened into one line ("backend to be used - "inductor" is ...").
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*(\"'\[])|\s+-\s+(?=[A-Z`\"'])")
-_MARKER = re.compile(r"^([*-]\s+)+")
+_MARKER = re.compile(r"^([*-]\s+|\d{1,2}\.\s+)+")  # a list's bullet or number ("2. Fault tolerance: ...")
+_ENUMERATOR = re.compile(r"\d{1,2}\.")
 _ITEM = re.compile(r"^- `([^`]+)`\s*(\([^)]*\))?\s*:?\s*")
 _ARGUMENT = re.compile(r"^[A-Za-z_][\w.]*$")  # an argument's name; `\eta_t` is a formula's symbol
 # A summary sentence that is no purpose: a caution, or the lead-in to code or a list the cell cannot show.
@@ -57,8 +58,8 @@ def sentences(block: str) -> list[str]:
     start = 0
     for match in _BOUNDARY.finditer(text):
         piece = text[start:match.start()]
-        if _ABBREVIATION.search(piece) or piece.count("`") % 2:
-            continue  # "e.g. Foo", or a full stop inside `code. Like this`
+        if _ABBREVIATION.search(piece) or piece.count("`") % 2 or _ENUMERATOR.fullmatch(piece.strip()):
+            continue  # "e.g. Foo", a full stop inside `code. Like this`, or a list's number ("2. Fault tolerance")
         out.append(piece)
         start = match.end()
     if text[start:]:
