@@ -69,10 +69,11 @@ def main() -> int:
     started = time.monotonic()
     index = load_corpus(ws)
     print(f"corpus: {len(index)} documents ({', '.join(PACKAGES)}), loaded in {time.monotonic() - started:.1f} s")
-    labels = load_labels()
+    labels = load_labels(PACKAGES)
     plans = {plan_id: load_plan(path) for plan_id, path in PLANS.items()}
-    print(f"labelled set: {len(labels)} pairs "
-          f"({sum(r['on_topic'] for r in labels.values())} on topic) over {len(plans)} plans\n")
+    print(f"labelled set: {len(labels)} pairs from {', '.join(PACKAGES)} "
+          f"({sum(r['on_topic'] for r in labels.values())} on topic) over {len(plans)} plans; "
+          f"{len(load_labels()) - len(labels)} more from packages this corpus does not index\n")
     header = f"{'filler':<8} {'plan':<12} {'picked':>6} {'S':>4} {'P':>4} {'U':>4} {'unlab':>5} " \
              f"{'strict':>7} {'lenient':>7} {'recall':>7} {'sect.rec':>8} {'filled':>7} {'s':>6}"
     print(header)

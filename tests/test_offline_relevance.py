@@ -52,7 +52,7 @@ def test_the_labelled_set_is_big_enough_and_spans_two_plans():
 
 def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     ws, index = corpus
-    labels = load_labels()
+    labels = load_labels(PACKAGES)
     picks = {}
     researcher = LocalResearcher(ws, index=index)
     for plan_id, path in PLANS.items():
@@ -196,7 +196,7 @@ def test_sections_left_empty_link_only_to_on_topic_passages_and_take_a_siblings_
     from relevance_set import link_plan
 
     ws, index = corpus
-    labels = load_labels()
+    labels = load_labels(PACKAGES)
     researcher = LocalResearcher(ws, index=index)
     picks, links = {}, {}
     for plan_id, path in PLANS.items():
