@@ -86,6 +86,16 @@ def test_module_names_skip_private_and_test_modules(tmp_path):
     assert names == ["kbdemo", "kbdemo.sub", "kbdemo.sub.impl"]
 
 
+
+def test_module_names_of_a_package_inside_a_namespace_start_from_the_namespace(tmp_path):
+    # google.cloud.storage: the folder is .../google/cloud/storage, and its modules are google.cloud.storage.*
+    pkg = tmp_path / "space" / "kbdemo"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""Demo."""\n')
+    (pkg / "transfer.py").write_text('"""Transfers."""\n')
+    assert module_names("space.kbdemo", pkg) == ["space.kbdemo", "space.kbdemo.transfer"]
+
+
 @pytest.fixture
 def demo_package(tmp_path, monkeypatch):
     write_demo_package(tmp_path)

@@ -71,8 +71,10 @@ def module_names(package: str, root: Path) -> list[str]:
     """Public, non-test module names of a package, from the files on disk, shallow first."""
     names: list[str] = []
     base = root.parent
+    # A namespace package's module (google.cloud.storage) sits below its parents' folders: names start from them.
+    parents = tuple(package.split(".")[:-1])
     for folder, dirs, files in os.walk(root):
-        rel = Path(folder).relative_to(base).parts
+        rel = parents + Path(folder).relative_to(base).parts
         dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")) and d.lower() not in SKIP_PARTS)
         if "__init__.py" not in files and Path(folder) != root:
             dirs[:] = []  # not a package: nothing below is importable as package.sub
