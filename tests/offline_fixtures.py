@@ -80,6 +80,8 @@ def write_demo_package(root: Path) -> Path:
         __all__ = ["Recompute", "recompute"]
         '''))
     (pkg / "sub" / "__init__.py").write_text('"""The sub package of kbdemo, which holds the implementation."""\n')
+    # A test module shipped inside the package (deepspeed.sequence.test_autosp): never indexed.
+    (pkg / "sub" / "test_impl.py").write_text('"""Tests of the implementation: recompute activations in a test."""\n')
     (pkg / "sub" / "impl.py").write_text(textwrap.dedent('''\
         """Implementation module of the kbdemo recomputation helpers."""
 

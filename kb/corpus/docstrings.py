@@ -27,7 +27,7 @@ import time
 import warnings
 from pathlib import Path
 
-from kb.corpus.documents import CorpusDoc
+from kb.corpus.documents import CorpusDoc, is_test_name
 from kb.errors import ConfigError
 from kb.lifeline import child_env, die_with_parent_from_env
 
@@ -64,7 +64,7 @@ def package_origin(package: str) -> str | None:
 
 def _public(name: str) -> bool:
     parts = name.split(".")
-    return not any(p.startswith("_") or p.lower() in SKIP_PARTS for p in parts[1:])
+    return not any(p.startswith("_") or p.lower() in SKIP_PARTS or is_test_name(p) for p in parts[1:])
 
 
 def module_names(package: str, root: Path) -> list[str]:

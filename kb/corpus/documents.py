@@ -31,3 +31,10 @@ class CorpusDoc:
     def to_passage(self, score: float, query: str | None = None) -> Passage:
         return Passage(kind=self.kind, locator=self.locator, title=self.title, text=self.text,
                        score=score, examples=list(self.examples), query=query)
+
+
+def is_test_name(part: str) -> bool:
+    """A test module's name (deepspeed.sequence.test_autosp, torch._inductor.config.test_configs): it teaches no
+    user. (A class named Test... may be an API: unittest.TestCase.)"""
+    lower = part.lower()
+    return lower.startswith("test_") or lower.endswith("_test")

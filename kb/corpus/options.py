@@ -15,7 +15,7 @@ import ast
 import inspect
 import re
 
-from kb.corpus.documents import CorpusDoc
+from kb.corpus.documents import CorpusDoc, is_test_name
 
 SOURCE_SUFFIX = "source comments"  # CorpusDoc.source ends so: the writer says "comments", not "docstring"
 MAX_DEFAULT = 80
@@ -74,6 +74,7 @@ def option_docs(module, locator: str, source: str) -> list[dict]:
     lines = text.splitlines()
     found = _options(tree.body, lines, text)
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):  # class triton: cudagraphs = ...
+        # class triton: cudagraphs = ... (not a class of options for torch's own tests: test_configs)
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_") and not is_test_name(node.name):
             found += _options(node.body, lines, text, prefix=f"{node.name}.")
     return [_doc(f"{locator}.{name}", assignment, comment, source) for name, assignment, comment in found]
