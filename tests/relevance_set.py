@@ -23,8 +23,8 @@ PACKAGES = ["torch", "asyncio", "concurrent"]  # the corpus the benchmark fills 
 
 def load_labels(packages: list[str] | None = None) -> dict[tuple[str, int, int, str], dict]:
     """(plan, part, section, locator) -> the labelled row; with ``packages``, only passages from those packages
-    (the set also holds deepspeed and bitsandbytes passages, which the shipped corpus indexes and the benchmark's does
-    not: an answer its corpus lacks is no recall miss of the filler)."""
+    (the set also holds passages of deepspeed, bitsandbytes and of packages audited for the shipped plan, which the
+    benchmark's corpus does not index: an answer its corpus lacks is no recall miss of the filler)."""
     rows = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines() if line.strip()]
     if packages is not None:
         rows = [r for r in rows if r["locator"].split(".", 1)[0] in packages]

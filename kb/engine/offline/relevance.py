@@ -283,9 +283,9 @@ class RelevanceJudge:
             combined = cover + self.weights.dense * dense
             k = int(np.argmax(combined))
             title = sum(self.index.idf(t) for t in core if t in terms[k]) / title_total if title_total else 0.0
-            # A label says the whole subject when it says every core term and little else ("Fault tolerance").
-            headed = next((b for said, b in self._block_labels[i]
-                           if len(core) >= 2 and set(core) <= said and len(said) <= len(core) + 2), None)
+            # A label says the whole subject when it says every core term (two or more) and little else.
+            headed = next((b for said, b in self._block_labels[i] if set(core) <= said and len(said) <= len(core) + 2),
+                          None) if len(core) >= 2 else None
             out.append(Verdict(score=float(combined[k]), coverage=float(cover[k]), dense=float(dense[k]),
                                named=i in named, block=k, title=title, headed=headed))
         return out

@@ -10,7 +10,8 @@ section means (``fused``, ``foreach=True``), or is named for the PART's topic; i
 must then say every title word. Saying most of the title also takes some of the details;
 a title word the corpus never says (Nsight) counts as missed. The details alone may
 find the doc ("memory timeline": export_memory_timeline), and a config option documented
-by a comment (kb.corpus.options) counts only when its own name says the title.
+by a comment (kb.corpus.options) counts only when its own name says the title. A paragraph
+labelled with the title's whole subject ("2. Fault tolerance: ...") fills the section alone.
 Which examples run, and which file quotes a docstring first, the writer decides
 (kb.engine.offline.gate, kb.engine.offline.owners); research is the same for every PART
 whatever ran before it, and is kept per PART for the run (the writer asks for a sibling's).
