@@ -74,6 +74,21 @@ def test_doctest_outputs_are_capped_and_bad_examples_dropped():
     assert doctest_to_python([">>> def broken(:", "...     pass"]) is None
 
 
+def test_a_shell_command_with_doctest_prompts_stays_with_the_paragraph_that_leads_into_it():
+    doc = textwrap.dedent("""\
+        Retrieves the runtime module.
+
+        To run this example and save the profiling information, execute:
+            >>> $ nvprof --profile-from-start off -o trace.prof -- python app.py
+
+        The `--profile-from-start off` option starts profiling at the first cudaProfilerStart call.
+        """)
+    parsed = parse_docstring(doc)
+    assert parsed.examples == []  # no Python
+    assert ("To run this example and save the profiling information, execute: "
+            "`$ nvprof --profile-from-start off -o trace.prof -- python app.py`") in parsed.blocks
+
+
 def test_deprecated_directive_is_flagged():
     parsed = parse_docstring("Old API.\n\n.. deprecated:: 2.1\n    Use the new one.\n")
     assert parsed.deprecated

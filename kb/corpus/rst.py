@@ -232,6 +232,16 @@ class _Parser:
                 break
             chunk.append(line)
             i += 1
+        commands = [ln.strip()[4:] for ln in chunk if ln.strip().startswith(">>> ")]
+        if commands and all(c.startswith("$ ") for c in commands):
+            # A shell command written with doctest prompts (">>> $ nvprof --profile-from-start off ..."): no Python
+            # example, but text the paragraphs around it explain, so it stays with the one that leads into it.
+            said = " ".join(f"`{c}`" for c in commands)
+            if self.out.blocks and self.out.blocks[-1].endswith(":"):
+                self.out.blocks[-1] += f" {said}"
+            else:
+                self.out.blocks.append(said)
+            return i
         self.example(doctest_to_python(chunk))
         return i
 
