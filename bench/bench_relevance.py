@@ -1,17 +1,23 @@
 """Precision and recall of the section filler on the labelled set, the old filler and the new one in one run.
 
-    .venv/bin/python bench/bench_relevance.py [--workspace DIR] [--show-wrong]
+    .venv/bin/python bench/bench_relevance.py [--workspace DIR] [--show-wrong] [--shipped [--misses]]
 
 The old filler is the lexical one (BM25 candidates kept by word-coverage rules, the code on main
 before issue 19: ``LocalResearcher(filler="lexical")``); the new one judges each candidate on what
 it is about (``filler="judged"``, kb.engine.offline.relevance). Both fill every section of the
 performance plan and the asyncio plan from one corpus (torch, asyncio and concurrent docstrings),
 and their picks are scored against tests/relevance_labels.jsonl (QUALITY.md labels).
+
+``--shipped`` scores the new filler on the shipped base instead: the performance plan filled from this repository's
+own corpus (kb.toml: torch, bitsandbytes, deepspeed; ``pip install -e '.[corpus]'``), against every label of a
+passage that corpus indexes. ``--misses`` then lists, for each section it leaves empty, the passages labelled S and
+why the filler left each one (below the bar, not a candidate, foreign package, not indexed, ...).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import sys
 import tempfile
@@ -60,11 +66,56 @@ def workspace(folder: Path):
     return open_workspace(folder)
 
 
+def shipped(misses: bool) -> int:
+    """The new filler on the shipped plan and corpus, scored on every label of a passage that corpus indexes."""
+    ws = open_workspace(ROOT)
+    absent = [name for name in ws.config.corpus.packages if importlib.util.find_spec(name.split(".")[0]) is None]
+    if absent:
+        print(f"shipped corpus: {', '.join(absent)} not installed: pip install -c constraints.txt -e '.[corpus]'")
+        return 2
+    started = time.monotonic()
+    index = load_corpus(ws)
+    packages = list(index.info.get("packages") or {})
+    labels = load_labels(packages)
+    print(f"shipped corpus: {len(index)} documents ({', '.join(packages)}), loaded in {time.monotonic() - started:.1f} s;"
+          f" {len(labels)} labelled pairs of its passages")
+    plan = load_plan(ROOT / "plans" / "completed" / "performance.md")
+    researcher = LocalResearcher(ws, index=index)
+    picks = fill_plan(researcher, plan, "performance", index)
+    links = link_plan(researcher, plan, "performance", picks)
+    for name, chosen in (("new", picks), ("new+link", {**picks, **links})):
+        s = score_picks(chosen, labels)
+        print(f"{name:<8} shipped: {s.picked} picked, S {s.labelled['S']}, P {s.labelled['P']}, U {s.labelled['U']}, "
+              f"unlabelled {len(s.unlabelled)}; strict {s.strict:.1%}, lenient {s.lenient:.1%}, recall {s.recall:.1%}, "
+              f"sections {s.sections_filled}/{s.sections}")
+    if misses:
+        why: dict[str, int] = {}
+        print("\nsupported answers of the sections the filler leaves empty, and why:")
+        for part in plan.parts:
+            for result in researcher.rank_sections(part, [], index):
+                key = ("performance", part.number, result.query.number)
+                if result.chosen or key in links:
+                    continue
+                seen = {c.doc.locator: c for c in result.rejected}
+                for (plan_id, p, n, locator), row in labels.items():
+                    if (plan_id, p, n) != key or row["label"] != "S":
+                        continue
+                    reason = seen[locator].why if locator in seen else "not a candidate"
+                    why[reason] = why.get(reason, 0) + 1
+                    print(f"  {p}:{n} {result.query.title[:40]:<40} {locator:<65} {reason}")
+        print("  " + ", ".join(f"{reason}: {count}" for reason, count in sorted(why.items(), key=lambda rc: -rc[1])))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=Path(tempfile.gettempdir()) / "kb-bench-relevance")
     parser.add_argument("--show-wrong", action="store_true", help="list the picks labelled U and the unlabelled picks")
+    parser.add_argument("--shipped", action="store_true", help="score the shipped plan on the shipped corpus instead")
+    parser.add_argument("--misses", action="store_true", help="with --shipped: why each S answer of an empty section is missed")
     args = parser.parse_args()
+    if args.shipped:
+        return shipped(args.misses)
     ws = workspace(args.workspace)
     started = time.monotonic()
     index = load_corpus(ws)
