@@ -11,7 +11,7 @@ and their picks are scored against tests/relevance_labels.jsonl (QUALITY.md labe
 ``--shipped`` scores the new filler on the shipped base instead: the performance plan filled from this repository's
 own corpus (kb.toml: torch, bitsandbytes, deepspeed; ``pip install -e '.[corpus]'``), against every label of a
 passage that corpus indexes. ``--misses`` then lists, for each section it leaves empty, the passages labelled S and
-why the filler left each one (below the bar, not a candidate, foreign package, not indexed, ...).
+why the filler left each one (below the bar, not a candidate, foreign package, out of corpus, ...).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from relevance_set import PACKAGES, PLANS, fill_plan, link_plan, load_labels, score_picks  # noqa: E402
+from relevance_set import PACKAGES, PLANS, fill_plan, link_plan, load_labels, rank_plan, score_picks  # noqa: E402
 
 from kb.corpus.index import load_corpus  # noqa: E402
 from kb.engine.offline.research import LocalResearcher  # noqa: E402
@@ -81,7 +81,8 @@ def shipped(misses: bool) -> int:
           f" {len(labels)} labelled pairs of its passages")
     plan = load_plan(ROOT / "plans" / "completed" / "performance.md")
     researcher = LocalResearcher(ws, index=index)
-    picks = fill_plan(researcher, plan, "performance", index)
+    ranked = rank_plan(researcher, plan, "performance", index)
+    picks = fill_plan(researcher, plan, "performance", index, ranked)
     links = link_plan(researcher, plan, "performance", picks)
     for name, chosen in (("new", picks), ("new+link", {**picks, **links})):
         s = score_picks(chosen, labels)
@@ -91,18 +92,16 @@ def shipped(misses: bool) -> int:
     if misses:
         why: dict[str, int] = {}
         print("\nsupported answers of the sections the filler leaves empty, and why:")
-        for part in plan.parts:
-            for result in researcher.rank_sections(part, [], index):
-                key = ("performance", part.number, result.query.number)
-                if result.chosen or key in links:
+        for key, result in ranked.items():
+            if result.chosen or key in links:
+                continue
+            seen = {c.doc.locator: c for c in result.rejected}
+            for (plan_id, p, n, locator), row in labels.items():
+                if (plan_id, p, n) != key or row["label"] != "S":
                     continue
-                seen = {c.doc.locator: c for c in result.rejected}
-                for (plan_id, p, n, locator), row in labels.items():
-                    if (plan_id, p, n) != key or row["label"] != "S":
-                        continue
-                    reason = seen[locator].why if locator in seen else "not a candidate"
-                    why[reason] = why.get(reason, 0) + 1
-                    print(f"  {p}:{n} {result.query.title[:40]:<40} {locator:<65} {reason}")
+                reason = seen[locator].why if locator in seen else "not a candidate"
+                why[reason] = why.get(reason, 0) + 1
+                print(f"  {p}:{n} {result.query.title[:40]:<40} {locator:<65} {reason}")
         print("  " + ", ".join(f"{reason}: {count}" for reason, count in sorted(why.items(), key=lambda rc: -rc[1])))
     return 0
 
@@ -114,6 +113,8 @@ def main() -> int:
     parser.add_argument("--shipped", action="store_true", help="score the shipped plan on the shipped corpus instead")
     parser.add_argument("--misses", action="store_true", help="with --shipped: why each S answer of an empty section is missed")
     args = parser.parse_args()
+    if args.misses and not args.shipped:
+        parser.error("--misses goes with --shipped")
     if args.shipped:
         return shipped(args.misses)
     ws = workspace(args.workspace)

@@ -92,13 +92,16 @@ def score_picks(picks: dict[tuple[str, int, int], list[str]], labels: dict) -> S
     return score
 
 
-def fill_plan(researcher, plan, plan_id: str, index) -> dict[tuple[str, int, int], list[str]]:
-    """Every section's chosen locators for one plan."""
-    picks = {}
-    for part in plan.parts:
-        for result in researcher.rank_sections(part, [], index):
-            picks[(plan_id, part.number, result.query.number)] = [c.doc.locator for c in result.chosen]
-    return picks
+def rank_plan(researcher, plan, plan_id: str, index) -> dict[tuple[str, int, int], object]:
+    """Every section's ranking (kb.engine.offline.research.SectionResult: chosen and rejected, with why) for one plan."""
+    return {(plan_id, part.number, result.query.number): result
+            for part in plan.parts for result in researcher.rank_sections(part, [], index)}
+
+
+def fill_plan(researcher, plan, plan_id: str, index, ranked: dict | None = None) -> dict[tuple[str, int, int], list[str]]:
+    """Every section's chosen locators for one plan (from ``ranked``, rank_plan's result, when given)."""
+    ranked = ranked if ranked is not None else rank_plan(researcher, plan, plan_id, index)
+    return {key: [c.doc.locator for c in result.chosen] for key, result in ranked.items()}
 
 
 def link_plan(researcher, plan, plan_id: str, picks: dict[tuple[str, int, int], list[str]]) -> dict[tuple[str, int, int], list[str]]:

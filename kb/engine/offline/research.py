@@ -104,7 +104,9 @@ class Candidate:
     relevant: bool = False  # the lexical rules (the old filler) accept it
     verdict: object = None  # the relevance judge's verdict (kb.engine.offline.relevance), when it judged it
     why: str = ""  # why the filler chose or left it (plan names it, by name, ..., below the bar, duplicate): for reading a run
-    only: str | None = None  # the one block a section quotes of a doc another section chose (an argument item)
+    # The one block a section quotes of the doc: an argument item of a doc another section chose, or the
+    # paragraph labelled with the section's subject.
+    only: str | None = None
 
     @property
     def rank(self) -> float:
