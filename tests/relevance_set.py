@@ -94,6 +94,7 @@ def score_picks(picks: dict[tuple[str, int, int], list[str]], labels: dict) -> S
 
 def rank_plan(researcher, plan, plan_id: str, index) -> dict[tuple[str, int, int], object]:
     """Every section's ranking (kb.engine.offline.research.SectionResult: chosen and rejected, with why) for one plan."""
+    researcher.use_plan(plan)  # as kb run-plan does
     return {(plan_id, part.number, result.query.number): result
             for part in plan.parts for result in researcher.rank_sections(part, [], index)}
 

@@ -89,6 +89,30 @@ def test_a_shell_command_with_doctest_prompts_stays_with_the_paragraph_that_lead
             "`$ nvprof --profile-from-start off -o trace.prof -- python app.py`") in parsed.blocks
 
 
+def test_an_arguments_own_example_is_an_example_and_a_hyphen_split_by_a_line_break_joins():
+    doc = textwrap.dedent("""\
+        Wraps a module.
+
+        This yields an interleaving of all-
+        reduces and broadcasts.
+
+        Args:
+            policy (Callable): Says which submodules to wrap. We recommend
+                printing the model. Example::
+
+                    >>> def my_policy(
+                    >>>     module, recurse: bool,
+                    >>> ) -> bool:
+                    >>>     return recurse
+            limit (int): How many.
+        """)
+    parsed = parse_docstring(doc)
+    assert "This yields an interleaving of all-reduces and broadcasts." in parsed.blocks
+    assert "- `policy` (Callable): Says which submodules to wrap. We recommend printing the model." in parsed.blocks
+    assert parsed.examples == ["def my_policy(\n    module, recurse: bool,\n) -> bool:\n    return recurse"]
+    assert "- `limit` (int): How many." in parsed.blocks
+
+
 def test_deprecated_directive_is_flagged():
     parsed = parse_docstring("Old API.\n\n.. deprecated:: 2.1\n    Use the new one.\n")
     assert parsed.deprecated

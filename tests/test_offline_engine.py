@@ -100,11 +100,11 @@ def test_snippets_get_imports_and_skip_reasons():
     assert free_names("import os\nx = os.sep\nprint(x, y)") == {"y"}
     snippet = make_snippet("# xdoctest: +SKIP(\"needs data\")\nt = torch.ones(2)", "torch.ones")
     assert snippet.info == 'python kb:skip="marked skip in the torch.ones docs (needs data)"'
-    assert snippet.code == "import torch\n\nt = torch.ones(2)"
+    assert snippet.code == "# Imports added by kb (not in the docs):\nimport torch\n\nt = torch.ones(2)"
     cuda = make_snippet("# xdoctest: +REQUIRES(env:TORCH_DOCTEST_CUDA)\nx = torch.zeros(1)", "torch.zeros")
     assert cuda.info == "python kb:requires=cuda"
     loose = make_snippet("out = helper(model)", "pkg.mod.helper", resolve=lambda p: p == "pkg.mod.helper")
-    assert loose.code.startswith("from pkg.mod import helper\n")
+    assert loose.code.startswith("# Imports added by kb (not in the docs):\nfrom pkg.mod import helper\n")
     assert loose.info == 'python kb:skip="excerpt from pkg.mod.helper: uses model defined elsewhere"'
     assert make_snippet("def broken(:\n  pass", "x") is None
 

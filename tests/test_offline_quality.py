@@ -13,7 +13,7 @@ from kb.corpus.documents import CorpusDoc
 from kb.engine.check import check_draft
 from kb.engine.offline.digest import excerpt_blocks, purpose, read_excerpt, sentences, statements
 from kb.engine.offline.gate import SnippetGate, fence_hash
-from kb.engine.offline.owners import QuoteOwners
+from kb.engine.offline.owners import Elsewhere, QuoteOwners, normalize
 from kb.engine.offline.research import LocalResearcher
 from kb.engine.offline.setup import SETUP_MARK
 from kb.engine.offline.snippets import interactive_call, make_snippet, runnable_snippet
@@ -132,7 +132,8 @@ def test_runnable_form_adds_an_honest_setup_or_none():
     runnable = runnable_snippet(sgd, "torch.optim.SGD")
     assert runnable.info == "python" and runnable.doc_skip
     assert runnable.setup == ["model", "loss_fn", "input", "target"]  # `input` is the docs' data, not the builtin
-    assert runnable.code.startswith("import torch\nimport torch.nn as nn\n\n# Setup added by kb")
+    assert runnable.code.startswith("# Imports added by kb (not in the docs):\nimport torch\nimport torch.nn as nn\n\n"
+                                    "# Setup added by kb")
     # The form shown when kb did not run it: as the docs give it, skipped with their reason.
     assert make_snippet(sgd, "torch.optim.SGD").info == 'python kb:skip="marked skip in the torch.optim.SGD docs"'
     assert runnable_snippet("out = helper(model)", "pkg.mod.f") is None  # `helper` has no honest stand-in
@@ -140,7 +141,22 @@ def test_runnable_form_adds_an_honest_setup_or_none():
     assert runnable_snippet("model = nn.Linear(2, 2)\noptimizer.step()", "pkg.mod.f") is None
     assert runnable_snippet("import pdb\npdb.set_trace()", "pkg.mod.f") is None
     # A standard-library module the docs assume is imported, in both forms.
-    assert make_snippet("print(math.ceil(2.5))", "pkg.mod.f").code == "import math\n\nprint(math.ceil(2.5))"
+    assert make_snippet("print(math.ceil(2.5))", "pkg.mod.f").code == (
+        "# Imports added by kb (not in the docs):\nimport math\n\nprint(math.ceil(2.5))")
+
+
+def test_a_module_alias_the_docs_assume_is_imported_as_the_module_not_a_function_of_its_name():
+    # torch.distributed's examples say ``dist.GradBucket``: torch.dist (the p-norm) is not it.
+    hook = "def noop(state, bucket: dist.GradBucket):\n    return bucket\nprint(noop)"
+    documented = {"torch.dist", "torch.distributed.GradBucket"}
+    code = make_snippet(hook, "torch.distributed.algorithms.ddp_comm_hooks.default_hooks.noop", documented.__contains__).code
+    assert "import torch.distributed as dist" in code and "from torch import dist" not in code
+    # A lowercase name read as a module (``ops.run``) is not resolved to a function of that name an outer module documents.
+    code = make_snippet("ops.run(1)", "pkg.sub.f", {"pkg.ops"}.__contains__)
+    assert "from pkg import ops" not in code.code and "ops" in code.info  # left a name defined elsewhere
+    # A class the example's own module documents still is (CheckpointPolicy.MUST_SAVE).
+    code = make_snippet("print(Policy.MUST_SAVE)", "pkg.sub.f", {"pkg.sub.Policy"}.__contains__).code
+    assert "from pkg.sub import Policy" in code
 
 
 def test_no_excerpt_or_example_in_two_files_of_one_batch_whatever_order_they_finish(tuning):
@@ -158,6 +174,13 @@ def test_no_excerpt_or_example_in_two_files_of_one_batch_whatever_order_they_fin
                   "A learning rate schedule with warmup, then decay.", "LinearLR(optimizer"):
         assert both.count(words) == 1, words
     assert {s.locator for s in second.sources} == {"knowledge/tuning/00-schedules.md#section-1-learning-rate-schedules"}
+    # Its header does not call the section it only links documented here, nor the report a quote of its own.
+    assert "0 of 1 planned sections quoted and cited from 0 local sources; 1 points to the section that quotes its answer." in second.body
+    part = plan.part(2)
+    write_knowledge(ws.knowledge_dir / part.target, KnowledgeMeta(title=part.title, plan="plans/tuning.md", batch=1,
+                                                                  part=2, engine="offline", sources=second.sources), second.body)
+    entry = next(f for f in collect_report(ws).files if f.file == f"knowledge/{part.target}")
+    assert (entry.sections_cited, entry.sections_linked) == (1, 1)
     # The same PART written again is the same file: the order of a run changes nothing.
     assert _draft(researcher, _writer(ws, index, researcher), plan.part(2))[1].body == second.body
 
@@ -564,3 +587,23 @@ def test_a_flattened_list_is_quoted_as_the_source_has_it_and_its_entries_are_no_
     assert text == ('backend to be used - "inductor" is the default backend, which is a good balance between '
                     'performance and overhead - Non experimental in-tree backends can be seen with `list_backends()`')
     assert not any(s.text.startswith('`"oom"`') or s.text.startswith("torch.compile(") for s in said)
+
+
+def test_a_sentence_an_earlier_file_quotes_makes_a_block_that_repeats_it_said_already():
+
+    warning = ("Given the way that overlapping DDP with the optimizer is implemented, the first two or three "
+               "training iterations do not perform parameter updates in the optimizer step.")
+    earlier = Elsewhere(texts=[(normalize(f"If you pass `overlap=True`, be wary of this: {warning}"), "k/04.md", "Memory")])
+    # Another docstring's block leads the same sentence with its own label: it is a repeat all the same.
+    assert earlier.quoting(f"**Warning:** {warning} Plan for it.") == ("k/04.md", "Memory")
+    assert earlier.quoting("A block that says something else entirely, at some length, about buckets.") is None
+
+
+def test_the_setup_optimizer_has_the_learning_rate_the_example_says_it_assumes():
+    example = ("# Assuming optimizer uses lr = 0.05 for all groups\n"
+               "scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.5, total_iters=4)\n"
+               "for epoch in range(2):\n    train()\n    scheduler.step()")
+    runnable = runnable_snippet(example, "torch.optim.lr_scheduler.LinearLR")
+    assert "optimizer = torch.optim.SGD(model.parameters(), lr=0.05)" in runnable.code
+    plain = runnable_snippet("optimizer.step()", "torch.optim.SGD")
+    assert "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)" in plain.code

@@ -215,3 +215,43 @@ def test_sections_left_empty_link_only_to_on_topic_passages_and_take_a_siblings_
     assert "torch.cuda.set_sync_debug_mode" in links[("performance", 14, 1)]
     assert "torch.autocast" in links[("performance", 2, 7)]  # Mixed precision training: 03's PyTorch AMP
     assert len(links) >= 4
+
+
+def test_a_part_naming_a_second_library_keeps_its_plan_s_own_library():
+    from kb.corpus.documents import CorpusDoc
+    from kb.plan import parse_plan
+
+    plan = parse_plan("""# Plan
+
+## PART 1: Timing
+
+- [ ] PART 1: Create perf/00-timing.md
+
+- [ ] Section 1: CUDA events (torch.cuda.Event)
+
+## PART 2: Memory
+
+- [ ] PART 2: Create perf/01-memory.md
+
+- [ ] Section 1: Memory statistics (PyTorch memory_stats)
+
+## PART 3: Monitoring
+
+- [ ] PART 3: Create perf/02-monitoring.md
+
+- [ ] Section 1: Prometheus dashboards (GPU utilization gauge)
+""")
+    docs = [CorpusDoc(kind="doc", locator="torch.cuda.utilization", title="torch.cuda.utilization",
+                      text="Return the percent of time the GPU was busy: GPU utilization."),
+            CorpusDoc(kind="doc", locator="prometheus_client.Gauge", title="prometheus_client.Gauge",
+                      text="Gauge metric, to report instantaneous values.")]
+    index = CorpusIndex.build(docs, {"packages": {"torch": "2", "prometheus_client": "1"}})
+    researcher = LocalResearcher(index=index)
+    monitoring, timing = plan.part(3), plan.part(1)
+    # Read alone, the monitoring PART names Prometheus only: a torch docstring would be foreign to it.
+    assert researcher.packages_of(monitoring, index) == {"prometheus_client"}
+    researcher.use_plan(plan)  # as kb run-plan does: torch is named by most of the plan's PARTs
+    assert researcher.packages_of(monitoring, index) == {"prometheus_client", "torch"}
+    assert not foreign(docs[0], researcher.packages_of(monitoring, index))
+    # A library only one PART names stays that PART's.
+    assert researcher.packages_of(timing, index) == {"torch"}

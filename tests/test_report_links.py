@@ -90,6 +90,16 @@ def test_an_excerpt_an_earlier_file_shows_is_repeated_and_a_one_liner_is_not():
     assert repeated_excerpts([("a.md", first), ("a.md", first)]) == {}
 
 
+def test_a_long_sentence_quoted_again_inside_another_block_or_bullet_is_a_repeat():
+    warning = ("Given the way that overlapping DDP with the optimizer is implemented, the first two or three "
+               "training iterations do not perform parameter updates in the optimizer step.")
+    first = f"- `Zero` [1]: If you pass `overlap=True`, be wary of this. {warning}\n\n## Sources\n\n- [1] [A long title of a source that is listed in every file of the tree](a.md)\n"
+    second = (f"> This approach may be preferred if communication is fast.\n>\n> **Warning:** {warning}\n\n"
+              "- [1] [A long title of a source that is listed in every file of the tree](a.md)\n")
+    repeated = repeated_excerpts([("a.md", excerpts(first)), ("b.md", excerpts(second))])
+    assert repeated == {"b.md": [warning[:80]]}  # the sentence, led by another label; a source list's entry is no quote
+
+
 def test_kb_report_counts_links_and_repeats_and_strict_fails_on_a_broken_link(tmp_path):
     ws = _workspace(tmp_path)
     result = run_kb("report", "--json", "--strict", cwd=ws.root)

@@ -165,6 +165,9 @@ async def _run_units(ws: Workspace, plan_path: Path, units: list[Unit], *, optio
     try:
         for unit in units:
             plan = load_plan(plan_path, unit.plan)  # reread: earlier units ticked PARTs
+            use_plan = getattr(bundle.researcher, "use_plan", None)
+            if use_plan is not None:
+                use_plan(plan)  # the local researcher scopes each PART's libraries by its plan's
             selection = select_parts(plan, unit, redo=options.redo)
             pending_run = await unfinished(ws, unit)
             if not selection.parts and not pending_run:

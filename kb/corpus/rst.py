@@ -90,6 +90,17 @@ def _dedent(lines: list[str]) -> list[str]:
     return [line[cut:] if line.strip() else "" for line in lines]
 
 
+def join_lines(lines: list[str]) -> str:
+    """A paragraph's lines as one line; a word the line break split after its hyphen ("all-" / "reduces") stays one."""
+    out = ""
+    for line in lines:
+        out += line if re.search(r"[A-Za-z]-$", out) and line[:1].islower() else (" " + line if out else line)
+    return out
+
+
+_EXAMPLE_LEAD = re.compile(r"\s*\bExamples?::?\s*$")  # "... adjusting as needed. Example::" before the code it leads
+
+
 def doctest_to_python(lines: list[str]) -> str | None:
     """Doctest lines as a Python snippet: prompts stripped, output kept as (a few) comments; None if it won't parse."""
     code: list[str] = []
@@ -147,7 +158,7 @@ class _Parser:
 
     def flush(self) -> None:
         if self.para:
-            text = inline(" ".join(self.para))
+            text = inline(join_lines(self.para))
             if text:
                 self.out.blocks.append(text)
             self.para = []
@@ -280,7 +291,14 @@ class _Parser:
             return
         if name in _ARG_SECTIONS:
             label = "Raises" if name == "raises" else ("Shape" if name == "shape" else None)
-            for item in self._items(body):
+            for lines in self._items(body):
+                # An argument's own example ("Example::" then doctest lines, FSDP's auto_wrap_policy) is code: an
+                # example of the doc, never words of the argument's item.
+                cut = next((n for n, line in enumerate(lines) if line.strip().startswith(">>>")), len(lines))
+                code = doctest_to_python(lines[cut:]) if cut < len(lines) else None
+                item = _EXAMPLE_LEAD.sub("", join_lines([line.strip() for line in lines[:cut]]))
+                if code:
+                    self.example(code)
                 match = _ITEM.match(item)
                 if match and name not in ("shape",):
                     kind = f" ({match.group(2).strip()})" if match.group(2) else ""
@@ -300,8 +318,8 @@ class _Parser:
             self.out.blocks.append(f"**{title}:** {text}")
 
     @staticmethod
-    def _items(body: list[str]) -> list[str]:
-        """Argument items: a line at the body's own indent starts one, deeper lines continue it."""
+    def _items(body: list[str]) -> list[list[str]]:
+        """Argument items, as their lines: a line at the body's own indent starts one, deeper lines continue it."""
         items: list[list[str]] = []
         for line in body:
             if not line.strip():
@@ -309,8 +327,8 @@ class _Parser:
             if _indent(line) == 0 or not items:
                 items.append([line.strip()])
             else:
-                items[-1].append(line.strip())
-        return [" ".join(parts) for parts in items]
+                items[-1].append(line)
+        return items
 
 
 def parse_docstring(doc: str) -> ParsedDoc:

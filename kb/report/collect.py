@@ -196,18 +196,19 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
         following = [h for h in heads if h[2] > line and h[0] <= 2]
         return line + 1, following[0][2] if following else len(lines)
 
-    cited_lines: set[int] = set()  # 0-based body lines holding a citation
+    cited_lines: dict[int, set[int]] = {}  # 0-based body lines holding a citation -> the source ids cited there
     excluded: set[int] = set()
     for level, t, line in heads:
         if level == 2 and norm_heading(t) in SOURCE_LIST_HEADINGS:
             excluded.update(range(*span(line)))
     ids = {s.id for s in meta.sources}
+    kinds = {s.id: s.kind for s in meta.sources}
     for n, prose in prose_lines(body, tokens):
         if n - 1 in excluded:
             continue
         for match in CITATION.finditer(prose):
-            cited_lines.add(n - 1)
             for number in re.findall(r"\d+", match.group(1)):
+                cited_lines.setdefault(n - 1, set()).add(int(number))
                 entry.citations += 1
                 if int(number) not in ids:
                     entry.citations_unresolved += 1
@@ -227,8 +228,12 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
             entry.missing_sections.append(MissingSection(number, title, "no text"))
             continue
         entry.sections_present += 1
-        if any(i in cited_lines for i in range(first, end)):
+        cited = set().union(*(cited_lines.get(i, set()) for i in range(first, end)))
+        if cited:
             entry.sections_cited += 1
+            # Its only citations are other knowledge files: it points to the section that quotes its answer.
+            if all(kinds.get(number) == "knowledge" for number in cited):
+                entry.sections_linked += 1
         # Filled (cited), marked empty (research found nothing), or neither: uncited text (issue 19).
         state = section_state("\n".join(lines[first:end]))
         if state == EMPTY:

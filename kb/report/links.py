@@ -110,8 +110,14 @@ def _normalize(path: Path) -> str:
     return str(Path(*parts)) if parts else str(path)
 
 
+MIN_SENTENCE_CHARS = 80  # a sentence this long said again in a later file's quote or list is a repeat
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*(\"'])")
+_LEAD = re.compile(r"^(?:\*\*[A-Za-z ]{1,30}:\*\*\s*)")  # "**Warning:**" before the sentence
+
+
 def excerpts(body: str, tokens=None) -> list[str]:
-    """The file's examples (fenced code) and quoted passages (block quotes), whitespace-normalized, long enough to count."""
+    """The file's examples (fenced code) and quoted passages (block quotes), whitespace-normalized, long enough to count;
+    and the long sentences of its quotes and list items (two files may quote one sentence in different blocks)."""
     tokens = parse_blocks(body) if tokens is None else tokens
     lines = body.splitlines()
     out = []
@@ -127,12 +133,24 @@ def excerpts(body: str, tokens=None) -> list[str]:
         elif token.type == "blockquote_close":
             depth -= 1
             continue
+        elif token.type == "list_item_open" and token.map:
+            text = re.sub(r"^\s*(?:[-*+]|\d+\.)\s+", "", "\n".join(lines[token.map[0]:token.map[1]]))
+            if not re.match(r"\[\d+\]", text):  # a source list's entry ("[6] [title](link)") names, not quotes
+                out += _long_sentences(text)
+            continue
         else:
             continue
         text = " ".join(text.split())
         if len(text) >= MIN_EXCERPT_CHARS:
             out.append(text)
+            if token.type == "blockquote_open":
+                out += [s for s in _long_sentences(text) if s != text]
     return out
+
+
+def _long_sentences(text: str) -> list[str]:
+    pieces = (_LEAD.sub("", piece.strip()) for piece in _SENTENCE_END.split(" ".join(text.split())))
+    return [piece for piece in pieces if len(piece) >= MIN_SENTENCE_CHARS]
 
 
 def repeated_excerpts(files: Iterable[tuple[str, list[str]]]) -> dict[str, list[str]]:

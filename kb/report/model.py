@@ -61,6 +61,7 @@ class FileReport:
     sections_planned: int | None = None  # None: no PART targets the file, so nothing is planned
     sections_present: int = 0
     sections_cited: int = 0  # of the present sections, those with at least one citation
+    sections_linked: int = 0  # of those, the ones citing only other knowledge files: a link to the section that quotes the answer
     sections_empty: list[str] = field(default_factory=list)  # present, marked empty: research found nothing
     sections_uncited_list: list[str] = field(default_factory=list)  # present, neither cited nor marked empty
     missing_sections: list[MissingSection] = field(default_factory=list)
@@ -169,6 +170,7 @@ class Report:
             "sections_uncited": sum(f.sections_present - f.sections_cited for f in files),
             # Issue 19: every present section is filled (cited), marked empty, or neither (a --strict problem).
             "sections_filled": sum(f.sections_filled for f in files),
+            "sections_linked": sum(f.sections_linked for f in files),
             "sections_empty": sum(len(f.sections_empty) for f in files),
             "sections_unsupported": sum(len(f.sections_uncited_list) for f in files),
             "citations": sum(f.citations for f in files),

@@ -18,6 +18,7 @@ MAX_PURPOSE = 320
 NO_PURPOSE = "(its docstring has no sentence saying what it does)"
 MAX_SIGNATURE = 120
 SENTENCES_PER_API = 2
+ANSWER_CHARS = 900  # of the argument a section is about ("Compilation modes": `mode`), this much of its item is quoted
 # Words with which a docstring tells its reader when, why or why not to use something.
 _CUE = re.compile(r"\b(use(?:ful|s|d)?|when|should|recommend\w*|prefer\w*|instead|avoid\w*|faster|slower|speed\w*|"
                   r"overhead|perform\w*|memory|reduc\w*|improv\w*|efficien\w*|trade\w*|must|only|unless|benefit\w*|"
@@ -160,8 +161,16 @@ def short_signature(signature: str | None, keep: set[str] = frozenset()) -> str 
     return head + ", ".join(shown) + (", …)" if args and args[-1] not in shown else ")")
 
 
+# How an argument's name switches its subject on: enable_timing is about timing.
+_SWITCHES = ("enable", "disable", "use", "allow", "with")
+
+
 def answers(argument: str | None, wanted: set[str]) -> bool:
-    """Whether an argument is what the section is about (``fused`` under "Fused optimizers", ``pin_memory``)."""
+    """Whether an argument is what the section is about (``fused`` under "Fused optimizers", ``pin_memory``,
+    ``enable_timing`` under "CUDA event recording (timing GPU operations)")."""
+    words = (argument or "").split("_")
+    if len(words) > 1 and words[0].lower() in _SWITCHES:
+        return answers("_".join(words[1:]), wanted)
     said = terms(argument or "")
     return bool(said) and said[0] in wanted
 
@@ -175,6 +184,13 @@ class Statement:
     argument: str | None = None
     score: float = 0.0
     position: int = 0  # its place among the passage's sentences (consecutive ones read as one passage)
+
+
+def _teaches(sentence: str) -> bool:
+    """Whether a sentence can stand in a bullet: not too short to teach, a pointer ("See ..."), the lead-in to a
+    list the bullet cannot show, or one that leans on what is not quoted ("the example below")."""
+    return not (len(sentence) < 25 or sentence.startswith("See ") or sentence.endswith(":")
+                or _NO_SENTENCE.search(sentence) or _BELOW.search(sentence))
 
 
 def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
@@ -240,10 +256,8 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
         if answers(argument, wanted) and definition.get(argument, ("", -1))[1] == pos:
             answer.append(statement)  # what the argument is: the section's answer, said whatever its length
             continue
-        if not (said or named) or len(sentence) < 25 or sentence.startswith("See ") or sentence.endswith(":"):
-            continue  # of another topic, too short to teach, a pointer, or the lead-in to a list the bullet cannot show
-        if _NO_SENTENCE.search(sentence) or _BELOW.search(sentence):
-            continue
+        if not (said or named) or not _teaches(sentence):
+            continue  # of another topic, or a sentence that cannot stand in a bullet
         scored.append((-score, pos, statement))
     if any(answers(argument, wanted) for argument in definition):
         # The section's answer is an argument (quoted here or earlier in the file): other arguments are another topic.
@@ -251,11 +265,18 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
     scored.sort(key=lambda t: (t[0], t[1]))
     chosen = [s for _score, _pos, s in scored[:limit]]
     answered = {s.argument for s in answer}
-    for statement in answer:  # an answering argument: its definition, and its best other sentence
+    for statement in answer:  # an answering argument: its item, in order, as far as ANSWER_CHARS goes
         chosen.append(statement)
-        more = next((s for _score, _pos, s in scored if s.argument == statement.argument and s not in chosen), None)
-        if more is not None:
-            chosen.append(more)
+        # Every sentence of it, not its best one: the modes `mode` lists ("max-autotune") are what the section plans.
+        length = len(statement.text)
+        for sentence, block, argument, pos in sorted(pool, key=lambda p: p[3]):
+            if argument != statement.argument or pos <= statement.position or sentence in used \
+                    or any(c.position == pos for c in chosen) or not _teaches(sentence):
+                continue
+            if length + len(sentence) > ANSWER_CHARS:
+                break
+            chosen.append(Statement(sentence, block, argument, 0.0, pos))
+            length += len(sentence)
     # An argument's sentence is said after the one that says what the argument is ("`2` means ..." needs it).
     for statement in list(chosen):
         arg = statement.argument

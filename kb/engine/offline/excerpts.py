@@ -34,9 +34,10 @@ def block_score(block: str, weights: dict[str, float], idf, names: frozenset[str
 
 def _answers(block: str, own: dict[str, float]) -> bool:
     """An argument item whose name is a word of the section itself (``fused`` under "Fused optimizers")."""
+    from kb.engine.offline.digest import answers  # noqa: PLC0415 - digest imports GAP from here
+
     item = _ITEM_NAME.match(block)
-    said = terms(item.group(1)) if item else []
-    return bool(said) and said[0] in own
+    return item is not None and answers(item.group(1), set(own))
 
 
 def excerpt(doc: CorpusDoc, weights: dict[str, float], idf, *, names: frozenset[str] = frozenset(),

@@ -22,12 +22,15 @@ from pathlib import Path
 
 from mdit_py_plugins.anchors.index import slugify
 
+from kb.engine.offline.digest import sentences
 from kb.engine.types import ContextDoc, Research
 from kb.plan import load_plan
 from kb.plan.model import Part
 from kb.records import read_knowledge
 
 MIN_TEXT = 40  # shorter words ("Default: None.") say nothing a reader would call a repeated excerpt
+MIN_SENTENCE = 80  # a sentence this long, said in an earlier file, is a repeat even inside a longer block
+_LABEL = re.compile(r"^\*\*[A-Za-z ]{1,30}:\*\*\s*")  # a docstring's "**Warning:**" before the sentence
 
 
 def normalize(text: str) -> str:
@@ -94,11 +97,17 @@ class Elsewhere:
         return [(loc, self.quoted_in(loc)) for loc in dict.fromkeys([*self.locators, *self.later])]
 
     def quoting(self, text: str) -> tuple[str, str] | None:
-        """The earlier file that already says ``text`` word for word, if any."""
+        """The earlier file that already says ``text``, or one of its long sentences, word for word, if any.
+
+        Two docstrings may share a paragraph (ZeroRedundancyOptimizer's overlap warning is also
+        hook_with_zero_step_interleaved's), each led by its own words: a sentence said before is a repeat.
+        """
         words = normalize(text)
         if len(words) < MIN_TEXT:
             return None
-        return next(((where, title) for said, where, title in self.texts if words in said), None)
+        pieces = [words] + [piece for piece in (_LABEL.sub("", normalize(x)) for x in sentences(text))
+                            if len(piece) >= MIN_SENTENCE and piece != words]
+        return next(((where, title) for said, where, title in self.texts if any(p in said for p in pieces)), None)
 
 
 class QuoteOwners:

@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -690,6 +691,29 @@ class LocalResearcher:
         if filler not in FILLERS:
             raise ValueError(f"filler must be one of {FILLERS}")
         self.filler = filler  # "lexical": the old filler (rules on BM25 candidates), kept for the benchmark
+        self._plan_parts: list[str] = []  # what each PART of the plan says (use_plan): the libraries it is about
+        self._plan_packages: dict[tuple[str, ...], set[str]] = {}
+
+    def use_plan(self, plan) -> None:
+        """Research the PARTs of ``plan`` (kb.plan.model.Plan) in its scope: a PART that names a library (PART 15's
+        "Prometheus") keeps its plan's own library (PyTorch, named by most of its PARTs) as its own too."""
+        self._plan_parts = [_part_text(p) for p in plan.parts]
+        self._plan_packages = {}
+
+    def packages_of(self, part: Part, index: CorpusIndex) -> set[str]:
+        """The libraries a PART is about (kb.engine.offline.relevance.mentioned_packages): those it names and, when
+        it names any, its plan's own, which at least half of the plan's PARTs name (a library only two PARTs name,
+        DeepSpeed, is theirs: its docstrings stay foreign to a PART on memory that names PyTorch). None when it
+        names none (then no library is foreign to it)."""
+        indexed = list(index.info.get("packages") or {})
+        named = mentioned_packages(_part_text(part), indexed)
+        if named and self._plan_parts:
+            key = tuple(indexed)
+            if key not in self._plan_packages:
+                counts = Counter(p for text in self._plan_parts for p in mentioned_packages(text, indexed))
+                self._plan_packages[key] = {p for p, n in counts.items() if 2 * n >= len(self._plan_parts)}
+            named |= self._plan_packages[key]
+        return named
 
     def corpus(self) -> CorpusIndex:
         """The corpus index, loaded (or built) once, on first use; concurrent callers wait for it."""
@@ -722,7 +746,7 @@ class LocalResearcher:
         context_text = _context_text(part)
         sections = [(s.number, s.title, s.details) for s in part.sections] or [(0, part.title, " ".join(part.searches))]
         judge = RelevanceJudge(index, load_embedder()) if self.filler == "judged" else None
-        packages = mentioned_packages(_part_text(part), list(index.info.get("packages") or {}))
+        packages = self.packages_of(part, index)
         results = []
         for number, title, details in sections:
             query = section_query(index, number, title, details or "", context_text, part.title)
@@ -749,7 +773,7 @@ class LocalResearcher:
         topic = set(query.topic_terms)
         subject = [t for t in core if t not in topic] or core
         weight = sum(index.idf(t) for t in subject)
-        packages = mentioned_packages(_part_text(part), list(index.info.get("packages") or {}))
+        packages = self.packages_of(part, index)
         pool: list[int] = []
         for locator, title, details in quoted:
             i = index.at(locator)

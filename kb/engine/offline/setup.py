@@ -10,6 +10,7 @@ but takes ``optimizer`` from elsewhere), gets no setup: the example stays an exc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 FEATURES, CLASSES, BATCH = 8, 4, 16  # the stand-ins' sizes: small enough to run in milliseconds on a CPU
@@ -90,9 +91,18 @@ def setup_for(free: list[str], binds: list[str]) -> list[str] | None:
     return order
 
 
-def setup_code(names: list[str], origin: str) -> str:
-    """The setup block for the stand-ins ``names`` (from :func:`setup_for`), its comment saying kb wrote it."""
+# "# Assuming optimizer uses lr = 0.05 for all groups" (torch's schedulers): the values the example's comments show.
+_ASSUMED_LR = re.compile(r"optimizer uses lr\s*=\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)", re.I)
+
+
+def setup_code(names: list[str], origin: str, example: str = "") -> str:
+    """The setup block for the stand-ins ``names`` (from :func:`setup_for`), its comment saying kb wrote it; an
+    optimizer gets the learning rate the ``example`` says it assumes, so the values its comments show are the run's."""
     lines = [f"{SETUP_MARK} (not in the {origin} docs): a tiny model and random data, so the example runs."]
+    assumed = _ASSUMED_LR.search(example)
     for name in names:
-        lines.append(STAND_INS[name].code)
+        code = STAND_INS[name].code
+        if name == "optimizer" and assumed:
+            code = code.replace("lr=0.1", f"lr={assumed.group(1)}")
+        lines.append(code)
     return "\n".join(lines)

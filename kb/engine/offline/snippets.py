@@ -29,6 +29,7 @@ IMPLIED_IMPORTS = {
     "nn": "import torch.nn as nn",
     "F": "import torch.nn.functional as F",
     "np": "import numpy as np",
+    "dist": "import torch.distributed as dist",  # the torch docs' own alias: not torch.dist, the p-norm
 }
 # Calls that wait for a person at a prompt: run unattended they hang or die (BdbQuit).
 INTERACTIVE = {"pdb.set_trace": "starts the pdb debugger", "breakpoint": "starts the debugger",
@@ -145,8 +146,14 @@ def _read(code: str, origin: str, resolve: Callable[[str], bool] | None) -> _Rea
     # A standard-library module the example uses without importing it (math, functools): the docs assume the import.
     imports += [f"import {name}" for name in free if name in sys.stdlib_module_names and name not in IMPLIED_IMPORTS]
     free = [n for n in free if n not in IMPLIED_IMPORTS and n not in sys.stdlib_module_names]
+    # A lowercase name the example reads attributes of (``dist.GradBucket``) is a module alias it assumes, not the
+    # function of that name an outer module documents (torch.dist): it stays a name defined elsewhere.
+    aliases = {node.value.id for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+               and isinstance(node.value, ast.Name) and node.value.id[:1].islower()}
     if resolve is not None:
         for name in sorted(free):
+            if name in aliases:
+                continue
             module = next((m for m in _modules(origin) if resolve(f"{m}.{name}")), None)
             if module:
                 imports.append(f"from {module} import {name}")
@@ -155,11 +162,21 @@ def _read(code: str, origin: str, resolve: Callable[[str], bool] | None) -> _Rea
                     requires_cuda=requires_cuda, interactive=interactive_call(body), shape_verdict=shape.verdict)
 
 
+IMPORTS_NOTE = "# Imports added by kb (not in the docs):"
+
+
 def _join(imports: list[str], *blocks: str) -> str:
-    head = "\n".join(dict.fromkeys(imports))
+    head = "\n".join([IMPORTS_NOTE, *dict.fromkeys(imports)]) if imports else ""
     parts = [p for p in (head, *blocks) if p]
     # One blank line at most, as the writer lays files out: the code validated is the code written.
     return re.sub(r"\n{3,}", "\n\n", "\n\n".join(parts))
+
+
+def _with_imports(imports: list[str], body: str) -> str:
+    """The example's code after the imports kb added, joined to its own imports when it opens with some."""
+    if imports and body.lstrip().split("\n", 1)[0].startswith(("import ", "from ")):
+        return re.sub(r"\n{3,}", "\n\n", "\n".join([IMPORTS_NOTE, *imports]) + "\n" + body)
+    return _join(imports, body)
 
 
 def make_snippet(code: str, origin: str, resolve: Callable[[str], bool] | None = None) -> Snippet | None:
@@ -179,11 +196,7 @@ def make_snippet(code: str, origin: str, resolve: Callable[[str], bool] | None =
     info = "python" + (" kb:requires=cuda" if reading.requires_cuda else "")
     if skip:
         info += f' kb:skip="{_quote(skip)}"'
-    first = reading.body.lstrip().split("\n", 1)[0]
-    if reading.imports and first.startswith(("import ", "from ")):
-        text = re.sub(r"\n{3,}", "\n\n", "\n".join(reading.imports) + "\n" + reading.body)
-    else:
-        text = _join(reading.imports, reading.body)
+    text = _with_imports(reading.imports, reading.body)
     ast.parse(text)  # the imports we added cannot break it, but the promise is that every fence parses
     return Snippet(info=info, code=text)
 
@@ -205,12 +218,8 @@ def runnable_snippet(code: str, origin: str, resolve: Callable[[str], bool] | No
     info = "python" + (" kb:requires=cuda" if reading.requires_cuda else "")
     if names:
         imports = list(SETUP_IMPORTS) + [i for i in reading.imports if i not in SETUP_IMPORTS]
-        text = _join(imports, setup_code(names, origin), f"# The example, from the {origin} docs:\n{reading.body}")
+        text = _join(imports, setup_code(names, origin, reading.body), f"# The example, from the {origin} docs:\n{reading.body}")
     else:
-        first = reading.body.lstrip().split("\n", 1)[0]
-        if reading.imports and first.startswith(("import ", "from ")):
-            text = re.sub(r"\n{3,}", "\n\n", "\n".join(reading.imports) + "\n" + reading.body)
-        else:
-            text = _join(reading.imports, reading.body)
+        text = _with_imports(reading.imports, reading.body)
     ast.parse(text)
     return Snippet(info=info, code=text, setup=names, doc_skip=reading.doc_skip is not None)

@@ -285,10 +285,10 @@ class ExtractiveWriter:
             no_web="the offline engine reads only the local corpus; it makes no network requests.",
             engine_line=(f"Written by kb's offline engine (extractive: no language model) on {self.today or date.today().isoformat()}, "
                          f"from {self.corpus}. Every statement in a section is its cited source's own words: what to use "
-                         "and when, a table of the APIs (signature, the sentence saying what each does), then one example "
-                         "or excerpt; headings, table layout and the lines that lead a quote are kb's, and other text comes "
-                         "from the plan. An example shown as run ran in kb's sandbox (a setup kb added says so in the code); "
-                         "a passage another file quotes first is linked, not repeated."),
+                         "and when, a table of the APIs (signature, the sentence saying what each does), and an example "
+                         "or excerpt where its sources have one; headings, table layout and the lines that lead a quote are "
+                         "kb's, and other text comes from the plan. An example shown as run ran in kb's sandbox (imports and "
+                         "a setup kb added say so in the code); a passage another file quotes first is linked, not repeated."),
         )
         body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
         # A section filled by a link to the file that quotes its answer is not "nothing in the local corpus".
@@ -394,7 +394,9 @@ class ExtractiveWriter:
             link = f"[{owner.label}]({_link(target, owner.locator, self.root)})"
             uses.append(f"{what} {verb} quoted in {link} [{ref.id}].")
             items.append({"lead": f"{what} {verb} quoted in {link}", "id": ref.id, "quote": "", "snippets": []})
-        return {"uses": uses, "table": rows, "featured": featured, "passages": items,
+        # Does the section quote its own passage, or only point to the section (here or in another file) that does?
+        own = bool(rows or featured or any(quoted.values()))
+        return {"uses": uses, "table": rows, "featured": featured, "passages": items, "own": own,
                 "see_above": f"Also relevant, and quoted above: {', '.join(above)}." if above else ""}
 
     @staticmethod
@@ -426,10 +428,18 @@ class ExtractiveWriter:
 
     @staticmethod
     def _tagline(request: WriteRequest, sections: list[dict], sources: list[SourceRef]) -> str:
-        covered = sum(1 for s in sections if not s["empty"])
+        quoted = sum(1 for s in sections if not s["empty"] and s["own"])
+        pointing = sum(1 for s in sections if not s["empty"] and not s["own"])
         topic = request.topic or request.plan_title or "the knowledge base"
-        return (f"{topic}, PART {request.part.number}: {covered} of {len(sections)} planned sections "
-                f"documented from {len(sources)} local source{'s' if len(sources) != 1 else ''}, quoted and cited.")
+        documents = sum(1 for s in sources if s.kind != "knowledge")
+        if not quoted and not pointing:
+            return (f"{topic}, PART {request.part.number}: research found nothing in the local corpus for its "
+                    f"{len(sections)} planned section{'s' if len(sections) != 1 else ''}.")
+        line = (f"{topic}, PART {request.part.number}: {quoted} of {len(sections)} planned sections quoted and cited "
+                f"from {documents} local source{'s' if documents != 1 else ''}")
+        if pointing:  # a section holding only a link is not documented here: say so, not "documented"
+            line += f"; {pointing} point{'s' if pointing == 1 else ''} to the section that quotes {'its' if pointing == 1 else 'their'} answer"
+        return line + "."
 
     def _overview(self, request: WriteRequest) -> list[str]:
         part = request.part

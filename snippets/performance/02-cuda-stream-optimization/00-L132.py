@@ -1,4 +1,5 @@
 # From knowledge/performance/02-cuda-stream-optimization.md line 132. Written by kb validate-snippets: edit the Markdown, not this file.
+# Imports added by kb (not in the docs):
 import torch
 
 s1_cuda = torch.Stream(device='cuda')

@@ -1,4 +1,5 @@
 # From knowledge/performance/03-mixed-precision-training-advanced.md line 65. Written by kb validate-snippets: edit the Markdown, not this file.
+# Imports added by kb (not in the docs):
 import torch
 import torch.nn as nn
 from torch import GradScaler

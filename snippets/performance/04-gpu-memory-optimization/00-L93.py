@@ -1,4 +1,5 @@
 # From knowledge/performance/04-gpu-memory-optimization.md line 93. Written by kb validate-snippets: edit the Markdown, not this file.
+# Imports added by kb (not in the docs):
 import torch
 from torch.utils.checkpoint import CheckpointPolicy
 from torch.utils.checkpoint import create_selective_checkpoint_contexts

@@ -1,11 +1,12 @@
 # From knowledge/performance/06-gradient-accumulation-large-batch.md line 121. Written by kb validate-snippets: edit the Markdown, not this file.
+# Imports added by kb (not in the docs):
 import torch
 import torch.nn as nn
 from torch.optim.lr_scheduler import LinearLR
 
 # Setup added by kb (not in the torch.optim.lr_scheduler.LinearLR docs): a tiny model and random data, so the example runs.
 model = nn.Linear(8, 4)
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
 loss_fn = nn.CrossEntropyLoss()
 input = torch.randn(16, 8)
 target = torch.randint(0, 4, (16,))

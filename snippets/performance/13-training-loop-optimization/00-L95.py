@@ -1,4 +1,5 @@
 # From knowledge/performance/13-training-loop-optimization.md line 95. Written by kb validate-snippets: edit the Markdown, not this file.
+# Imports added by kb (not in the docs):
 import torch
 
 # Setup

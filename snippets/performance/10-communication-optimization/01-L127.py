@@ -1,6 +1,7 @@
-# From knowledge/performance/10-communication-optimization.md line 128. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/10-communication-optimization.md line 127. Written by kb validate-snippets: edit the Markdown, not this file.
+# Imports added by kb (not in the docs):
 import torch
-from torch import dist
+import torch.distributed as dist
 
 # Below is an example of a Parallel SGD algorithm where gradients are encoded before
 # allreduce, and then decoded after allreduce.

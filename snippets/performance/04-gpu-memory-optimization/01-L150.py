@@ -1,4 +1,5 @@
-# From knowledge/performance/04-gpu-memory-optimization.md line 149. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/04-gpu-memory-optimization.md line 150. Written by kb validate-snippets: edit the Markdown, not this file.
+# Imports added by kb (not in the docs):
 import torch
 import torch.nn as nn
 from torch.distributed.optim import ZeroRedundancyOptimizer
