@@ -10,6 +10,7 @@ import re
 import pytest
 
 from kb.corpus.documents import CorpusDoc
+from kb.corpus.tokenize import terms
 from kb.engine.check import check_draft
 from kb.engine.offline.digest import excerpt_blocks, purpose, read_excerpt, sentences, statements
 from kb.engine.offline.gate import SnippetGate, fence_hash
@@ -607,3 +608,15 @@ def test_the_setup_optimizer_has_the_learning_rate_the_example_says_it_assumes()
     assert "optimizer = torch.optim.SGD(model.parameters(), lr=0.05)" in runnable.code
     plain = runnable_snippet("optimizer.step()", "torch.optim.SGD")
     assert "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)" in plain.code
+
+
+def test_an_argument_the_api_ignores_is_neither_said_nor_quoted():
+    text = ("`Adam8(params, optim_bits=32, amsgrad=False, min_8bit_size=4096)`\n\n8-bit Adam optimizer.\n\n"
+            "- `optim_bits` (int): The number of bits of the optimizer state. Note: This parameter is not used in "
+            "Adam8 as it always uses 8-bit optimization.\n\n"
+            "- `amsgrad` (bool): Whether to use AMSGrad. Note: This parameter is not supported in Adam8 and must be False.\n\n"
+            "- `min_8bit_size` (int): The minimum number of elements of the parameter tensors for 8-bit optimization.")
+    wanted = set(terms("8-bit optimizers (bitsandbytes, memory savings)"))
+    said = [s.argument for s in statements(read_excerpt(text), wanted)]
+    assert "optim_bits" not in said and "amsgrad" not in said and "min_8bit_size" in said
+    assert not any("not used" in b or "not supported" in b for b in excerpt_blocks(read_excerpt(text), set(), False, wanted))

@@ -46,6 +46,10 @@ _NO_SENTENCE = re.compile(r"^`[^`]+`:\s|^[\w.]+\(.*\)\.?$|\b(pyrefly|noqa|pylint
 _LEANING_PURPOSE = re.compile(r"^(it|its|it's|they|these|those|such|that|as such|in particular|otherwise|however|"
                               r"also|then)\b", re.I)
 _BELOW = re.compile(r"\bsee (?:the )?(?:examples?|notes?|code|details)? ?below\b", re.I)  # not shown here
+# An argument the API ignores ("Note: This parameter is not used in PagedAdam8bit as it always uses 8-bit
+# optimization"): no lesson in what to use, however well its name matches the section.
+# ("Otherwise, the argument has no effect" is a condition, not this.)
+_INAPPLICABLE = re.compile(r"\b(?:parameter|argument|it) is (?:not used|unused)\b|\bis not (?:used|supported) in\b", re.I)
 _POINTER = re.compile(r"^(see|for (?:more )?details,? see|more details)\b", re.I)
 _SIGNATURE = re.compile(r"^`[^`]+`$")
 _FORMAL = re.compile(r"^\*\*(Returns?|Return type|Raises|Yields|Shape|Example)", re.I)  # what it returns, not when to use it
@@ -186,6 +190,11 @@ class Statement:
     position: int = 0  # its place among the passage's sentences (consecutive ones read as one passage)
 
 
+def _live_arguments(excerpt: Excerpt) -> list[str]:
+    """The arguments the excerpt documents, less those the API ignores (see _INAPPLICABLE)."""
+    return [m.group(1) for b in excerpt.blocks if (m := _ITEM.match(b)) and not _INAPPLICABLE.search(b)]
+
+
 def _teaches(sentence: str) -> bool:
     """Whether a sentence can stand in a bullet: not too short to teach, a pointer ("See ..."), the lead-in to a
     list the bullet cannot show, or one that leans on what is not quoted ("the example below")."""
@@ -242,6 +251,8 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
         if block in used or _FORMAL.match(block):
             continue
         item = _ITEM.match(block)
+        if item and _INAPPLICABLE.search(block):
+            continue
         body = block[item.end():] if item else _NOTE.sub("", block)
         add(sentences(body), block, item.group(1) if item else None)
     scored, answer = [], []
@@ -259,7 +270,7 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
         if not (said or named) or not _teaches(sentence):
             continue  # of another topic, or a sentence that cannot stand in a bullet
         scored.append((-score, pos, statement))
-    if any(answers(argument, wanted) for argument in definition):
+    if any(answers(argument, wanted) for argument in [*definition, *_live_arguments(excerpt)]):
         # The section's answer is an argument (quoted here or earlier in the file): other arguments are another topic.
         scored = [t for t in scored if t[2].argument is None or answers(t[2].argument, wanted)]
     scored.sort(key=lambda t: (t[0], t[1]))
@@ -342,8 +353,7 @@ def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool, wanted:
     ``keep_summary``, then the other blocks, less what ``used`` shows this file already quotes. Where an
     argument answers the section (``wanted``: its terms), no other argument is quoted."""
     out = []
-    items = [m.group(1) for b in excerpt.blocks if (m := _ITEM.match(b))]
-    answered = any(answers(a, wanted) for a in items)
+    answered = any(answers(a, wanted) for a in _live_arguments(excerpt))
     if excerpt.summary:
         said = sentences(excerpt.summary)
         index = None if keep_summary else purpose_index(excerpt.summary)
@@ -359,6 +369,8 @@ def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool, wanted:
         item = _ITEM.match(block)
         if item and answered and not answers(item.group(1), wanted):
             continue  # "Compilation modes" is `mode`, not `disable`
+        if item and _INAPPLICABLE.search(block):
+            continue  # an argument the API ignores teaches nothing
         body = block[item.end():] if item else _NOTE.sub("", block)
         said = sentences(body)
         if said and all(_POINTER.match(x) or _NAMING.match(x) for x in said):
