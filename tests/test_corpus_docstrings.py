@@ -113,6 +113,17 @@ def test_an_arguments_own_example_is_an_example_and_a_hyphen_split_by_a_line_bre
     assert "- `limit` (int): How many." in parsed.blocks
 
 
+def test_a_default_of_sys_maxsize_reads_as_its_name():
+    import sys
+
+    from kb.corpus.docstrings import _signature
+
+    def record(enabled="all", max_entries=sys.maxsize, limit=92233720368547758070):
+        pass
+
+    assert _signature(record) == "(enabled='all', max_entries=sys.maxsize, limit=92233720368547758070)"
+
+
 def test_deprecated_directive_is_flagged():
     parsed = parse_docstring("Old API.\n\n.. deprecated:: 2.1\n    Use the new one.\n")
     assert parsed.deprecated

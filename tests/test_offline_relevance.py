@@ -101,6 +101,9 @@ def test_the_new_filler_is_precise_on_the_labelled_set(corpus):
     # "Fault tolerance": the elastic agent's docstring is about the control plane, but one of its paragraphs is
     # labelled "Fault tolerance:" and says what the agent does on worker failures.
     assert "torch.distributed.elastic.agent.server" in picks[("performance", 13, 7)]
+    # "Data loading overlap (prefetching, pin_memory)" in a GPU-utilization PART: the plan writes pin_memory out, and
+    # DataLoader, named for the title's subject, takes it (FSDP's CPUOffloadPolicy takes one too, and is no data loading).
+    assert "torch.utils.data.DataLoader" in picks[("performance", 2, 5)]
 
 
 def test_an_api_off_the_sections_subject_is_not_picked(corpus):
@@ -120,6 +123,7 @@ def test_an_api_off_the_sections_subject_is_not_picked(corpus):
     # A name saying one title word and a detail is not enough, its summary agreeing or not: a dynamo option for
     # the cudagraphs backend under "Backend selection (inductor, cudagraphs, aot_eager)".
     wrong[(9, 5)] = "torch._dynamo.config.cudagraph_backend_keep_input_mutation"
+    wrong[(2, 5)] = "torch.distributed.fsdp.CPUOffloadPolicy"
     for key, locator in wrong.items():
         assert locator not in picks[("performance", *key[:2])], (key, picks[("performance", *key[:2])])
     # A deprecated alias is not what to use beside its replacement.

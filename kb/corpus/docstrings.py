@@ -117,6 +117,7 @@ def _signature(obj) -> str | None:
         sig = re.sub(r"<(?:function|built-in function|class) ([\w.<>]+)(?: at 0x[0-9a-f]+)?>", r"\1", sig)
         sig = re.sub(r"<([\w.]+) object at 0x[0-9a-f]+>", r"\1()", sig)
         sig = re.sub(r" at 0x[0-9a-f]+", "", sig)
+        sig = re.sub(rf"=\b{sys.maxsize}\b", "=sys.maxsize", sig)  # "no limit", as the source writes it
         return sig[:-1] + ", ...)" if cut else sig
 
     sig = render(params, False)

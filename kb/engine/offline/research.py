@@ -299,6 +299,12 @@ class SectionRanker:
             return False
         if self._details_route(query, cand):
             return True
+        # An argument the plan writes out (pin_memory) of an API named for the title's subject, whose own words say the
+        # title too ("the data loader will copy Tensors into ... pinned memory" under "Data loading overlap"), is the
+        # section's, whatever else the PART is about (FSDP's CPUOffloadPolicy takes a pin_memory too: not data loading).
+        if cand.argument_written and set(_name_terms(cand.doc)) & set(query.title_terms) \
+                and _argument_mentions(cand.doc, cand.argument or "", query.title_terms):
+            return True
         if cand.context_cov < self.thresholds.context:
             return False
         # The PART's own API (topical) taking the argument the title names, whose text says a detail.
@@ -462,7 +468,7 @@ class SectionRanker:
             # through the details only (an argument a detail names, every detail word said): it must say the title too.
             strong = i in exact or (bool(cand.relevant) and cand.argument is not None
                                     and (cand.argument_written or cand.title_cov >= self.thresholds.title_all)
-                                    and doc.text.count("\n- `") < HUB_ARGUMENTS)
+                                    and (doc.text.count("\n- `") < HUB_ARGUMENTS or cand.argument_written))
             if not strong and cand.relevant and (cand.detail_argument is not None or self._details_route(query, cand)):
                 strong = verdict.title >= judge.weights.title
             # An API whose name and summary say a rare title word (set_sync_debug_mode, "sync points") or two of the
