@@ -12,7 +12,7 @@ import pytest
 from kb.corpus.documents import CorpusDoc
 from kb.corpus.tokenize import terms
 from kb.engine.check import check_draft
-from kb.engine.offline.digest import excerpt_blocks, purpose, read_excerpt, sentences, statements
+from kb.engine.offline.digest import answers, excerpt_blocks, purpose, read_excerpt, sentences, statements
 from kb.engine.offline.gate import SnippetGate, fence_hash
 from kb.engine.offline.owners import Elsewhere, QuoteOwners, normalize
 from kb.engine.offline.research import LocalResearcher
@@ -620,3 +620,11 @@ def test_an_argument_the_api_ignores_is_neither_said_nor_quoted():
     said = [s.argument for s in statements(read_excerpt(text), wanted)]
     assert "optim_bits" not in said and "amsgrad" not in said and "min_8bit_size" in said
     assert not any("not used" in b or "not supported" in b for b in excerpt_blocks(read_excerpt(text), set(), False, wanted))
+
+
+def test_the_argument_a_section_is_about_is_read_from_its_name():
+    persistent = set(terms("Persistent workers (worker process reuse, reduced startup overhead)"))
+    assert answers("persistent_workers", persistent) and not answers("num_workers", persistent)
+    timing = set(terms("CUDA event recording (timing GPU operations)"))
+    assert answers("enable_timing", timing) and not answers("external", timing)
+    assert answers("pin_memory", set(terms("Data loading overlap (prefetching, pin_memory)")))

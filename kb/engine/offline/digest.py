@@ -171,12 +171,13 @@ _SWITCHES = ("enable", "disable", "use", "allow", "with")
 
 def answers(argument: str | None, wanted: set[str]) -> bool:
     """Whether an argument is what the section is about (``fused`` under "Fused optimizers", ``pin_memory``,
-    ``enable_timing`` under "CUDA event recording (timing GPU operations)")."""
+    ``enable_timing`` under "CUDA event recording (timing GPU operations)", ``persistent_workers``)."""
     words = (argument or "").split("_")
     if len(words) > 1 and words[0].lower() in _SWITCHES:
         return answers("_".join(words[1:]), wanted)
     said = terms(argument or "")
-    return bool(said) and said[0] in wanted
+    # persistent_workers under "Persistent workers": each of its words is the section's (num_workers's "num" is not)
+    return bool(said) and (said[0] in wanted or (len(said) > 2 and set(said[1:]) <= wanted))
 
 
 @dataclass
