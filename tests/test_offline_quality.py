@@ -628,3 +628,8 @@ def test_the_argument_a_section_is_about_is_read_from_its_name():
     timing = set(terms("CUDA event recording (timing GPU operations)"))
     assert answers("enable_timing", timing) and not answers("external", timing)
     assert answers("pin_memory", set(terms("Data loading overlap (prefetching, pin_memory)")))
+
+
+def test_the_note_on_imports_kb_added_never_covers_the_docs_own():
+    code = make_snippet("import functools\nf = functools.partial(torch.ones, 2)", "torch.ones").code
+    assert code == "# Imports added by kb (not in the docs):\nimport torch\n\nimport functools\nf = functools.partial(torch.ones, 2)"

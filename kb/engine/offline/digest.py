@@ -279,11 +279,13 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
     answered = {s.argument for s in answer}
     for statement in answer:  # an answering argument: its item, in order, as far as ANSWER_CHARS goes
         chosen.append(statement)
-        # Every sentence of it, not its best one: the modes `mode` lists ("max-autotune") are what the section plans.
-        length = len(statement.text)
+        # Every sentence of it that says the section, not its best one: the modes `mode` lists ("max-autotune") are what
+        # the section plans; "use TORCH_LOGS=perf_hints to debug" in the same item is another section's.
+        length = sum(len(c.text) for c in chosen if c.argument == statement.argument)
         for sentence, block, argument, pos in sorted(pool, key=lambda p: p[3]):
             if argument != statement.argument or pos <= statement.position or sentence in used \
-                    or any(c.position == pos for c in chosen) or not _teaches(sentence):
+                    or any(c.position == pos for c in chosen) or not _teaches(sentence) \
+                    or not set(terms(sentence)) & wanted:
                 continue
             if length + len(sentence) > ANSWER_CHARS:
                 break

@@ -173,9 +173,8 @@ def _join(imports: list[str], *blocks: str) -> str:
 
 
 def _with_imports(imports: list[str], body: str) -> str:
-    """The example's code after the imports kb added, joined to its own imports when it opens with some."""
-    if imports and body.lstrip().split("\n", 1)[0].startswith(("import ", "from ")):
-        return re.sub(r"\n{3,}", "\n\n", "\n".join([IMPORTS_NOTE, *imports]) + "\n" + body)
+    """The example's code after the imports kb added, a blank line between: the note covers kb's lines only, never
+    the docs' own imports that open the example."""
     return _join(imports, body)
 
 

@@ -382,6 +382,7 @@ class ExtractiveWriter:
             if chosen:
                 uses += self._uses(passage, cited.cite(by_locator.get(passage.locator), passage), chosen, target)
                 said.update(x.text for x in chosen)
+                quoted[passage.locator] = [x.text for x in chosen]  # its own words here: the section quotes, not only points
         # One line per file section that quotes them: "`a` and `b` are quoted in [file, Section N: ...](link#anchor) [n]."
         grouped: dict[QuotedIn, list[Passage]] = {}
         for passage, owner in there:

@@ -3,6 +3,7 @@
 import torch
 from torch.utils.checkpoint import CheckpointPolicy
 from torch.utils.checkpoint import create_selective_checkpoint_contexts
+
 import functools
 
 x = torch.rand(10, 10, requires_grad=True)

@@ -1,6 +1,7 @@
-# From knowledge/performance/04-gpu-memory-optimization.md line 150. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/04-gpu-memory-optimization.md line 151. Written by kb validate-snippets: edit the Markdown, not this file.
 # Imports added by kb (not in the docs):
 import torch
+
 import torch.nn as nn
 from torch.distributed.optim import ZeroRedundancyOptimizer
 from torch.nn.parallel import DistributedDataParallel as DDP

@@ -1,4 +1,4 @@
-# From knowledge/performance/04-gpu-memory-optimization.md line 182. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/04-gpu-memory-optimization.md line 184. Written by kb validate-snippets: edit the Markdown, not this file.
 import torch
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 torch.cuda.set_device(device_id)
