@@ -633,3 +633,33 @@ def test_the_argument_a_section_is_about_is_read_from_its_name():
 def test_the_note_on_imports_kb_added_never_covers_the_docs_own():
     code = make_snippet("import functools\nf = functools.partial(torch.ones, 2)", "torch.ones").code
     assert code == "# Imports added by kb (not in the docs):\nimport torch\n\nimport functools\nf = functools.partial(torch.ones, 2)"
+
+
+def test_an_argument_an_earlier_section_quoted_of_a_passage_another_file_owns_is_pointed_to():
+    from kb.engine.offline.owners import QuotedIn
+    from kb.engine.types import Passage, Research, SourceRef
+
+    loader = "demo.data.Loader"
+    text = ("`Loader(dataset, num_workers=0, prefetch_factor=None)`\n\nLoads batches of a dataset.\n\n"
+            "- `num_workers` (int): how many subprocesses to use for data loading.\n\n"
+            "- `prefetch_factor` (int): Number of batches loaded in advance by each worker.")
+    owner = QuotedIn("knowledge/perf/00-gpu.md", "GPU", 5, "Data loading overlap", "pin_memory")
+
+    class Owners:  # another file quotes the loader first
+        def elsewhere(self, plan_path, part):
+            return Elsewhere(locators={loader: (owner.where, owner.file_title)}, sections={loader: owner})
+
+    part = parse_plan("# P\n\n## PART 2: Data loading\n\n- [ ] PART 2: Create perf/01-data.md\n\n"
+                      "- [ ] Section 1: Loader optimization (num_workers, prefetch_factor)\n"
+                      "- [ ] Section 2: Prefetching strategies (prefetch_factor=2)\n").part(2)
+    passage = Passage(kind="doc", locator=loader, title=loader, text=text)
+    research = Research(by_section={1: [passage], 2: [passage]},
+                        sources=[SourceRef(id=1, title=loader, kind="doc", locator=loader)])
+    writer = ExtractiveWriter(None, corpus="demo", today="2025-01-01")
+    writer.owners = Owners()
+    body = asyncio.run(writer.write(WriteRequest(plan_title="P", topic="P", plan_path="plans/p.md", part=part,
+                                                 context=[], research=research))).body
+    second = body.split("## Section 2")[1].split("## ")[0]
+    assert "argument `prefetch_factor` [1]: Number of batches" in body.split("## Section 2")[0]  # said in Section 1
+    assert "Also relevant, and quoted above: `demo.data.Loader` [1], argument `prefetch_factor` (Section 1)." in second
+    assert "is quoted in [GPU, Section 5: Data loading overlap]" in second

@@ -383,6 +383,14 @@ class ExtractiveWriter:
                 uses += self._uses(passage, cited.cite(by_locator.get(passage.locator), passage), chosen, target)
                 said.update(x.text for x in chosen)
                 quoted[passage.locator] = [x.text for x in chosen]  # its own words here: the section quotes, not only points
+                first_section.setdefault(passage.locator, number)
+            elif passage.locator in first_section:
+                # ... or an earlier section of this file said them ("Prefetching strategies": `prefetch_factor`, said
+                # under "DataLoader optimization"): pointed to there, beside the link to the file that quotes the rest.
+                args = [f", argument `{a}`" for a in answered_above(read_excerpt(passage.text), wanted, said)]
+                if args:
+                    source = cited.cite(by_locator.get(passage.locator), passage)
+                    above.append(f"`{passage.locator}` [{source.id}]{''.join(args[:2])} (Section {first_section[passage.locator]})")
         # One line per file section that quotes them: "`a` and `b` are quoted in [file, Section N: ...](link#anchor) [n]."
         grouped: dict[QuotedIn, list[Passage]] = {}
         for passage, owner in there:

@@ -1,4 +1,4 @@
-# From knowledge/performance/05-data-loading-optimization.md line 105. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/05-data-loading-optimization.md line 107. Written by kb validate-snippets: edit the Markdown, not this file.
 # Imports added by kb (not in the docs):
 import torch
 import math
