@@ -14,12 +14,12 @@ from kb.corpus.tokenize import terms
 from kb.engine.check import check_draft
 from kb.engine.offline.digest import answers, excerpt_blocks, purpose, read_excerpt, sentences, statements
 from kb.engine.offline.gate import SnippetGate, fence_hash
-from kb.engine.offline.owners import Elsewhere, QuoteOwners, normalize
+from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners, normalize
 from kb.engine.offline.research import LocalResearcher
 from kb.engine.offline.setup import SETUP_MARK
 from kb.engine.offline.snippets import interactive_call, make_snippet, runnable_snippet
 from kb.engine.offline.writer import ExtractiveWriter
-from kb.engine.types import WriteRequest
+from kb.engine.types import Passage, Research, SourceRef, WriteRequest
 from kb.plan import parse_plan
 from kb.records import KnowledgeMeta, write_knowledge
 from kb.report.collect import collect_report
@@ -591,7 +591,6 @@ def test_a_flattened_list_is_quoted_as_the_source_has_it_and_its_entries_are_no_
 
 
 def test_a_sentence_an_earlier_file_quotes_makes_a_block_that_repeats_it_said_already():
-
     warning = ("Given the way that overlapping DDP with the optimizer is implemented, the first two or three "
                "training iterations do not perform parameter updates in the optimizer step.")
     earlier = Elsewhere(texts=[(normalize(f"If you pass `overlap=True`, be wary of this: {warning}"), "k/04.md", "Memory")])
@@ -636,9 +635,6 @@ def test_the_note_on_imports_kb_added_never_covers_the_docs_own():
 
 
 def test_an_argument_an_earlier_section_quoted_of_a_passage_another_file_owns_is_pointed_to():
-    from kb.engine.offline.owners import QuotedIn
-    from kb.engine.types import Passage, Research, SourceRef
-
     loader = "demo.data.Loader"
     text = ("`Loader(dataset, num_workers=0, prefetch_factor=None)`\n\nLoads batches of a dataset.\n\n"
             "- `num_workers` (int): how many subprocesses to use for data loading.\n\n"
@@ -655,8 +651,7 @@ def test_an_argument_an_earlier_section_quoted_of_a_passage_another_file_owns_is
     passage = Passage(kind="doc", locator=loader, title=loader, text=text)
     research = Research(by_section={1: [passage], 2: [passage]},
                         sources=[SourceRef(id=1, title=loader, kind="doc", locator=loader)])
-    writer = ExtractiveWriter(None, corpus="demo", today="2025-01-01")
-    writer.owners = Owners()
+    writer = ExtractiveWriter(None, corpus="demo", today="2025-01-01", owners=Owners())
     body = asyncio.run(writer.write(WriteRequest(plan_title="P", topic="P", plan_path="plans/p.md", part=part,
                                                  context=[], research=research))).body
     second = body.split("## Section 2")[1].split("## ")[0]
