@@ -18,6 +18,7 @@ from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners, normalize
 from kb.engine.offline.research import LocalResearcher
 from kb.engine.offline.setup import SETUP_MARK
 from kb.engine.offline.snippets import interactive_call, make_snippet, runnable_snippet
+from kb.engine.offline import writer as writer_module
 from kb.engine.offline.writer import ExtractiveWriter
 from kb.engine.types import Passage, Research, SourceRef, WriteRequest
 from kb.plan import parse_plan
@@ -658,3 +659,22 @@ def test_an_argument_an_earlier_section_quoted_of_a_passage_another_file_owns_is
     assert "argument `prefetch_factor` [1]: Number of batches" in body.split("## Section 2")[0]  # said in Section 1
     assert "Also relevant, and quoted above: `demo.data.Loader` [1], argument `prefetch_factor` (Section 1)." in second
     assert "is quoted in [GPU, Section 5: Data loading overlap]" in second
+
+
+def test_a_deprecation_a_library_warns_when_kb_runs_the_example_is_said_beside_it(tmp_path):
+    ws, _ = init_workspace(tmp_path / "ws")
+    # Python hides a DeprecationWarning raised inside a library (torch.jit.trace's); kb's sandbox shows it.
+    code = ("import types\nlib = types.ModuleType('lib')\n"
+            "exec(\"import warnings\\ndef old():\\n    warnings.warn('old() is deprecated. Use new()', DeprecationWarning)\\n"
+            "    return 1\", lib.__dict__)\nprint(lib.old())")
+    gate = SnippetGate(ws.validators_dir)
+    try:
+        verdict = gate.verdicts([("python", code)])[0]
+    finally:
+        gate.close()
+    assert verdict.status == "pass" and verdict.deprecated == "old() is deprecated. Use new()"
+    ran = runnable_snippet("print(1)", "lib.old")
+    example = writer_module._Example(Passage(kind="doc", locator="lib.old", title="lib.old", text=""), "print(1)",
+                                     make_snippet("print(1)", "lib.old"), runnable=ran)
+    ExtractiveWriter._decide(example, verdict)
+    assert ExtractiveWriter._example_lead(example) == 'when kb ran it, it warned: "old() is deprecated. Use new()"'

@@ -30,6 +30,7 @@ RAN = {"pass", "defines-only"}
 # A run that "passed" only because torch quietly turned the feature off on a machine without a GPU
 # (GradScaler, autocast on "cuda") showed nothing: it counts as needing CUDA.
 _NO_CUDA_WARNING = re.compile(r"CUDA is not available|no CUDA GPUs are available|CUDA not available", re.I)
+_DEPRECATED = re.compile(r"(?:Deprecation|Future)Warning: (.+)")  # "...: DeprecationWarning: `torch.jit.trace` is deprecated. ..."
 CUDA_TURNED_OFF = "requires cuda (without a GPU torch turned the feature off and said so)"
 
 
@@ -41,6 +42,7 @@ class SnippetVerdict:
     status: str  # a verdict of kb validate-snippets (pass, fail, skip, fragment, ...) or "not-run"
     reason: str | None
     language: str = ""
+    deprecated: str | None = None  # what a DeprecationWarning or FutureWarning the run printed says, if one did
 
     @property
     def failing(self) -> bool:
@@ -134,7 +136,9 @@ class DraftChecker:
             reason = entry.reason if entry else None
             if status in RAN and entry is not None and _NO_CUDA_WARNING.search(entry.stderr_tail or ""):
                 status, reason = "skip", CUDA_TURNED_OFF
-            out.append(SnippetVerdict(line=snippet.line, status=status, reason=reason, language=snippet.language))
+            warned = _DEPRECATED.search(entry.stderr_tail or "") if entry is not None else None
+            out.append(SnippetVerdict(line=snippet.line, status=status, reason=reason, language=snippet.language,
+                                      deprecated=warned.group(1).strip() if warned else None))
         return out
 
 

@@ -13,6 +13,10 @@ from kb.errors import ConfigError
 from kb.snippets.profiles import Profile
 from kb.snippets.sandbox import probe as probe_module
 
+# What a run records, in the cache key: a result kept from before a change to it is run again. 2: a snippet's stderr
+# shows the DeprecationWarning a library raises (kb.snippets.sandbox.child).
+RECORDS = 2
+
 
 @dataclass
 class Environment:
@@ -53,6 +57,7 @@ class Environment:
             "cuda": self.cuda,
             "gpu": self.gpu,
             "profile": f"{self.profile}:{self.profile_digest}",
+            "records": RECORDS,
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 

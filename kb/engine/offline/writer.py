@@ -115,6 +115,7 @@ class _Example:
     runnable: Snippet | None = None  # the form kb would run, until the sandbox has judged it
     ran: bool = False  # the sandbox ran the snippet shown, to the end
     why_left_out: str | None = None
+    deprecated: str | None = None  # the deprecation warning the sandbox's run printed
 
 
 class ExtractiveWriter:
@@ -189,6 +190,7 @@ class ExtractiveWriter:
         runnable, example.runnable = example.runnable, None  # decided: ``snippet`` keeps the docs' form unless below
         if verdict.ran:
             example.snippet, example.ran = runnable, True
+            example.deprecated = verdict.deprecated
         elif verdict.ran_without_cuda:
             # It ran to the end here, setup included, with torch's CUDA feature off: its real need is a GPU, not
             # names defined elsewhere. Marked so that validation skips it on a CPU, as the sandbox did.
@@ -227,6 +229,8 @@ class ExtractiveWriter:
             notes.append(f"not run by kb: {skip.group(1)}")
         elif "kb:requires=cuda" in snippet.info:
             notes.append("it needs a CUDA device")
+        if example.deprecated:  # what the library printed when kb ran it: a reader copying the example must know
+            notes.append(f"when kb ran it, it warned: \"{example.deprecated}\"")
         return "; ".join(notes)
 
     # -- the draft ----------------------------------------------------------------------------------

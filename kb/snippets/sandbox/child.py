@@ -239,6 +239,11 @@ def run_python(task: dict, reporter: Reporter, cwd: str, network_off: bool) -> N
     sys.argv = [script]
     sys.path[0:0] = [cwd]
     faulthandler.enable(file=sys.stderr, all_threads=True)
+    # A deprecated API warns from inside its library (torch.jit.trace): Python hides that unless asked, and a reader
+    # of the example needs to know (the writer says so beside the example, kb.snippets.draft.SnippetVerdict.deprecated).
+    import warnings
+
+    warnings.simplefilter("default", DeprecationWarning)
     # Exit handlers the warm worker's imports registered (torch's take ~20 ms) are not the
     # snippet's business; the ones the snippet registers still run at the end.
     atexit._clear()
