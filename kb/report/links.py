@@ -136,7 +136,7 @@ def excerpts(body: str, tokens=None) -> list[str]:
         elif token.type == "list_item_open" and token.map:
             text = re.sub(r"^\s*(?:[-*+]|\d+\.)\s+", "", "\n".join(lines[token.map[0]:token.map[1]]))
             if not re.match(r"\[\d+\]", text):  # a source list's entry ("[6] [title](link)") names, not quotes
-                out += _long_sentences(text)
+                out += long_sentences(text)
             continue
         else:
             continue
@@ -144,11 +144,13 @@ def excerpts(body: str, tokens=None) -> list[str]:
         if len(text) >= MIN_EXCERPT_CHARS:
             out.append(text)
             if token.type == "blockquote_open":
-                out += [s for s in _long_sentences(text) if s != text]
+                out += [s for s in long_sentences(text) if s != text]
     return out
 
 
-def _long_sentences(text: str) -> list[str]:
+def long_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` long enough that another file saying one again repeats it, whitespace-normalized and
+    less a leading "**Warning:**" (the offline writer avoids what this counts: kb.engine.offline.owners)."""
     pieces = (_LEAD.sub("", piece.strip()) for piece in _SENTENCE_END.split(" ".join(text.split())))
     return [piece for piece in pieces if len(piece) >= MIN_SENTENCE_CHARS]
 

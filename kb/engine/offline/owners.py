@@ -22,15 +22,13 @@ from pathlib import Path
 
 from mdit_py_plugins.anchors.index import slugify
 
-from kb.engine.offline.digest import sentences
 from kb.engine.types import ContextDoc, Research
 from kb.plan import load_plan
 from kb.plan.model import Part
 from kb.records import read_knowledge
+from kb.report.links import long_sentences
 
 MIN_TEXT = 40  # shorter words ("Default: None.") say nothing a reader would call a repeated excerpt
-MIN_SENTENCE = 80  # a sentence this long, said in an earlier file, is a repeat even inside a longer block
-_LABEL = re.compile(r"^\*\*[A-Za-z ]{1,30}:\*\*\s*")  # a docstring's "**Warning:**" before the sentence
 
 
 def normalize(text: str) -> str:
@@ -105,8 +103,7 @@ class Elsewhere:
         words = normalize(text)
         if len(words) < MIN_TEXT:
             return None
-        pieces = [words] + [piece for piece in (_LABEL.sub("", normalize(x)) for x in sentences(text))
-                            if len(piece) >= MIN_SENTENCE and piece != words]
+        pieces = [words] + [piece for piece in long_sentences(words) if piece != words]
         return next(((where, title) for said, where, title in self.texts if any(p in said for p in pieces)), None)
 
 

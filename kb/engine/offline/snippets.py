@@ -166,16 +166,12 @@ IMPORTS_NOTE = "# Imports added by kb (not in the docs):"
 
 
 def _join(imports: list[str], *blocks: str) -> str:
+    """The imports kb added under their note, then the blocks, a blank line between: the note covers kb's lines
+    only, never the docs' own imports that open the example."""
     head = "\n".join([IMPORTS_NOTE, *dict.fromkeys(imports)]) if imports else ""
     parts = [p for p in (head, *blocks) if p]
     # One blank line at most, as the writer lays files out: the code validated is the code written.
     return re.sub(r"\n{3,}", "\n\n", "\n\n".join(parts))
-
-
-def _with_imports(imports: list[str], body: str) -> str:
-    """The example's code after the imports kb added, a blank line between: the note covers kb's lines only, never
-    the docs' own imports that open the example."""
-    return _join(imports, body)
 
 
 def make_snippet(code: str, origin: str, resolve: Callable[[str], bool] | None = None) -> Snippet | None:
@@ -195,7 +191,7 @@ def make_snippet(code: str, origin: str, resolve: Callable[[str], bool] | None =
     info = "python" + (" kb:requires=cuda" if reading.requires_cuda else "")
     if skip:
         info += f' kb:skip="{_quote(skip)}"'
-    text = _with_imports(reading.imports, reading.body)
+    text = _join(reading.imports, reading.body)
     ast.parse(text)  # the imports we added cannot break it, but the promise is that every fence parses
     return Snippet(info=info, code=text)
 
@@ -219,6 +215,6 @@ def runnable_snippet(code: str, origin: str, resolve: Callable[[str], bool] | No
         imports = list(SETUP_IMPORTS) + [i for i in reading.imports if i not in SETUP_IMPORTS]
         text = _join(imports, setup_code(names, origin, reading.body), f"# The example, from the {origin} docs:\n{reading.body}")
     else:
-        text = _with_imports(reading.imports, reading.body)
+        text = _join(reading.imports, reading.body)
     ast.parse(text)
     return Snippet(info=info, code=text, setup=names, doc_skip=reading.doc_skip is not None)
