@@ -67,6 +67,62 @@ def test_docstring_blocks_args_notes_and_examples():
     assert "# xdoctest: +SKIP" in code  # kept for the writer, which turns it into kb:skip
 
 
+def test_code_indented_under_prose_without_a_literal_marker_is_an_example():
+    # prometheus_client's style: Markdown's indented code, no "::" before it; an expression set apart stays prose.
+    doc = """Gauge metric, to report instantaneous values.
+
+         Gauges can go both up and down.
+
+            from prometheus_client import Gauge
+
+            g = Gauge('my_inprogress_requests', 'Description of gauge')
+            g.inc()      # Increment by 1
+
+         A pipeline is drawn as:
+
+            quant1 - [dequant1 - fp32_linear - quant2] - dequant2
+
+         and calls it like this.
+        """
+    parsed = parse_docstring(doc)
+    assert parsed.examples == ["from prometheus_client import Gauge\n\ng = Gauge('my_inprogress_requests', "
+                               "'Description of gauge')\ng.inc()      # Increment by 1"]
+    assert not any("import" in b for b in parsed.blocks)
+    assert "quant1 - [dequant1 - fp32_linear - quant2] - dequant2" in parsed.blocks
+    assert parsed.blocks[0] == "Gauge metric, to report instantaneous values."
+    # ... and code right under the line that leads into it, which then says nothing of its own.
+    info = parse_docstring("""Info metric, key-value pairs.
+
+         Example usage:
+            from prometheus_client import Info
+
+            i = Info('my_build', 'Description of info')
+
+         Info metrics do not work in multiprocess mode.
+        """)
+    assert info.examples == ["from prometheus_client import Info\n\ni = Info('my_build', 'Description of info')"]
+    assert info.blocks == ["Info metric, key-value pairs.", "Info metrics do not work in multiprocess mode."]
+
+
+def test_one_argument_per_line_each_named_in_backticks_is_an_argument_list():
+    doc = """Delete metrics from the given pushgateway.
+
+    `gateway` the url for your push gateway. Either of the form
+              'http://pushgateway.local', or 'pushgateway.local'.
+    `job` is the job label to be attached to all pushed metrics
+    `timeout` is how long delete will attempt to connect before giving up.
+
+    `fork` will return immediately, so the return value may not be computed yet.
+    `fork` will not execute in parallel when invoked while tracing.
+    """
+    blocks = parse_docstring(doc).blocks
+    assert blocks[1:4] == ["- `gateway`: the url for your push gateway. Either of the form 'http://pushgateway.local', "
+                           "or 'pushgateway.local'.", "- `job`: is the job label to be attached to all pushed metrics",
+                           "- `timeout`: is how long delete will attempt to connect before giving up."]
+    # Prose that wraps at a name it says twice stays one paragraph.
+    assert blocks[4].startswith("`fork` will return immediately") and len(blocks) == 5
+
+
 def test_doctest_outputs_are_capped_and_bad_examples_dropped():
     lines = [">>> x = list(range(9))", ">>> x", *[str(i) for i in range(9)]]
     code = doctest_to_python(lines)

@@ -622,6 +622,27 @@ def test_an_argument_the_api_ignores_is_neither_said_nor_quoted():
     assert not any("not used" in b or "not supported" in b for b in excerpt_blocks(read_excerpt(text), set(), False, wanted))
 
 
+def test_an_argument_saying_of_the_section_only_what_its_module_says_is_neither_said_nor_quoted():
+    # Under "8-bit optimizers": an 8-bit Adagrad's `eps` "prevents division by zero in the optimizer" says "optimizer"
+    # because bitsandbytes.optim holds it, not because it is about 8-bit optimizers; the argument named for the
+    # section stays, and so does a sentence saying a section word its module does not (autocast's `dtype`).
+    text = ("`Adagrad8bit(params, eps=1e-10, is_paged=False, min_8bit_size=4096)`\n\n8-bit Adagrad optimizer.\n\n"
+            "- `eps` (float): The epsilon value prevents division by zero in the optimizer.\n\n"
+            "- `is_paged` (bool): Whether the optimizer is a paged optimizer or not.\n\n"
+            "- `min_8bit_size` (int): The minimum number of elements of the parameter tensors for 8-bit optimization.")
+    wanted = set(terms("8-bit optimizers (bitsandbytes, memory savings)"))
+    own = set(terms("bitsandbytes optim"))
+    said = [s.argument for s in statements(read_excerpt(text), wanted, own=own)]
+    assert said == ["min_8bit_size"]
+    assert "eps" in [s.argument for s in statements(read_excerpt(text), wanted)]  # without its module: said
+    quoted = excerpt_blocks(read_excerpt(text), set(), False, wanted, own)
+    assert not any("epsilon" in b or "paged" in b for b in quoted)
+    autocast = "`autocast(device_type, dtype=None)`\n\nInstances of autocast serve as context managers.\n\n" \
+               "- `dtype` (torch.dtype): Data type for ops run in autocast."
+    amp = set(terms("PyTorch AMP (autocast, GradScaler, loss scaling)"))
+    assert "dtype" in [s.argument for s in statements(read_excerpt(autocast), amp, own=set(terms("torch")))]
+
+
 def test_the_argument_a_section_is_about_is_read_from_its_name():
     persistent = set(terms("Persistent workers (worker process reuse, reduced startup overhead)"))
     assert answers("persistent_workers", persistent) and not answers("num_workers", persistent)

@@ -259,3 +259,48 @@ def test_a_part_naming_a_second_library_keeps_its_plan_s_own_library():
     assert not foreign(docs[0], researcher.packages_of(monitoring, index))
     # A library only one PART names stays that PART's.
     assert researcher.packages_of(timing, index) == {"torch"}
+
+
+def test_a_title_naming_only_a_library_is_filled_from_that_library_s_most_documented_api():
+    from kb.corpus.documents import CorpusDoc
+    from kb.engine.offline.research import titled_library
+    from kb.plan import parse_plan
+
+    plan = parse_plan("""# Plan
+
+## PART 1: Monitoring
+
+- [ ] PART 1: Create perf/00-monitoring.md
+
+- [ ] Section 1: Prometheus + Grafana dashboards (GPU metrics, custom metrics)
+- [ ] Section 2: Alerting (low GPU utilization, slow iteration)
+""")
+    push = "`push_to_gateway(gateway, job, registry, grouping_key=None)`\n\nPush metrics to the given pushgateway."
+    docs = [CorpusDoc(kind="doc", locator="prometheus_client.Gauge", title="prometheus_client.Gauge",
+                      text="`Gauge(name, documentation, labelnames=())`\n\nGauge metric, to report instantaneous values."
+                           "\n\nExamples of Gauges include free memory and temperature. Gauges can go both up and down.",
+                      examples=["from prometheus_client import Gauge\ng = Gauge('free_memory_bytes', 'Free memory')\n"
+                                "g.set(4.2)"]),
+            CorpusDoc(kind="doc", locator="prometheus_client.push_to_gateway", title="prometheus_client.push_to_gateway",
+                      text=push + " This overwrites all metrics with the same job and grouping key."),
+            CorpusDoc(kind="doc", locator="prometheus_client.pushadd_to_gateway",
+                      title="prometheus_client.pushadd_to_gateway", text=push.replace("push_to", "pushadd_to")),
+            CorpusDoc(kind="doc", locator="prometheus_client.Counter", title="prometheus_client.Counter",
+                      text="A Counter tracks counts of events or running totals."),  # says nothing the details ask
+            CorpusDoc(kind="doc", locator="prometheus_client.core.GaugeMetricFamily",
+                      title="prometheus_client.core.GaugeMetricFamily", text="A custom metric family for gauges, "
+                      "for custom collectors: GPU metrics read from a device, exposed as custom metrics."),
+            CorpusDoc(kind="doc", locator="torch.cuda.utilization", title="torch.cuda.utilization",
+                      text="Return the percent of time the GPU was busy: GPU utilization.")]
+    index = CorpusIndex.build(docs, {"packages": {"torch": "2", "prometheus_client": "1"}})
+    researcher = LocalResearcher(index=index)
+    dashboards, alerting = researcher.rank_sections(plan.part(1), [], index)
+    # The title names Prometheus and nothing else the corpus knows: its top-level API that says the details
+    # fills it, the most documented first, one of two functions taking the same arguments.
+    assert {c.doc.locator for c in dashboards.chosen} == {"prometheus_client.Gauge", "prometheus_client.push_to_gateway"}
+    # A title that names no library gets no such route: nothing here is about alerting.
+    assert not alerting.chosen
+    packages = ["torch", "prometheus_client"]
+    assert titled_library({"prometheus"}, packages) == "prometheus_client"
+    assert titled_library({"prometheus", "latenc"}, packages) is None  # a library and a subject: the subject decides
+    assert titled_library({"pytorch", "profil"}, packages) is None

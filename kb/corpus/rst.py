@@ -150,13 +150,27 @@ def _literal_example(lines: list[str]) -> str | None:
     return None
 
 
+_TICKED_ITEM = re.compile(r"^`([A-Za-z_]\w*)`(?!`)\s+(\S.*)$")
+
+
 class _Parser:
     def __init__(self, doc: str):
         self.lines = inspect.cleandoc(doc).expandtabs(4).splitlines()
         self.out = ParsedDoc()
         self.para: list[str] = []
+        self.prose_indent = 0  # where the last paragraph of prose began: code sits deeper
 
     def flush(self) -> None:
+        items = [n for n, line in enumerate(self.para) if _TICKED_ITEM.match(line)]
+        names = {_TICKED_ITEM.match(self.para[n]).group(1) for n in items}
+        # Three names or more, each once: "`fork` will return ... `fork` will not" is prose that wraps at a name.
+        if len(items) >= 3 and items[0] == 0 and len(names) == len(items):
+            # "`gateway` the url for your push gateway ...\n`job` is the job label ..." (prometheus_client): one
+            # argument per line, each named in backticks, as an argument list is written elsewhere.
+            for start, end in zip(items, [*items[1:], len(self.para)]):
+                name, said = _TICKED_ITEM.match(self.para[start]).groups()
+                self.out.blocks.append(f"- `{name}`: {inline(join_lines([said, *self.para[start + 1:end]]))}")
+            self.para = []
         if self.para:
             text = inline(join_lines(self.para))
             if text:
@@ -221,8 +235,25 @@ class _Parser:
                 self.flush()
                 self.example(code)
                 continue
+            # Code indented under the prose without a "::" (prometheus_client's Gauge: "from prometheus_client import
+            # Gauge" four spaces in, after a blank line), as Markdown writes it: an example, not a paragraph.
+            # ... or right under the line that leads into it ("Example usage:" then the code, one level in).
+            lead = bool(self.para) and self.para[-1].endswith(":") and ind > _indent(lines[i - 1])
+            if (lead or (not self.para and ind > self.prose_indent)) and not _BULLET.match(stripped):
+                body, end = _take_indented(lines, i, _indent(lines[i - 1]) if lead else self.prose_indent)
+                code = _literal_example(body)
+                # ... a program, not an expression a sentence set apart ("quant1 - [dequant1 - ...] - dequant2")
+                if code and any(not isinstance(node, ast.Expr) for node in ast.parse(code).body):
+                    if lead and len(" ".join(self.para)) < 100:
+                        self.para = []  # "Example usage:" only introduces the code, as before a "::" block
+                    self.flush()
+                    self.example(code)
+                    i = end
+                    continue
             if _BULLET.match(stripped):
                 self.flush()
+            elif not self.para:
+                self.prose_indent = ind
             self.para.append(stripped)
             i += 1
         self.flush()

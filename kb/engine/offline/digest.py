@@ -203,11 +203,17 @@ def _teaches(sentence: str) -> bool:
                 or _NO_SENTENCE.search(sentence) or _BELOW.search(sentence))
 
 
+def _module_word(term: str, modules: set[str]) -> bool:
+    """Is ``term`` one of the module words, or a longer form of one ("optimizer" of bitsandbytes.optim)?"""
+    return any(term == m or (len(m) >= 4 and term.startswith(m)) for m in modules)
+
+
 def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
-               limit: int = SENTENCES_PER_API) -> list[Statement]:
+               limit: int = SENTENCES_PER_API, own: set[str] = frozenset()) -> list[Statement]:
     """The passage's sentences that teach when or why, best first (section words and usage cues), at most ``limit``.
 
-    ``wanted``: the section's terms (kb.corpus.tokenize); ``used``: blocks and sentences already quoted in this file.
+    ``wanted``: the section's terms (kb.corpus.tokenize); ``used``: blocks and sentences already quoted in this file;
+    ``own``: the terms of the modules holding the API (bitsandbytes.optim), which say what it is, not the section.
     The summary's other sentences count too; its purpose is said in the table. A sentence that leans on the one
     before it ("This behavior ...") is said with it, or not at all.
     """
@@ -270,6 +276,8 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
             continue
         if not (said or named) or not _teaches(sentence):
             continue  # of another topic, or a sentence that cannot stand in a bullet
+        if argument is not None and not named and all(_module_word(t, own) for t in said):
+            continue  # an 8-bit optimizer's `eps` "prevents division by zero in the optimizer": of the optimizer, not 8-bit
         scored.append((-score, pos, statement))
     if any(answers(argument, wanted) for argument in [*definition, *_live_arguments(excerpt)]):
         # The section's answer is an argument (quoted here or earlier in the file): other arguments are another topic.
@@ -351,10 +359,12 @@ def joined(said: list[Statement]) -> str:
     return out
 
 
-def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool, wanted: set[str] = frozenset()) -> list[str]:
+def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool, wanted: set[str] = frozenset(),
+                   own: set[str] = frozenset()) -> list[str]:
     """The excerpt's blocks to quote: the summary less its purpose sentence (the table's) unless
     ``keep_summary``, then the other blocks, less what ``used`` shows this file already quotes. Where an
-    argument answers the section (``wanted``: its terms), no other argument is quoted."""
+    argument answers the section (``wanted``: its terms), no other argument is quoted, nor one that says of the
+    section only what the API's modules say (``own``, as in :func:`statements`)."""
     out = []
     answered = any(answers(a, wanted) for a in _live_arguments(excerpt))
     if excerpt.summary:
@@ -375,6 +385,9 @@ def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool, wanted:
         if item and _INAPPLICABLE.search(block):
             continue  # an argument the API ignores teaches nothing
         body = block[item.end():] if item else _NOTE.sub("", block)
+        if item and wanted and not set(terms(item.group(1))) & wanted \
+                and all(_module_word(t, own) for t in set(terms(body)) & wanted):
+            continue  # `is_paged` "Whether the optimizer is a paged optimizer" under "8-bit optimizers"
         said = sentences(body)
         if said and all(_POINTER.match(x) or _NAMING.match(x) for x in said):
             continue  # "See `cuda-memory-management` for more details.": a page this file cannot show

@@ -33,6 +33,7 @@ from kb.corpus.documents import CorpusDoc
 from kb.corpus.embed import load_embedder
 from kb.corpus.index import CorpusIndex, Progress, load_corpus
 from kb.corpus.options import SOURCE_SUFFIX
+from kb.corpus.propose import ALIASES
 from kb.corpus.tokenize import terms, tokenize
 from kb.engine.offline.excerpts import excerpt, pick_examples
 from kb.engine.offline.query import CASED_EXPANSIONS, EXPANSIONS, SectionQuery, section_query
@@ -184,6 +185,42 @@ def _spells_subject(doc: CorpusDoc, query: SectionQuery) -> bool:
         if len(spelled) >= 2 and spelled <= own:
             return True
     return False
+
+
+def titled_library(core: set[str], indexed: list[str]) -> str | None:
+    """The indexed library a section's title names and nothing else the corpus knows ("Prometheus + Grafana
+    dashboards": prometheus_client): the section is about that library, its details say which part of it."""
+    if not core:
+        return None
+    for package in indexed:
+        names = {package, package.replace("_", " "), *(word for word, pkg in ALIASES.items() if pkg == package)}
+        # (a top-level package: a namespace one's API is not one module below it)
+        if core <= {t for name in names for t in tokenize(name)} and "." not in package:
+            return package
+    return None
+
+
+def _library_docs(index: CorpusIndex, package: str) -> list[int]:
+    """The library's own top-level API (prometheus_client.Gauge, not .core.GaugeMetricFamily or Gauge.inc)."""
+    cache = getattr(index, "_library_docs", None)
+    if cache is None:
+        cache = index._library_docs = {}
+    if package not in cache:
+        cache[package] = [i for i, d in enumerate(index.docs)
+                          if d.kind == "doc" and d.locator.count(".") == 1 and d.locator.startswith(package + ".")]
+    return cache[package]
+
+
+def _documented(doc: CorpusDoc) -> int:
+    """How much a docstring says of what the API is for: its prose and examples (not its signature or arguments)."""
+    prose = [b for b in doc.text.split("\n\n") if not b.startswith(("- `", "`"))]
+    return sum(map(len, prose)) + sum(len(example) for example in doc.examples)
+
+
+def _parameters(doc: CorpusDoc) -> str:
+    """The parameter list of the signature a docstring opens with (``push_to_gateway(gateway, job, ...)``), or its name."""
+    found = re.match(r"`[\w.]+(\(.*\))`", doc.text)
+    return found.group(1) if found else doc.locator
 
 
 def _is_option(doc: CorpusDoc) -> bool:
@@ -409,7 +446,19 @@ class SectionRanker:
         wanted = set(judge.core(query)) | set(query.detail_terms)
         by_words = self.index.score(query.weights)
         ordered += [i for i in named_for(self.index, wanted, set(judge.core(query)), by_words)[:NAME_CANDIDATES] if prior[i] > 0]
-        pool = list(dict.fromkeys(ordered))
+        # A title naming a library and nothing else (PART 15's "Prometheus + Grafana dashboards") is about that library:
+        # its top-level APIs that say a word of the details (GPU metrics, custom metrics) are its candidates, and fill it.
+        library = titled_library(set(judge.core(query)), list(self.index.info.get("packages") or {}))
+        # The library documents what its users call at length (Gauge, Histogram), its internals in a line.
+        detail_terms = set(query.detail_terms)
+        titled: list[int] = []
+        for i in sorted((i for i in (_library_docs(self.index, library) if library else ())
+                         if not self.index.docs[i].deprecated and set(tokenize(self.index.docs[i].text)) & detail_terms),
+                        key=lambda i: (-_documented(self.index.docs[i]), self.index.docs[i].locator)):
+            # push_to_gateway and pushadd_to_gateway take the same arguments: one variant says what both do
+            if len(titled) < limit and _parameters(self.index.docs[i]) not in {_parameters(self.index.docs[t]) for t in titled}:
+                titled.append(i)
+        pool = list(dict.fromkeys([*ordered, *titled]))
         verdicts = judge.judge(query, pool, {c.index for c in candidates if c.named})
         # An API the plan writes out in full (torch.no_grad, torch.utils.checkpoint.checkpoint) is what the section
         # is about, whatever its words: the plan's author named it. A bare name (StreamReader) may mean another's.
@@ -506,8 +555,12 @@ class SectionRanker:
             headed = not ok and verdict.headed is not None and doc.kind == "doc" and not niche
             if headed:
                 ok, cand.only = True, verdict.headed
+            # ... and in a section about a library its title names, that library's most documented APIs that say what
+            # the details ask for (Gauge, Info, write_to_textfile under "GPU metrics, custom metrics").
+            of_library = not ok and i in titled
+            ok = ok or of_library
             why = ("plan names it" if verdict.named else "strong" if strong else "by its summary" if by_summary
-                   else "by its labelled paragraph" if headed
+                   else "by its labelled paragraph" if headed else "of the library the title names" if of_library
                    else "by name" if by_name
                    else "lexical rules" if found else "judge") if ok else "below the bar"
             if query.missing:
@@ -518,7 +571,7 @@ class SectionRanker:
                 ok, why = False, "deprecated"  # a deprecated alias (clip_grad_norm) is not what to use: its replacement is
             # An API far below the section's best passage is padding, found by its name or not (a person's knowledge file
             # is not held to it); a method of a chosen class whose own name says the section (Event.elapsed_time) is not.
-            beside = by_name and family in families
+            beside = (by_name and family in families) or of_library
             if ok and not verdict.named and not strong and not beside and doc.kind == "doc" and best is not None and verdict.score < best - judge.weights.margin:
                 ok, why = False, "far below the best"
             # A method whose own name says the section (Event.elapsed_time for "timing") is quoted beside its class.

@@ -75,6 +75,13 @@ def blockquote(blocks: list[str]) -> str:
     return "\n".join(out)
 
 
+def _modules(passage: Passage) -> set[str]:
+    """The terms of the modules holding an API (bitsandbytes.optim): a section word only they say is not its subject."""
+    if passage.kind != "doc":
+        return set()
+    return set(terms(" ".join(p for p in passage.locator.split(".")[:-1] if p[:1].islower())))
+
+
 def _link(target: str | None, locator: str, root: str = "knowledge") -> str:
     """A relative link from the knowledge file to a workspace-relative locator (``root``: the
     layout's knowledge root, "" where it is the workspace; PART targets are relative to it)."""
@@ -327,7 +334,8 @@ class ExtractiveWriter:
             excerpt = read_excerpt(passage.text)
             notice = deprecation(excerpt)
             # A deprecated API is never the recommendation: its one line says so and names what replaces it.
-            chosen = [] if notice else [x for x in statements(excerpt, wanted, said) if not elsewhere.quoting(x.text)]
+            chosen = [] if notice else [x for x in statements(excerpt, wanted, said, own=_modules(passage))
+                                        if not elsewhere.quoting(x.text)]
             if passage.kind == "doc" and passage.locator not in first_section:  # a row is not repeated in a file
                 keep = {x.argument for x in chosen if x.argument} | {
                     a for a in re.findall(r"[(,]\s*\**(\w+)", excerpt.signature or "") if answers(a, wanted)}
@@ -416,7 +424,7 @@ class ExtractiveWriter:
     def _fresh_blocks(passage: Passage, said: set[str], elsewhere: Elsewhere, wanted: set[str] = frozenset()) -> list[str]:
         """The passage's blocks worth quoting as its excerpt: not its signature or the summary's first
         sentence (the table says those), not quoted before in this file, not said in an earlier file."""
-        blocks = excerpt_blocks(read_excerpt(passage.text), said, passage.kind != "doc", wanted)
+        blocks = excerpt_blocks(read_excerpt(passage.text), said, passage.kind != "doc", wanted, _modules(passage))
         return [b for b in blocks if not elsewhere.quoting(b)]
 
     def _uses(self, passage: Passage, source: SourceRef, said: list, target: str | None) -> list[str]:
