@@ -123,6 +123,18 @@ def test_one_argument_per_line_each_named_in_backticks_is_an_argument_list():
     assert blocks[4].startswith("`fork` will return immediately") and len(blocks) == 5
 
 
+def test_an_argument_whose_type_holds_parentheses_is_still_an_argument():
+    doc = """Base LAMB optimizer.
+
+    Arguments:
+        betas (`tuple(float, float)`, defaults to (0.9, 0.999)):
+            The beta values are the decay rates of the first and second-order moment of the optimizer.
+    """
+    assert parse_docstring(doc).blocks[1] == ("- `betas` (`tuple(float, float)`, defaults to (0.9, 0.999)): The beta "
+                                              "values are the decay rates of the first and second-order moment of the "
+                                              "optimizer.")
+
+
 def test_doctest_outputs_are_capped_and_bad_examples_dropped():
     lines = [">>> x = list(range(9))", ">>> x", *[str(i) for i in range(9)]]
     code = doctest_to_python(lines)

@@ -679,7 +679,9 @@ def test_an_argument_an_earlier_section_quoted_of_a_passage_another_file_owns_is
     second = body.split("## Section 2")[1].split("## ")[0]
     assert "argument `prefetch_factor` [1]: Number of batches" in body.split("## Section 2")[0]  # said in Section 1
     assert "Also relevant, and quoted above: `demo.data.Loader` [1], argument `prefetch_factor` (Section 1)." in second
-    assert "is quoted in [GPU, Section 5: Data loading overlap]" in second
+    assert "- `demo.data.Loader` is quoted in [GPU, Section 5: Data loading overlap]" in second
+    # Where its arguments are quoted here, the pointer says the rest of it is there.
+    assert "- More of `demo.data.Loader` is quoted in [GPU, Section 5" in body.split("## Section 2")[0]
 
 
 def test_a_deprecation_a_library_warns_when_kb_runs_the_example_is_said_beside_it(tmp_path):

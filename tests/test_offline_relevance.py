@@ -304,3 +304,35 @@ def test_a_title_naming_only_a_library_is_filled_from_that_library_s_most_docume
     assert titled_library({"prometheus"}, packages) == "prometheus_client"
     assert titled_library({"prometheus", "latenc"}, packages) is None  # a library and a subject: the subject decides
     assert titled_library({"pytorch", "profil"}, packages) is None
+
+
+def test_an_api_the_plan_names_by_its_exact_acronym_is_named_whatever_library_holds_it():
+    from kb.corpus.documents import CorpusDoc
+    from kb.engine.offline.query import api_refs
+    from kb.plan import parse_plan
+
+    assert api_refs("LAMB, LARS optimizers (torch.optim.SGD)") == ["torch.optim.SGD", "LAMB", "LARS"]
+    plan = parse_plan("""# Plan
+
+## PART 1: Large batch training with PyTorch
+
+- [ ] PART 1: Create perf/00-large-batch.md
+
+- [ ] Section 1: Large batch training stability (LAMB, LARS optimizers)
+- [ ] Section 2: Gradient clipping (global norm)
+""")
+    docs = [CorpusDoc(kind="doc", locator="bitsandbytes.optim.LAMB", title="bitsandbytes.optim.LAMB",
+                      text="`LAMB(params, lr=0.001, bias_correction=True, betas=(0.9, 0.999), max_unorm=1.0)`\n\n"
+                           "Base LAMB optimizer.\n\n- `bias_correction` (bool): Whether to apply bias correction."),
+            CorpusDoc(kind="doc", locator="bitsandbytes.optim.LARS", title="bitsandbytes.optim.LARS",
+                      text="`LARS(params, lr, momentum=0, dampening=0, nesterov=False)`\n\nBase LARS optimizer.\n\n"
+                           "- `nesterov` (bool): Whether to use Nesterov momentum."),
+            CorpusDoc(kind="doc", locator="bitsandbytes.optim.Adam8bit", title="bitsandbytes.optim.Adam8bit",
+                      text="8-bit Adam optimizer for large batch training stability."),
+            CorpusDoc(kind="doc", locator="torch.nn.utils.clip_grad_norm_", title="torch.nn.utils.clip_grad_norm_",
+                      text="Clip the gradient norm of an iterable of parameters: the global norm.")]
+    index = CorpusIndex.build(docs, {"packages": {"torch": "2", "bitsandbytes": "1"}})
+    researcher = LocalResearcher(index=index)
+    large_batch, _clipping = researcher.rank_sections(plan.part(1), [], index)
+    # The PART names PyTorch only: bitsandbytes is foreign to it, except the APIs the plan names by their own name.
+    assert {c.doc.locator for c in large_batch.chosen} == {"bitsandbytes.optim.LAMB", "bitsandbytes.optim.LARS"}

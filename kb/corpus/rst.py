@@ -23,7 +23,8 @@ _SECTION = re.compile(
 )
 _ARG_SECTIONS = {"args", "arguments", "parameters", "params", "keyword args", "keyword arguments", "kwargs",
                  "other parameters", "attributes", "raises", "shape", "methods"}
-_ITEM = re.compile(r"^\*{0,2}([\w.]+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
+# (a type may hold parentheses of its own: "betas (`tuple(float, float)`, defaults to (0.9, 0.999)):")
+_ITEM = re.compile(r"^\*{0,2}([\w.]+)\s*(?:\(((?:[^()]|\([^()]*\))*)\))?\s*:\s*(.*)$")
 _BULLET = re.compile(r"^([*+-]|\d+[.)])\s+")
 _SIGNATURE = re.compile(r"^[\w.]+\(.*\)(\s*->\s*.+)?$")
 _ADMONITIONS = {"note": "Note", "warning": "Warning", "tip": "Tip", "important": "Important", "caution": "Caution",

@@ -46,6 +46,7 @@ CASED_EXPANSIONS = {"ZeRO": "zero redundancy optimizer"}
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b")
 _IDENT = re.compile(r"\b(?:[a-z]+_[a-z0-9_]+|[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)\b")
+ACRONYM = re.compile(r"(?<![\w.])[A-Z]{3,}(?![\w.])")  # LAMB, SGD: an API named so is the one the plan means, whatever its library
 _KWARG = re.compile(r"\b([a-z][a-z0-9_]*)=")  # foreach=True, prefetch_factor=2: an argument the plan names
 
 
@@ -112,8 +113,9 @@ def missing_names(index, text: str) -> list[str]:
 
 
 def api_refs(text: str) -> list[str]:
-    """Identifiers the plan names: dotted paths, snake_case and CamelCase words."""
-    found = _DOTTED.findall(text) + _IDENT.findall(text)
+    """Identifiers the plan names: dotted paths, snake_case and CamelCase words, and acronyms an API may be named
+    by exactly ("LAMB, LARS optimizers": bitsandbytes.optim.LAMB)."""
+    found = _DOTTED.findall(text) + _IDENT.findall(text) + ACRONYM.findall(text)
     return list(dict.fromkeys(found))
 
 

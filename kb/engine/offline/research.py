@@ -36,7 +36,7 @@ from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.propose import ALIASES
 from kb.corpus.tokenize import terms, tokenize
 from kb.engine.offline.excerpts import excerpt, pick_examples
-from kb.engine.offline.query import CASED_EXPANSIONS, EXPANSIONS, SectionQuery, section_query
+from kb.engine.offline.query import ACRONYM, CASED_EXPANSIONS, EXPANSIONS, SectionQuery, section_query
 from kb.engine.offline.relevance import (RelevanceJudge, expanded_terms, foreign, foreign_module, mentioned_packages,
                                          abbreviated, module_words, name_terms, named_for, partial_expansions, summary_terms,
                                          NAME_VERBS)
@@ -565,7 +565,8 @@ class SectionRanker:
                    else "lexical rules" if found else "judge") if ok else "below the bar"
             if query.missing:
                 ok, why = False, "out of corpus"  # about something the corpus never mentions (arr-coc-0-1, DALI): even a named API is not it
-            if foreign(doc, packages):
+            if foreign(doc, packages) and not (verdict.named and doc.locator.rsplit(".", 1)[-1] in query.refs
+                                                and ACRONYM.fullmatch(doc.locator.rsplit(".", 1)[-1])):
                 ok, why = False, "foreign package"  # the PART names its libraries (asyncio.run): another library's docstring is off topic
             if ok and doc.deprecated and not verdict.named and i in replaced:
                 ok, why = False, "deprecated"  # a deprecated alias (clip_grad_norm) is not what to use: its replacement is

@@ -412,6 +412,8 @@ class ExtractiveWriter:
             names = [f"`{p.locator}`" if p.kind == "doc" else f"[{p.title}]" for p in passages]
             what = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
             verb = "is" if len(names) == 1 else "are"
+            if all(quoted.get(p.locator) for p in passages):
+                what, verb = f"More of {what}", "is"  # its arguments are quoted here, the rest there
             link = f"[{owner.label}]({_link(target, owner.locator, self.root)})"
             uses.append(f"{what} {verb} quoted in {link} [{ref.id}].")
             items.append({"lead": f"{what} {verb} quoted in {link}", "id": ref.id, "quote": "", "snippets": []})
