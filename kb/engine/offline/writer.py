@@ -76,10 +76,13 @@ def blockquote(blocks: list[str]) -> str:
 
 
 def _modules(passage: Passage) -> set[str]:
-    """The terms of the modules holding an API (bitsandbytes.optim): a section word only they say is not its subject."""
+    """The terms of the modules holding an API (bitsandbytes.optim): a section word only they say is not its subject.
+    A word its own name says too is (torch.utils.checkpoint.checkpoint: "checkpoint" is what it is about)."""
     if passage.kind != "doc":
         return set()
-    return set(terms(" ".join(p for p in passage.locator.split(".")[:-1] if p[:1].islower())))
+    parts = passage.locator.split(".")
+    modules = set(terms(" ".join(p for p in parts[:-1] if p[:1].islower())))
+    return modules - set(terms(" ".join(p for p in parts[-2:] if p[:1].isupper() or p == parts[-1])))
 
 
 def _link(target: str | None, locator: str, root: str = "knowledge") -> str:
