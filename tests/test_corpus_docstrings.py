@@ -135,6 +135,22 @@ def test_an_argument_whose_type_holds_parentheses_is_still_an_argument():
                                               "optimizer.")
 
 
+def test_an_arguments_own_bullet_list_reads_as_clauses_of_its_item():
+    doc = """Optimize a function.
+
+    Args:
+        mode (str): Can be either "default" or "reduce-overhead"
+
+            - "default" is the default mode, a good balance
+
+            - "reduce-overhead" uses CUDA graphs,
+              useful for small batches.
+    """
+    assert parse_docstring(doc).blocks[1] == ('- `mode` (str): Can be either "default" or "reduce-overhead": "default" '
+                                              'is the default mode, a good balance; "reduce-overhead" uses CUDA graphs, '
+                                              'useful for small batches.')
+
+
 def test_doctest_outputs_are_capped_and_bad_examples_dropped():
     lines = [">>> x = list(range(9))", ">>> x", *[str(i) for i in range(9)]]
     code = doctest_to_python(lines)

@@ -151,6 +151,22 @@ def _literal_example(lines: list[str]) -> str | None:
     return None
 
 
+def _inline_bullets(lines: list[str]) -> list[str]:
+    """An argument item's own bullet list (torch.compile's `mode`: one bullet per mode) as clauses of one paragraph:
+    "... or "max-autotune": "default" is ...; "reduce-overhead" is ...", not a run of " - " joins."""
+    out: list[str] = []
+    listed = False
+    for line in lines:
+        bullet = _BULLET.match(line) if out else None
+        if bullet:
+            if not re.search(r"[.:;,]$", out[-1]):
+                out[-1] += ";" if listed else ":"
+            listed = True
+            line = line[bullet.end():]
+        out.append(line)
+    return out
+
+
 _TICKED_ITEM = re.compile(r"^`([A-Za-z_]\w*)`(?!`)\s+(\S.*)$")
 
 
@@ -328,7 +344,7 @@ class _Parser:
                 # example of the doc, never words of the argument's item.
                 cut = next((n for n, line in enumerate(lines) if line.strip().startswith(">>>")), len(lines))
                 code = doctest_to_python(lines[cut:]) if cut < len(lines) else None
-                item = _EXAMPLE_LEAD.sub("", join_lines([line.strip() for line in lines[:cut]]))
+                item = _EXAMPLE_LEAD.sub("", join_lines(_inline_bullets([line.strip() for line in lines[:cut]])))
                 if code:
                     self.example(code)
                 match = _ITEM.match(item)

@@ -1,4 +1,4 @@
-# From knowledge/performance/08-torch-compile-deep-dive.md line 70. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/08-torch-compile-deep-dive.md line 71. Written by kb validate-snippets: edit the Markdown, not this file.
 # Imports added by kb (not in the docs):
 import torch
 
