@@ -44,6 +44,14 @@ DOC = '''Checkpoint a model or part of the model.
 '''
 
 
+def test_rest_escapes_after_a_literal_and_citation_references_read_as_text():
+    said = inline('overwrites its ``param_group["lr"]``\\s. Refer to [Henry2019]_ for details; `\\tanh` and `a` and `\\text{x}`.')
+    assert said == 'overwrites its `param_group["lr"]`s. Refer to [Henry2019] for details; `\\tanh` and `a` and `\\text{x}`.'
+    # Spans pair left to right: the text between two literals is no literal whose backslash could go.
+    assert inline("If a 2-``tuple``, uses (:math:`\\text{left}`)") == "If a 2-`tuple`, uses (`\\text{left}`)"
+    assert inline("it is set to '[hostname]_[pid]' by default") == "it is set to '[hostname]_[pid]' by default"
+
+
 def test_inline_roles_and_literals_become_code_spans():
     assert inline(":func:`~a.b.fn` and :class:`torch.nn.Module` and ``x=1``") == "`fn` and `torch.nn.Module` and `x=1`"
     assert inline(":ref:`AMP examples <amp-examples>`") == "AMP examples"

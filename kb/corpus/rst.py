@@ -45,6 +45,18 @@ class ParsedDoc:
         return "\n\n".join(self.blocks)
 
 
+def _after_literals(text: str) -> str:
+    """``x``\\s reads "x"s: the backslash reST puts after a literal to glue a suffix to it goes (spans paired left to
+    right, so the backslash of `\\tanh` inside the next span stays)."""
+    out, last = [], 0
+    for span in re.finditer(r"`[^`]*`", text):
+        end = span.end()
+        if text.startswith("\\", end) and end + 1 < len(text) and (text[end + 1].isalnum() or text[end + 1] == "_"):
+            out.append(text[last:end])
+            last = end + 1
+    return "".join(out) + text[last:]
+
+
 def inline(text: str) -> str:
     """reST inline markup to Markdown: roles and double backticks become code spans."""
     text = _RST_LINK.sub(lambda m: f"[{m.group(1).strip()}]({m.group(2)})", text)
@@ -62,6 +74,9 @@ def inline(text: str) -> str:
 
     text = _ROLE.sub(role, text)
     text = _DOUBLE_TICK.sub(lambda m: f"`{m.group(1)}`", text)
+    # reST's escapes after a literal (``param_group["lr"]``\s: a plural) and its citation references ([Henry2019]_)
+    text = _after_literals(text)
+    text = re.sub(r"(?<![\w\]])\[([A-Za-z0-9][\w.-]*)\]_(?=[\s.,;:)]|$)", r"[\1]", text)  # not '[host]_[pid]'
     text = re.sub(r"\s*#\s*noqa\b(:\s*[A-Z]+\d+)?", "", text)  # linter pragmas are not prose
     return re.sub(r"\s+", " ", text).strip()
 
