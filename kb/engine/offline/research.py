@@ -211,6 +211,22 @@ def _library_docs(index: CorpusIndex, package: str) -> list[int]:
     return cache[package]
 
 
+def _library_answers(index: CorpusIndex, library: str, detail: set[str], limit: int) -> list[int]:
+    """The library's top-level APIs that say a word of the section's details, the most documented first (a library
+    documents what its users call at length, Gauge, and its internals in a line), one per argument list."""
+    found = [i for i in _library_docs(index, library)
+             if not index.docs[i].deprecated and set(tokenize(index.docs[i].text)) & detail]
+    found.sort(key=lambda i: (-_documented(index.docs[i]), index.docs[i].locator))
+    chosen: list[int] = []
+    taken: set[str] = set()
+    for i in found:
+        # push_to_gateway and pushadd_to_gateway take the same arguments: one variant says what both do
+        if len(chosen) < limit and _parameters(index.docs[i]) not in taken:
+            chosen.append(i)
+            taken.add(_parameters(index.docs[i]))
+    return chosen
+
+
 def _documented(doc: CorpusDoc) -> int:
     """How much a docstring says of what the API is for: its prose and examples (not its signature or arguments)."""
     prose = [b for b in doc.text.split("\n\n") if not b.startswith(("- `", "`"))]
@@ -449,15 +465,7 @@ class SectionRanker:
         # A title naming a library and nothing else (PART 15's "Prometheus + Grafana dashboards") is about that library:
         # its top-level APIs that say a word of the details (GPU metrics, custom metrics) are its candidates, and fill it.
         library = titled_library(set(judge.core(query)), list(self.index.info.get("packages") or {}))
-        # The library documents what its users call at length (Gauge, Histogram), its internals in a line.
-        detail_terms = set(query.detail_terms)
-        titled: list[int] = []
-        for i in sorted((i for i in (_library_docs(self.index, library) if library else ())
-                         if not self.index.docs[i].deprecated and set(tokenize(self.index.docs[i].text)) & detail_terms),
-                        key=lambda i: (-_documented(self.index.docs[i]), self.index.docs[i].locator)):
-            # push_to_gateway and pushadd_to_gateway take the same arguments: one variant says what both do
-            if len(titled) < limit and _parameters(self.index.docs[i]) not in {_parameters(self.index.docs[t]) for t in titled}:
-                titled.append(i)
+        titled = _library_answers(self.index, library, set(query.detail_terms), limit) if library else []
         pool = list(dict.fromkeys([*ordered, *titled]))
         verdicts = judge.judge(query, pool, {c.index for c in candidates if c.named})
         # An API the plan writes out in full (torch.no_grad, torch.utils.checkpoint.checkpoint) is what the section
