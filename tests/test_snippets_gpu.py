@@ -23,8 +23,8 @@ print(os.environ["CUDA_VISIBLE_DEVICES"], torch.cuda.device_count(), x.sum().ite
 ```
 
 ```python
-import torch
-print(torch.cuda.is_available())
+import os, torch
+print(repr(os.environ["CUDA_VISIBLE_DEVICES"]), torch.ones(2).sum().item())
 ```
 
 ```python kb:requires=multi-gpu:64
@@ -43,12 +43,16 @@ def test_gpu_run_gives_each_snippet_one_device(tmp_path):
     workspace, _ = init_workspace(tmp_path / "ws")
     (workspace.root / "knowledge" / "g.md").write_text(DOC)
     outcome = run_validation(workspace, Options(gpu=True))
-    rows = {r["line"]: r for r in outcome.rows}
-    assert rows[1]["status"] == "pass", rows[1]["stderr_tail"]
-    visible, count, total = rows[1]["stdout_tail"].split()
+    # Rows are keyed by the 1-based line of each fence's opening, in DOC's order.
+    fences = [n for n, line in enumerate(DOC.splitlines(), 1) if line.startswith("```python")]
+    assert len(fences) == 4
+    rows = {fences.index(r["line"]): r for r in outcome.rows}
+    assert rows[0]["status"] == "pass", rows[0]["stderr_tail"]
+    visible, count, total = rows[0]["stdout_tail"].split()
     assert visible.isdigit() and count == "1" and float(total) == 1024.0
-    assert rows[7]["stdout_tail"] == "False\n"  # a snippet that does not use CUDA gets no device
-    assert rows[12]["status"] == "skip" and rows[12]["reason"].startswith("requires 64 GPUs")
-    assert rows[17]["stdout_tail"] == "cuda\n"  # guarded CUDA code gets a device on a GPU run
+    # A snippet that never names CUDA sees no device (one that does, even guarded, gets one: rows[3]).
+    assert rows[1]["status"] == "pass" and rows[1]["stdout_tail"] == "'' 2.0\n"
+    assert rows[2]["status"] == "skip" and rows[2]["reason"].startswith("requires 64 GPUs")
+    assert rows[3]["stdout_tail"] == "cuda\n"  # guarded CUDA code gets a device on a GPU run
     env = json.loads((workspace.root / "snippets" / "results.json").read_text())["environment"]
     assert env["gpu"] and env["driver"] and env["cuda"] and env["torch"] and env["profile"] == "cuda"
