@@ -18,6 +18,7 @@ from kb.engine.offline.writer import ExtractiveWriter
 from kb.engine.types import ContextDoc, WriteRequest
 from kb.errors import ConfigError
 from kb.workspace import init_workspace
+from kb.plan import parse_plan
 from offline_fixtures import demo_index, demo_plan
 
 
@@ -316,3 +317,37 @@ def test_owners_know_the_quoting_section_and_what_later_siblings_will_quote(tmp_
     assert after.owner("demo.checkpoint.checkpoint") == ("knowledge/training/00-ckpt.md", "Checkpointing")
     assert after.quoted_in("demo.checkpoint.checkpoint").label == "Checkpointing, Section 1: Checkpoint API"
     assert not after.later
+
+
+def test_research_reads_no_file_its_batch_or_a_later_one_writes_and_rereads_the_tree_per_batch():
+    # A run with --redo finds last run's files on disk. Were they read, a file's sources would depend on what an
+    # earlier run left (two runs of the plan disagree); a fresh run has only the earlier batches' files.
+    def part(number: int, target: str) -> str:
+        return (f"## PART {number}: Part {number} (~100 lines)\n\n- [ ] PART {number}: Create {target}\n\n"
+                "**Step 2: Create Knowledge File**\n- [ ] Section 1: Activation checkpointing basics (recomputation tradeoff)\n\n")
+
+    sibling = "training/01-sibling.md"
+    plan = parse_plan("# Knowledge Expansion: Memory (3 runners in 2 batches)\n\n# BATCH 1: First (2 runners)\n\n"
+                      + part(1, "training/00-first.md") + part(2, sibling)
+                      + "# BATCH 2: Later (1 runner)\n\n" + part(3, "training/02-later.md"), "plans/training.md")
+    old = "Activation checkpointing basics: recomputation tradeoff, activations recomputed to save memory."
+    stale = [CorpusDoc(kind="knowledge", locator=f"knowledge/{target}#section-1", title=f"Old {target}",
+                       keywords="Activation checkpointing", text=old)
+             for target in (sibling, "training/02-later.md")]
+    loads = []
+
+    def loader():
+        loads.append(1)
+        return demo_index(stale)
+
+    researcher = LocalResearcher(loader=loader)
+    researcher.use_plan(plan)
+    assert researcher.written_with(plan.part(1)) == [plan.part(1).target, sibling, "training/02-later.md"]
+    assert researcher.written_with(plan.part(3)) == ["training/02-later.md"]
+    first = asyncio.run(researcher.research(plan.part(1), []))
+    cited = {p.locator for ps in first.by_section.values() for p in ps}
+    assert cited and not any(loc.startswith("knowledge/training/0") for loc in cited)
+    researcher.use_plan(plan)  # the next batch: the tree is read again
+    later = asyncio.run(researcher.research(plan.part(3), []))
+    assert len(loads) == 2
+    assert f"knowledge/{sibling}#section-1" in {p.locator for ps in later.by_section.values() for p in ps}

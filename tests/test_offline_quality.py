@@ -358,7 +358,9 @@ def test_an_example_that_ran_only_with_cuda_turned_off_is_shown_with_its_setup_a
     assert len(fences) == 1
     shown = fences[0]
     assert "kb:requires=cuda" in shown.info and "kb:skip" not in shown.info
-    assert SETUP_MARK in shown.code and "model = nn.Linear(8, 4)" in shown.code
+    # ... with kb's stand-ins made on the GPU, so that a GPU run scales a CUDA loss (not a CPU one with CUDA present).
+    assert SETUP_MARK in shown.code and 'model = nn.Linear(8, 4, device="cuda")' in shown.code
+    assert 'torch.randn(16, 8, device="cuda")' in shown.code and "random data on cuda" in shown.code
     assert "it needs a CUDA device" in draft.body and "defined elsewhere" not in draft.body
     fresh = SnippetGate(ws.validators_dir)
     try:
@@ -699,5 +701,5 @@ def test_a_deprecation_a_library_warns_when_kb_runs_the_example_is_said_beside_i
     ran = runnable_snippet("print(1)", "lib.old")
     example = writer_module._Example(Passage(kind="doc", locator="lib.old", title="lib.old", text=""), "print(1)",
                                      make_snippet("print(1)", "lib.old"), runnable=ran)
-    ExtractiveWriter._decide(example, verdict)
+    ExtractiveWriter(None, resolve=None)._decide(example, verdict)
     assert ExtractiveWriter._example_lead(example) == 'when kb ran it, it warned: "old() is deprecated. Use new()"'

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from kb.engine.offline.snippets import runnable_snippet
 from kb.snippets.validate import Options, run_validation
 from kb.workspace import init_workspace
 
@@ -56,3 +57,27 @@ def test_gpu_run_gives_each_snippet_one_device(tmp_path):
     assert rows[3]["stdout_tail"] == "cuda\n"  # guarded CUDA code gets a device on a GPU run
     env = json.loads((workspace.root / "snippets" / "results.json").read_text())["environment"]
     assert env["gpu"] and env["driver"] and env["cuda"] and env["torch"] and env["profile"] == "cuda"
+
+
+SCALER_EXAMPLE = """scaler = torch.GradScaler()
+for epoch in epochs:
+    for input, target in data:
+        optimizer.zero_grad()
+        loss = loss_fn(model(input), target)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()"""
+
+
+def test_an_example_kb_marks_as_needing_cuda_runs_its_setup_on_the_gpu(tmp_path):
+    # The offline writer's form for an example that runs on a CPU only with torch's CUDA feature off (GradScaler):
+    # kb's stand-ins made on the GPU. On a GPU run the scaler is on and scales a CUDA loss.
+    snippet = runnable_snippet(SCALER_EXAMPLE, "torch.GradScaler", device="cuda")
+    assert snippet is not None and snippet.setup
+    check = "\nassert next(model.parameters()).is_cuda and scaler.is_enabled() and scaler.get_scale() > 0\nprint('scaled on', loss.device)"
+    workspace, _ = init_workspace(tmp_path / "ws")
+    (workspace.root / "knowledge" / "s.md").write_text(f"```python kb:requires=cuda\n{snippet.code}{check}\n```\n")
+    outcome = run_validation(workspace, Options(gpu=True))
+    (row,) = outcome.rows
+    assert row["status"] == "pass", row["stderr_tail"]
+    assert row["stdout_tail"] == "scaled on cuda:0\n"

@@ -753,6 +753,7 @@ class LocalResearcher:
         self.passages_per_section = passages_per_section
         self.thresholds = thresholds or Thresholds()
         self._index = index
+        self._loader_owned = index is None  # an index given by the caller (a test, a benchmark) is never reloaded
         self._loader = loader or (lambda: load_corpus(workspace, progress=progress))
         self._lock = threading.Lock()
         self._done: dict[tuple, Research] = {}  # a PART's research, for the writer of a later PART (kb.engine.offline.owners)
@@ -761,12 +762,19 @@ class LocalResearcher:
         self.filler = filler  # "lexical": the old filler (rules on BM25 candidates), kept for the benchmark
         self._plan_parts: list[str] = []  # what each PART of the plan says (use_plan): the libraries it is about
         self._plan_packages: dict[tuple[str, ...], set[str]] = {}
+        self._plan_targets: list[tuple[int | None, str]] = []  # (batch, target) of each PART of the plan (use_plan)
 
     def use_plan(self, plan) -> None:
         """Research the PARTs of ``plan`` (kb.plan.model.Plan) in its scope: a PART that names a library (PART 15's
         "Prometheus") keeps its plan's own library (PyTorch, named by most of its PARTs) as its own too."""
         self._plan_parts = [_part_text(p) for p in plan.parts]
         self._plan_packages = {}
+        self._plan_targets = [(p.batch, p.target) for p in plan.parts if p.target]
+        # The knowledge tree is part of the corpus: a later batch reads the files the earlier ones just wrote,
+        # as a fresh run would, not the copies an earlier run left (the index loads again; its caches make that cheap).
+        if self._loader_owned:
+            with self._lock:
+                self._index = None
 
     def packages_of(self, part: Part, index: CorpusIndex) -> set[str]:
         """The libraries a PART is about (kb.engine.offline.relevance.mentioned_packages): those it names and, when
@@ -782,6 +790,15 @@ class LocalResearcher:
                 self._plan_packages[key] = {p for p, n in counts.items() if 2 * n >= len(self._plan_parts)}
             named |= self._plan_packages[key]
         return named
+
+    def written_with(self, part: Part) -> list[str]:
+        """The knowledge files ``part``'s research must not read: its own, and those its plan's PARTs of the same or
+        a later batch write (in this run, or left by an earlier run that a fresh one would not have). Without them a
+        file's sources depend on what was on disk before the run, and two runs of the same plan disagree."""
+        own = [part.target] if part.target else []
+        if part.batch is None:
+            return own
+        return list(dict.fromkeys(own + [t for b, t in self._plan_targets if b is None or b >= part.batch]))
 
     def corpus(self) -> CorpusIndex:
         """The corpus index, loaded (or built) once, on first use; concurrent callers wait for it."""
@@ -808,7 +825,7 @@ class LocalResearcher:
     def rank_sections(self, part: Part, context: list[ContextDoc], index: CorpusIndex) -> list[SectionResult]:
         # Corpus locators are workspace paths: the knowledge root's prefix as the layout sets it.
         prefix = self.workspace.knowledge_prefix if self.workspace is not None else "knowledge/"
-        exclude = (f"{prefix}{part.target}",) if part.target else ()
+        exclude = tuple(f"{prefix}{target}" for target in self.written_with(part))
         boost = tuple(f"{prefix}{doc.path.rstrip('/')}" for doc in context if doc.path)
         ranker = SectionRanker(index, self.thresholds, exclude=exclude, boost=boost)
         context_text = _context_text(part)

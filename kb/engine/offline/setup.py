@@ -15,30 +15,32 @@ from dataclasses import dataclass
 
 FEATURES, CLASSES, BATCH = 8, 4, 16  # the stand-ins' sizes: small enough to run in milliseconds on a CPU
 
-_RANDOM_BATCHES = f"[(torch.randn({BATCH}, {FEATURES}), torch.randint(0, {CLASSES}, ({BATCH},))) for _ in range(4)]"
+# "{dev}" in a stand-in is where a device goes: nothing for the CPU, ', device="cuda"' for an example that needs a GPU.
+_RANDOM_BATCHES = (f"[(torch.randn({BATCH}, {FEATURES}{{dev}}), torch.randint(0, {CLASSES}, ({BATCH},){{dev}})) "
+                   "for _ in range(4)]")
 _NET = (f"class {{name}}(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        f"        self.fc = nn.Linear({FEATURES}, {CLASSES})\n\n    def forward(self, x):\n        return self.fc(x)")
+        f"        self.fc = nn.Linear({FEATURES}, {CLASSES}{{dev}})\n\n    def forward(self, x):\n        return self.fc(x)")
 
 
 @dataclass(frozen=True)
 class StandIn:
-    code: str  # the lines that bind the name
+    code: str  # the lines that bind the name ("{dev}" where a tensor or module is made)
     needs: tuple[str, ...] = ()  # other stand-ins its code uses
 
 
 STAND_INS: dict[str, StandIn] = {
-    "model": StandIn(f"model = nn.Linear({FEATURES}, {CLASSES})"),
-    "module": StandIn(f"module = nn.Linear({FEATURES}, {CLASSES})"),
-    **{name: StandIn(_NET.format(name=name)) for name in ("Net", "Model", "MyModel")},
+    "model": StandIn(f"model = nn.Linear({FEATURES}, {CLASSES}{{dev}})"),
+    "module": StandIn(f"module = nn.Linear({FEATURES}, {CLASSES}{{dev}})"),
+    **{name: StandIn(_NET.replace("{name}", name)) for name in ("Net", "Model", "MyModel")},
     "optimizer": StandIn("optimizer = torch.optim.SGD(model.parameters(), lr=0.1)", ("model",)),
     "loss_fn": StandIn("loss_fn = nn.CrossEntropyLoss()"),
     "criterion": StandIn("criterion = nn.CrossEntropyLoss()"),
-    "input": StandIn(f"input = torch.randn({BATCH}, {FEATURES})"),
-    "inputs": StandIn(f"inputs = torch.randn({BATCH}, {FEATURES})"),
-    "x": StandIn(f"x = torch.randn({BATCH}, {FEATURES})"),
-    "target": StandIn(f"target = torch.randint(0, {CLASSES}, ({BATCH},))"),
-    "targets": StandIn(f"targets = torch.randint(0, {CLASSES}, ({BATCH},))"),
-    "labels": StandIn(f"labels = torch.randint(0, {CLASSES}, ({BATCH},))"),
+    "input": StandIn(f"input = torch.randn({BATCH}, {FEATURES}{{dev}})"),
+    "inputs": StandIn(f"inputs = torch.randn({BATCH}, {FEATURES}{{dev}})"),
+    "x": StandIn(f"x = torch.randn({BATCH}, {FEATURES}{{dev}})"),
+    "target": StandIn(f"target = torch.randint(0, {CLASSES}, ({BATCH},){{dev}})"),
+    "targets": StandIn(f"targets = torch.randint(0, {CLASSES}, ({BATCH},){{dev}})"),
+    "labels": StandIn(f"labels = torch.randint(0, {CLASSES}, ({BATCH},){{dev}})"),
     **{name: StandIn(f"{name} = {_RANDOM_BATCHES}") for name in ("data", "dataloader", "data_loader", "loader", "train_loader")},
     "epochs": StandIn("epochs = range(2)"),
     "num_epochs": StandIn("num_epochs = 2"),
@@ -95,13 +97,15 @@ def setup_for(free: list[str], binds: list[str]) -> list[str] | None:
 _ASSUMED_LR = re.compile(r"optimizer uses lr\s*=\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)", re.I)
 
 
-def setup_code(names: list[str], origin: str, example: str = "") -> str:
+def setup_code(names: list[str], origin: str, example: str = "", device: str | None = None) -> str:
     """The setup block for the stand-ins ``names`` (from :func:`setup_for`), its comment saying kb wrote it; an
-    optimizer gets the learning rate the ``example`` says it assumes, so the values its comments show are the run's."""
-    lines = [f"{SETUP_MARK} (not in the {origin} docs): a tiny model and random data, so the example runs."]
+    optimizer gets the learning rate the ``example`` says it assumes, so the values its comments show are the run's.
+    ``device`` ("cuda"): the model and tensors are made there, for an example whose point needs that device."""
+    where = f" on {device}" if device else ""
+    lines = [f"{SETUP_MARK} (not in the {origin} docs): a tiny model and random data{where}, so the example runs."]
     assumed = _ASSUMED_LR.search(example)
     for name in names:
-        code = STAND_INS[name].code
+        code = STAND_INS[name].code.replace("{dev}", f', device="{device}"' if device else "")
         if name == "optimizer" and assumed:
             code = code.replace("lr=0.1", f"lr={assumed.group(1)}")
         lines.append(code)

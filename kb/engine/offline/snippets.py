@@ -196,11 +196,13 @@ def make_snippet(code: str, origin: str, resolve: Callable[[str], bool] | None =
     return Snippet(info=info, code=text)
 
 
-def runnable_snippet(code: str, origin: str, resolve: Callable[[str], bool] | None = None) -> Snippet | None:
+def runnable_snippet(code: str, origin: str, resolve: Callable[[str], bool] | None = None,
+                     device: str | None = None) -> Snippet | None:
     """The form kb would run: docs' +SKIP dropped, a visible setup for names defined elsewhere; None when there is none.
 
     None for an example that waits for a person, that kb's reading calls a fragment or not
-    executable, or that uses a name no honest stand-in covers.
+    executable, or that uses a name no honest stand-in covers. ``device``: the setup's model and
+    tensors are made there (kb.engine.offline.setup).
     """
     reading = _read(code, origin, resolve)
     if reading is None or reading.interactive or reading.shape_verdict is not None:
@@ -213,7 +215,7 @@ def runnable_snippet(code: str, origin: str, resolve: Callable[[str], bool] | No
     info = "python" + (" kb:requires=cuda" if reading.requires_cuda else "")
     if names:
         imports = list(SETUP_IMPORTS) + [i for i in reading.imports if i not in SETUP_IMPORTS]
-        text = _join(imports, setup_code(names, origin, reading.body), f"# The example, from the {origin} docs:\n{reading.body}")
+        text = _join(imports, setup_code(names, origin, reading.body, device), f"# The example, from the {origin} docs:\n{reading.body}")
     else:
         text = _join(reading.imports, reading.body)
     ast.parse(text)

@@ -194,8 +194,7 @@ class ExtractiveWriter:
                     found.setdefault(number, []).append(_Example(passage, code, conservative, runnable=runnable))
         return found
 
-    @staticmethod
-    def _decide(example: _Example, verdict: Verdict) -> None:
+    def _decide(self, example: _Example, verdict: Verdict) -> None:
         """Which form to show, from what the sandbox did with the runnable one."""
         runnable, example.runnable = example.runnable, None  # decided: ``snippet`` keeps the docs' form unless below
         if verdict.ran:
@@ -203,7 +202,11 @@ class ExtractiveWriter:
             example.deprecated = verdict.deprecated
         elif verdict.ran_without_cuda:
             # It ran to the end here, setup included, with torch's CUDA feature off: its real need is a GPU, not
-            # names defined elsewhere. Marked so that validation skips it on a CPU, as the sandbox did.
+            # names defined elsewhere. Marked so that validation skips it on a CPU, as the sandbox did; kb's
+            # stand-ins are then made on the GPU, or a GPU run would exercise the feature on CPU tensors only
+            # (GradScaler scaling a CPU loss). That form runs under `kb validate-snippets --gpu`.
+            if runnable.setup:
+                runnable = runnable_snippet(example.code, example.passage.locator, self.resolve, device="cuda") or runnable
             if "kb:requires=cuda" not in runnable.info:
                 runnable.info += " kb:requires=cuda"
             example.snippet = runnable

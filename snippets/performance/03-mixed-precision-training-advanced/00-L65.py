@@ -4,10 +4,10 @@ import torch
 import torch.nn as nn
 from torch import GradScaler
 
-# Setup added by kb (not in the torch.GradScaler docs): a tiny model and random data, so the example runs.
+# Setup added by kb (not in the torch.GradScaler docs): a tiny model and random data on cuda, so the example runs.
 epochs = range(2)
-data = [(torch.randn(16, 8), torch.randint(0, 4, (16,))) for _ in range(4)]
-model = nn.Linear(8, 4)
+data = [(torch.randn(16, 8, device="cuda"), torch.randint(0, 4, (16,), device="cuda")) for _ in range(4)]
+model = nn.Linear(8, 4, device="cuda")
 optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
 loss_fn = nn.CrossEntropyLoss()
 
