@@ -50,6 +50,9 @@ def test_rest_escapes_after_a_literal_and_citation_references_read_as_text():
     # Spans pair left to right: the text between two literals is no literal whose backslash could go.
     assert inline("If a 2-``tuple``, uses (:math:`\\text{left}`)") == "If a 2-`tuple`, uses (`\\text{left}`)"
     assert inline("it is set to '[hostname]_[pid]' by default") == "it is set to '[hostname]_[pid]' by default"
+    # An escaped space glues a suffix (the `i`\\ th row, nn.Module\\ s); before a literal or in math it stays.
+    assert inline("the :attr:`i`\\ th row of (functions or nn.Module\\ s); ``NaN``\\ s") == "the `i`th row of (functions or nn.Modules); `NaN`s"
+    assert inline(":attr:`hermitian`\\ `= True`") == "`hermitian`\\ `= True`"
 
 
 def test_inline_roles_and_literals_become_code_spans():
@@ -360,3 +363,23 @@ def test_code_written_unindented_under_its_directive_is_an_example_not_prose():
     parsed = parse_docstring(doc)
     assert parsed.blocks == ["Overrides the boundary state. See example below:", "- `is_boundary` (bool): are we at one?"]
     assert parsed.examples == ["engine.set_boundary(False)\nfor _ in range(2):\n    engine.backward(loss)\nengine.step()"]
+
+
+def test_a_default_objects_memory_address_is_not_part_of_the_corpus(tmp_path, monkeypatch):
+    # pybind writes default arguments into the docstring as <Options object at 0x7f...>: a new address each time the
+    # corpus is built, so the same torch would give other documents (and other scores) on every build.
+    pkg = tmp_path / "kbaddress"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(textwrap.dedent('''\
+        def allreduce(*args, **kwargs):
+            pass
+
+
+        allreduce.__doc__ = ("allreduce(self, tensors, opts: c10d.AllreduceOptions = <c10d.AllreduceOptions object at "
+                             f"{hex(id(object()))}>) -> Work\\n\\nAllreduces the provided tensors across all processes.")
+        '''), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + ":" + ":".join(sys.path))
+    docs = {d.locator: d for d in extract_in_subprocess("kbaddress", tmp_path / "out.jsonl", budget_s=20)}
+    text = docs["kbaddress.allreduce"].text
+    assert "opts: c10d.AllreduceOptions = c10d.AllreduceOptions()" in text and " at 0x" not in text

@@ -182,3 +182,21 @@ def test_a_paragraph_labelled_with_the_titles_subject_fills_it_and_is_what_the_s
     # The labelled paragraph and the summary are quoted, not the doc's other subjects.
     assert "2. Fault tolerance: monitors workers" in passages[0].text
     assert "Rendezvous" not in passages[0].text and "Elasticity" not in passages[0].text
+
+
+def test_an_api_its_own_docs_say_not_to_call_gives_its_place_to_the_ones_they_name():
+    # CUDAGraph.capture_end: "Typically, you shouldn't call `capture_end` yourself. Use `graph` ..." was the section's
+    # best match and its lead quote; the API the docs point to is what a reader should use.
+    docs = [
+        _doc("demo.cuda.CUDAGraph.capture_end", "End CUDA graph capture on the current stream.\n\nAfter `capture_end`, "
+             "`replay` may be called. Typically, you shouldn't call `capture_end` yourself. Use `graph` or "
+             "`make_graphed`, which call `capture_end` internally."),
+        _doc("demo.cuda.graph", "Context-manager that captures CUDA work into a graph object for later replay."),
+        _doc("demo.cuda.make_graphed", "Accept callables and return graphed versions: each runs its forward and "
+             "backward work as a CUDA graph."),
+        _doc("demo.dist.ProcessGroup", "A process group for CUDA graph capture collectives. It is not meant to be "
+             "used directly, but rather extended by subclasses."),
+    ]
+    found = _found(docs, "CUDA Graphs", "cuda graph capture", ["CUDA graph capture (automatic graph capture)"])
+    assert found[1][:2] == ["demo.cuda.graph", "demo.cuda.make_graphed"]  # in its place, in its order
+    assert "demo.cuda.CUDAGraph.capture_end" not in found[1] and "demo.dist.ProcessGroup" not in found[1]

@@ -113,10 +113,7 @@ def _signature(obj) -> str | None:
             sig = str(signature.replace(parameters=kept, return_annotation=inspect.Signature.empty))
         except ValueError:  # e.g. a keyword-only marker left with nothing after it
             return ""
-        # Default values print as <function f at 0x7f...>: keep the name, drop the address (stable output).
-        sig = re.sub(r"<(?:function|built-in function|class) ([\w.<>]+)(?: at 0x[0-9a-f]+)?>", r"\1", sig)
-        sig = re.sub(r"<([\w.]+) object at 0x[0-9a-f]+>", r"\1()", sig)
-        sig = re.sub(r" at 0x[0-9a-f]+", "", sig)
+        sig = _without_addresses(sig)
         sig = re.sub(rf"=\b{sys.maxsize}\b", "=sys.maxsize", sig)  # "no limit", as the source writes it
         return sig[:-1] + ", ...)" if cut else sig
 
@@ -137,6 +134,14 @@ def _signature(obj) -> str | None:
     return None
 
 
+def _without_addresses(text: str) -> str:
+    """Default values print as <function f at 0x7f...> or <Options object at 0x7f...>, in signatures and in pybind's
+    docstrings alike: the name stays, the address (a new one each time the corpus is built) goes."""
+    text = re.sub(r"<(?:function|built-in function|class) ([\w.<>]+)(?: at 0x[0-9a-f]+)?>", r"\1", text)
+    text = re.sub(r"<([\w.]+) object at 0x[0-9a-f]+>", r"\1()", text)
+    return re.sub(r" at 0x[0-9a-f]+", "", text)
+
+
 def _docstring(obj) -> str | None:
     """The object's own docstring; for a class without one, its own ``__init__``'s.
 
@@ -151,8 +156,8 @@ def _docstring(obj) -> str | None:
         except TypeError:
             init = None
         if inspect.isfunction(init) and isinstance(init.__doc__, str):
-            return init.__doc__
-    return doc if isinstance(doc, str) else None
+            return _without_addresses(init.__doc__)
+    return _without_addresses(doc) if isinstance(doc, str) else None
 
 
 def _unwrap(obj):

@@ -45,16 +45,26 @@ class ParsedDoc:
         return "\n\n".join(self.blocks)
 
 
+# reST's escaped space glues a suffix to a word ("nn.Module\\ s" reads "nn.Modules"); a backtick or a math
+# backslash after it is left alone (`hermitian`\\ `= True` would become a double backtick).
+_GLUE = re.compile(r"(?<=[A-Za-z0-9_])\\ (?=[a-z])")
+
+
 def _after_literals(text: str) -> str:
-    """``x``\\s reads "x"s: the backslash reST puts after a literal to glue a suffix to it goes (spans paired left to
-    right, so the backslash of `\\tanh` inside the next span stays)."""
+    """``x``\\s and `i`\\ th read "x"s and "i"th: the backslash (and escaped space) reST puts after a literal to glue a
+    suffix to it goes, as does an escaped space between two words (spans paired left to right, so the backslash of
+    `\\tanh` inside the next span stays)."""
     out, last = [], 0
     for span in re.finditer(r"`[^`]*`", text):
         end = span.end()
-        if text.startswith("\\", end) and end + 1 < len(text) and (text[end + 1].isalnum() or text[end + 1] == "_"):
-            out.append(text[last:end])
+        out.append(_GLUE.sub("", text[last:span.start()]))
+        out.append(text[span.start():end])
+        last = end
+        if text.startswith("\\ ", end) and end + 2 < len(text) and text[end + 2].isalpha():
+            last = end + 2
+        elif text.startswith("\\", end) and end + 1 < len(text) and (text[end + 1].isalnum() or text[end + 1] == "_"):
             last = end + 1
-    return "".join(out) + text[last:]
+    return "".join(out) + _GLUE.sub("", text[last:])
 
 
 def inline(text: str) -> str:

@@ -239,6 +239,40 @@ def _parameters(doc: CorpusDoc) -> str:
     return found.group(1) if found else doc.locator
 
 
+# What a docstring says of its own API when users are not to call it: internal plumbing other APIs call
+# (CUDAGraph.capture_end: "Typically, you shouldn't call `capture_end` yourself. Use `graph` ..."), or a base class
+# (ProcessGroup, Placement). "Should not be instantiated directly" is not among them: its instances are used (EventList).
+NOT_FOR_USERS = re.compile(r"\b(?:shouldn't|should not) call `[\w.]+` yourself|\bnot meant to be used directly"
+                           r"|\bshould not be used (?:or called )?directly", re.I)
+
+
+def _not_for_users(doc: CorpusDoc) -> bool:
+    """Does the docstring say its own API is not for users to call (an internal step, a base class)?"""
+    return doc.kind == "doc" and bool(NOT_FOR_USERS.search(doc.text))
+
+
+def _use_instead(index: CorpusIndex, doc: CorpusDoc) -> list[int]:
+    """The APIs a docstring that is not for users names in its place, in its own words after saying so ("Use `graph`
+    or `make_graphed_callables`, which call `capture_end` internally"), each found from the API's own module up."""
+    found = NOT_FOR_USERS.search(doc.text) if doc.kind == "doc" else None
+    if not found:
+        return []
+    rest = doc.text[found.end():].split("\n\n", 1)[0]
+    own = doc.locator.rsplit(".", 1)[-1]
+    modules = doc.locator.split(".")[:-1]
+    out: list[int] = []
+    for name in dict.fromkeys(re.findall(r"`([A-Za-z_][\w.]*)`", rest)):
+        if name == own or name.rsplit(".", 1)[-1] == own:
+            continue
+        for depth in range(len(modules), 0, -1):
+            i = index.at(f"{'.'.join(modules[:depth])}.{name}")
+            if i is not None:
+                if i not in out and not _not_for_users(index.docs[i]):
+                    out.append(i)
+                break
+    return out
+
+
 def _is_option(doc: CorpusDoc) -> bool:
     return doc.kind == "doc" and bool(doc.source) and doc.source.endswith(SOURCE_SUFFIX)
 
@@ -510,7 +544,10 @@ class SectionRanker:
         named_modules = [(i, self.index.docs[i].locator.rsplit(".", 1)[0]) for i in exact]
         families: set[str] = set()
         best: float | None = None
+        instead_of: set[int] = set()  # chosen in place of an API whose docs say to use them (below)
         for i, verdict in ranked:
+            if i in instead_of:
+                continue
             doc = self.index.docs[i]
             cand = lexical.get(i) or Candidate(index=i, doc=doc, bm25=0.0, title_cov=0.0, overall_cov=0.0)
             cand.verdict = verdict
@@ -578,6 +615,20 @@ class SectionRanker:
                 ok, why = False, "foreign package"  # the PART names its libraries (asyncio.run): another library's docstring is off topic
             if ok and doc.deprecated and not verdict.named and i in replaced:
                 ok, why = False, "deprecated"  # a deprecated alias (clip_grad_norm) is not what to use: its replacement is
+            if ok and not verdict.named and _not_for_users(doc):
+                # Its own docstring says to call another API (capture_end: "Use `graph` or `make_graphed_callables`"):
+                # those fill the section in its place, the passage that was on topic pointing at them.
+                for j in _use_instead(self.index, doc):
+                    other = self.index.docs[j]
+                    if (len(result.chosen) < limit and _family(other.locator) not in families
+                            and not any(c.index == j or _similar(other, c.doc) for c in result.chosen)):
+                        instead = lexical.get(j) or Candidate(index=j, doc=other, bm25=0.0, title_cov=0.0, overall_cov=0.0)
+                        instead.verdict = judge.judge(query, [j])[0]
+                        instead.why = f"the docs of {doc.locator} say to use it"
+                        result.chosen.append(instead)
+                        families.add(_family(other.locator))
+                        instead_of.add(j)
+                ok, why = False, "not for users"
             # An API far below the section's best passage is padding, found by its name or not (a person's knowledge file
             # is not held to it); a method of a chosen class whose own name says the section (Event.elapsed_time) is not.
             beside = (by_name and family in families) or of_library
