@@ -178,7 +178,10 @@ class DropRecord:
     knowledge_file: str | None  # workspace-relative, e.g. knowledge/performance/04-x.md
     created: str
     sections_written: list[str] = field(default_factory=list)  # every planned section the file has, filled or empty
-    sections_empty: list[str] = field(default_factory=list)  # ... of those, the ones research found nothing for
+    # ... of those, the ones research found nothing for: each says so in one line, never filled from a model's memory
+    sections_empty: list[str] = field(default_factory=list)
+    # ... and the filled ones that only point to the section (another file's, or one above) quoting their answer
+    sections_pointing: list[str] = field(default_factory=list)
     sources_used: list[SourceRef] = field(default_factory=list)
     snippets_written: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -188,8 +191,6 @@ class DropRecord:
     tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0})
     cost_usd: float | None = None
     seconds: float | None = None
-    # Sections research found nothing for: each says so in one line, never filled from a model's memory.
-    sections_empty: list[str] = field(default_factory=list)
     # What research did and what the file stands on (web research and the LLM engines): searched, read,
     # refused (URLs not fetched), evidence (the passages [n] cites), support (checked sentences).
     research: dict[str, Any] = field(default_factory=dict)
@@ -209,7 +210,7 @@ class DropRecord:
         fields.setdefault("title", "")
         fields.setdefault("status", "complete")
         fields.setdefault("created", "")
-        for key in ("sections_written", "sections_empty", "warnings"):
+        for key in ("sections_written", "sections_empty", "sections_pointing", "warnings"):
             fields[key] = list(fields.get(key) or [])
         fields["tokens"] = dict(fields.get("tokens") or {"input": 0, "output": 0})
         fields["research"] = dict(fields.get("research") or {})
@@ -246,12 +247,16 @@ def render_drop_body(drop: DropRecord) -> str:
         lines += ["## Failure", "", drop.reason, ""]
     lines += ["## What Was Created", ""]
     if drop.status in ("complete", "partial"):
-        empty = set(drop.sections_empty)
+        empty, pointing = set(drop.sections_empty), set(drop.sections_pointing)
         filled = len(drop.sections_written) - len(empty & set(drop.sections_written))
-        lines.append(f"`{drop.knowledge_file}` with {filled} of {len(drop.sections_written)} planned sections filled "
+        points = len(pointing & set(drop.sections_written))
+        also = f" ({points} of them only pointing to the section that quotes their answer)" if points else ""
+        lines.append(f"`{drop.knowledge_file}` with {filled} of {len(drop.sections_written)} planned sections filled{also} "
                      f"and {drop.snippets_written} code snippets:")
         lines.append("")
-        lines += [f"- {s}" + (" (empty: research found nothing)" if s in empty else "") for s in drop.sections_written]
+        lines += [f"- {s}" + (" (empty: research found nothing)" if s in empty else
+                              " (points to the section that quotes its answer)" if s in pointing else "")
+                  for s in drop.sections_written]
     else:
         lines.append("Nothing: the PART failed (see above); its plan checkbox stays unticked.")
     lines += ["", "## Sources Cited", ""]

@@ -120,3 +120,26 @@ def test_a_broken_template_names_its_line(tmp_path):
     (ws.runners_dir / "index.md.j2").write_text("ok\n{% for x in %}\n")
     with pytest.raises(KbError, match=r"runners/index.md.j2:2: template error"):
         consolidate(ws, commit=False)
+
+
+def test_sections_that_only_point_to_their_answer_are_counted_apart_in_index_and_skill(tmp_path):
+    from kb.records import DropRecord, KnowledgeMeta, SourceRef, write_drop, write_knowledge
+
+    ws = make_workspace(tmp_path, git=False)
+    plan = "plans/perf.md"
+    (ws.root / plan).write_text(plan_text([(1, "perf/00-tuning.md", True)]))
+    sections = ["Basics", "Warmup", "Arr"]
+    write_knowledge(ws.knowledge_dir / "perf" / "00-tuning.md",
+                    KnowledgeMeta(title="Tuning", plan=plan, batch=1, part=1, sections=sections, engine="offline",
+                                  sources=[SourceRef(1, "torch docs", "doc", "torch.optim.Adam")]),
+                    "# Tuning\n\n## Section 1: Basics\n\n- `torch.optim.Adam` [1]: Implements Adam.\n")
+    write_drop(ws.drops_dir / "KNOWLEDGE-DROP-tuning-2025-11-16-1401.md", DropRecord(
+        plan=plan, batch=1, part=1, title="Tuning", status="partial", knowledge_file="knowledge/perf/00-tuning.md",
+        created="2025-11-16T14:00:00Z", sections_written=sections, sections_empty=["Arr"],
+        sections_pointing=["Warmup"]))
+    consolidate(ws, commit=False)
+    index = ws.index_path.read_text()
+    assert "Basics · Warmup (points to its answer) · Arr (empty)" in index
+    assert "(1 marked empty: research found nothing; 1 only point to the section that quotes their answer)" in index
+    skill = ws.skill_path.read_text()
+    assert "with 1 of 3 planned sections filled with cited excerpts, 1 more pointing to the section that quotes" in skill

@@ -241,7 +241,7 @@ def test_a_linked_docstring_still_says_the_argument_the_section_names_when_the_e
 def test_an_empty_section_links_to_the_section_of_the_file_that_quotes_its_answer(tmp_path):
     import dataclasses
 
-    from kb.engine.check import check_draft as check, section_state
+    from kb.engine.check import check_draft as check, pointing_sections, section_state
     from kb.records import KnowledgeMeta, SourceRef, write_knowledge
 
     ws, _ = init_workspace(tmp_path / "ws")
@@ -268,6 +268,9 @@ def test_an_empty_section_links_to_the_section_of_the_file_that_quotes_its_answe
     assert ("- `demo.optim.Adam` is quoted in [Earlier File, Section 3: Warmup schedules]"
             "(00-earlier.md#section-3-warmup-schedules) [") in section4
     assert "Research found nothing" not in section4 and section_state(section4) == "filled"
+    # Filled, but with nothing of its own: the drop, kb report and INDEX.md say it only points to its answer.
+    kinds = {s.id: s.kind for s in draft.sources}
+    assert pointing_sections(draft.body, part, kinds) == ["Learning rate warmup"]
     assert not any(w.startswith("section 4 ") for w in draft.warnings)
     assert any(s.locator == "knowledge/training/00-earlier.md#section-3-warmup-schedules" and s.kind == "knowledge"
                for s in draft.sources)
@@ -351,3 +354,14 @@ def test_research_reads_no_file_its_batch_or_a_later_one_writes_and_rereads_the_
     later = asyncio.run(researcher.research(plan.part(3), []))
     assert len(loads) == 2
     assert f"knowledge/{sibling}#section-1" in {p.locator for ps in later.by_section.values() for p in ps}
+
+
+def test_a_section_quoting_nothing_of_its_own_is_counted_as_pointing_not_as_quoting():
+    from kb.engine.check import points_only
+
+    kinds = {1: "doc", 2: "knowledge"}
+    above = "Also relevant, and quoted above: `demo.compile` [1], argument `backend` (Section 1).\n"
+    there = "- `demo.compile` is quoted in [Other, Section 2: Modes](01-other.md#section-2-modes) [2].\n"
+    own = "- `demo.compile` [1]: Compile a model with a backend.\n"
+    assert points_only(above, kinds) and points_only(there, kinds) and points_only(above + there, kinds)
+    assert not points_only(own + above, kinds) and not points_only("Research found nothing.\n", kinds)

@@ -293,7 +293,7 @@ def test_table_for_people_names_every_file(ws):
     assert "plans/demo.md: 3/4 parts done, 1 failed" in result.out
     assert "'needs 8 GPUs': 1" in result.out
     assert "Problems (5; --strict exits 1 on these)" in result.out
-    assert "sections filled (cited): 4 (0 only by a link), marked empty: 0, neither: 2" in result.out
+    assert "sections filled (cited): 4 (0 only pointing to their answer), marked empty: 0, neither: 2" in result.out
 
 
 def test_no_workspace_is_one_line_and_exit_2(tmp_path):

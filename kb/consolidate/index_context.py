@@ -59,6 +59,9 @@ def snippet_status(count: int, results: SnippetResults | None, rel: str) -> tupl
     return f"{text}: {detail}", counts
 
 
+POINTING_MARK = "(points to its answer)"  # INDEX.md's mark on a section that only points to the section quoting it
+
+
 def index_entry(rel: str, info: dict[str, Any], drop: dict[str, Any], plan_link: PlanLinks,
                 results: SnippetResults | None) -> IndexFile:
     """One knowledge file as the templates see it: its front matter first, its drop where that is silent."""
@@ -73,7 +76,9 @@ def index_entry(rel: str, info: dict[str, Any], drop: dict[str, Any], plan_link:
         title=info["title"],
         summary=info.get("summary") or "",
         # A section the drop records as empty is marked so in INDEX.md (issue 19).
-        sections=[f"{t} (empty)" if t in set(drop.get("sections_empty") or ()) else t for t in info.get("sections") or []],
+        sections=[f"{t} (empty)" if t in set(drop.get("sections_empty") or ())
+                  else f"{t} {POINTING_MARK}" if t in set(drop.get("sections_pointing") or ()) else t
+                  for t in info.get("sections") or []],
         sources=int(info.get("sources") or 0),
         snippets=int(info.get("snippets") or 0),
         results=counts,
@@ -113,13 +118,14 @@ def build(
     by_folder: dict[str, list[IndexFile]] = defaultdict(list)
     plan_link = PlanLinks(plan_files, moves)
     totals = {"files": 0, "topics": 0, "sections": 0, "sources": 0, "snippets": 0, "validation": "", "validated": {},
-              "sections_empty": 0}
+              "sections_empty": 0, "sections_pointing": 0}
     for rel in sorted(knowledge, key=natural_key):
         entry = index_entry(rel, knowledge[rel], drop_by_target.get(rel) or {}, plan_link, results)
         by_folder[rel.rsplit("/", 1)[0] if "/" in rel else ""].append(entry)
         totals["files"] += 1
         totals["sections"] += len(entry.sections)
         totals["sections_empty"] += sum(1 for t in entry.sections if t.endswith(" (empty)"))
+        totals["sections_pointing"] += sum(1 for t in entry.sections if t.endswith(f" {POINTING_MARK}"))
         totals["sources"] += entry.sources
         totals["snippets"] += max(entry.snippets, sum(entry.results.values()))
     if results is not None and not results.problem:

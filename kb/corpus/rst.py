@@ -178,16 +178,26 @@ def _literal_example(lines: list[str]) -> str | None:
 
 def _inline_bullets(lines: list[str]) -> list[str]:
     """An argument item's own bullet list (torch.compile's `mode`: one bullet per mode) as clauses of one paragraph:
-    "... or "max-autotune": "default" is ...; "reduce-overhead" is ...", not a run of " - " joins."""
+    "... or "max-autotune": "default" is ...; "reduce-overhead" is ...", not a run of " - " joins. Where the list, or
+    a paragraph of the item, ends (a blank line) before more text, its last words end a sentence."""
     out: list[str] = []
-    listed = False
+    listed = broke = False
     for line in lines:
+        if not line.strip():
+            broke = bool(out)
+            continue
         bullet = _BULLET.match(line) if out else None
         if bullet:
             if not re.search(r"[.:;,]$", out[-1]):
                 out[-1] += ";" if listed else ":"
             listed = True
             line = line[bullet.end():]
+        elif broke and (listed or line[:1].isupper()):
+            # '... generation events' / 'For example, ...': one sentence ends where the next begins.
+            if not re.search(r"[.:;,!?]$", out[-1]):
+                out[-1] += "."
+            listed = False
+        broke = False
         out.append(line)
     return out
 
@@ -396,11 +406,16 @@ class _Parser:
         items: list[list[str]] = []
         for line in body:
             if not line.strip():
+                if items and items[-1][-1]:
+                    items[-1].append("")  # kept: where an item's own list ends (_inline_bullets)
                 continue
             if _indent(line) == 0 or not items:
                 items.append([line.strip()])
             else:
                 items[-1].append(line)
+        for item in items:
+            while item and not item[-1]:
+                item.pop()
         return items
 
 

@@ -155,3 +155,36 @@ def empty_sections(body: str, part) -> list[str]:
     """The PART's planned sections that ``body`` marks empty (research found nothing)."""
     states = section_states(body, [(s.number, s.title) for s in part.sections])
     return [title for title, state in states.items() if state == EMPTY]
+
+
+# A filled section may hold nothing of its own: every cited line points to the section that quotes the answer, in
+# another file (its citations are knowledge files) or above in this one ("... quoted above: `X` [1] (Section 1).").
+_IN_FILE_POINTER = re.compile(r"\(Sections? \d+(?:(?:, | and )\d+)*\)")
+
+
+def points_only(text: str, kinds: dict[int, str]) -> bool:
+    """Is a section's text (heading excluded) cited only by lines pointing elsewhere? ``kinds``: source id -> kind."""
+    tokens = parse_blocks(text)
+    cited = [line for _n, line in _prose_lines(text, tokens) if _CITATION.search(line)]
+    return bool(cited) and all(
+        _IN_FILE_POINTER.search(line)
+        or all(kinds.get(int(n)) == "knowledge" for m in _CITATION.finditer(line) for n in re.findall(r"\d+", m.group(1)))
+        for line in cited)
+
+
+def pointing_sections(body: str, part, kinds: dict[int, str]) -> list[str]:
+    """The PART's planned sections that ``body`` fills only with pointers to the section quoting their answer."""
+    tokens = parse_blocks(body)
+    heads = _headings(tokens)
+    lines = body.splitlines()
+    level2 = {_norm(text): line for level, text, line in heads if level == 2}
+    out = []
+    for section in part.sections:
+        line = level2.get(_norm(f"Section {section.number}: {section.title}" if section.number else section.title))
+        if line is None:
+            continue
+        following = [h for h in heads if h[2] > line and h[0] <= 2]
+        end = following[0][2] if following else len(lines)
+        if points_only("\n".join(lines[line + 1:end]), kinds):
+            out.append(section.title)
+    return out

@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from kb.consolidate.scan import body_source_kinds, knowledge_ref, walk, walk_drops
-from kb.engine.check import CITATION, EMPTY, UNCITED, headings, norm_heading, prose_lines, section_state
+from kb.engine.check import (CITATION, EMPTY, UNCITED, headings, norm_heading, points_only, prose_lines,
+                             section_state)
 from kb.errors import KbError
 from kb.mdblocks import parse_blocks
 from kb.plan import Part, Plan, load_plan
@@ -231,8 +232,8 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
         cited = set().union(*(cited_lines.get(i, set()) for i in range(first, end)))
         if cited:
             entry.sections_cited += 1
-            # Its only citations are other knowledge files: it points to the section that quotes its answer.
-            if all(kinds.get(number) == "knowledge" for number in cited):
+            # It quotes nothing of its own: it points to the section (another file's, or one above) quoting its answer.
+            if points_only("\n".join(lines[first:end]), kinds):
                 entry.sections_linked += 1
         # Filled (cited), marked empty (research found nothing), or neither: uncited text (issue 19).
         state = section_state("\n".join(lines[first:end]))

@@ -61,7 +61,7 @@ class FileReport:
     sections_planned: int | None = None  # None: no PART targets the file, so nothing is planned
     sections_present: int = 0
     sections_cited: int = 0  # of the present sections, those with at least one citation
-    sections_linked: int = 0  # of those, the ones citing only other knowledge files: a link to the section that quotes the answer
+    sections_linked: int = 0  # of those, the ones that only point to the section (another file's, or one above) quoting the answer
     sections_empty: list[str] = field(default_factory=list)  # present, marked empty: research found nothing
     sections_uncited_list: list[str] = field(default_factory=list)  # present, neither cited nor marked empty
     missing_sections: list[MissingSection] = field(default_factory=list)

@@ -139,7 +139,7 @@ def print_report(out: Console, report: Report) -> None:
     out.print(f"  planned sections present: {_ratio(t['sections_present'], t['sections_planned'])}"
               f" ({t['sections_missing']} missing); sections with a citation: "
               f"{t['sections_cited']}/{t['sections_present'] + t['sections_unplanned']}")
-    out.print(f"  sections filled (cited): {t['sections_filled']} ({t['sections_linked']} only by a link), "
+    out.print(f"  sections filled (cited): {t['sections_filled']} ({t['sections_linked']} only pointing to their answer), "
               f"marked empty: {t['sections_empty']}, neither: {t['sections_unsupported']}")
     out.print(f"  citations resolved: {_ratio(t['citations_resolved'], t['citations'])}"
               f" ({t['citations_unresolved']} unresolved)")

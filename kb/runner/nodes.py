@@ -19,7 +19,7 @@ from langgraph.runtime import Runtime
 from langgraph.graph import END
 from langgraph.types import Command, RetryPolicy, interrupt
 
-from kb.engine.check import empty_sections
+from kb.engine.check import empty_sections, pointing_sections
 from kb.engine.types import WriteRequest
 from kb.errors import KbError, WorkspaceError
 from kb.plan.model import Plan
@@ -241,6 +241,8 @@ def _facts(state: PartView, ctx: RunContext, status: str, reason: str | None = N
         model=draft.model if draft else ctx.model,
         sections=stages.planned_sections(part, draft.body) if draft and status == "complete" else [],
         sections_empty=empty_sections(draft.body, part) if draft and status == "complete" else [],
+        sections_pointing=pointing_sections(draft.body, part, {src.id: src.kind for src in draft.sources})
+        if draft and status == "complete" else [],
         sources=list(draft.sources) if draft and status == "complete" else [],
         snippets=stages.snippet_count(rel or "", draft.body) if draft and status == "complete" else 0,
         warnings=warnings,

@@ -173,6 +173,7 @@ class DropFacts:
     model: str | None
     sections: list[str] = field(default_factory=list)
     sections_empty: list[str] = field(default_factory=list)  # planned sections the file marks empty (issue 19)
+    sections_pointing: list[str] = field(default_factory=list)  # ... and those it fills with a pointer only
     sources: list[SourceRef] = field(default_factory=list)
     snippets: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -203,6 +204,7 @@ def write_drop_record(workspace: Workspace, facts: DropFacts, durable: bool = Tr
         created=now_iso(),
         sections_written=list(facts.sections),
         sections_empty=list(facts.sections_empty),
+        sections_pointing=list(facts.sections_pointing),
         sources_used=list(facts.sources),
         snippets_written=facts.snippets,
         warnings=list(facts.warnings),

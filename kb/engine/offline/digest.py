@@ -196,6 +196,11 @@ def _live_arguments(excerpt: Excerpt) -> list[str]:
     return [m.group(1) for b in excerpt.blocks if (m := _ITEM.match(b)) and not _INAPPLICABLE.search(b)]
 
 
+def ignored_arguments(excerpt: Excerpt) -> set[str]:
+    """The arguments the docstring says the API ignores (PagedAdam8bit's `optim_bits`): never shown as its own."""
+    return {m.group(1) for b in excerpt.blocks if (m := _ITEM.match(b)) and _INAPPLICABLE.search(b)}
+
+
 def _teaches(sentence: str) -> bool:
     """Whether a sentence can stand in a bullet: not too short to teach, a pointer ("See ..."), the lead-in to a
     list the bullet cannot show, or one that leans on what is not quoted ("the example below")."""

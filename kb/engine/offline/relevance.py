@@ -259,10 +259,12 @@ class RelevanceJudge:
             name = name_words(doc)
             own = blocks(doc)
             texts = [f"{name}. {b}" for b in own]
-            self._block_terms[i] = [set(tokenize(t)) for t in texts]
-            self._block_labels[i] = [(label_terms(b), b) for b in own]
+            # PARTs of a batch are judged in threads sharing this cache: the terms, which say "cached", are stored
+            # last, so no thread reads them without the vectors (it would score that doc by words alone).
             if self.embedder is not None:
                 self._block_vectors[i] = self.embedder.embed(texts)
+            self._block_labels[i] = [(label_terms(b), b) for b in own]
+            self._block_terms[i] = [set(tokenize(t)) for t in texts]
         return self._block_terms[i], self._block_vectors.get(i)
 
     def judge(self, query: SectionQuery, docs: list[int], named: set[int] = frozenset()) -> list[Verdict]:

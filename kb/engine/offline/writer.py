@@ -29,8 +29,9 @@ import jinja2
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms
 from kb.engine.check import EMPTY_MARK
-from kb.engine.offline.digest import (NO_PURPOSE, answered_above, answers, cell, deprecation, excerpt_blocks, joined,
-                                      purpose, read_excerpt, sentences, short_signature, statements)
+from kb.engine.offline.digest import (NO_PURPOSE, answered_above, answers, cell, deprecation, excerpt_blocks,
+                                      ignored_arguments, joined, purpose, read_excerpt, sentences, short_signature,
+                                      statements)
 from kb.engine.offline.gate import SnippetGate, Verdict
 from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners
 from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet, strip_directives
@@ -343,8 +344,9 @@ class ExtractiveWriter:
             chosen = [] if notice else [x for x in statements(excerpt, wanted, said, own=_modules(passage))
                                         if not elsewhere.quoting(x.text)]
             if passage.kind == "doc" and passage.locator not in first_section:  # a row is not repeated in a file
-                keep = {x.argument for x in chosen if x.argument} | {
+                keep = ({x.argument for x in chosen if x.argument} | {
                     a for a in re.findall(r"[(,]\s*\**(\w+)", excerpt.signature or "") if answers(a, wanted)}
+                    ) - ignored_arguments(excerpt)  # `optim_bits=32` beside "8-bit optimizers", where it is not used
                 what = purpose(excerpt.summary)
                 rows.append({"name": f"`{passage.locator}`",
                              "signature": f"`{cell(short_signature(excerpt.signature, keep))}`" if excerpt.signature else "",
