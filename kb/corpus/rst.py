@@ -127,15 +127,24 @@ def join_lines(lines: list[str]) -> str:
 _EXAMPLE_LEAD = re.compile(r"\s*\bExamples?::?\s*$")  # "... adjusting as needed. Example::" before the code it leads
 
 
+# xdoctest's "+IGNORE_WANT("non deterministic")": the output under the next statement is not what every run prints.
+_IGNORE_WANT = re.compile(r"#\s*x?doctest:.*\+IGNORE_WANT(?:\(\s*[\"']?([^\"')]*)[\"']?\s*\))?", re.I)
+
+
 def doctest_to_python(lines: list[str]) -> str | None:
     """Doctest lines as a Python snippet: prompts stripped, output kept as (a few) comments; None if it won't parse."""
     code: list[str] = []
     in_source = False
     outputs = 0
+    varies = None  # an IGNORE_WANT directive's reason: the next output shown is one of several a run may print
     for raw in _dedent(lines):
         line = raw.rstrip()
         if line.startswith(">>>"):
-            code.append(line[4:] if line.startswith(">>> ") else line[3:])
+            source = line[4:] if line.startswith(">>> ") else line[3:]
+            found = _IGNORE_WANT.search(source)
+            if found:
+                varies = found.group(1).strip() or "not checked"
+            code.append(source)
             in_source, outputs = True, 0
         elif in_source and line.startswith("...") and (len(line) == 3 or line[3] == " "):
             code.append(line[4:] if len(line) > 3 else "")
@@ -147,9 +156,10 @@ def doctest_to_python(lines: list[str]) -> str | None:
             in_source = False
             outputs += 1
             if outputs <= MAX_OUTPUT_LINES:
-                code.append("# " + line.strip())
+                code.append("# " + line.strip() + (f"  (one possible output: {varies})" if outputs == 1 and varies else ""))
             elif outputs == MAX_OUTPUT_LINES + 1:
                 code.append("# ...")
+            varies = None
     return _valid_python("\n".join(code))
 
 

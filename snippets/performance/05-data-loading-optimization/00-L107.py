@@ -33,8 +33,8 @@ print(list(torch.utils.data.DataLoader(ds, num_workers=0)))
 # Multi-process loading with two worker processes
 # Worker 0 fetched [3, 4].  Worker 1 fetched [5, 6].
 print(list(torch.utils.data.DataLoader(ds, num_workers=2)))
-# [tensor([3]), tensor([5]), tensor([4]), tensor([6])]
+# [tensor([3]), tensor([5]), tensor([4]), tensor([6])]  (one possible output: non deterministic)
 
 # With even more workers
 print(list(torch.utils.data.DataLoader(ds, num_workers=12)))
-# [tensor([3]), tensor([5]), tensor([4]), tensor([6])]
+# [tensor([3]), tensor([5]), tensor([4]), tensor([6])]  (one possible output: non deterministic)
