@@ -225,14 +225,21 @@ def test_the_digest_reads_a_docstring_into_purpose_and_when_to_use_it():
         ("priority", "priority of the stream."),
         ("priority", "A lower number is useful when a copy should overtake compute.")]
     # The excerpt after the bullets: the blocks they did not quote from (the summary's first sentence is the
-    # table's purpose, its last a pointer to a page this file cannot show).
+    # table's purpose, its last a pointer to a page this file cannot show); not the lead-in whose next block
+    # (`priority`, quoted above) does not follow it.
     blocks = excerpt_blocks(excerpt, {x.text for x in said}, keep_summary=False)
-    assert blocks[0] == "The learning rate is updated recursively using:" and len(blocks) == 3
+    assert blocks[0].startswith("- `\\eta_t`") and len(blocks) == 2
+    assert not any(b.startswith("The learning rate is updated") for b in blocks)
     assert not any("priority" in b or "cuda-semantics" in b or "Wrapper around" in b for b in blocks)
     # A paragraph a bullet took a sentence from keeps the rest, "[…]" where that sentence stood.
     paragraph = read_excerpt("`f()`\n\nDo f.\n\nFirst it warms up. Then it is useful for speed. Last it stops.")
     assert excerpt_blocks(paragraph, {"Then it is useful for speed."}, keep_summary=False) == [
         "First it warms up. […] Last it stops."]
+    # A lead-in whose list is not quoted after it ("... per chunk. Caveats:" then an argument) loses its last words.
+    caveats = read_excerpt("`g()`\n\nDo g.\n\nChunked training is the motivating case. Caveats:\n\n"
+                           "- Each call registers its own node.\n\n- `mesh` (DeviceMesh): the mesh to shard on.")
+    assert excerpt_blocks(caveats, {"Each call registers its own node."}, keep_summary=False) == [
+        "Chunked training is the motivating case.", "- `mesh` (DeviceMesh): the mesh to shard on."]
 
 
 def test_fence_hash_is_the_hash_validate_snippets_records():

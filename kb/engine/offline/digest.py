@@ -407,4 +407,18 @@ def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool, wanted:
                 rest.pop()
             if rest:
                 out.append(" ".join(x for n, x in enumerate(rest) if x != GAP or rest[n - 1] != GAP))
-    return out
+    kept = [_without_dangling_lead(excerpt, out, n) for n in range(len(out))]
+    return [b for b in kept if b] or out
+
+
+def _without_dangling_lead(excerpt: Excerpt, out: list[str], n: int) -> str:
+    """Block ``n`` of the quote, less a last sentence that leads into a block not quoted after it ("... per chunk.
+    Caveats:" and then another topic): the lead-in would make the next block read as what it introduces."""
+    block = out[n].rstrip()
+    if not block.endswith(":"):
+        return out[n]
+    at = excerpt.blocks.index(out[n]) if out[n] in excerpt.blocks else None
+    if at is not None and n + 1 < len(out) and at + 1 < len(excerpt.blocks) and excerpt.blocks[at + 1] == out[n + 1]:
+        return out[n]
+    said = sentences(block)
+    return " ".join(said[:-1])  # a block that is nothing but the lead-in ("Supports three settings:") goes
