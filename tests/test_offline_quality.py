@@ -710,3 +710,13 @@ def test_a_deprecation_a_library_warns_when_kb_runs_the_example_is_said_beside_i
                                      make_snippet("print(1)", "lib.old"), runnable=ran)
     ExtractiveWriter(None, resolve=None)._decide(example, verdict)
     assert ExtractiveWriter._example_lead(example) == 'when kb ran it, it warned: "old() is deprecated. Use new()"'
+
+
+def test_an_argument_is_named_as_the_signature_spells_it_whatever_its_item_says():
+    # torch.cuda.StreamContext documents its `stream` parameter as "Stream (Stream): selected stream."; the quote
+    # stays verbatim, kb's own label names the parameter a reader passes.
+    text = "`StreamContext(stream)`\n\nContext-manager that selects a given stream.\n\n- `Stream` (Stream): selected stream."
+    passage = Passage(kind="doc", locator="demo.cuda.StreamContext", title="demo.cuda.StreamContext", text=text)
+    said = statements(read_excerpt(text), {"stream", "select"})
+    bullets = ExtractiveWriter(None)._uses(passage, SourceRef(4, "demo", "doc", "demo.cuda.StreamContext"), said, None)
+    assert "- " + bullets[-1] == "- `demo.cuda.StreamContext`, argument `stream` [4]: selected stream."

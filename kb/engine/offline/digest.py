@@ -196,6 +196,12 @@ def _live_arguments(excerpt: Excerpt) -> list[str]:
     return [m.group(1) for b in excerpt.blocks if (m := _ITEM.match(b)) and not _INAPPLICABLE.search(b)]
 
 
+def parameter_names(signature: str | None) -> dict[str, str]:
+    """The signature's parameters, by their lowercase name: {"stream": "stream"} (an item may misspell one)."""
+    names = re.findall(r"[(,]\s*\**(\w+)", signature or "")
+    return {n.lower(): n for n in names}
+
+
 def ignored_arguments(excerpt: Excerpt) -> set[str]:
     """The arguments the docstring says the API ignores (PagedAdam8bit's `optim_bits`): never shown as its own."""
     return {m.group(1) for b in excerpt.blocks if (m := _ITEM.match(b)) and _INAPPLICABLE.search(b)}

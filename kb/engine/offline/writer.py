@@ -30,8 +30,8 @@ from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms
 from kb.engine.check import EMPTY_MARK
 from kb.engine.offline.digest import (NO_PURPOSE, answered_above, answers, cell, deprecation, excerpt_blocks,
-                                      ignored_arguments, joined, purpose, read_excerpt, sentences, short_signature,
-                                      statements)
+                                      ignored_arguments, joined, parameter_names, purpose, read_excerpt, sentences,
+                                      short_signature, statements)
 from kb.engine.offline.gate import SnippetGate, Verdict
 from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners
 from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet, strip_directives
@@ -446,9 +446,12 @@ class ExtractiveWriter:
         plain = [s for s in said if s.argument is None]
         if plain:
             out.append(f"{name} [{source.id}]: {_neutralize(joined(plain))}")
+        spelled = parameter_names(read_excerpt(passage.text).signature) if passage.kind == "doc" else {}
         for argument in dict.fromkeys(s.argument for s in said if s.argument is not None):
             text = joined([s for s in said if s.argument == argument])
-            out.append(f"{name}, argument `{argument}` [{source.id}]: {_neutralize(text)}")
+            # kb's label names the parameter as the signature spells it (StreamContext's docs call `stream` "Stream").
+            label = argument if argument in spelled.values() else spelled.get(argument.lower(), argument)
+            out.append(f"{name}, argument `{label}` [{source.id}]: {_neutralize(text)}")
         return out
 
     def _empty_note(self, number: int, reasons: dict[int, str]) -> str:
