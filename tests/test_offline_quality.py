@@ -720,3 +720,23 @@ def test_an_argument_is_named_as_the_signature_spells_it_whatever_its_item_says(
     said = statements(read_excerpt(text), {"stream", "select"})
     bullets = ExtractiveWriter(None)._uses(passage, SourceRef(4, "demo", "doc", "demo.cuda.StreamContext"), said, None)
     assert "- " + bullets[-1] == "- `demo.cuda.StreamContext`, argument `stream` [4]: selected stream."
+
+
+def test_an_api_whose_example_warns_it_is_deprecated_is_marked_so_in_the_table(tmp_path):
+    # torch.jit.trace's docstring says nothing of it, but running its example prints "`torch.jit.trace` is
+    # deprecated": the table row says so, as the line above the example does.
+    ws, _ = init_workspace(tmp_path / "ws")
+    warns = "import warnings\nwarnings.warn('`demo.sched.Warmup` is deprecated. Use demo.sched.Linear', DeprecationWarning)\nprint(2)"
+    docs = [CorpusDoc(kind="doc", locator="demo.sched.Warmup", title="demo.sched.Warmup", source="demo 1.0",
+                      keywords="demo.sched.Warmup", text="`Warmup(steps)`\n\nA learning rate schedule with warmup, then decay.",
+                      examples=[warns])]
+    index = demo_index(docs)
+    researcher = LocalResearcher(ws, index=index)
+    gate = SnippetGate(ws.validators_dir, state_dir=ws.state_dir)
+    try:
+        _request, draft = _draft(researcher, _writer(ws, index, researcher, gate), parse_plan(EXAMPLES_PLAN, "plans/tuning.md").part(1))
+    finally:
+        gate.close()
+    row = next(line for line in draft.body.splitlines() if line.startswith("| `demo.sched.Warmup`"))
+    assert "**Deprecated** (it warns when run). A learning rate schedule with warmup, then decay." in row
+    assert 'when kb ran it, it warned: "`demo.sched.Warmup` is deprecated. Use demo.sched.Linear"' in draft.body

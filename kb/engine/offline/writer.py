@@ -336,6 +336,7 @@ class ExtractiveWriter:
         rows, uses, above = [], [], []
         quoted: dict[str, list[str]] = {}
         sources = {}
+        warned = example.deprecated if example is not None else None  # what the library printed when kb ran it
         for passage in here:
             source = sources[passage.locator] = cited.cite(by_locator.get(passage.locator), passage)
             excerpt = read_excerpt(passage.text)
@@ -348,9 +349,12 @@ class ExtractiveWriter:
                     a for a in re.findall(r"[(,]\s*\**(\w+)", excerpt.signature or "") if answers(a, wanted)}
                     ) - ignored_arguments(excerpt)  # `optim_bits=32` beside "8-bit optimizers", where it is not used
                 what = purpose(excerpt.summary)
+                # Its docstring says nothing, but running its example printed that it is deprecated (torch.jit.trace).
+                warns = not notice and bool(warned) and f"`{passage.locator}`" in warned
                 rows.append({"name": f"`{passage.locator}`",
                              "signature": f"`{cell(short_signature(excerpt.signature, keep))}`" if excerpt.signature else "",
-                             "purpose": ("**Deprecated.** " if notice else "") + (cell(_neutralize(what)) if what else NO_PURPOSE),
+                             "purpose": ("**Deprecated.** " if notice else "**Deprecated** (it warns when run). " if warns
+                                         else "") + (cell(_neutralize(what)) if what else NO_PURPOSE),
                              "id": source.id})
             if notice:
                 name = f"`{passage.locator}`" if passage.kind == "doc" else f"[{passage.title}]"
