@@ -240,6 +240,13 @@ def test_the_digest_reads_a_docstring_into_purpose_and_when_to_use_it():
                            "- Each call registers its own node.\n\n- `mesh` (DeviceMesh): the mesh to shard on.")
     assert excerpt_blocks(caveats, {"Each call registers its own node."}, keep_summary=False) == [
         "Chunked training is the motivating case.", "- `mesh` (DeviceMesh): the mesh to shard on."]
+    # A plain "Note: " label is markup, as "**Note:**" is: not the bullet's first word, and the quote below
+    # does not say again, label and all, the sentence the bullet took.
+    noted = read_excerpt("`clip(max_norm)`\n\nClip the gradients.\n\nNote: The scale is clamped to 1.0 to prevent "
+                         "gradient amplification. So gradients are only scaled down.")
+    said = statements(noted, {"gradient", "scale", "clamp"})
+    assert said[0].text == "The scale is clamped to 1.0 to prevent gradient amplification."
+    assert not any("clamped" in b for b in excerpt_blocks(noted, {x.text for x in said}, keep_summary=False))
 
 
 def test_fence_hash_is_the_hash_validate_snippets_records():

@@ -53,7 +53,7 @@ _INAPPLICABLE = re.compile(r"\b(?:parameter|argument|it) is (?:not used|unused)\
 _POINTER = re.compile(r"^(see|for (?:more )?details,? see|more details)\b", re.I)
 _SIGNATURE = re.compile(r"^`[^`]+`$")
 _FORMAL = re.compile(r"^\*\*(Returns?|Return type|Raises|Yields|Shape|Example)", re.I)  # what it returns, not when to use it
-_NOTE = re.compile(r"^\*\*(Note|Warning|Tip|Deprecated)[^*]*\*\*:?\s*", re.I)
+_NOTE = re.compile(r"^(?:\*\*(Note|Warning|Tip|Deprecated)[^*]*\*\*:?|(?:Note|Tip):)\s*", re.I)  # a plain "Note: " too
 
 
 def sentences(block: str) -> list[str]:
@@ -406,7 +406,7 @@ def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool, wanted:
             out.append(block)
         elif not item and not block.startswith(("-", "*", "|", "#")):
             # A paragraph a bullet already took a sentence of: the rest of it, "…" where that sentence stood.
-            rest = [x if x not in used else GAP for x in sentences(block) if not _POINTER.match(x)]
+            rest = [x if x not in used else GAP for x in sentences(body) if not _POINTER.match(x)]
             while rest and rest[0] == GAP:
                 rest.pop(0)
             while rest and rest[-1] == GAP:
