@@ -134,8 +134,8 @@ def section_state(text: str) -> str:
     return UNCITED
 
 
-def section_states(body: str, titles: list[tuple[int, str]]) -> dict[str, str]:
-    """Planned section title -> its state in ``body``; a planned section without its heading is left out."""
+def section_texts(body: str, titles: list[tuple[int, str]]) -> dict[str, str]:
+    """Planned section title -> its text in ``body`` (heading excluded); a section without its heading is left out."""
     tokens = parse_blocks(body)
     heads = _headings(tokens)
     lines = body.splitlines()
@@ -147,8 +147,13 @@ def section_states(body: str, titles: list[tuple[int, str]]) -> dict[str, str]:
             continue
         following = [h for h in heads if h[2] > line and h[0] <= 2]
         end = following[0][2] if following else len(lines)
-        out[title] = section_state("\n".join(lines[line + 1:end]))
+        out[title] = "\n".join(lines[line + 1:end])
     return out
+
+
+def section_states(body: str, titles: list[tuple[int, str]]) -> dict[str, str]:
+    """Planned section title -> its state in ``body``; a planned section without its heading is left out."""
+    return {title: section_state(text) for title, text in section_texts(body, titles).items()}
 
 
 def empty_sections(body: str, part) -> list[str]:
@@ -174,17 +179,5 @@ def points_only(text: str, kinds: dict[int, str]) -> bool:
 
 def pointing_sections(body: str, part, kinds: dict[int, str]) -> list[str]:
     """The PART's planned sections that ``body`` fills only with pointers to the section quoting their answer."""
-    tokens = parse_blocks(body)
-    heads = _headings(tokens)
-    lines = body.splitlines()
-    level2 = {_norm(text): line for level, text, line in heads if level == 2}
-    out = []
-    for section in part.sections:
-        line = level2.get(_norm(f"Section {section.number}: {section.title}" if section.number else section.title))
-        if line is None:
-            continue
-        following = [h for h in heads if h[2] > line and h[0] <= 2]
-        end = following[0][2] if following else len(lines)
-        if points_only("\n".join(lines[line + 1:end]), kinds):
-            out.append(section.title)
-    return out
+    texts = section_texts(body, [(s.number, s.title) for s in part.sections])
+    return [title for title, text in texts.items() if points_only(text, kinds)]
