@@ -346,7 +346,7 @@ class ExtractiveWriter:
                                         if not elsewhere.quoting(x.text)]
             if passage.kind == "doc" and passage.locator not in first_section:  # a row is not repeated in a file
                 keep = ({x.argument for x in chosen if x.argument} | {
-                    a for a in re.findall(r"[(,]\s*\**(\w+)", excerpt.signature or "") if answers(a, wanted)}
+                    a for a in parameter_names(excerpt.signature).values() if answers(a, wanted)}
                     ) - ignored_arguments(excerpt)  # `optim_bits=32` beside "8-bit optimizers", where it is not used
                 what = purpose(excerpt.summary)
                 # Its docstring says nothing, but running its example printed that it is deprecated (torch.jit.trace).
