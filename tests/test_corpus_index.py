@@ -138,3 +138,16 @@ def test_package_docstrings_are_cached_apart_from_the_tree(tmp_path, monkeypatch
     rebuilt = load_corpus(ws)
     assert calls == []  # only the tree changed: the package's docstrings came from the cache
     assert any(d.locator.startswith("kbdemo") for d in rebuilt.docs)
+
+
+def test_a_standard_library_module_is_named_as_such_not_with_version_none(tmp_path):
+    from kb.engine.offline.research import LocalResearcher
+
+    ws = make_workspace(tmp_path, packages=["graphlib"])
+    index = load_corpus(ws)
+    python = f"Python {sys.version_info.major}.{sys.version_info.minor}"
+    sorter = next(d for d in index.docs if d.locator == "graphlib.TopologicalSorter")
+    assert sorter.source == f"graphlib ({python} standard library)"
+    described = LocalResearcher(ws, index=index).describe()
+    assert f"graphlib ({python} standard library) docstrings" in described
+    assert "None" not in described

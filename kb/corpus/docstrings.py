@@ -53,6 +53,15 @@ def package_version(package: str) -> str | None:
     return None
 
 
+def source_label(package: str, version: str | None) -> str:
+    """How a package's docstrings are named as a source: "torch 2.13.0", "logging (Python 3.11 standard library)"."""
+    if version:
+        return f"{package} {version}"
+    if package.split(".")[0] in sys.stdlib_module_names:  # the standard library has no distribution version
+        return f"{package} (Python {sys.version_info.major}.{sys.version_info.minor} standard library)"
+    return package
+
+
 def package_origin(package: str) -> str | None:
     """Where the package would be imported from, found without importing it."""
     try:
@@ -250,7 +259,7 @@ class _Walker:
             self.offer(member, f"{locator}.{attr}", "property" if isinstance(member, property) else "method")
 
     def source(self) -> str:
-        return f"{self.package} {self.version}" if self.version else self.package
+        return source_label(self.package, self.version)
 
     def documents(self) -> list[dict]:
         from kb.corpus.rst import parse_docstring

@@ -292,6 +292,10 @@ class RelevanceJudge:
                                named=i in named, block=k, title=title, headed=headed))
         return out
 
+    def block_terms(self, i: int) -> list[set[str]]:
+        """The terms each of document ``i``'s blocks says (with the API's name), as the verdicts count them."""
+        return self._doc_blocks(i)[0]
+
     @staticmethod
     def core(query: SectionQuery) -> list[str]:
         """The title terms a relevant passage is about (activity words like "Avoiding" left out)."""

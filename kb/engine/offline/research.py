@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kb.corpus.documents import CorpusDoc
+from kb.corpus.docstrings import source_label
 from kb.corpus.embed import load_embedder
 from kb.corpus.index import CorpusIndex, Progress, load_corpus
 from kb.corpus.options import SOURCE_SUFFIX
@@ -60,9 +61,10 @@ HUB_ARGUMENTS = 15  # an API documenting this many arguments (set_logs) is a hub
 NAMED_AFTER_TITLE = 0.6  # ... and its best block says this share of the title
 NAME_CANDIDATES = 15  # APIs whose own name says the section's terms, judged beside the others
 # A passage another file of the plan quotes answers an empty section by a link (kb.engine.offline.writer) only when
-# its best block says this share of the section's title, the judge scores it this high, and the section that
-# quotes it is about this one: it says this idf-weighted share of this section's subject (its title less the
-# activity and the PART's own topic words: "Profiling training loop" in "Training Loop Optimization" is profiling).
+# its best block says this share of the section's title (or of its subject, below), the judge scores it this high,
+# and the section that quotes it is about this one: it says this idf-weighted share of this section's subject (its
+# title less the activity and the PART's own topic words: "Profiling training loop" in "Training Loop Optimization"
+# is profiling).
 LINK_TITLE = 0.5
 LINK_SCORE = 0.6
 LINK_SECTION = 0.7
@@ -861,7 +863,7 @@ class LocalResearcher:
     def describe(self) -> str:
         """What the corpus holds, in words, for the knowledge file's overview."""
         info = self.corpus().info
-        parts = [f"{name} {version} docstrings" for name, version in (info.get("packages") or {}).items()]
+        parts = [f"{source_label(name, version)} docstrings" for name, version in (info.get("packages") or {}).items()]
         if info.get("knowledge_files"):
             parts.append(f"{info['knowledge_files']} knowledge files")
         if info.get("folder_files"):
@@ -920,8 +922,15 @@ class LocalResearcher:
             if weight and sum(index.idf(t) for t in subject if t in said) / weight >= LINK_SECTION:
                 pool.append(i)
         verdicts = judge.judge(query, pool)
+
+        def says_subject(i: int, v) -> float:
+            # "Profiling training loop" in a PART on the training loop asks for profiling: the title's share is
+            # taken of its subject, as the quoting section's is.
+            said = judge.block_terms(i)[v.block]
+            return max(v.title, sum(index.idf(t) for t in subject if t in said) / weight if weight else 0.0)
+
         ranked = sorted(((v.score, i) for i, v in zip(pool, verdicts)
-                         if v.title >= LINK_TITLE and v.score >= LINK_SCORE), key=lambda sv: -sv[0])
+                         if says_subject(i, v) >= LINK_TITLE and v.score >= LINK_SCORE), key=lambda sv: -sv[0])
         return [index.docs[i].locator for _score, i in ranked]
 
     def research_part(self, part: Part, context: list[ContextDoc]) -> Research:
