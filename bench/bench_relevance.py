@@ -11,7 +11,10 @@ and their picks are scored against tests/relevance_labels.jsonl (QUALITY.md labe
 ``--shipped`` scores the new filler on the shipped base instead: the performance plan filled from this repository's
 own corpus (kb.toml: torch, bitsandbytes, deepspeed; ``pip install -e '.[corpus]'``), against every label of a
 passage that corpus indexes. ``--misses`` then lists, for each section it leaves empty, the passages labelled S and
-why the filler left each one (below the bar, not a candidate, foreign package, out of corpus, ...).
+why the filler left each one (below the bar, not a candidate, foreign package, out of corpus, ...). Its ``offered``
+line counts, by label, the passages research offers an LLM engine's relevance judge (kb.llm.relevance_judge) for
+the sections it leaves empty: the sections with a labelled on-topic offer are what a model judging as the labels
+do could fill. ``--show-wrong`` lists the picks labelled U and the unlabelled ones.
 """
 
 from __future__ import annotations
@@ -66,7 +69,29 @@ def workspace(folder: Path):
     return open_workspace(folder)
 
 
-def shipped(misses: bool) -> int:
+def offered(researcher, plan, index, labels: dict, filled: set) -> None:
+    """What the LLM engines' relevance judge (kb.llm.relevance_judge) is shown: per section left empty, research's
+    best passages below the bar, by label. A model that judged as the labels do would fill the sections with an
+    on-topic offer: the ceiling of that judge on this plan."""
+    counts: dict[str, int] = {}
+    sections = answered = 0
+    for part in plan.parts:
+        research = researcher.research_sync(part, [], index)
+        for number, passages in research.candidates.items():
+            if ("performance", part.number, number) in filled:
+                continue  # the link route fills it already
+            sections += 1
+            said = [labels.get(("performance", part.number, number, p.locator), {}).get("label", "unlabelled")
+                    for p in passages]
+            for label in said:
+                counts[label] = counts.get(label, 0) + 1
+            answered += any(label in ("S", "P") for label in said)
+    print(f"offered  shipped: {sections} empty sections offer {sum(counts.values())} passages to an LLM engine's "
+          f"relevance judge: S {counts.get('S', 0)}, P {counts.get('P', 0)}, U {counts.get('U', 0)}, unlabelled "
+          f"{counts.get('unlabelled', 0)}; {answered} of those sections have a labelled on-topic offer")
+
+
+def shipped(misses: bool, show_wrong: bool = False) -> int:
     """The new filler on the shipped plan and corpus, scored on every label of a passage that corpus indexes."""
     ws = open_workspace(ROOT)
     absent = [name for name in ws.config.corpus.packages if importlib.util.find_spec(name.split(".")[0]) is None]
@@ -89,6 +114,10 @@ def shipped(misses: bool) -> int:
         print(f"{name:<8} shipped: {s.picked} picked, S {s.labelled['S']}, P {s.labelled['P']}, U {s.labelled['U']}, "
               f"unlabelled {len(s.unlabelled)}; strict {s.strict:.1%}, lenient {s.lenient:.1%}, recall {s.recall:.1%}, "
               f"sections {s.sections_filled}/{s.sections}")
+        if show_wrong and name == "new+link":
+            for key in [*s.wrong, *s.unlabelled]:
+                print(f"    {'U' if key in s.wrong else '?'}  {key}")
+    offered(researcher, plan, index, labels, {k for k, v in {**picks, **links}.items() if v})
     if misses:
         why: dict[str, int] = {}
         print("\nsupported answers of the sections the filler leaves empty, and why:")
@@ -116,7 +145,7 @@ def main() -> int:
     if args.misses and not args.shipped:
         parser.error("--misses goes with --shipped")
     if args.shipped:
-        return shipped(args.misses)
+        return shipped(args.misses, args.show_wrong)
     ws = workspace(args.workspace)
     started = time.monotonic()
     index = load_corpus(ws)

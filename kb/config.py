@@ -33,6 +33,9 @@ class RunConfig(_Strict):
     # LLM engines: the sentences that pass the lexical support check go to the model, which judges whether the
     # cited passage says what they say (kb.llm.support_judge); one call per section draft.
     support_judge: bool = True
+    # LLM engines with local search: for a section research left empty, the model reads the passages it ranked
+    # below its bar and says which are about the section (kb.llm.relevance_judge); one call per such section.
+    relevance_judge: bool = True
     # LLM engines: one last pass over the whole file that may reword and join sentences so it reads as a whole;
     # its output is checked like a draft, and a section it broke keeps its checked text.
     smooth: bool = True

@@ -282,6 +282,11 @@ def _research_lines(research: dict[str, Any]) -> list[str]:
             lines[-1] += (f" The model, asked as judge, checked {support['judged']} sentence(s) of the drafts and "
                           f"rewrites that the lexical check passed and found {support.get('judge_rejected', 0)} not "
                           "supported.")
+    relevance = research.get("relevance") or {}
+    if relevance.get("sections"):
+        lines += ["", f"Relevance: research left {relevance['sections']} section(s) empty and offered the model "
+                      f"{relevance.get('passages', 0)} passage(s) it ranked below its bar; the model judged "
+                      f"{relevance.get('accepted', 0)} on topic, and those fill their sections."]
     smooth = research.get("smooth") or {}
     if smooth.get("sections"):
         lines += ["", f"Whole-file pass: {smooth.get('rewritten', 0)} of {smooth['sections']} sections reworded and "

@@ -1,5 +1,8 @@
 """The LLM writer engines (``openai``, ``anthropic``): a PART's passages in, a checked knowledge file out.
 
+For a section research left empty, the model first reads the passages research ranked below its bar and says
+which are about the section (kb.llm.relevance_judge); those it accepts are that section's passages.
+
 Section by section: ``runners/writer.md`` asks for one section's body from that section's passages
 (quoted as data, numbered across the PART so ``[n]`` names one passage). Each reply is cleaned
 (reasoning, URLs, stray headings removed) and every factual sentence is checked against the passages it
@@ -34,6 +37,7 @@ from kb.llm.prompt import (SYSTEM_PROMPT, WriterDefinition, data_block, load_wri
                            render_section_prompt)
 from kb.llm.reply import clean_section
 from kb.llm.support import Review, keep_supported, prose_sentences, review
+from kb.llm.relevance_judge import RelevanceResult, apply_relevance, relevance_prompt, with_accepted
 from kb.llm.support_judge import apply_judgement, judge_prompt, parse_judgement
 from kb.web.budget import Budget
 from kb.mdblocks import parse_blocks
@@ -162,6 +166,7 @@ class PartSpend:
     overview: Usage = field(default_factory=Usage)
     judge: Usage = field(default_factory=Usage)
     smooth: Usage = field(default_factory=Usage)
+    relevance: Usage = field(default_factory=Usage)
     budget: Budget | None = None  # None: no limit; else research's spending is already in it
     stopped: str | None = None  # why writing stopped early (the budget), for the drop
 
@@ -173,8 +178,8 @@ class PartSpend:
         return False
 
     def stages(self) -> dict[str, Usage]:
-        return {"write_sections": self.sections, "write_overview": self.overview, "check_support": self.judge,
-                "write_smooth": self.smooth}
+        return {"judge_relevance": self.relevance, "write_sections": self.sections, "write_overview": self.overview,
+                "check_support": self.judge, "write_smooth": self.smooth}
 
 
 def part_budget(research) -> Budget | None:
@@ -272,7 +277,7 @@ class LLMWriter:
     def __init__(self, client: ChatClient, definition: WriterDefinition, settings: ModelSettings, *,
                  max_rewrites: int = 2, prices: dict[str, Price] | None = None, check: CheckFn | None = None,
                  support_rewrites: int = 1, snippets: SnippetRunner | None = None, support_judge: bool = False,
-                 smooth: bool = False) -> None:
+                 smooth: bool = False, relevance_judge: bool = False) -> None:
         self.client = client
         self.engine = client.provider
         self.definition = definition
@@ -284,6 +289,7 @@ class LLMWriter:
         self.snippets = snippets  # runs a text's snippets in the sandbox (None: they are not run before landing)
         self.support_judge = support_judge  # the model judges the sentences the lexical check passed
         self.smooth = smooth  # a last pass over the whole file
+        self.relevance_judge = relevance_judge  # the model reads the passages research ranked below its bar
         # The last draft of a PART that failed kb's check: when the runner's own check loop asks again, it
         # gets that draft back instead of a fresh round of calls (rewrites never multiply).
         self._exhausted: dict[tuple[str, int], Draft] = {}
@@ -474,13 +480,17 @@ class LLMWriter:
             # Its tokens were counted when it was written; handing it back again costs nothing.
             return replace(self._exhausted.pop(key), tokens_in=0, tokens_out=0, cost_usd=None)
         part = request.part
-        evidence, by_section = number_passages(request.research)
-        passages = {e.id: e.text for e in evidence}
         sections = part.sections or [Section(number=0, title=part.title, details="", line=0)]
-        lines = (part.planned_lines // max(1, len(sections))) if part.planned_lines else None
         spend = PartSpend(budget=part_budget(request.research))
         for usage in spend.stages().values():
             usage.provider = self.engine
+        relevance = await self._judge_relevance(request, sections, spend)
+        if relevance:
+            accepted = {n: r.accepted for n, r in relevance.items() if r.accepted}
+            request = replace(request, research=with_accepted(request.research, accepted))
+        evidence, by_section = number_passages(request.research)
+        passages = {e.id: e.text for e in evidence}
+        lines = (part.planned_lines // max(1, len(sections))) if part.planned_lines else None
         if spend.budget is None:
             results = list(await asyncio.gather(*(self._section(request, s, by_section.get(s.number, []), passages,
                                                                 lines, spend) for s in sections)))
@@ -503,7 +513,8 @@ class LLMWriter:
         tokens_out = sum(u.output for u in stages.values()) + int(asked.get("output", 0))
         costs = [u.cost(self.prices, model_name) for u in stages.values()]
         cost = None if None in costs else round(sum(costs) + float(asked.get("cost_usd", 0.0)), 6)
-        warnings = list(dict.fromkeys(w for r in [*results, outcome] for w in r.warnings))
+        warnings = list(dict.fromkeys([*(n for r in relevance.values() for n in r.notes),
+                                       *(w for r in [*results, outcome] for w in r.warnings)]))
         cached = sum(u.cached for u in stages.values())
         if cached:
             calls = sum(u.calls for u in stages.values())
@@ -522,6 +533,9 @@ class LLMWriter:
                    if self.support_judge else {}),
             },
             **({"smooth": smoothing} if smoothing is not None else {}),
+            **({"relevance": {"sections": len(relevance), "passages": sum(r.asked for r in relevance.values()),
+                              "accepted": sum(len(r.accepted) for r in relevance.values())}}
+               if self.relevance_judge else {}),
             **({"snippets": snippet_counts} if self.snippets is not None else {}),
             "usage": {name: u.record(self.prices, model_name) for name, u in stages.items()},
         }
@@ -547,6 +561,28 @@ class LLMWriter:
         else:
             self._exhausted.pop(key, None)
         return draft
+
+    async def _judge_relevance(self, request: WriteRequest, sections: list[Section],
+                               spend: PartSpend) -> dict[int, RelevanceResult]:
+        """Per section research left empty, the passages it ranked below its bar that the model calls on topic."""
+        asked = [s for s in sections if self.relevance_judge and not request.research.by_section.get(s.number)
+                 and request.research.candidates.get(s.number)]
+        file_title = request.part.title
+
+        async def judge(section: Section) -> RelevanceResult:
+            candidates = request.research.candidates[section.number]
+            if not spend.allows():
+                return RelevanceResult(notes=[f"section {section.number} ({section.title}): the relevance judge was "
+                                              f"not asked ({spend.stopped})"])
+            system, prompt = relevance_prompt(file_title, section, candidates)
+            reply = await self._ask(system, [{"role": "user", "content": prompt}], spend.relevance, spend)
+            return apply_relevance(section, candidates, reply.text)
+
+        if spend.budget is None:
+            results = await asyncio.gather(*(judge(s) for s in asked))
+        else:
+            results = [await judge(s) for s in asked]  # each asks only if what the others spent leaves room
+        return {s.number: r for s, r in zip(asked, results)}
 
     async def _smooth(self, request: WriteRequest, outcome: SectionResult, results: list[SectionResult],
                       passages: dict[int, str], spend: PartSpend) -> dict | None:
@@ -687,4 +723,5 @@ def build_llm_writer(workspace: "Workspace", engine: str, *, model: str | None =
         def snippets(name: str, text: str) -> list:
             return validate_draft_snippets(text, profile, name=name)
     return LLMWriter(client, definition, settings, max_rewrites=config.run.max_rewrites, prices=config.prices, check=check,
-                     snippets=snippets, support_judge=config.run.support_judge, smooth=config.run.smooth)
+                     snippets=snippets, support_judge=config.run.support_judge, smooth=config.run.smooth,
+                     relevance_judge=config.run.relevance_judge)

@@ -45,6 +45,9 @@ class Research:
     warnings: list[str] = field(default_factory=list)
     # What web research did, for the drop: "searched" (queries), "read" (pages), "refused" (URLs not fetched).
     log: dict = field(default_factory=dict)
+    # For a section research left empty: its best passages below the bar, best first. The LLM engines ask the model
+    # whether any is about the section (kb.llm.relevance_judge); the offline writer never quotes them.
+    candidates: dict[int, list[Passage]] = field(default_factory=dict)
 
     def source_id(self, locator: str) -> int | None:
         return next((s.id for s in self.sources if s.locator == locator), None)

@@ -57,6 +57,7 @@ def research_to_dict(research: Research) -> dict[str, Any]:
         "sources": [asdict(s) for s in research.sources],
         "warnings": list(research.warnings),
         "log": dict(research.log),
+        "candidates": {str(k): [asdict(p) for p in v] for k, v in research.candidates.items()},
     }
 
 
@@ -66,6 +67,7 @@ def research_from_dict(data: dict[str, Any]) -> Research:
         sources=[_source(s) for s in data.get("sources") or []],
         warnings=list(data.get("warnings") or []),
         log=dict(data.get("log") or {}),
+        candidates={int(k): [Passage(**p) for p in v] for k, v in (data.get("candidates") or {}).items()},
     )
 
 

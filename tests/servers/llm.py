@@ -171,6 +171,22 @@ def compose_judgement(blocks: list[tuple[str, str]], *, behaviour: set[str]) -> 
     return json.dumps(out)
 
 
+def compose_relevance(outside: str, blocks: list[tuple[str, str]], *, behaviour: set[str]) -> str:
+    """The relevance judge: a passage is about the section when it says every word of the title longer than three
+    letters (a careful reader, in miniature)."""
+    title = re.search(r'filling section \d+ \("(.+?)"\)', outside).group(1)
+    words = [w for w in re.findall(r"[a-z]+", title.lower()) if len(w) > 3]
+    if "relevance_prose" in behaviour:
+        return "Passage 1 looks relevant to me."
+    out = []
+    for label, inner in blocks:
+        m = re.match(r"passage (\d+): ", label)
+        if m:
+            on = all(w in inner.lower() for w in words)
+            out.append({"passage": int(m.group(1)), "on_topic": on, **({} if on else {"why": "another subject"})})
+    return json.dumps(out)
+
+
 def compose_smooth(blocks: list[tuple[str, str]], *, behaviour: set[str]) -> str:
     """The whole-file pass: each section's text with 'In short,' before its last sentence; a misbehaving one adds a
     transition without a citation and a cited invented number, drops a citation, or renames a heading."""
@@ -204,6 +220,8 @@ def compose(system: str, user: str, *, fixed: bool, behaviour: set[str]) -> str:
         return obey.group(1).strip(".")
     if "kb checks a knowledge file sentence by sentence" in outside:
         return compose_judgement(blocks, behaviour=behaviour)
+    if "decide whether it is ABOUT what this section covers" in outside:
+        return compose_relevance(outside, blocks, behaviour=behaviour)
     if "Make it read as one" in outside:
         return compose_smooth(blocks, behaviour=behaviour)
     if "Reply with a JSON list only" in outside:

@@ -68,6 +68,9 @@ NAME_CANDIDATES = 15  # APIs whose own name says the section's terms, judged bes
 LINK_TITLE = 0.5
 LINK_SCORE = 0.6
 LINK_SECTION = 0.7
+# A section left empty offers this many of its best passages below the bar to a model that may judge them
+# (the LLM engines: kb.llm.relevance_judge).
+NEAR_MISSES = 5
 JUDGED_CANDIDATES = 40  # the lexical ranker's best, judged beside the ones its rules accept  # an argument documented more widely than this (device, dtype) says nothing specific
 
 
@@ -952,26 +955,25 @@ class LocalResearcher:
         indexed = list(index.info.get("packages") or {})
         named = mentioned_packages(_part_text(part), indexed)
         unindexed = named - set(indexed) if named and not named & set(indexed) else set()
+        candidates: dict[int, list[Passage]] = {}
         for result in self.rank_sections(part, context, index):
             query = result.query
-            weights = dict(query.weights)
             passages = []
             for cand in result.chosen:
-                doc = cand.doc
-                if cand.only is not None:  # its signature, summary and that item: the other blocks are another section's
-                    doc = dataclasses.replace(doc, text=_only(doc.text, cand.only), examples=[])
-                text, _best = excerpt(doc, weights, index.idf, names=frozenset(query.refs))
-                if not text:
+                passage = self._passage(cand, query, index)
+                if passage is None:
                     continue
-                passage = Passage(kind=doc.kind, locator=doc.locator, title=doc.title, text=text,
-                                  score=round(cand.rank if not cand.named else cand.bm25, 4),
-                                  examples=pick_examples(doc, weights, index.idf),
-                                  query=query.text)
                 passages.append(passage)
-                if doc.locator not in ids:
-                    ids[doc.locator] = len(sources) + 1
-                    sources.append(SourceRef(id=ids[doc.locator], title=_source_title(doc), kind=doc.kind,
-                                             locator=doc.locator))
+                if passage.locator not in ids:
+                    ids[passage.locator] = len(sources) + 1
+                    sources.append(SourceRef(id=ids[passage.locator], title=_source_title(cand.doc), kind=cand.doc.kind,
+                                             locator=passage.locator))
+            if not passages and not query.missing:
+                near = sorted((c for c in result.rejected if c.why == "below the bar" and c.verdict is not None),
+                              key=lambda c: -c.verdict.score)
+                offered = [p for p in (self._passage(c, query, index) for c in near[:NEAR_MISSES]) if p is not None]
+                if offered:
+                    candidates[query.number] = offered
             by_section[query.number] = passages
             if not passages:
                 why = f"the corpus never mentions {', '.join(query.missing)}" if query.missing else "no passage was relevant enough"
@@ -979,7 +981,21 @@ class LocalResearcher:
                     why = (f"the PART is about {', '.join(sorted(unindexed))}, which the corpus does not index: "
                            "add it to [corpus].packages in kb.toml")
                 warnings.append(f"section {query.number} ({query.title}): nothing in the local corpus ({why})")
-        return Research(by_section=by_section, sources=sources, warnings=warnings)
+        return Research(by_section=by_section, sources=sources, warnings=warnings, candidates=candidates)
+
+    @staticmethod
+    def _passage(cand: Candidate, query: SectionQuery, index: CorpusIndex) -> Passage | None:
+        """The excerpt of a candidate a section would quote, or None when it has nothing to quote."""
+        doc = cand.doc
+        if cand.only is not None:  # its signature, summary and that item: the other blocks are another section's
+            doc = dataclasses.replace(doc, text=_only(doc.text, cand.only), examples=[])
+        weights = dict(query.weights)
+        text, _best = excerpt(doc, weights, index.idf, names=frozenset(query.refs))
+        if not text:
+            return None
+        return Passage(kind=doc.kind, locator=doc.locator, title=doc.title, text=text,
+                       score=round(cand.rank if not cand.named else cand.bm25, 4),
+                       examples=pick_examples(doc, weights, index.idf), query=query.text)
 
 
 __all__ = ["LocalResearcher", "SectionRanker", "Thresholds"]

@@ -1,0 +1,117 @@
+"""The model's second opinion on relevance: what local research ranked below its bar, read by the LLM engines."""
+
+from __future__ import annotations
+
+import asyncio
+
+from kb.engine.check import check_draft
+from kb.engine.offline.research import LocalResearcher
+from kb.engine.types import Passage
+from kb.llm.relevance_judge import parse_relevance, relevance_prompt
+from kb.plan.model import Section
+from kb.runner.serial import research_from_dict, research_to_dict
+from offline_fixtures import demo_index, demo_plan
+from servers import LLMServer
+from test_llm_writer import KEY, rich_request, writer
+
+ON_TOPIC = Passage(kind="doc", locator="torch.cuda.memory_snapshot", title="torch.cuda.memory_snapshot",
+                   text="Memory profiling of every allocation: returns a snapshot of the CUDA memory allocator state "
+                        "across all devices, with the stack trace of each block.")
+OFF_TOPIC = Passage(kind="doc", locator="torch.optim.Adam", title="torch.optim.Adam",
+                    text="Implements the Adam algorithm; the memory of past gradients decays with beta2.")
+
+
+def request_with_candidates(*candidates: Passage):
+    request = rich_request(empty_section=2)
+    request.research.candidates = {2: list(candidates)}
+    return request
+
+
+def relevance_writer(server: LLMServer):
+    w = writer(server)
+    w.relevance_judge = True
+    return w
+
+
+def test_the_prompt_quotes_each_candidate_as_data_and_the_reply_is_read_per_passage():
+    section = Section(number=2, title="Memory profiling", details="memory_summary, OOM debugging", line=0)
+    system, user = relevance_prompt("GPU Memory", section, [ON_TOPIC, OFF_TOPIC])
+    nonce = system.split("<<<DATA ", 1)[1].split('"', 1)[0]
+    assert f"<<<DATA {nonce} passage 1: torch.cuda.memory_snapshot>>>" in user
+    assert f"<<<DATA {nonce} passage 2: torch.optim.Adam>>>" in user
+    assert 'filling section 2 ("Memory profiling")' in user and "memory_summary, OOM debugging" in user
+    assert parse_relevance('Here: [{"passage": 1, "on_topic": true}, {"passage": 2, "on_topic": false}]', 2) == {
+        1: True, 2: False}
+    # Numbers out of range, verdicts that are not booleans and prose read as nothing.
+    assert parse_relevance('[{"passage": 3, "on_topic": true}, {"passage": 1, "on_topic": "yes"}]', 2) is None
+    assert parse_relevance("Passage 1 looks fine.", 2) is None
+
+
+def test_a_candidate_the_model_calls_on_topic_fills_the_empty_section_and_is_checked_like_any_passage():
+    request = request_with_candidates(OFF_TOPIC, ON_TOPIC)
+    with LLMServer(key=KEY) as srv:
+        draft = asyncio.run(relevance_writer(srv).write(request))
+    section = draft.body.split("## Section 2:", 1)[1].split("## Section 3:", 1)[0]
+    assert "Research found nothing" not in section and "Memory profiling of every allocation" in section
+    assert [s.locator for s in draft.sources if s.locator.startswith("torch.")] == ["torch.cuda.memory_snapshot"]
+    assert "Section 2: Memory profiling" not in draft.sections_empty
+    assert draft.evidence["relevance"] == {"sections": 1, "passages": 2, "accepted": 1}
+    assert draft.evidence["usage"]["judge_relevance"]["calls"] == 1
+    assert any("judged 1 of 2 passages" in w and "torch.cuda.memory_snapshot" in w for w in draft.warnings)
+    assert check_draft(draft, request) == []
+
+
+def test_the_drop_says_what_the_relevance_judge_was_shown_and_accepted():
+    from kb.records import DropRecord, render_drop_body
+
+    with LLMServer(key=KEY) as srv:
+        draft = asyncio.run(relevance_writer(srv).write(request_with_candidates(OFF_TOPIC, ON_TOPIC)))
+    drop = DropRecord(plan="plans/training.md", batch=1, part=1, title=draft.title, status="complete",
+                      knowledge_file="knowledge/training/00.md", created="2026-12-04", research=draft.evidence)
+    assert ("research left 1 section(s) empty and offered the model 2 passage(s) it ranked below its bar; the model "
+            "judged 1 on topic") in " ".join(render_drop_body(drop).split())
+
+
+def test_a_section_whose_candidates_are_all_off_topic_stays_empty():
+    with LLMServer(key=KEY) as srv:
+        draft = asyncio.run(relevance_writer(srv).write(request_with_candidates(OFF_TOPIC)))
+    assert "Section 2: Memory profiling" in draft.sections_empty
+    assert "torch.optim.Adam" not in draft.body
+    assert draft.evidence["relevance"] == {"sections": 1, "passages": 1, "accepted": 0}
+
+
+def test_a_reply_kb_cannot_read_accepts_nothing_and_says_so():
+    with LLMServer(key=KEY, behaviour={"relevance_prose"}) as srv:
+        draft = asyncio.run(relevance_writer(srv).write(request_with_candidates(ON_TOPIC)))
+    assert "Section 2: Memory profiling" in draft.sections_empty
+    assert any("held no verdict list kb could read" in w for w in draft.warnings)
+
+
+def test_off_the_model_is_never_asked_and_the_candidates_are_never_quoted():
+    with LLMServer(key=KEY) as srv:
+        draft = asyncio.run(writer(srv).write(request_with_candidates(ON_TOPIC)))
+        asked = [e for e in srv.log if "decide whether it is ABOUT" in e["body"].decode()]
+    assert asked == [] and "relevance" not in draft.evidence
+    assert "Section 2: Memory profiling" in draft.sections_empty and "memory_snapshot" not in draft.body
+
+
+def test_local_research_offers_its_best_rejected_passages_for_an_empty_section_and_keeps_them_through_a_checkpoint():
+    research = asyncio.run(LocalResearcher(index=demo_index()).research(demo_plan().part(1), []))
+    # Filled sections offer nothing more; neither does one about what the corpus never mentions (DALI).
+    assert research.by_section[1] and research.by_section[2] and set(research.candidates) == {4}
+    offered = [p.locator for p in research.candidates[4]]
+    assert not research.by_section[4] and offered[0] == "demo.optim.Adam" and len(offered) <= 5
+    assert all(p.text for p in research.candidates[4])
+    assert research_from_dict(research_to_dict(research)).candidates == research.candidates
+
+
+def test_kb_toml_turns_the_relevance_judge_on_by_default_and_off_by_run_setting(tmp_path):
+    from kb.engine.factory import build_engine
+    from kb.workspace import init_workspace, open_workspace
+
+    init_workspace(tmp_path)
+    llm = '[llm.openai]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+    (tmp_path / "kb.toml").write_text(llm)
+    assert build_engine(open_workspace(tmp_path), engine="openai").writer.relevance_judge is True
+    (tmp_path / "kb.toml").write_text("[run]\nrelevance_judge = false\n" + llm)
+    assert build_engine(open_workspace(tmp_path), engine="openai").writer.relevance_judge is False
