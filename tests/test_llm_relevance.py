@@ -57,7 +57,8 @@ def test_a_candidate_the_model_calls_on_topic_fills_the_empty_section_and_is_che
     assert "Section 2: Memory profiling" not in draft.sections_empty
     assert draft.evidence["relevance"] == {"sections": 1, "passages": 2, "accepted": 1}
     assert draft.evidence["usage"]["judge_relevance"]["calls"] == 1
-    assert any("judged 1 of 2 passages" in w and "torch.cuda.memory_snapshot" in w for w in draft.warnings)
+    assert any("of the 2 passages research ranked below its bar, the model judged 1 on topic "
+               "(torch.cuda.memory_snapshot)" in w for w in draft.warnings)
     assert check_draft(draft, request) == []
 
 
@@ -115,3 +116,50 @@ def test_kb_toml_turns_the_relevance_judge_on_by_default_and_off_by_run_setting(
     assert build_engine(open_workspace(tmp_path), engine="openai").writer.relevance_judge is True
     (tmp_path / "kb.toml").write_text("[run]\nrelevance_judge = false\n" + llm)
     assert build_engine(open_workspace(tmp_path), engine="openai").writer.relevance_judge is False
+
+
+ORCHARD = ("# Orchard notes\n\n" + " ".join(["Apple trees need pruning in late winter, and the orchard keeps its "
+                                             "ladders in the barn by the gate."] * 6)
+           + " The cider press has a gamma knob; its tuning is done by hand before each batch of apples.\n")
+GAMMA_PLAN = """# Knowledge Expansion: Demo (1 runner in 1 batch)
+
+# BATCH 1: Demo (1 runner)
+
+## PART 1: Alpha and gamma
+
+- [ ] PART 1: Create topic/01-part-1.md
+
+**Step 2: Create Knowledge File**
+- [ ] Section 1: Alpha topics (first subject)
+- [ ] Section 2: Gamma tuning (knobs)
+"""
+
+
+def test_kb_run_plan_with_an_llm_engine_and_local_search_fills_a_section_the_model_judged_on_topic(tmp_path):
+    from conftest import run_kb
+    from kb.records import read_drop, read_knowledge
+    from kb.workspace import init_workspace
+
+    ws, _ = init_workspace(tmp_path / "ws")
+    config = (ws.root / "kb.toml").read_text(encoding="utf-8")
+    config = config.replace('packages = ["torch"]', "packages = []").replace("folders = []", 'folders = ["notes"]')
+    (ws.root / "notes").mkdir()
+    (ws.root / "notes/alpha.md").write_text("# Alpha topics\n\nAlpha topics are the first subject of this plan. "
+                                            "Alpha topics matter for the first part.\n", encoding="utf-8")
+    # Gamma tuning is said once, at the end of a long paragraph about an orchard: the offline judge, reading the
+    # paragraph's head, ranks it below its bar; the scripted model reads the passage and accepts it.
+    (ws.root / "notes/orchard.md").write_text(ORCHARD, encoding="utf-8")
+    (ws.plans_dir / "p.md").write_text(GAMMA_PLAN, encoding="utf-8")
+    with LLMServer(key=None) as srv:
+        (ws.root / "kb.toml").write_text(config + f'\n[llm.openai]\nbase_url = "{srv.url}/v1"\nmodel = "loopback-1"\n',
+                                         encoding="utf-8")
+        result = run_kb("run-plan", "plans/p.md", "--batch", "1", "--engine", "openai", cwd=ws.root)
+        asked = [e for e in srv.log if "decide whether it is ABOUT" in e["body"].decode()]
+    assert result.code == 0, result.out + result.err
+    assert len(asked) == 1 and "notes/orchard.md" in asked[0]["body"].decode()
+    doc = read_knowledge(ws.knowledge_dir / "topic/01-part-1.md")
+    assert [s.locator for s in doc.meta.sources] == ["notes/alpha.md", "notes/orchard.md"]
+    section = doc.body.split("## Section 2:", 1)[1]
+    assert "Research found nothing" not in section and "[2]" in section
+    (drop,) = [read_drop(p) for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*.md")]
+    assert drop.sections_empty == [] and drop.research["relevance"] == {"sections": 1, "passages": 2, "accepted": 1}

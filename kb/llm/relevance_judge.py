@@ -84,8 +84,8 @@ def apply_relevance(section: Section, candidates: list[Passage], reply: str) -> 
     result.accepted = [p for n, p in enumerate(candidates, start=1) if verdicts.get(n)][:MAX_ACCEPTED]
     if result.accepted:
         names = ", ".join(p.locator for p in result.accepted)
-        result.notes.append(f"{label}: the model judged {len(result.accepted)} of {len(candidates)} passages research "
-                            f"ranked below its bar on topic ({names})")
+        result.notes.append(f"{label}: of the {len(candidates)} passages research ranked below its bar, the model "
+                            f"judged {len(result.accepted)} on topic ({names}); they fill the section")
     return result
 
 
