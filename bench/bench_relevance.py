@@ -69,26 +69,27 @@ def workspace(folder: Path):
     return open_workspace(folder)
 
 
-def offered(researcher, plan, index, labels: dict, filled: set) -> None:
-    """What the LLM engines' relevance judge (kb.llm.relevance_judge) is shown: per section left empty, research's
-    best passages below the bar, by label. A model that judged as the labels do would fill the sections with an
-    on-topic offer: the ceiling of that judge on this plan."""
+def offered(researcher, plan, index, labels: dict, filled: int, show_unlabelled: bool = False) -> None:
+    """What the LLM engines' relevance judge (kb.llm.relevance_judge) is shown: per section research leaves empty,
+    its best passages below the bar, by label. An LLM engine has no link route: research fills ``filled`` sections,
+    and a model that judged as the labels do would fill those with an on-topic offer too (the judge's ceiling)."""
     counts: dict[str, int] = {}
     sections = answered = 0
     for part in plan.parts:
         research = researcher.research_sync(part, [], index)
         for number, passages in research.candidates.items():
-            if ("performance", part.number, number) in filled:
-                continue  # the link route fills it already
             sections += 1
             said = [labels.get(("performance", part.number, number, p.locator), {}).get("label", "unlabelled")
                     for p in passages]
-            for label in said:
+            for label, passage in zip(said, passages):
                 counts[label] = counts.get(label, 0) + 1
+                if label == "unlabelled" and show_unlabelled:
+                    print(f"    ?  offered {('performance', part.number, number, passage.locator)}")
             answered += any(label in ("S", "P") for label in said)
     print(f"offered  shipped: {sections} empty sections offer {sum(counts.values())} passages to an LLM engine's "
           f"relevance judge: S {counts.get('S', 0)}, P {counts.get('P', 0)}, U {counts.get('U', 0)}, unlabelled "
-          f"{counts.get('unlabelled', 0)}; {answered} of those sections have a labelled on-topic offer")
+          f"{counts.get('unlabelled', 0)}; {answered} of those sections have a labelled on-topic offer, so a model "
+          f"judging as the labels do fills {filled + answered}/{sum(len(p.sections) for p in plan.parts)}")
 
 
 def shipped(misses: bool, show_wrong: bool = False) -> int:
@@ -117,7 +118,7 @@ def shipped(misses: bool, show_wrong: bool = False) -> int:
         if show_wrong and name == "new+link":
             for key in [*s.wrong, *s.unlabelled]:
                 print(f"    {'U' if key in s.wrong else '?'}  {key}")
-    offered(researcher, plan, index, labels, {k for k, v in {**picks, **links}.items() if v})
+    offered(researcher, plan, index, labels, sum(1 for v in picks.values() if v), show_wrong)
     if misses:
         why: dict[str, int] = {}
         print("\nsupported answers of the sections the filler leaves empty, and why:")
