@@ -11,12 +11,11 @@ A reply kb cannot read accepts nothing: the section stays empty, and a note says
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field, replace
 
 from kb.engine.types import Passage, Research
 from kb.llm.prompt import SYSTEM_PROMPT, _section_nonce, data_block
+from kb.llm.reply import json_list
 from kb.plan.model import Section
 
 RELEVANCE_PROMPT = """kb is filling section {number} ("{title}") of the knowledge file "{file}".{details}
@@ -55,12 +54,8 @@ def relevance_prompt(file_title: str, section: Section, candidates: list[Passage
 
 def parse_relevance(text: str, count: int) -> dict[int, bool] | None:
     """{passage number: on topic} from a reply; None when it holds no verdict list kb can read."""
-    match = re.search(r"\[.*\]", text, re.S)
-    try:
-        items = json.loads(match.group(0)) if match else None
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(items, list):
+    items = json_list(text)
+    if items is None:
         return None
     verdicts: dict[int, bool] = {}
     for item in items:

@@ -8,6 +8,7 @@ a passage that supports its sentence is kb.llm.support's job. Code is never touc
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -19,6 +20,16 @@ _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+|\s*[-–]\s*\d+)*)\](?![(:])")
 _LINK = re.compile(r"\[([^\]\n]*)\]\((https?://[^)\s]+)(?:\s+\"[^\"]*\")?\)")
 _BARE_URL = re.compile(r"<?https?://[^\s<>()\]]+>?")
 _SOURCES_HEADINGS = {"sources", "references", "bibliography", "citations", "works cited", "source documents", "web research"}
+
+
+def json_list(text: str) -> list | None:
+    """The JSON array a reply holds (models wrap it in prose or a fence), or None when it holds none kb can read."""
+    match = re.search(r"\[.*\]", text, re.S)
+    try:
+        items = json.loads(match.group(0)) if match else None
+    except ValueError:
+        return None
+    return items if isinstance(items, list) else None
 
 
 def _unwrap(text: str) -> str:

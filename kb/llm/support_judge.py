@@ -13,12 +13,11 @@ and a warning says so.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kb.llm.prompt import SYSTEM_PROMPT, _section_nonce, data_block
+from kb.llm.reply import json_list
 from kb.llm.support import Review, Verdict
 
 JUDGE_PROMPT = """kb checks a knowledge file sentence by sentence. For each numbered sentence below, decide whether
@@ -55,12 +54,8 @@ def judge_prompt(verdicts: list[Verdict], passages: Mapping[int, str]) -> tuple[
 
 def parse_judgement(text: str, count: int) -> dict[int, str | None] | None:
     """{sentence number: None (supported) or the reason} from a reply; None when the reply holds no verdict list."""
-    match = re.search(r"\[.*\]", text, re.S)
-    try:
-        items = json.loads(match.group(0)) if match else None
-    except ValueError:
-        items = None
-    if not isinstance(items, list):
+    items = json_list(text)
+    if items is None:
         return None
     out: dict[int, str | None] = {}
     for item in items:

@@ -3,12 +3,11 @@ taken from the plan: the section's title and details, and the PART's own searche
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 
 from kb.llm.base import ChatClient
 from kb.llm.complete import complete_text
+from kb.llm.reply import json_list
 from kb.runners import RunnerDefinition
 
 
@@ -21,14 +20,8 @@ class Question:
 
 def parse_questions(text: str, section: int, limit: int) -> list[Question]:
     """Questions from a reply: a JSON list of {perspective, query} (or of strings); lines as a last resort."""
-    match = re.search(r"\[.*\]", text, re.S)
-    items: list = []
-    if match:
-        try:
-            items = json.loads(match.group(0))
-        except ValueError:
-            items = []
-    if not isinstance(items, list) or not items:
+    items = json_list(text) or []
+    if not items:
         items = [line.strip(" -*\t\"'") for line in text.splitlines() if len(line.split()) >= 2][:limit]
     out: list[Question] = []
     for item in items:
