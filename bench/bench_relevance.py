@@ -13,7 +13,7 @@ own corpus (kb.toml: torch, bitsandbytes, deepspeed; ``pip install -e '.[corpus]
 passage that corpus indexes. ``--misses`` then lists, for each section it leaves empty, the passages labelled S and
 why the filler left each one (below the bar, not a candidate, foreign package, out of corpus, ...). Its ``offered``
 line counts, by label, the passages research offers an LLM engine's relevance judge (kb.llm.relevance_judge) for
-the sections it leaves empty: the sections with a labelled on-topic offer are what a model judging as the labels
+the sections it leaves empty: the sections with an offer labelled S or P are what a model judging as the labels
 do could fill. ``--show-wrong`` lists the picks labelled U and the unlabelled ones.
 """
 
@@ -88,7 +88,7 @@ def offered(researcher, plan, index, labels: dict, filled: int, show_unlabelled:
             answered += any(label in ("S", "P") for label in said)
     print(f"offered  shipped: {sections} empty sections offer {sum(counts.values())} passages to an LLM engine's "
           f"relevance judge: S {counts.get('S', 0)}, P {counts.get('P', 0)}, U {counts.get('U', 0)}, unlabelled "
-          f"{counts.get('unlabelled', 0)}; {answered} of those sections have a labelled on-topic offer, so a model "
+          f"{counts.get('unlabelled', 0)}; {answered} of those sections have an offer labelled S or P, so a model "
           f"judging as the labels do fills {filled + answered}/{sum(len(p.sections) for p in plan.parts)}")
 
 

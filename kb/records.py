@@ -284,9 +284,9 @@ def _research_lines(research: dict[str, Any]) -> list[str]:
                           "supported.")
     relevance = research.get("relevance") or {}
     if relevance.get("sections"):
-        lines += ["", f"Relevance: research left {relevance['sections']} section(s) empty and offered the model "
-                      f"{relevance.get('passages', 0)} passage(s) it ranked below its bar; the model judged "
-                      f"{relevance.get('accepted', 0)} on topic, and those fill their sections."]
+        lines += ["", f"Relevance: for {relevance['sections']} section(s) research left empty, the model read the "
+                      f"{relevance.get('passages', 0)} passage(s) research ranked below its bar and gave "
+                      f"{relevance.get('accepted', 0)} it judged on topic to their sections' writer."]
     smooth = research.get("smooth") or {}
     if smooth.get("sections"):
         lines += ["", f"Whole-file pass: {smooth.get('rewritten', 0)} of {smooth['sections']} sections reworded and "

@@ -57,8 +57,10 @@ def test_a_candidate_the_model_calls_on_topic_fills_the_empty_section_and_is_che
     assert "Section 2: Memory profiling" not in draft.sections_empty
     assert draft.evidence["relevance"] == {"sections": 1, "passages": 2, "accepted": 1}
     assert draft.evidence["usage"]["judge_relevance"]["calls"] == 1
-    assert any("of the 2 passages research ranked below its bar, the model judged 1 on topic "
-               "(torch.cuda.memory_snapshot)" in w for w in draft.warnings)
+    assert ("section 2 (Memory profiling): of the 2 passages research ranked below its bar, the model judged 1 on "
+            "topic: torch.cuda.memory_snapshot go to the section's writer") in draft.warnings
+    # The section says nothing of research's own line for it ("no web passage matched"): it is filled.
+    assert "no web passage matched" not in section and "Research found nothing" not in section
     assert check_draft(draft, request) == []
 
 
@@ -69,8 +71,30 @@ def test_the_drop_says_what_the_relevance_judge_was_shown_and_accepted():
         draft = asyncio.run(relevance_writer(srv).write(request_with_candidates(OFF_TOPIC, ON_TOPIC)))
     drop = DropRecord(plan="plans/training.md", batch=1, part=1, title=draft.title, status="complete",
                       knowledge_file="knowledge/training/00.md", created="2026-12-04", research=draft.evidence)
-    assert ("research left 1 section(s) empty and offered the model 2 passage(s) it ranked below its bar; the model "
-            "judged 1 on topic") in " ".join(render_drop_body(drop).split())
+    assert ("for 1 section(s) research left empty, the model read the 2 passage(s) research ranked below its bar and "
+            "gave 1 it judged on topic to their sections' writer") in " ".join(render_drop_body(drop).split())
+
+
+def test_the_model_gives_a_section_at_most_passages_per_section_and_a_partial_verdict_list_is_said():
+    from kb.llm.relevance_judge import apply_relevance
+
+    section = Section(number=2, title="Memory profiling", details="", line=0)
+    many = [Passage(kind="doc", locator=f"demo.p{i}", title=f"demo.p{i}", text="Memory profiling.") for i in range(5)]
+    all_on = "[" + ", ".join(f'{{"passage": {i}, "on_topic": true}}' for i in range(1, 6)) + "]"
+    result = apply_relevance(section, many, all_on, limit=3)
+    assert [p.locator for p in result.accepted] == ["demo.p0", "demo.p1", "demo.p2"]
+    assert "the model judged 5 on topic; the best 3 are kept ([run] passages_per_section)" in result.notes[0]
+    partial = apply_relevance(section, many, '[{"passage": 2, "on_topic": true}, {"passage": true, "on_topic": true}]',
+                              limit=3)
+    assert [p.locator for p in partial.accepted] == ["demo.p1"]  # `"passage": true` names no passage
+    assert "left 4 of 5 passages unjudged; they count as off topic" in partial.notes[0]
+
+
+def test_a_part_without_sections_asks_about_the_file_with_the_plans_searches():
+    section = Section(number=0, title="GPU Memory", details="memory profiling, allocator snapshots.", line=0)
+    _system, user = relevance_prompt("GPU Memory", section, [ON_TOPIC])
+    assert 'filling the knowledge file "GPU Memory" (the PART plans no sections' in user
+    assert "The plan asks it to cover: memory profiling, allocator snapshots.\n" in user
 
 
 def test_a_section_whose_candidates_are_all_off_topic_stays_empty():
@@ -182,9 +206,12 @@ def test_kb_run_plan_with_an_llm_engine_and_local_search_fills_a_section_the_mod
         asked = [e for e in srv.log if "decide whether it is ABOUT" in e["body"].decode()]
     assert result.code == 0, result.out + result.err
     assert len(asked) == 1 and "notes/orchard.md" in asked[0]["body"].decode()
+    # Research said it found nothing for section 2; the file filled it, so the drop no longer says so.
     doc = read_knowledge(ws.knowledge_dir / "topic/01-part-1.md")
     assert [s.locator for s in doc.meta.sources] == ["notes/alpha.md", "notes/orchard.md"]
     section = doc.body.split("## Section 2:", 1)[1]
     assert "Research found nothing" not in section and "[2]" in section
     (drop,) = [read_drop(p) for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*.md")]
     assert drop.sections_empty == [] and drop.research["relevance"] == {"sections": 1, "passages": 2, "accepted": 1}
+    assert not any("nothing in the local corpus" in w for w in drop.warnings)
+    assert any(w.startswith("section 2 (Gamma tuning): of the 2 passages") for w in drop.warnings)

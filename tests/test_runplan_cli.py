@@ -235,6 +235,9 @@ def test_the_default_offline_engine_runs_without_network(ws):
     drops = [read_drop(p) for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*.md")]
     assert sorted(d.part for d in drops) == [1, 2] and {d.engine for d in drops} == {"offline"}
     assert statuses(ws) == {1: "done", 2: "done"}
+    # Research's warning for a section it found nothing for reaches the drop once (the offline writer passes it on).
+    for drop in drops:
+        assert drop.warnings and len(drop.warnings) == len(set(drop.warnings))
 
 
 def test_a_broken_runner_definition_stops_the_run_before_it_starts(ws):

@@ -277,7 +277,7 @@ class LLMWriter:
     def __init__(self, client: ChatClient, definition: WriterDefinition, settings: ModelSettings, *,
                  max_rewrites: int = 2, prices: dict[str, Price] | None = None, check: CheckFn | None = None,
                  support_rewrites: int = 1, snippets: SnippetRunner | None = None, support_judge: bool = False,
-                 smooth: bool = False, relevance_judge: bool = False) -> None:
+                 smooth: bool = False, relevance_judge: bool = False, passages_per_section: int = 3) -> None:
         self.client = client
         self.engine = client.provider
         self.definition = definition
@@ -290,6 +290,7 @@ class LLMWriter:
         self.support_judge = support_judge  # the model judges the sentences the lexical check passed
         self.smooth = smooth  # a last pass over the whole file
         self.relevance_judge = relevance_judge  # the model reads the passages research ranked below its bar
+        self.passages_per_section = passages_per_section  # the most it may accept for one section
         # The last draft of a PART that failed kb's check: when the runner's own check loop asks again, it
         # gets that draft back instead of a fresh round of calls (rewrites never multiply).
         self._exhausted: dict[tuple[str, int], Draft] = {}
@@ -533,7 +534,8 @@ class LLMWriter:
                    if self.support_judge else {}),
             },
             **({"smooth": smoothing} if smoothing is not None else {}),
-            **({"relevance": {"sections": len(relevance), "passages": sum(r.asked for r in relevance.values()),
+            **({"relevance": {"sections": sum(1 for r in relevance.values() if r.asked),
+                              "passages": sum(r.asked for r in relevance.values()),
                               "accepted": sum(len(r.accepted) for r in relevance.values())}}
                if self.relevance_judge else {}),
             **({"snippets": snippet_counts} if self.snippets is not None else {}),
@@ -572,11 +574,13 @@ class LLMWriter:
         async def judge(section: Section) -> RelevanceResult:
             candidates = request.research.candidates[section.number]
             if not spend.allows():
-                return RelevanceResult(notes=[f"section {section.number} ({section.title}): the relevance judge was "
-                                              f"not asked ({spend.stopped})"])
+                label = f"section {section.number} ({section.title})" if section.number else "the file"
+                return RelevanceResult(notes=[f"{label}: the relevance judge was not asked ({spend.stopped})"])
+            if not section.number:  # a PART without sections: research asked its searches
+                section = replace(section, details=", ".join(request.part.searches))
             system, prompt = relevance_prompt(file_title, section, candidates)
             reply = await self._ask(system, [{"role": "user", "content": prompt}], spend.relevance, spend)
-            return apply_relevance(section, candidates, reply.text)
+            return apply_relevance(section, candidates, reply.text, self.passages_per_section)
 
         if spend.budget is None:
             results = await asyncio.gather(*(judge(s) for s in asked))
@@ -724,4 +728,4 @@ def build_llm_writer(workspace: "Workspace", engine: str, *, model: str | None =
             return validate_draft_snippets(text, profile, name=name)
     return LLMWriter(client, definition, settings, max_rewrites=config.run.max_rewrites, prices=config.prices, check=check,
                      snippets=snippets, support_judge=config.run.support_judge, smooth=config.run.smooth,
-                     relevance_judge=config.run.relevance_judge)
+                     relevance_judge=config.run.relevance_judge, passages_per_section=config.run.passages_per_section)

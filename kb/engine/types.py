@@ -7,11 +7,28 @@ stages without knowing which engine is behind them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from kb.plan.model import Part
 from kb.records import SourceRef
+
+
+# Research's warning for a section it found nothing for: "section 4 (Learning rate warmup): nothing in the local corpus
+# (no passage was relevant enough)", or "...: no web passage matched".
+FOUND_NOTHING = re.compile(r"^section (\d+) \(.*?\): (?:nothing in the local corpus \((.*)\)|no web passage matched)$")
+
+
+def found_nothing(number: int, title: str, why: str) -> str:
+    """Local research's warning for a section it found nothing for, saying why."""
+    return f"section {number} ({title}): nothing in the local corpus ({why})"
+
+
+def withdraw_found_nothing(warnings: list[str], filled: set[int]) -> list[str]:
+    """``warnings`` less research's "found nothing" for the sections a file filled after all (by a link to the file
+    that quotes their answer, or with passages the model judged on topic)."""
+    return [w for w in warnings if not ((m := FOUND_NOTHING.match(w)) and int(m.group(1)) in filled)]
 
 
 @dataclass

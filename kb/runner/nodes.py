@@ -20,7 +20,7 @@ from langgraph.graph import END
 from langgraph.types import Command, RetryPolicy, interrupt
 
 from kb.engine.check import empty_sections, pointing_sections
-from kb.engine.types import WriteRequest
+from kb.engine.types import WriteRequest, withdraw_found_nothing
 from kb.errors import KbError, WorkspaceError
 from kb.plan.model import Plan
 from kb.plan.parser import load_plan
@@ -229,7 +229,12 @@ def _facts(state: PartView, ctx: RunContext, status: str, reason: str | None = N
     part = _part(state)
     draft = draft_from_dict(state["draft"]) if state.get("draft") else None
     rel = state.get("knowledge_file")
-    warnings = list(state.get("warnings") or []) + (list(draft.warnings) if draft else [])
+    # Research's warnings are in the state and, from the offline writer, in the draft too: each is said once.
+    warnings = list(dict.fromkeys([*(state.get("warnings") or []), *(draft.warnings if draft else [])]))
+    empty = empty_sections(draft.body, part) if draft and status == "complete" else []
+    if draft and status == "complete":
+        # Research said it found nothing for a section the file filled after all (a link, the model's second opinion).
+        warnings = withdraw_found_nothing(warnings, {s.number for s in part.sections if s.title not in empty})
     return stages.DropFacts(
         plan=state["plan_path"],
         part=part,
@@ -240,7 +245,7 @@ def _facts(state: PartView, ctx: RunContext, status: str, reason: str | None = N
         engine=draft.engine if draft else getattr(ctx.writer, "engine", None),
         model=draft.model if draft else ctx.model,
         sections=stages.planned_sections(part, draft.body) if draft and status == "complete" else [],
-        sections_empty=empty_sections(draft.body, part) if draft and status == "complete" else [],
+        sections_empty=empty,
         sections_pointing=pointing_sections(draft.body, part, {src.id: src.kind for src in draft.sources})
         if draft and status == "complete" else [],
         sources=list(draft.sources) if draft and status == "complete" else [],

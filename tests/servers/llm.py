@@ -174,7 +174,8 @@ def compose_judgement(blocks: list[tuple[str, str]], *, behaviour: set[str]) -> 
 def compose_relevance(outside: str, blocks: list[tuple[str, str]], *, behaviour: set[str]) -> str:
     """The relevance judge: a passage is about the section when it says every word of the title longer than three
     letters (a careful reader, in miniature)."""
-    title = re.search(r'filling section \d+ \("(.+?)"\)', outside).group(1)
+    title = re.search(r'filling (?:section \d+ \("(.+?)"\)|the knowledge file "(.+?)")', outside)
+    title = title.group(1) or title.group(2)
     words = [w for w in re.findall(r"[a-z]+", title.lower()) if len(w) > 3]
     if "relevance_prose" in behaviour:
         return "Passage 1 looks relevant to me."

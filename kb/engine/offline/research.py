@@ -41,7 +41,7 @@ from kb.engine.offline.query import ACRONYM, CASED_EXPANSIONS, EXPANSIONS, Secti
 from kb.engine.offline.relevance import (RelevanceJudge, expanded_terms, foreign, foreign_module, mentioned_packages,
                                          abbreviated, module_words, name_terms, named_for, partial_expansions, summary_terms,
                                          NAME_VERBS)
-from kb.engine.types import ContextDoc, Passage, Research
+from kb.engine.types import ContextDoc, Passage, Research, found_nothing
 from kb.plan.model import Part
 from kb.records import SourceRef
 
@@ -980,7 +980,7 @@ class LocalResearcher:
                 if unindexed:
                     why = (f"the PART is about {', '.join(sorted(unindexed))}, which the corpus does not index: "
                            "add it to [corpus].packages in kb.toml")
-                warnings.append(f"section {query.number} ({query.title}): nothing in the local corpus ({why})")
+                warnings.append(found_nothing(query.number, query.title, why))
         return Research(by_section=by_section, sources=sources, warnings=warnings, candidates=candidates)
 
     @staticmethod

@@ -35,13 +35,12 @@ from kb.engine.offline.digest import (NO_PURPOSE, answered_above, answers, cell,
 from kb.engine.offline.gate import SnippetGate, Verdict
 from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners
 from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet, strip_directives
-from kb.engine.types import Draft, Passage, WriteRequest
+from kb.engine.types import FOUND_NOTHING, Draft, Passage, WriteRequest, withdraw_found_nothing
 from kb.errors import ConfigError
 from kb.records import SourceRef
 
 TEMPLATE_NAME = "knowledge-file.md.j2"
 ENGINE = "offline"
-_SECTION_WARNING = re.compile(r"^section (\d+) \(.*?\): nothing in the local corpus \((.*)\)$")
 
 
 def load_template(runners_dir: Path | None) -> tuple[jinja2.Template, str]:
@@ -254,7 +253,8 @@ class ExtractiveWriter:
         elsewhere = self.owners.elsewhere(request.plan_path, part) if self.owners is not None else Elsewhere()
         cited = _Cited()
         by_locator = {s.locator: s for s in research.sources}
-        reasons = {int(m.group(1)): m.group(2) for w in research.warnings if (m := _SECTION_WARNING.match(w))}
+        reasons = {int(m.group(1)): m.group(2) for w in research.warnings
+                   if (m := FOUND_NOTHING.match(w)) and m.group(2)}
         warnings: list[str] = []
         planned = [(s.number, s.title, s.details) for s in part.sections] or [(0, part.title, "")]
 
@@ -310,7 +310,7 @@ class ExtractiveWriter:
         )
         body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
         # A section filled by a link to the file that quotes its answer is not "nothing in the local corpus".
-        kept = [w for w in research.warnings if not ((m := _SECTION_WARNING.match(w)) and int(m.group(1)) in linked)]
+        kept = withdraw_found_nothing(research.warnings, linked)
         return Draft(title=part.title, body=body, sources=sources, engine=ENGINE, model=None,
                      warnings=[*kept, *warnings])
 
