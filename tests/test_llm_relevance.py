@@ -155,6 +155,17 @@ def test_local_research_offers_its_best_rejected_passages_for_an_empty_section_a
     assert research_from_dict(research_to_dict(research)).candidates == research.candidates
 
 
+def test_another_accelerators_copy_of_an_offered_docstring_is_not_offered_again():
+    from kb.corpus.documents import CorpusDoc
+
+    text = "Implements stochastic gradient descent.\n\n- `lr` (float): learning rate (default: 1e-3)."
+    copies = [CorpusDoc(kind="doc", locator=loc, title=loc, source="demo 1.0", keywords=loc, text=text)
+              for loc in ("demo.optim.SGD", "demo.xpu.optim.SGD")]
+    research = asyncio.run(LocalResearcher(index=demo_index(copies)).research(demo_plan().part(1), []))
+    offered = [p.locator for p in research.candidates[4]]
+    assert "demo.optim.SGD" in offered and "demo.xpu.optim.SGD" not in offered
+
+
 def test_kb_toml_turns_the_relevance_judge_on_by_default_and_off_by_run_setting(tmp_path):
     from kb.engine.factory import build_engine
     from kb.workspace import init_workspace, open_workspace

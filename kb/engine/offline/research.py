@@ -969,9 +969,13 @@ class LocalResearcher:
                     sources.append(SourceRef(id=ids[passage.locator], title=_source_title(cand.doc), kind=cand.doc.kind,
                                              locator=passage.locator))
             if not passages and not query.missing:
-                near = sorted((c for c in result.rejected if c.why == "below the bar" and c.verdict is not None),
-                              key=lambda c: -c.verdict.score)
-                offered = [p for p in (self._passage(c, query, index) for c in near[:NEAR_MISSES]) if p is not None]
+                near: list[Candidate] = []
+                for cand in sorted((c for c in result.rejected if c.why == "below the bar" and c.verdict is not None),
+                                   key=lambda c: -c.verdict.score):
+                    # Another accelerator's copy of a docstring (torch.Stream beside torch.cuda.Stream) is one offer.
+                    if len(near) < NEAR_MISSES and not any(_similar(cand.doc, n.doc) for n in near):
+                        near.append(cand)
+                offered = [p for p in (self._passage(c, query, index) for c in near) if p is not None]
                 if offered:
                     candidates[query.number] = offered
             by_section[query.number] = passages
