@@ -34,7 +34,7 @@ from kb.llm.openai import OpenAIClient
 from kb.engine.check import PYTHON
 from kb.llm.evidence import Evidence, number_passages, sources_section
 from kb.llm.prompt import (SYSTEM_PROMPT, WriterDefinition, data_block, load_writer_definition, render_overview_prompt,
-                           render_section_prompt)
+                           render_section_prompt, section_label)
 from kb.llm.reply import clean_section
 from kb.llm.support import Review, keep_supported, prose_sentences, review
 from kb.llm.relevance_judge import RelevanceResult, apply_relevance, relevance_prompt, with_accepted
@@ -404,7 +404,7 @@ class LLMWriter:
                 result.warnings.append(f"section {result.number} ({result.title}): its failing snippet was not sent back "
                                        f"to the writer ({spend.stopped})")
                 continue
-            label = f"section {result.number} ({result.title})" if result.number else "the file"
+            label = section_label(result.number, result.title)
             reasons = [f"python code block at line {line} of the section fails when kb runs it: {v.reason}"
                        for line, v in failing[result.number]]
             convo = [*result.convo, {"role": "user", "content": REWRITE_SECTION + "\n".join(f"- {r}" for r in reasons)}]
@@ -431,7 +431,7 @@ class LLMWriter:
 
     async def _section(self, request: WriteRequest, section, evidence: list[Evidence], passages: dict[int, str],
                        lines: int | None, spend: PartSpend) -> SectionResult:
-        label = f"section {section.number} ({section.title})" if section.number else "the file"
+        label = section_label(section.number, section.title)
         result = SectionResult(number=section.number, title=section.title, body="")
         if not evidence:
             result.empty = True
@@ -574,7 +574,7 @@ class LLMWriter:
         async def judge(section: Section) -> RelevanceResult:
             candidates = request.research.candidates[section.number]
             if not spend.allows():
-                label = f"section {section.number} ({section.title})" if section.number else "the file"
+                label = section_label(section.number, section.title)
                 return RelevanceResult(notes=[f"{label}: the relevance judge was not asked ({spend.stopped})"])
             if not section.number:  # a PART without sections: research asked its searches
                 section = replace(section, details=", ".join(request.part.searches))

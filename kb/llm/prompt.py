@@ -50,6 +50,11 @@ def defuse(text: str) -> str:
     return text.replace("<<<", "\u2039\u2039\u2039").replace(">>>", "\u203a\u203a\u203a")
 
 
+def section_label(number: int, title: str) -> str:
+    """How notes name a section: "section 2 (Memory profiling)", or "the file" for a PART that plans none."""
+    return f"section {number} ({title})" if number else "the file"
+
+
 def data_block(nonce: str, label: str, lines: list[str]) -> str:
     """One quoted block of untrusted data."""
     inner = "\n".join(defuse(line) for line in lines).strip("\n")

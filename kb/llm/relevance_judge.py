@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from kb.engine.types import Passage, Research, withdraw_found_nothing
-from kb.llm.prompt import SYSTEM_PROMPT, _section_nonce, data_block
+from kb.llm.prompt import SYSTEM_PROMPT, _section_nonce, data_block, section_label
 from kb.llm.reply import json_list
 from kb.plan.model import Section
 
@@ -39,10 +39,6 @@ class RelevanceResult:
     accepted: list[Passage] = field(default_factory=list)
     asked: int = 0  # passages the model was shown
     notes: list[str] = field(default_factory=list)
-
-
-def _label(section: Section) -> str:
-    return f"section {section.number} ({section.title})" if section.number else "the file"
 
 
 def relevance_prompt(file_title: str, section: Section, candidates: list[Passage]) -> tuple[str, str]:
@@ -75,7 +71,7 @@ def apply_relevance(section: Section, candidates: list[Passage], reply: str, lim
     """The candidates the reply calls on topic, best-ranked first, at most ``limit`` ([run] passages_per_section)."""
     result = RelevanceResult(asked=len(candidates))
     verdicts = parse_relevance(reply, len(candidates))
-    label = _label(section)
+    label = section_label(section.number, section.title)
     if verdicts is None:
         result.notes.append(f"{label}: the relevance judge's reply held no verdict list kb could read; "
                             "the section stays empty")
