@@ -1,6 +1,6 @@
 """Precision and recall of the section filler on the labelled set, the old filler and the new one in one run.
 
-    .venv/bin/python bench/bench_relevance.py [--workspace DIR] [--show-wrong] [--shipped [--misses]]
+    .venv/bin/python bench/bench_relevance.py [--workspace DIR] [--show-wrong] [--shipped [--misses] [--drops DIR]]
 
 The old filler is the lexical one (BM25 candidates kept by word-coverage rules, the code on main
 before issue 19: ``LocalResearcher(filler="lexical")``); the new one judges each candidate on what
@@ -14,7 +14,8 @@ passage that corpus indexes. ``--misses`` then lists, for each section it leaves
 why the filler left each one (below the bar, not a candidate, foreign package, out of corpus, ...). Its ``offered``
 line counts, by label, the passages research offers an LLM engine's relevance judge (kb.llm.relevance_judge) for
 the sections it leaves empty: the sections with an offer labelled S or P are what a model judging as the labels
-do could fill. ``--show-wrong`` lists the picks labelled U and the unlabelled ones.
+do could fill. ``--show-wrong`` lists the picks labelled U and the unlabelled ones. ``--drops DIR`` scores a model's
+relevance verdicts, as the drops of an LLM-engine run of the shipped plan record them, against the labels.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from relevance_set import PACKAGES, PLANS, fill_plan, link_plan, load_labels, rank_plan, score_picks  # noqa: E402
+from relevance_set import PACKAGES, PLANS, fill_plan, link_plan, load_labels, rank_plan, score_picks, score_verdicts  # noqa: E402
 
 from kb.corpus.index import load_corpus  # noqa: E402
 from kb.engine.offline.research import LocalResearcher  # noqa: E402
@@ -92,7 +93,25 @@ def offered(researcher, plan, index, labels: dict, filled: int, show_unlabelled:
           f"judging as the labels do fills {filled + answered}/{sum(len(p.sections) for p in plan.parts)}")
 
 
-def shipped(misses: bool, show_wrong: bool = False) -> int:
+def model_verdicts(drops_dir: Path, labels: dict) -> None:
+    """How the model's relevance verdicts in an LLM-engine run's drops (kb run-plan --engine openai --search local
+    on a copy of this workspace) agree with the labels: precision of its "on topic", and the on-topic passages it
+    turned down."""
+    from kb.records import read_drop
+
+    drops = [read_drop(p) for p in sorted(drops_dir.glob("KNOWLEDGE-DROP-*.md"))]
+    said = score_verdicts(drops, labels)
+    on, off = said["on_topic"], said["off_topic"]
+    labelled_on = on["S"] + on["P"] + on["U"]
+    precision = (on["S"] + on["P"]) / labelled_on if labelled_on else 1.0
+    turned_down = off["S"] + off["P"]
+    recall = (on["S"] + on["P"]) / (on["S"] + on["P"] + turned_down) if on["S"] + on["P"] + turned_down else 1.0
+    print(f"model    {drops_dir}: {len(drops)} drops; called on topic: S {on['S']}, P {on['P']}, U {on['U']}, "
+          f"unlabelled {on['unlabelled']} (precision {precision:.1%} of the labelled); called off topic: S {off['S']}, "
+          f"P {off['P']}, U {off['U']}, unlabelled {off['unlabelled']} (recall {recall:.1%})")
+
+
+def shipped(misses: bool, show_wrong: bool = False, drops_dir: Path | None = None) -> int:
     """The new filler on the shipped plan and corpus, scored on every label of a passage that corpus indexes."""
     ws = open_workspace(ROOT)
     absent = [name for name in ws.config.corpus.packages if importlib.util.find_spec(name.split(".")[0]) is None]
@@ -119,6 +138,8 @@ def shipped(misses: bool, show_wrong: bool = False) -> int:
             for key in [*s.wrong, *s.unlabelled]:
                 print(f"    {'U' if key in s.wrong else '?'}  {key}")
     offered(researcher, plan, index, labels, sum(1 for v in picks.values() if v), show_wrong)
+    if drops_dir is not None:
+        model_verdicts(drops_dir, labels)
     if misses:
         why: dict[str, int] = {}
         print("\nsupported answers of the sections the filler leaves empty, and why:")
@@ -142,11 +163,15 @@ def main() -> int:
     parser.add_argument("--show-wrong", action="store_true", help="list the picks labelled U and the unlabelled picks")
     parser.add_argument("--shipped", action="store_true", help="score the shipped plan on the shipped corpus instead")
     parser.add_argument("--misses", action="store_true", help="with --shipped: why each S answer of an empty section is missed")
+    parser.add_argument("--drops", type=Path, metavar="DIR",
+                        help="with --shipped: score the relevance verdicts a model gave in these LLM-engine drops")
     args = parser.parse_args()
-    if args.misses and not args.shipped:
-        parser.error("--misses goes with --shipped")
+    if (args.misses or args.drops) and not args.shipped:
+        parser.error("--misses and --drops go with --shipped")
+    if args.drops is not None and not args.drops.is_dir():
+        parser.error(f"--drops {args.drops}: not a folder of drops")
     if args.shipped:
-        return shipped(args.misses, args.show_wrong)
+        return shipped(args.misses, args.show_wrong, args.drops)
     ws = workspace(args.workspace)
     started = time.monotonic()
     index = load_corpus(ws)

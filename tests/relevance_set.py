@@ -128,3 +128,18 @@ def link_plan(researcher, plan, plan_id: str, picks: dict[tuple[str, int, int], 
                 if found:
                     links[key] = found
     return links
+
+
+def score_verdicts(drops, labels: dict, plan_id: str = "performance") -> dict[str, Counter]:
+    """How a model's relevance verdicts (an LLM-engine drop's ``research.relevance.verdicts``: section -> locator ->
+    on topic) compare with the labels: for the passages it called on topic, and for those it called off topic,
+    the count of each label (S, P, U, or "unlabelled")."""
+    out = {"on_topic": Counter(), "off_topic": Counter()}
+    for drop in drops:
+        verdicts = ((drop.research or {}).get("relevance") or {}).get("verdicts") or {}
+        for section, judged in verdicts.items():
+            for locator, on_topic in judged.items():
+                row = labels.get((plan_id, drop.part, int(section), locator))
+                out["on_topic" if on_topic else "off_topic"][row["label"] if row else "unlabelled"] += 1
+    return out
+

@@ -55,7 +55,8 @@ def test_a_candidate_the_model_calls_on_topic_fills_the_empty_section_and_is_che
     assert "Research found nothing" not in section and "Memory profiling of every allocation" in section
     assert [s.locator for s in draft.sources if s.locator.startswith("torch.")] == ["torch.cuda.memory_snapshot"]
     assert "Section 2: Memory profiling" not in draft.sections_empty
-    assert draft.evidence["relevance"] == {"sections": 1, "passages": 2, "accepted": 1}
+    assert draft.evidence["relevance"] == {"sections": 1, "passages": 2, "accepted": 1, "verdicts": {
+        "2": {"torch.optim.Adam": False, "torch.cuda.memory_snapshot": True}}}
     assert draft.evidence["usage"]["judge_relevance"]["calls"] == 1
     assert ("section 2 (Memory profiling): of the 2 passages research ranked below its bar, the model judged 1 on "
             "topic: torch.cuda.memory_snapshot go to the section's writer") in draft.warnings
@@ -102,7 +103,8 @@ def test_a_section_whose_candidates_are_all_off_topic_stays_empty():
         draft = asyncio.run(relevance_writer(srv).write(request_with_candidates(OFF_TOPIC)))
     assert "Section 2: Memory profiling" in draft.sections_empty
     assert "torch.optim.Adam" not in draft.body
-    assert draft.evidence["relevance"] == {"sections": 1, "passages": 1, "accepted": 0}
+    assert draft.evidence["relevance"] == {"sections": 1, "passages": 1, "accepted": 0,
+                                           "verdicts": {"2": {"torch.optim.Adam": False}}}
 
 
 def test_a_reply_kb_cannot_read_accepts_nothing_and_says_so():
@@ -122,7 +124,8 @@ def test_a_candidate_that_tells_the_model_what_to_do_is_quoted_as_data_and_judge
     # The scripted model obeys an instruction outside the data blocks (it would reply PWNED-BY-PAGE, no verdicts):
     # quoted, it is only a passage's words, and the passage is judged by what it is about.
     assert not any("held no verdict list" in w for w in draft.warnings)
-    assert draft.evidence["relevance"] == {"sections": 1, "passages": 2, "accepted": 1}
+    assert {k: draft.evidence["relevance"][k] for k in ("sections", "passages", "accepted")} == {
+        "sections": 1, "passages": 2, "accepted": 1}
     assert [s.locator for s in draft.sources if s.locator.startswith(("demo.", "torch."))] == ["demo.hostile"]
 
 
@@ -223,6 +226,24 @@ def test_kb_run_plan_with_an_llm_engine_and_local_search_fills_a_section_the_mod
     section = doc.body.split("## Section 2:", 1)[1]
     assert "Research found nothing" not in section and "[2]" in section
     (drop,) = [read_drop(p) for p in ws.drops_dir.glob("KNOWLEDGE-DROP-*.md")]
-    assert drop.sections_empty == [] and drop.research["relevance"] == {"sections": 1, "passages": 2, "accepted": 1}
+    assert drop.sections_empty == [] and drop.research["relevance"] == {
+        "sections": 1, "passages": 2, "accepted": 1,
+        "verdicts": {"2": {"notes/orchard.md": True, "notes/alpha.md": False}}}
     assert not any("nothing in the local corpus" in w for w in drop.warnings)
     assert any(w.startswith("section 2 (Gamma tuning): of the 2 passages") for w in drop.warnings)
+
+
+def test_the_drops_verdicts_are_scored_against_the_labels():
+    from kb.records import DropRecord
+    from relevance_set import score_verdicts
+
+    labels = {("performance", 12, 5, "torch.jit.save"): {"label": "S"}, ("performance", 12, 5, "torch.save"): {"label": "U"},
+              ("performance", 12, 6, "torch.utils.model_dump"): {"label": "S"}}
+    verdicts = {"5": {"torch.jit.save": True, "torch.save": True, "torch.jit.load": True},
+                "6": {"torch.utils.model_dump": False}}
+    drop = DropRecord(plan="plans/performance.md", batch=3, part=12, title="JIT", status="partial",
+                      knowledge_file="knowledge/performance/11.md", created="2026-12-04",
+                      research={"relevance": {"sections": 2, "passages": 4, "accepted": 3, "verdicts": verdicts}})
+    said = score_verdicts([drop], labels)
+    assert said["on_topic"] == {"S": 1, "U": 1, "unlabelled": 1} and said["off_topic"] == {"S": 1}
+

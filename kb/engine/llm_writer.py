@@ -536,7 +536,9 @@ class LLMWriter:
             **({"smooth": smoothing} if smoothing is not None else {}),
             **({"relevance": {"sections": sum(1 for r in relevance.values() if r.asked),
                               "passages": sum(r.asked for r in relevance.values()),
-                              "accepted": sum(len(r.accepted) for r in relevance.values())}}
+                              "accepted": sum(len(r.accepted) for r in relevance.values()),
+                              # what the model said of each passage: bench/bench_relevance.py --drops scores it
+                              "verdicts": {str(n): r.judged for n, r in relevance.items() if r.judged}}}
                if self.relevance_judge else {}),
             **({"snippets": snippet_counts} if self.snippets is not None else {}),
             "usage": {name: u.record(self.prices, model_name) for name, u in stages.items()},

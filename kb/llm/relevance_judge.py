@@ -38,6 +38,7 @@ class RelevanceResult:
 
     accepted: list[Passage] = field(default_factory=list)
     asked: int = 0  # passages the model was shown
+    judged: dict[str, bool] = field(default_factory=dict)  # locator -> on topic, for each passage it judged
     notes: list[str] = field(default_factory=list)
 
 
@@ -80,6 +81,7 @@ def apply_relevance(section: Section, candidates: list[Passage], reply: str, lim
     if unjudged:
         result.notes.append(f"{label}: the relevance judge left {unjudged} of {len(candidates)} passages unjudged; "
                             "they count as off topic")
+    result.judged = {p.locator: verdicts[n] for n, p in enumerate(candidates, start=1) if n in verdicts}
     on_topic = [p for n, p in enumerate(candidates, start=1) if verdicts.get(n)]
     result.accepted = on_topic[:limit]
     if on_topic:
