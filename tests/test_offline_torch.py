@@ -117,3 +117,18 @@ def test_precision_and_coverage_rules_on_torch(torch_engine):
     assert engine.researcher.corpus().named("torch._dynamo")
     assert "torch.compile" in cited_locators(draft)
     assert "`torch.compile`" in _section(draft, 5)  # "Backend selection": its backend argument
+
+
+def test_a_section_left_empty_is_filled_by_naming_its_answer_in_the_plan(torch_engine):
+    # The README's advice: research leaves "Serialization and deployment (TorchScript models)" empty (torch.save and
+    # torch.jit.save read alike to it); the plan's author who names torch.jit.save in the details gets it.
+    import dataclasses
+
+    ws, engine, _ = torch_engine
+    part = load_plan(ws.plans_dir / "performance.md").part(12)
+    found = asyncio.run(engine.researcher.research(part, []))
+    assert found.by_section[5] == []
+    named = dataclasses.replace(part, sections=[
+        dataclasses.replace(s, details=f"{s.details}, torch.jit.save") if s.number == 5 else s for s in part.sections])
+    found = asyncio.run(engine.researcher.research(named, []))
+    assert [p.locator for p in found.by_section[5]] == ["torch.jit.save"]
