@@ -229,7 +229,6 @@ def _facts(state: PartView, ctx: RunContext, status: str, reason: str | None = N
     part = _part(state)
     draft = draft_from_dict(state["draft"]) if state.get("draft") else None
     rel = state.get("knowledge_file")
-    # Research's warnings are in the state and, from the offline writer, in the draft too: each is said once.
     warnings = list(dict.fromkeys([*(state.get("warnings") or []), *(draft.warnings if draft else [])]))
     empty = empty_sections(draft.body, part) if draft and status == "complete" else []
     if draft and status == "complete":

@@ -35,7 +35,7 @@ from kb.engine.offline.digest import (NO_PURPOSE, answered_above, answers, cell,
 from kb.engine.offline.gate import SnippetGate, Verdict
 from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners
 from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet, strip_directives
-from kb.engine.types import FOUND_NOTHING, Draft, Passage, WriteRequest, withdraw_found_nothing
+from kb.engine.types import FOUND_NOTHING, Draft, Passage, WriteRequest
 from kb.errors import ConfigError
 from kb.records import SourceRef
 
@@ -260,7 +260,6 @@ class ExtractiveWriter:
 
         # Which passages this file quotes, and which it points to in the file that quotes them first.
         split: list[tuple[int, list[Passage], list[tuple[Passage, QuotedIn]]]] = []
-        linked: set[int] = set()
         for number, _title, _details in planned:
             here, there = [], []
             for passage in research.by_section.get(number, []):
@@ -271,8 +270,6 @@ class ExtractiveWriter:
                 (there.append((passage, owner)) if owner else here.append(passage))
             if not here and not there and number:
                 there = self._linked(part, number, elsewhere)
-                if there:
-                    linked.add(number)
             split.append((number, here, there))
         examples = self._examples([(n, here) for n, here, _there in split], elsewhere)
 
@@ -309,10 +306,9 @@ class ExtractiveWriter:
                          "a setup kb added say so in the code); a passage another file quotes first is linked, not repeated."),
         )
         body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
-        # A section filled by a link to the file that quotes its answer is not "nothing in the local corpus".
-        kept = withdraw_found_nothing(research.warnings, linked)
-        return Draft(title=part.title, body=body, sources=sources, engine=ENGINE, model=None,
-                     warnings=[*kept, *warnings])
+        # Research's own warnings reach the drop from the run's state (kb.runner.nodes), which withdraws "nothing in
+        # the local corpus" for a section filled by a link: the draft carries only the writer's.
+        return Draft(title=part.title, body=body, sources=sources, engine=ENGINE, model=None, warnings=warnings)
 
     def _linked(self, part, number: int, elsewhere: Elsewhere) -> list[tuple[Passage, QuotedIn]]:
         """For a section research left empty: the passages another file quotes that answer it, all from the one
