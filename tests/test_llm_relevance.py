@@ -247,3 +247,19 @@ def test_the_drops_verdicts_are_scored_against_the_labels():
     said = score_verdicts([drop], labels)
     assert said["on_topic"] == {"S": 1, "U": 1, "unlabelled": 1} and said["off_topic"] == {"S": 1}
 
+
+
+def test_a_model_server_that_fails_the_relevance_call_is_retried_or_fails_the_part_with_its_reason():
+    import pytest
+    from kb.net.retry import ProviderError
+    from servers.base import FaultPlan
+
+    # A 500 and then garbage: the client retries, and the section is judged as if nothing happened.
+    with LLMServer(key=KEY, faults=FaultPlan(queue=["500", "garbage"])) as srv:
+        draft = asyncio.run(relevance_writer(srv).write(request_with_candidates(ON_TOPIC)))
+        assert srv.faults_injected["500"] == 1 and srv.faults_injected["garbage"] == 1
+    assert "Section 2: Memory profiling" not in draft.sections_empty
+    # A server that always answers 500: the write fails with the reason, as any model call's would (no draft lands).
+    with LLMServer(key=KEY, faults=FaultPlan(rate=1.0, kinds=("500",))) as srv:
+        with pytest.raises(ProviderError, match="HTTP 500"):
+            asyncio.run(relevance_writer(srv).write(request_with_candidates(ON_TOPIC)))
