@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from relevance_set import PACKAGES, PLANS, fill_plan, link_plan, load_labels, rank_plan, score_picks, score_verdicts  # noqa: E402
 
 from kb.corpus.index import load_corpus  # noqa: E402
+from kb.curation import Decisions, load_decisions  # noqa: E402
 from kb.engine.offline.research import LocalResearcher  # noqa: E402
 from kb.plan import load_plan  # noqa: E402
 from kb.workspace import init_workspace, open_workspace  # noqa: E402
@@ -111,6 +112,27 @@ def model_verdicts(drops_dir: Path, labels: dict) -> None:
           f"P {off['P']}, U {off['U']}, unlabelled {off['unlabelled']} (recall {recall:.1%})")
 
 
+def curated(ws, labels: dict, filled: set, planned: int) -> None:
+    """The workspace's reviewer decisions (curation.toml), scored on the labels: a reviewer's accept is no more
+    trusted than the filler's pick. ``filled``: the sections the filler fills by itself."""
+    decisions = [d for d in load_decisions(ws.root).items.values() if d.plan == "performance"]
+    if not decisions:
+        print("curated  shipped: no curation.toml decisions")
+        return
+    counts = {"S": 0, "P": 0, "U": 0, "unlabelled": 0}
+    sections = set()
+    for d in decisions:
+        if d.verdict == "accept":
+            row = labels.get(("performance", d.part, d.section, d.source))
+            counts[row["label"] if row else "unlabelled"] += 1
+            sections.add(("performance", d.part, d.section))
+    rejected = sum(1 for d in decisions if d.verdict == "reject")
+    added = sections - filled
+    print(f"curated  shipped: curation.toml accepts {sum(counts.values())} passages for {len(sections)} sections: "
+          f"S {counts['S']}, P {counts['P']}, U {counts['U']}, unlabelled {counts['unlabelled']}; rejects {rejected}; "
+          f"{len(added)} sections the filler leaves empty, so the base fills {len(filled | sections)}/{planned}")
+
+
 def shipped(misses: bool, show_wrong: bool = False, drops_dir: Path | None = None) -> int:
     """The new filler on the shipped plan and corpus, scored on every label of a passage that corpus indexes."""
     ws = open_workspace(ROOT)
@@ -125,7 +147,8 @@ def shipped(misses: bool, show_wrong: bool = False, drops_dir: Path | None = Non
     print(f"shipped corpus: {len(index)} documents ({', '.join(packages)}), loaded in {time.monotonic() - started:.1f} s;"
           f" {len(labels)} labelled pairs of its passages")
     plan = load_plan(ROOT / "plans" / "completed" / "performance.md")
-    researcher = LocalResearcher(ws, index=index)
+    # The filler alone: a reviewer's decisions (curation.toml) are scored apart, below.
+    researcher = LocalResearcher(ws, index=index, decisions=Decisions())
     ranked = rank_plan(researcher, plan, "performance", index)
     picks = fill_plan(researcher, plan, "performance", index, ranked)
     links = link_plan(researcher, plan, "performance", picks)
@@ -138,6 +161,7 @@ def shipped(misses: bool, show_wrong: bool = False, drops_dir: Path | None = Non
             for key in [*s.wrong, *s.unlabelled]:
                 print(f"    {'U' if key in s.wrong else '?'}  {key}")
     offered(researcher, plan, index, labels, sum(1 for v in picks.values() if v), show_wrong)
+    curated(ws, labels, {k for k, v in {**picks, **links}.items() if v}, len(ranked))
     if drops_dir is not None:
         model_verdicts(drops_dir, labels)
     if misses:
@@ -186,7 +210,7 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     for filler in ("lexical", "judged"):
-        researcher = LocalResearcher(ws, index=index, filler=filler)
+        researcher = LocalResearcher(ws, index=index, filler=filler, decisions=Decisions())
         for plan_id in [*plans, "all"]:
             started = time.monotonic()
             picks = {}

@@ -21,6 +21,7 @@ COMMANDS = {
     "validate-snippets": "validate",
     "run-plan": "run_plan",
     "report": "report",
+    "curate": "curate",
 }
 
 

@@ -182,6 +182,8 @@ class DropRecord:
     sections_empty: list[str] = field(default_factory=list)
     # ... and the filled ones that only point to the section (another file's, or one above) quoting their answer
     sections_pointing: list[str] = field(default_factory=list)
+    # ... and the filled ones whose passage a reviewer chose (curation.toml) where research ranked it below its bar
+    sections_curated: list[str] = field(default_factory=list)
     sources_used: list[SourceRef] = field(default_factory=list)
     snippets_written: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -210,7 +212,7 @@ class DropRecord:
         fields.setdefault("title", "")
         fields.setdefault("status", "complete")
         fields.setdefault("created", "")
-        for key in ("sections_written", "sections_empty", "sections_pointing", "warnings"):
+        for key in ("sections_written", "sections_empty", "sections_pointing", "sections_curated", "warnings"):
             fields[key] = list(fields.get(key) or [])
         fields["tokens"] = dict(fields.get("tokens") or {"input": 0, "output": 0})
         fields["research"] = dict(fields.get("research") or {})
@@ -250,12 +252,16 @@ def render_drop_body(drop: DropRecord) -> str:
         empty, pointing = set(drop.sections_empty), set(drop.sections_pointing)
         filled = len(drop.sections_written) - len(empty & set(drop.sections_written))
         points = len(pointing & set(drop.sections_written))
-        also = f" ({points} of them only pointing to the section that quotes their answer)" if points else ""
+        chosen = set(drop.sections_curated) & set(drop.sections_written)
+        also = [f"{points} of them only pointing to the section that quotes their answer"] if points else []
+        also += [f"{len(chosen)} with a passage a reviewer chose in curation.toml"] if chosen else []
+        also = f" ({'; '.join(also)})" if also else ""
         lines.append(f"`{drop.knowledge_file}` with {filled} of {len(drop.sections_written)} planned sections filled{also} "
                      f"and {drop.snippets_written} code snippets:")
         lines.append("")
         lines += [f"- {s}" + (" (empty: research found nothing)" if s in empty else
-                              " (points to the section that quotes its answer)" if s in pointing else "")
+                              " (points to the section that quotes its answer)" if s in pointing else
+                              " (a reviewer chose its passage)" if s in chosen else "")
                   for s in drop.sections_written]
     else:
         lines.append("Nothing: the PART failed (see above); its plan checkbox stays unticked.")

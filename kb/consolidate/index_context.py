@@ -60,6 +60,16 @@ def snippet_status(count: int, results: SnippetResults | None, rel: str) -> tupl
 
 
 POINTING_MARK = "(points to its answer)"  # INDEX.md's mark on a section that only points to the section quoting it
+CURATED_MARK = "(a reviewer chose its passage)"  # ... and on one filled with a passage a reviewer accepted (kb.curation)
+
+
+def _marked(title: str, drop: dict[str, Any]) -> str:
+    """A section's title as INDEX.md lists it: marked empty, pointing, chosen by a reviewer (as its drop records)."""
+    if title in set(drop.get("sections_empty") or ()):
+        return f"{title} (empty)"
+    marks = [mark for key, mark in (("sections_pointing", POINTING_MARK), ("sections_curated", CURATED_MARK))
+             if title in set(drop.get(key) or ())]
+    return " ".join([title, *marks])
 
 
 def index_entry(rel: str, info: dict[str, Any], drop: dict[str, Any], plan_link: PlanLinks,
@@ -76,9 +86,7 @@ def index_entry(rel: str, info: dict[str, Any], drop: dict[str, Any], plan_link:
         title=info["title"],
         summary=info.get("summary") or "",
         # A section the drop records as empty is marked so in INDEX.md (issue 19).
-        sections=[f"{t} (empty)" if t in set(drop.get("sections_empty") or ())
-                  else f"{t} {POINTING_MARK}" if t in set(drop.get("sections_pointing") or ()) else t
-                  for t in info.get("sections") or []],
+        sections=[_marked(t, drop) for t in info.get("sections") or []],
         sources=int(info.get("sources") or 0),
         snippets=int(info.get("snippets") or 0),
         results=counts,
@@ -118,14 +126,15 @@ def build(
     by_folder: dict[str, list[IndexFile]] = defaultdict(list)
     plan_link = PlanLinks(plan_files, moves)
     totals = {"files": 0, "topics": 0, "sections": 0, "sources": 0, "snippets": 0, "validation": "", "validated": {},
-              "sections_empty": 0, "sections_pointing": 0}
+              "sections_empty": 0, "sections_pointing": 0, "sections_curated": 0}
     for rel in sorted(knowledge, key=natural_key):
         entry = index_entry(rel, knowledge[rel], drop_by_target.get(rel) or {}, plan_link, results)
         by_folder[rel.rsplit("/", 1)[0] if "/" in rel else ""].append(entry)
         totals["files"] += 1
         totals["sections"] += len(entry.sections)
         totals["sections_empty"] += sum(1 for t in entry.sections if t.endswith(" (empty)"))
-        totals["sections_pointing"] += sum(1 for t in entry.sections if t.endswith(f" {POINTING_MARK}"))
+        totals["sections_pointing"] += sum(1 for t in entry.sections if f" {POINTING_MARK}" in t)
+        totals["sections_curated"] += sum(1 for t in entry.sections if t.endswith(f" {CURATED_MARK}"))
         totals["sources"] += entry.sources
         totals["snippets"] += max(entry.snippets, sum(entry.results.values()))
     if results is not None and not results.problem:

@@ -474,6 +474,7 @@ def read_drop_file(root: Path, rel: str, options: ReadOptions) -> tuple[dict[str
         "sections": len(drop.sections_written),
         "sections_empty": list(drop.sections_empty),  # marked empty: research found nothing (issue 19)
         "sections_pointing": list(drop.sections_pointing),  # filled only with a pointer to the section quoting it
+        "sections_curated": list(drop.sections_curated),  # filled with a passage a reviewer chose (curation.toml)
         # The LLM writer's citation check: share of its drafted factual sentences their passages supported (issue 23).
         "support": {k: v for k, v in ((drop.research or {}).get("support") or {}).items() if k in ("rate", "sentences")},
         "snippets": drop.snippets_written,

@@ -181,3 +181,19 @@ def pointing_sections(body: str, part, kinds: dict[int, str]) -> list[str]:
     """The PART's planned sections that ``body`` fills only with pointers to the section quoting their answer."""
     texts = section_texts(body, [(s.number, s.title) for s in part.sections])
     return [title for title, text in texts.items() if points_only(text, kinds)]
+
+
+# A section filled with a passage research ranked below its bar and a reviewer accepted (kb.curation) says so in a
+# line of its own, so a reader, the drop and kb report tell a reviewer's choice from research's.
+CURATED_MARK = "A reviewer chose"
+
+
+def curated(text: str) -> bool:
+    """Does a section's text (heading excluded) say a reviewer chose its passage?"""
+    return any(line.lstrip("*_ ").startswith(CURATED_MARK) for _n, line in _prose_lines(text, parse_blocks(text)))
+
+
+def curated_sections(body: str, part) -> list[str]:
+    """The PART's planned sections that ``body`` fills with a passage a reviewer chose (curation.toml)."""
+    texts = section_texts(body, [(s.number, s.title) for s in part.sections])
+    return [title for title, text in texts.items() if curated(text) and section_state(text) == FILLED]

@@ -51,6 +51,7 @@ class Passage:
     score: float = 0.0
     examples: list[str] = field(default_factory=list)  # code, e.g. doctest examples as plain Python
     query: str | None = None  # the query that found it
+    curated_by: str | None = None  # who accepted it for the section in curation.toml, where research did not
 
 
 @dataclass

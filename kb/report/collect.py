@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from kb.consolidate.scan import body_source_kinds, knowledge_ref, walk, walk_drops
-from kb.engine.check import (CITATION, EMPTY, UNCITED, headings, norm_heading, points_only, prose_lines,
+from kb.engine.check import (CITATION, EMPTY, UNCITED, curated, headings, norm_heading, points_only, prose_lines,
                              section_state)
 from kb.errors import KbError
 from kb.mdblocks import parse_blocks
@@ -235,6 +235,8 @@ def _file_report(root: Path, rel: str, candidates: list[tuple[str, Part]]) -> tu
             # It quotes nothing of its own: it points to the section (another file's, or one above) quoting its answer.
             if points_only("\n".join(lines[first:end]), kinds):
                 entry.sections_linked += 1
+            if curated("\n".join(lines[first:end])):
+                entry.sections_curated += 1
         # Filled (cited), marked empty (research found nothing), or neither: uncited text (issue 19).
         state = section_state("\n".join(lines[first:end]))
         if state == EMPTY:

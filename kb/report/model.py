@@ -62,6 +62,7 @@ class FileReport:
     sections_present: int = 0
     sections_cited: int = 0  # of the present sections, those with at least one citation
     sections_linked: int = 0  # of those, the ones that only point to the section (another file's, or one above) quoting the answer
+    sections_curated: int = 0  # ... and the ones filled with a passage a reviewer chose in curation.toml (kb.curation)
     sections_empty: list[str] = field(default_factory=list)  # present, marked empty: research found nothing
     sections_uncited_list: list[str] = field(default_factory=list)  # present, neither cited nor marked empty
     missing_sections: list[MissingSection] = field(default_factory=list)
@@ -171,6 +172,7 @@ class Report:
             # Issue 19: every present section is filled (cited), marked empty, or neither (a --strict problem).
             "sections_filled": sum(f.sections_filled for f in files),
             "sections_linked": sum(f.sections_linked for f in files),
+            "sections_curated": sum(f.sections_curated for f in files),
             "sections_empty": sum(len(f.sections_empty) for f in files),
             "sections_unsupported": sum(len(f.sections_uncited_list) for f in files),
             "citations": sum(f.citations for f in files),

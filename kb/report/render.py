@@ -139,8 +139,9 @@ def print_report(out: Console, report: Report) -> None:
     out.print(f"  planned sections present: {_ratio(t['sections_present'], t['sections_planned'])}"
               f" ({t['sections_missing']} missing); sections with a citation: "
               f"{t['sections_cited']}/{t['sections_present'] + t['sections_unplanned']}")
-    out.print(f"  sections filled (cited): {t['sections_filled']} ({t['sections_linked']} only pointing to their answer), "
-              f"marked empty: {t['sections_empty']}, neither: {t['sections_unsupported']}")
+    chosen = f", {t['sections_curated']} with a passage a reviewer chose" if t.get("sections_curated") else ""
+    out.print(f"  sections filled (cited): {t['sections_filled']} ({t['sections_linked']} only pointing to their answer"
+              f"{chosen}), marked empty: {t['sections_empty']}, neither: {t['sections_unsupported']}")
     out.print(f"  citations resolved: {_ratio(t['citations_resolved'], t['citations'])}"
               f" ({t['citations_unresolved']} unresolved)")
     out.print(f"  relative links: {t['links']} ({t['links_broken']} broken); examples or quotes repeated from "

@@ -19,7 +19,7 @@ from langgraph.runtime import Runtime
 from langgraph.graph import END
 from langgraph.types import Command, RetryPolicy, interrupt
 
-from kb.engine.check import empty_sections, pointing_sections
+from kb.engine.check import curated_sections, empty_sections, pointing_sections
 from kb.engine.types import WriteRequest, withdraw_found_nothing
 from kb.errors import KbError, WorkspaceError
 from kb.plan.model import Plan
@@ -247,6 +247,7 @@ def _facts(state: PartView, ctx: RunContext, status: str, reason: str | None = N
         sections_empty=empty,
         sections_pointing=pointing_sections(draft.body, part, {src.id: src.kind for src in draft.sources})
         if draft and status == "complete" else [],
+        sections_curated=curated_sections(draft.body, part) if draft and status == "complete" else [],
         sources=list(draft.sources) if draft and status == "complete" else [],
         snippets=stages.snippet_count(rel or "", draft.body) if draft and status == "complete" else 0,
         warnings=warnings,

@@ -174,6 +174,7 @@ class DropFacts:
     sections: list[str] = field(default_factory=list)
     sections_empty: list[str] = field(default_factory=list)  # planned sections the file marks empty (issue 19)
     sections_pointing: list[str] = field(default_factory=list)  # ... and those it fills with a pointer only
+    sections_curated: list[str] = field(default_factory=list)  # ... and those filled with a reviewer's choice (kb.curation)
     sources: list[SourceRef] = field(default_factory=list)
     snippets: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -205,6 +206,7 @@ def write_drop_record(workspace: Workspace, facts: DropFacts, durable: bool = Tr
         sections_written=list(facts.sections),
         sections_empty=list(facts.sections_empty),
         sections_pointing=list(facts.sections_pointing),
+        sections_curated=list(facts.sections_curated),
         sources_used=list(facts.sources),
         snippets_written=facts.snippets,
         warnings=list(facts.warnings),

@@ -26,6 +26,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from kb.corpus.index import CorpusIndex, Progress, load_corpus
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.propose import ALIASES
 from kb.corpus.tokenize import terms, tokenize
+from kb.curation import Decisions, load_decisions
 from kb.engine.offline.excerpts import excerpt, pick_examples
 from kb.engine.offline.query import ACRONYM, CASED_EXPANSIONS, EXPANSIONS, SectionQuery, section_query
 from kb.engine.offline.relevance import (RelevanceJudge, expanded_terms, foreign, foreign_module, mentioned_packages,
@@ -114,6 +116,7 @@ class Candidate:
     # The one block a section quotes of the doc: an argument item of a doc another section chose, or the
     # paragraph labelled with the section's subject.
     only: str | None = None
+    curated_by: str | None = None  # a reviewer accepted it for this section in curation.toml (kb.curation)
 
     @property
     def rank(self) -> float:
@@ -802,7 +805,7 @@ class LocalResearcher:
     def __init__(self, workspace=None, *, index: CorpusIndex | None = None, passages_per_section: int = 3,
                  thresholds: Thresholds | None = None, progress: Progress | None = None,
                  loader: Callable[[], CorpusIndex] | None = None,
-                 filler: str = "judged"):
+                 filler: str = "judged", decisions: Decisions | None = None):
         if index is None and workspace is None and loader is None:
             raise ValueError("LocalResearcher needs a workspace, an index or a loader")
         self.workspace = workspace
@@ -819,6 +822,10 @@ class LocalResearcher:
         self._plan_parts: list[str] = []  # what each PART of the plan says (use_plan): the libraries it is about
         self._plan_packages: dict[tuple[str, ...], set[str]] = {}
         self._plan_targets: list[tuple[int | None, str]] = []  # (batch, target) of each PART of the plan (use_plan)
+        # A reviewer's verdicts (curation.toml), read per plan (use_plan) unless given: a benchmark passes none.
+        self._decisions_given = decisions
+        self.decisions = decisions if decisions is not None else Decisions()
+        self._plan_name: str | None = None
 
     def use_plan(self, plan) -> None:
         """Research the PARTs of ``plan`` (kb.plan.model.Plan) in its scope: a PART that names a library (PART 15's
@@ -826,6 +833,9 @@ class LocalResearcher:
         self._plan_parts = [_part_text(p) for p in plan.parts]
         self._plan_packages = {}
         self._plan_targets = [(p.batch, p.target) for p in plan.parts if p.target]
+        self._plan_name = Path(str(plan.path)).stem if getattr(plan, "path", None) else None
+        if self._decisions_given is None and self.workspace is not None:
+            self.decisions = load_decisions(self.workspace.root)
         # The knowledge tree is part of the corpus: a later batch reads the files the earlier ones just wrote,
         # as a fresh run would, not the copies an earlier run left (the index loads again; its caches make that cheap).
         if self._loader_owned:
@@ -897,7 +907,34 @@ class LocalResearcher:
                 results.append(ranker.fill(query, self.passages_per_section, judge, packages, _part_text(part)))
         if judge is not None:
             _argument_of_a_sibling(index, results)
+        if self._plan_name and len(self.decisions):
+            for result in results:
+                self._curate(result, part.number, index)
         return results
+
+    def _curate(self, result: SectionResult, part: int, index: CorpusIndex) -> None:
+        """A reviewer's verdicts on this section (kb.curation) over research's: a rejected passage never fills it, an
+        accepted one does, first; research's own picks follow up to the section's limit."""
+        accepted, rejected = self.decisions.for_section(self._plan_name, part, result.query.number)
+        for cand in result.chosen + result.rejected:
+            if cand.doc.locator in rejected:
+                cand.why = "rejected in curation.toml"
+        dropped = [c for c in result.chosen if c.doc.locator in rejected]
+        chosen = [c for c in result.chosen if c.doc.locator not in rejected]
+        picks: list[Candidate] = []
+        for decision in accepted:
+            i = index.at(decision.source)
+            if i is None or any(c.doc.locator == decision.source for c in picks):
+                continue  # research_sync says which accepted sources the corpus does not hold
+            mine = next((c for c in chosen if c.index == i), None)
+            if mine is None:  # research left it out: the reviewer's choice, said so in the file
+                mine = Candidate(index=i, doc=index.docs[i], bm25=0.0, title_cov=0.0, overall_cov=0.0,
+                                 why="accepted in curation.toml", curated_by=decision.by or "a reviewer")
+            picks.append(mine)
+        rest = [c for c in chosen if c not in picks]
+        room = max(0, self.passages_per_section - len(picks))
+        result.chosen = picks + rest[:room]
+        result.rejected = dropped + rest[room:] + [c for c in result.rejected if c not in picks]
 
     def linkable(self, part: Part, number: int, quoted: list[tuple[str, str, str]]) -> list[str]:
         """Which passages other files quote answer section ``number`` of ``part``: ``quoted`` holds (locator, title
@@ -915,10 +952,12 @@ class LocalResearcher:
         subject = [t for t in core if t not in topic] or core
         weight = sum(index.idf(t) for t in subject)
         packages = self.packages_of(part, index)
+        _accepted, rejected = (self.decisions.for_section(self._plan_name, part.number, number) if self._plan_name
+                               else ([], set()))
         pool: list[int] = []
         for locator, title, details in quoted:
             i = index.at(locator)
-            if i is None or i in pool or foreign(index.docs[i], packages):
+            if i is None or i in pool or locator in rejected or foreign(index.docs[i], packages):
                 continue
             there = section_query(index, 0, title, details, "")
             said = set(there.title_terms) | set(there.detail_terms)
@@ -959,6 +998,7 @@ class LocalResearcher:
         for result in self.rank_sections(part, context, index):
             query = result.query
             passages = []
+            warnings += self._unheld(part.number, query.number, index)
             for cand in result.chosen:
                 passage = self._passage(cand, query, index)
                 if passage is None:
@@ -999,7 +1039,16 @@ class LocalResearcher:
             return None
         return Passage(kind=doc.kind, locator=doc.locator, title=doc.title, text=text,
                        score=round(cand.rank if not cand.named else cand.bm25, 4),
-                       examples=pick_examples(doc, weights, index.idf), query=query.text)
+                       examples=pick_examples(doc, weights, index.idf), query=query.text, curated_by=cand.curated_by)
+
+    def _unheld(self, part: int, section: int, index: CorpusIndex) -> list[str]:
+        """Warnings for sources curation.toml accepts for a section that the corpus does not hold."""
+        if not self._plan_name or not len(self.decisions):
+            return []
+        accepted, _rejected = self.decisions.for_section(self._plan_name, part, section)
+        return [f"section {section}: curation.toml accepts {d.source}, which the corpus does not hold "
+                "(check the name, or add its package to [corpus] packages in kb.toml)"
+                for d in accepted if index.at(d.source) is None]
 
 
 __all__ = ["LocalResearcher", "SectionRanker", "Thresholds"]
