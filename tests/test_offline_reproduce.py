@@ -34,6 +34,8 @@ def test_a_fresh_run_of_every_batch_reproduces_the_committed_files(tmp_path):
         pytest.skip(f"the shipped corpus needs {', '.join(missing)}: pip install -c constraints.txt -e '.[corpus]'")
     ws, _ = init_workspace(tmp_path / "ws")
     shutil.copy(REPO / "kb.toml", ws.root / "kb.toml")  # the same corpus
+    if (REPO / "curation.toml").exists():  # ... and the reviewer's decisions the shipped base was curated with
+        shutil.copy(REPO / "curation.toml", ws.root / "curation.toml")
     # Which examples run is decided by the sandbox during the run itself: nothing to copy from snippets/.
     plan_path = ws.plans_dir / "performance.md"
     shutil.copy(PLAN, plan_path)

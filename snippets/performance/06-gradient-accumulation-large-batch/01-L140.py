@@ -1,4 +1,4 @@
-# From knowledge/performance/06-gradient-accumulation-large-batch.md line 132. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/06-gradient-accumulation-large-batch.md line 140. Written by kb validate-snippets: edit the Markdown, not this file.
 # Imports added by kb (not in the docs):
 import torch
 import torch.nn as nn

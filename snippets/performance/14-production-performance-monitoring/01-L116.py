@@ -1,4 +1,4 @@
-# From knowledge/performance/14-production-performance-monitoring.md line 75. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/14-production-performance-monitoring.md line 116. Written by kb validate-snippets: edit the Markdown, not this file.
 from prometheus_client import Gauge
 
 g = Gauge('my_inprogress_requests', 'Description of gauge')

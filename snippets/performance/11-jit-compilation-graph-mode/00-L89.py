@@ -1,4 +1,4 @@
-# From knowledge/performance/11-jit-compilation-graph-mode.md line 73. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/11-jit-compilation-graph-mode.md line 89. Written by kb validate-snippets: edit the Markdown, not this file.
 import torch
 
 def foo(x, y):
