@@ -128,3 +128,22 @@ def test_a_malformed_curation_file_stops_the_run_before_it_writes(tmp_path):
     result = run_kb("run-plan", "plans/p.md", "--batch", "1", cwd=ws.root)
     assert result.code != 0 and "curation.toml: decision 1 lacks part" in result.out + result.err
     assert not (ws.knowledge_dir / "topic/01-part-1.md").exists()
+
+
+def test_an_llm_engine_writes_a_reviewers_passage_and_kb_says_a_reviewer_chose_it(tmp_path):
+    from servers import LLMServer
+
+    ws = _workspace(tmp_path)
+    record_decision(ws.root, Decision("p", 1, 2, "notes/orchard.md", "accept", by="Ada"))
+    config = (ws.root / "kb.toml").read_text(encoding="utf-8")
+    with LLMServer(key=None) as srv:
+        (ws.root / "kb.toml").write_text(config + f'\n[llm.openai]\nbase_url = "{srv.url}/v1"\nmodel = "loopback-1"\n',
+                                         encoding="utf-8")
+        result = run_kb("run-plan", "plans/p.md", "--batch", "1", "--engine", "openai", cwd=ws.root)
+        asked = [e for e in srv.log if "decide whether it is ABOUT" in e["body"].decode()]
+    assert result.code == 0, result.out + result.err
+    assert asked == []  # the reviewer's passage fills the section: the model is not asked whether it is on topic
+    section = _section(ws, 2)
+    assert f"*{CURATED_MARK} Orchard notes (Ada) for this section in curation.toml" in section
+    assert "Research found nothing" not in section and CURATED_MARK not in _section(ws, 1)
+    assert _latest_drop(ws).sections_curated == ["Gamma tuning"]

@@ -188,6 +188,19 @@ def pointing_sections(body: str, part, kinds: dict[int, str]) -> list[str]:
 CURATED_MARK = "A reviewer chose"
 
 
+def curated_note(passages) -> str:
+    """The line a writer puts in a section naming its passages a reviewer chose (Passage.curated_by), or ""."""
+    chosen: dict[str, list[str]] = {}
+    for passage in passages:
+        if passage.curated_by:
+            name = f"`{passage.locator}`" if passage.kind == "doc" else passage.title
+            chosen.setdefault(passage.curated_by, []).append(name)
+    if not chosen:
+        return ""
+    who = "; ".join(f"{', '.join(names)} ({by})" for by, names in chosen.items())
+    return f"*{CURATED_MARK} {who} for this section in curation.toml, where research did not pick it.*"
+
+
 def curated(text: str) -> bool:
     """Does a section's text (heading excluded) say a reviewer chose its passage?"""
     return any(line.lstrip("*_ ").startswith(CURATED_MARK) for _n, line in _prose_lines(text, parse_blocks(text)))

@@ -31,7 +31,7 @@ from kb.llm.anthropic import AnthropicClient
 from kb.llm.base import ChatClient
 from kb.llm.complete import complete_text
 from kb.llm.openai import OpenAIClient
-from kb.engine.check import PYTHON
+from kb.engine.check import PYTHON, curated_note
 from kb.llm.evidence import Evidence, number_passages, sources_section
 from kb.llm.prompt import (SYSTEM_PROMPT, WriterDefinition, data_block, load_writer_definition, render_overview_prompt,
                            render_section_prompt, section_label)
@@ -212,6 +212,7 @@ class SectionResult:
     warnings: list = field(default_factory=list)
     convo: list = field(default_factory=list)  # the conversation that wrote it (a snippet repair continues it)
     system: str = ""
+    curated: str = ""  # the line naming the passages a reviewer chose for it (kb.engine.check.curated_note)
 
 
 EMPTY_LINE = "Research found nothing for this section ({why}); it is left empty rather than filled from memory."
@@ -445,6 +446,8 @@ class LLMWriter:
             result.warnings.append(f"{label}: not written: {spend.stopped}")
             return result
         system, prompt = render_section_prompt(self.definition, request, section, evidence, lines=lines)
+        # kb's line, not the model's: added when the file is assembled, so no rewrite can drop or reword it.
+        result.curated = curated_note(request.research.by_section.get(section.number) or [])
         result.body = await self._checked(system, prompt, passages, label, spend.sections, result, spend)
         if result.kept == 0:
             # The passages supported nothing the writer said: an empty section, said plainly, not a padded one.
@@ -646,6 +649,8 @@ class LLMWriter:
         for r in results:
             if r.number:
                 out += [f"## Section {r.number}: {r.title}", ""]
+            if r.curated and not r.empty:
+                out += [r.curated, ""]
             out += [r.body.strip(), ""]
         return "\n".join(out)
 

@@ -28,7 +28,7 @@ import jinja2
 
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms
-from kb.engine.check import CURATED_MARK, EMPTY_MARK
+from kb.engine.check import EMPTY_MARK, curated_note
 from kb.engine.offline.digest import (NO_PURPOSE, answered_above, answers, cell, deprecation, excerpt_blocks,
                                       ignored_arguments, joined, parameter_names, purpose, read_excerpt, sentences,
                                       short_signature, statements)
@@ -286,7 +286,7 @@ class ExtractiveWriter:
             filled = bool(here or there)
             sections.append({"number": number, "title": title, "heading": f"Section {number}: {title}" if number else "Key Passages",
                              "details": details, **section, "empty": "" if filled else self._empty_note(number, reasons),
-                             "curated": self._curated_note(here + [p for p, _owner in there])})
+                             "curated": curated_note(here + [p for p, _owner in there])})
         for number, found in examples.items():
             for example in found:
                 if example.snippet is None:
@@ -454,19 +454,6 @@ class ExtractiveWriter:
             label = argument if argument in spelled.values() else spelled.get(argument.lower(), argument)
             out.append(f"{name}, argument `{label}` [{source.id}]: {_neutralize(text)}")
         return out
-
-    @staticmethod
-    def _curated_note(passages: list[Passage]) -> str:
-        """The line saying which of a section's passages a reviewer chose (kb.engine.check.CURATED_MARK), or ""."""
-        chosen: dict[str, list[str]] = {}
-        for passage in passages:
-            if passage.curated_by:
-                name = f"`{passage.locator}`" if passage.kind == "doc" else passage.title
-                chosen.setdefault(passage.curated_by, []).append(name)
-        if not chosen:
-            return ""
-        who = "; ".join(f"{', '.join(names)} ({by})" for by, names in chosen.items())
-        return f"*{CURATED_MARK} {who} for this section in curation.toml, where research did not pick it.*"
 
     def _empty_note(self, number: int, reasons: dict[int, str]) -> str:
         reason = reasons.get(number)
