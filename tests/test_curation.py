@@ -11,8 +11,7 @@ from kb.curation import Decision, load_decisions, record_decision
 from kb.engine.check import CURATED_MARK
 from kb.errors import ConfigError
 from kb.records import read_drop, read_knowledge
-from kb.workspace import init_workspace
-from test_llm_relevance import GAMMA_PLAN, ORCHARD
+from test_llm_relevance import gamma_workspace as _workspace, run_with_model
 
 
 def test_a_decision_is_recorded_beside_the_files_comments_and_a_second_one_on_the_same_pair_replaces_it(tmp_path):
@@ -43,20 +42,6 @@ def test_a_malformed_curation_file_is_refused_with_what_to_fix(tmp_path, text, s
     with pytest.raises(ConfigError):  # and never rewritten over
         record_decision(tmp_path, Decision("p", 1, 2, "y", "accept"))
     assert (tmp_path / "curation.toml").read_text(encoding="utf-8") == text
-
-
-def _workspace(tmp_path):
-    ws, _ = init_workspace(tmp_path / "ws")
-    config = (ws.root / "kb.toml").read_text(encoding="utf-8")
-    config = config.replace('packages = ["torch"]', "packages = []").replace("folders = []", 'folders = ["notes"]')
-    (ws.root / "kb.toml").write_text(config, encoding="utf-8")
-    (ws.root / "notes").mkdir()
-    (ws.root / "notes/alpha.md").write_text("# Alpha topics\n\nAlpha topics are the first subject of this plan. "
-                                            "Alpha topics matter for the first part.\n", encoding="utf-8")
-    # Gamma tuning is said once, at the end of a long paragraph about an orchard: research ranks it below its bar.
-    (ws.root / "notes/orchard.md").write_text(ORCHARD, encoding="utf-8")
-    (ws.plans_dir / "p.md").write_text(GAMMA_PLAN, encoding="utf-8")
-    return ws
 
 
 def _section(ws, number: int) -> str:
@@ -131,16 +116,9 @@ def test_a_malformed_curation_file_stops_the_run_before_it_writes(tmp_path):
 
 
 def test_an_llm_engine_writes_a_reviewers_passage_and_kb_says_a_reviewer_chose_it(tmp_path):
-    from servers import LLMServer
-
     ws = _workspace(tmp_path)
     record_decision(ws.root, Decision("p", 1, 2, "notes/orchard.md", "accept", by="Ada"))
-    config = (ws.root / "kb.toml").read_text(encoding="utf-8")
-    with LLMServer(key=None) as srv:
-        (ws.root / "kb.toml").write_text(config + f'\n[llm.openai]\nbase_url = "{srv.url}/v1"\nmodel = "loopback-1"\n',
-                                         encoding="utf-8")
-        result = run_kb("run-plan", "plans/p.md", "--batch", "1", "--engine", "openai", cwd=ws.root)
-        asked = [e for e in srv.log if "decide whether it is ABOUT" in e["body"].decode()]
+    result, asked = run_with_model(ws)
     assert result.code == 0, result.out + result.err
     assert asked == []  # the reviewer's passage fills the section: the model is not asked whether it is on topic
     section = _section(ws, 2)

@@ -198,14 +198,14 @@ GAMMA_PLAN = """# Knowledge Expansion: Demo (1 runner in 1 batch)
 """
 
 
-def test_kb_run_plan_with_an_llm_engine_and_local_search_fills_a_section_the_model_judged_on_topic(tmp_path):
-    from conftest import run_kb
-    from kb.records import read_drop, read_knowledge
+def gamma_workspace(tmp_path):
+    """A workspace whose corpus is two notes and whose plan is GAMMA_PLAN (plans/p.md)."""
     from kb.workspace import init_workspace
 
     ws, _ = init_workspace(tmp_path / "ws")
     config = (ws.root / "kb.toml").read_text(encoding="utf-8")
     config = config.replace('packages = ["torch"]', "packages = []").replace("folders = []", 'folders = ["notes"]')
+    (ws.root / "kb.toml").write_text(config, encoding="utf-8")
     (ws.root / "notes").mkdir()
     (ws.root / "notes/alpha.md").write_text("# Alpha topics\n\nAlpha topics are the first subject of this plan. "
                                             "Alpha topics matter for the first part.\n", encoding="utf-8")
@@ -213,11 +213,27 @@ def test_kb_run_plan_with_an_llm_engine_and_local_search_fills_a_section_the_mod
     # paragraph's head, ranks it below its bar; the scripted model reads the passage and accepts it.
     (ws.root / "notes/orchard.md").write_text(ORCHARD, encoding="utf-8")
     (ws.plans_dir / "p.md").write_text(GAMMA_PLAN, encoding="utf-8")
+    return ws
+
+
+def run_with_model(ws):
+    """``kb run-plan plans/p.md --batch 1 --engine openai`` against the scripted model: the result, and the
+    relevance questions the model was asked."""
+    from conftest import run_kb
+
+    config = (ws.root / "kb.toml").read_text(encoding="utf-8")
     with LLMServer(key=None) as srv:
         (ws.root / "kb.toml").write_text(config + f'\n[llm.openai]\nbase_url = "{srv.url}/v1"\nmodel = "loopback-1"\n',
                                          encoding="utf-8")
         result = run_kb("run-plan", "plans/p.md", "--batch", "1", "--engine", "openai", cwd=ws.root)
-        asked = [e for e in srv.log if "decide whether it is ABOUT" in e["body"].decode()]
+        return result, [e for e in srv.log if "decide whether it is ABOUT" in e["body"].decode()]
+
+
+def test_kb_run_plan_with_an_llm_engine_and_local_search_fills_a_section_the_model_judged_on_topic(tmp_path):
+    from kb.records import read_drop, read_knowledge
+
+    ws = gamma_workspace(tmp_path)
+    result, asked = run_with_model(ws)
     assert result.code == 0, result.out + result.err
     assert len(asked) == 1 and "notes/orchard.md" in asked[0]["body"].decode()
     # Research said it found nothing for section 2; the file filled it, so the drop no longer says so.

@@ -79,30 +79,31 @@ def _decide(verdict: str, plan_path: Path, where: str, source: str, by: str | No
                     f"({section.title}). Rewrite its file with: kb run-plan {plan.path} --part {part.number} --redo")
 
 
-@curate_app.command("accept")
-def accept(
-    plan_path: Path = typer.Argument(..., metavar="PLAN", help="The plan file."),
-    where: str = typer.Argument(..., metavar="PART.SECTION", help="The planned section, e.g. 12.5."),
-    source: str = typer.Argument(..., metavar="SOURCE", help="The passage's locator (an API path such as torch.jit.save, or a file)."),
-    by: str = typer.Option(None, "--by", help="Who decides (default: git's user.name)."),
-    why: str = typer.Option("", "--why", help="Why the passage is about the section, for the next reviewer."),
-    workspace_root: Path = WorkspaceOption,
-) -> None:
-    """Fill a section with a passage research ranked below its bar (the file says a reviewer chose it)."""
-    _decide("accept", plan_path, where, source, by, why, workspace_root)
+def _verdict_command(verdict: str, summary: str, source_help: str, why_help: str):
+    """The ``kb curate accept|reject`` command: the same arguments, one verdict."""
+
+    def command(
+        plan_path: Path = typer.Argument(..., metavar="PLAN", help="The plan file."),
+        where: str = typer.Argument(..., metavar="PART.SECTION", help="The planned section, e.g. 12.5."),
+        source: str = typer.Argument(..., metavar="SOURCE", help=source_help),
+        by: str = typer.Option(None, "--by", help="Who decides (default: git's user.name)."),
+        why: str = typer.Option("", "--why", help=why_help),
+        workspace_root: Path = WorkspaceOption,
+    ) -> None:
+        _decide(verdict, plan_path, where, source, by, why, workspace_root)
+
+    command.__doc__ = summary
+    command.__name__ = verdict
+    return command
 
 
-@curate_app.command("reject")
-def reject(
-    plan_path: Path = typer.Argument(..., metavar="PLAN", help="The plan file."),
-    where: str = typer.Argument(..., metavar="PART.SECTION", help="The planned section, e.g. 12.5."),
-    source: str = typer.Argument(..., metavar="SOURCE", help="The passage's locator, as the knowledge file cites it."),
-    by: str = typer.Option(None, "--by", help="Who decides (default: git's user.name)."),
-    why: str = typer.Option("", "--why", help="Why the passage is not about the section."),
-    workspace_root: Path = WorkspaceOption,
-) -> None:
-    """Never fill a section with this passage, whatever research ranks it."""
-    _decide("reject", plan_path, where, source, by, why, workspace_root)
+curate_app.command("accept")(_verdict_command(
+    "accept", "Fill a section with a passage research ranked below its bar (the file says a reviewer chose it).",
+    "The passage's locator (an API path such as torch.jit.save, or a file).",
+    "Why the passage is about the section, for the next reviewer."))
+curate_app.command("reject")(_verdict_command(
+    "reject", "Never fill a section with this passage, whatever research ranks it.",
+    "The passage's locator, as the knowledge file cites it.", "Why the passage is not about the section."))
 
 
 @curate_app.command("list")
