@@ -122,25 +122,39 @@ def load_decisions(root: Path) -> Decisions:
     return Decisions([_decision(e, n, path) for n, e in enumerate(entries, 1)], path=path)
 
 
-def record_decision(root: Path, decision: Decision) -> bool:
-    """Add ``decision`` to curation.toml (replacing an earlier one on the same pair), keeping the file's comments.
-    Returns whether an earlier decision was replaced."""
+def _edit(root: Path, key: tuple[str, int, int, str], add: Decision | None) -> bool:
+    """Remove the decisions on the pair ``key`` from curation.toml, then append ``add`` if given, keeping the file's
+    comments. Returns whether a decision was removed."""
     import tomlkit
 
     load_decisions(root)  # refuse to edit a file kb cannot read
     path = curation_path(root)
+    if add is None and not path.exists():
+        return False
     doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.parse(HEADER)
     tables = doc.get("decision")
     if tables is None:
         tables = tomlkit.aot()
         doc.append("decision", tables)
-    replaced = False
+    removed = False
     for n in reversed(range(len(tables))):
         entry = tables[n]
-        if (entry["plan"], entry["part"], entry["section"], entry["source"]) == decision.key:
+        if (entry["plan"], entry["part"], entry["section"], entry["source"]) == key:
             del tables[n]
-            replaced = True
-    fields = {k: v for k, v in asdict(decision).items() if v != "" or k in ("plan", "source", "verdict")}
-    tables.append(tomlkit.item(fields))
-    atomic_write_text(path, tomlkit.dumps(doc))
-    return replaced
+            removed = True
+    if add is not None:
+        tables.append(tomlkit.item({k: v for k, v in asdict(add).items() if v != "" or k in ("plan", "source", "verdict")}))
+    if removed or add is not None:
+        atomic_write_text(path, tomlkit.dumps(doc))
+    return removed
+
+
+def record_decision(root: Path, decision: Decision) -> bool:
+    """Add ``decision`` to curation.toml (replacing an earlier one on the same pair), keeping the file's comments.
+    Returns whether an earlier decision was replaced."""
+    return _edit(root, decision.key, decision)
+
+
+def forget_decision(root: Path, plan: str, part: int, section: int, source: str) -> bool:
+    """Remove the decision on one (section, passage) pair: research judges it again. Returns whether there was one."""
+    return _edit(root, (plan, part, section, source), None)

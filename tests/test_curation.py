@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import run_kb
-from kb.curation import Decision, load_decisions, record_decision
+from kb.curation import Decision, forget_decision, load_decisions, record_decision
 from kb.engine.check import CURATED_MARK
 from kb.errors import ConfigError
 from kb.records import read_drop, read_knowledge
@@ -25,6 +25,10 @@ def test_a_decision_is_recorded_beside_the_files_comments_and_a_second_one_on_th
     assert len(decisions) == 2
     assert decisions.for_section("p", 1, 2) == ([], {"torch.jit.save"})
     assert decisions.for_section("p", 1, 3) == ([], {"torch.save"}) and decisions.for_section("q", 1, 2) == ([], set())
+    assert forget_decision(tmp_path, "p", 1, 3, "torch.save") and not forget_decision(tmp_path, "p", 1, 3, "torch.save")
+    assert len(load_decisions(tmp_path)) == 1
+    assert (tmp_path / "curation.toml").read_text(encoding="utf-8").startswith("# kept: why we curate\n")
+    assert not forget_decision(tmp_path / "nowhere", "p", 1, 2, "x")
 
 
 @pytest.mark.parametrize("text, says", [
@@ -42,6 +46,26 @@ def test_a_malformed_curation_file_is_refused_with_what_to_fix(tmp_path, text, s
     with pytest.raises(ConfigError):  # and never rewritten over
         record_decision(tmp_path, Decision("p", 1, 2, "y", "accept"))
     assert (tmp_path / "curation.toml").read_text(encoding="utf-8") == text
+
+
+def test_the_reviewers_line_names_each_passage_with_its_reason_and_each_reviewer_and_kb_reads_it_back():
+    from kb.engine.check import curated, curated_note
+    from kb.engine.types import Passage
+
+    def passage(locator, by, why=None, kind="doc"):
+        return Passage(kind=kind, locator=locator, title="Notes" if kind != "doc" else locator, text="",
+                       curated_by=by, curated_why=why)
+
+    research = Passage(kind="doc", locator="x.y", title="x.y", text="")
+    assert curated_note([research]) == ""
+    one = curated_note([passage("a.b", "Ada", "saves *it*\n for C++"), research])
+    assert one == "*A reviewer (Ada) chose `a.b` (saves \\*it\\* for C++) for this section; research did not pick it.*"
+    two = curated_note([passage("a.b", "Ada"), passage("c.d", "Ada")])
+    assert two == "*A reviewer (Ada) chose `a.b` and `c.d` for this section; research did not pick them.*"
+    mixed = curated_note([passage("a.b", "Ada"), passage("n.md", "Bob", "x", kind="folder")])
+    assert mixed == "*A reviewer (Ada) chose `a.b`; a reviewer (Bob) chose Notes (x) for this section; research did not pick them.*"
+    assert all(curated(line) for line in (one, two, mixed))
+    assert not curated("A reviewer of the docs says this API is slow [1].")
 
 
 def _section(ws, number: int) -> str:
@@ -74,7 +98,8 @@ def test_a_reviewer_fills_a_section_research_left_empty_and_empties_one_it_fille
 
     section = _section(ws, 2)
     assert "Research found nothing" not in section
-    assert f"*{CURATED_MARK} Orchard notes (Ada) for this section in curation.toml" in section
+    assert ("*A reviewer (Ada) chose Orchard notes (the cider press's gamma knob is tuned by hand) for this section; "
+            "research did not pick it.*") in section
     assert "[2]" in section and "[1]" in _section(ws, 1) and CURATED_MARK not in _section(ws, 1)
     drop = _latest_drop(ws)
     assert drop.sections_curated == ["Gamma tuning"] and drop.sections_empty == [] and drop.status == "complete"
@@ -104,6 +129,8 @@ def test_curate_refuses_a_section_the_plan_lacks_and_a_source_the_corpus_lacks_n
     assert badly.code == 2 and "PART.SECTION" in badly.err
     unknown = run_kb("curate", "accept", "plans/p.md", "1.2", "notes/missing.md", cwd=ws.root)
     assert unknown.code == 2 and "kb curate offers" in unknown.err
+    never = run_kb("curate", "forget", "plans/p.md", "1.2", "notes/orchard.md", cwd=ws.root)
+    assert never.code == 2 and "has no decision on notes/orchard.md" in never.err
     assert not (ws.root / "curation.toml").exists()
 
 
@@ -122,6 +149,6 @@ def test_an_llm_engine_writes_a_reviewers_passage_and_kb_says_a_reviewer_chose_i
     assert result.code == 0, result.out + result.err
     assert asked == []  # the reviewer's passage fills the section: the model is not asked whether it is on topic
     section = _section(ws, 2)
-    assert f"*{CURATED_MARK} Orchard notes (Ada) for this section in curation.toml" in section
+    assert "*A reviewer (Ada) chose Orchard notes for this section; research did not pick it.*" in section
     assert "Research found nothing" not in section and CURATED_MARK not in _section(ws, 1)
     assert _latest_drop(ws).sections_curated == ["Gamma tuning"]

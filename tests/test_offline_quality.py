@@ -247,6 +247,11 @@ def test_the_digest_reads_a_docstring_into_purpose_and_when_to_use_it():
     said = statements(noted, {"gradient", "scale", "clamp"})
     assert said[0].text == "The scale is clamped to 1.0 to prevent gradient amplification."
     assert not any("clamped" in b for b in excerpt_blocks(noted, {x.text for x in said}, keep_summary=False))
+    # A block that introduces the code the excerpt left out ("... a drop-in replacement for `AdamW`:") reads broken
+    # alone: not quoted; one that introduces the list after it is.
+    lead_ins = read_excerpt("`h()`\n\nDo h.\n\nIt may be used as a drop-in replacement for `AdamW`:\n\n"
+                            "With Amp, choose any `opt_level`:\n\nExample use cases:\n\n- Response latency")
+    assert excerpt_blocks(lead_ins, set(), keep_summary=False) == ["Example use cases:", "- Response latency"]
 
 
 def test_fence_hash_is_the_hash_validate_snippets_records():

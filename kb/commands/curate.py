@@ -106,6 +106,26 @@ curate_app.command("reject")(_verdict_command(
     "The passage's locator, as the knowledge file cites it.", "Why the passage is not about the section."))
 
 
+@curate_app.command("forget")
+def forget(
+    plan_path: Path = typer.Argument(..., metavar="PLAN", help="The plan file."),
+    where: str = typer.Argument(..., metavar="PART.SECTION", help="The planned section, e.g. 12.5."),
+    source: str = typer.Argument(..., metavar="SOURCE", help="The passage's locator, as the decision names it."),
+    workspace_root: Path = WorkspaceOption,
+) -> None:
+    """Remove a decision: research judges that passage for that section again."""
+    from kb.curation import forget_decision
+
+    workspace = workspace_from(workspace_root, plan_path)
+    plan = _plan(workspace, plan_path)
+    part, section = _section(plan, where)
+    if not forget_decision(workspace.root, Path(str(plan.path)).stem, part.number, section.number, source):
+        raise PlanError(f"curation.toml has no decision on {source} for PART {part.number} section {section.number}; "
+                        "`kb curate list` shows them")
+    console().print(f"forgot the decision on {source} for PART {part.number} section {section.number} "
+                    f"({section.title}). Rewrite its file with: kb run-plan {plan.path} --part {part.number} --redo")
+
+
 @curate_app.command("list")
 def list_decisions(
     as_json: bool = typer.Option(False, "--json", help="Print the decisions as one JSON document."),

@@ -185,25 +185,32 @@ def pointing_sections(body: str, part, kinds: dict[int, str]) -> list[str]:
 
 # A section filled with a passage research ranked below its bar and a reviewer accepted (kb.curation) says so in a
 # line of its own, so a reader, the drop and kb report tell a reviewer's choice from research's.
-CURATED_MARK = "A reviewer chose"
+CURATED_MARK = "A reviewer"
+_CURATED_LINE = re.compile(r"^A reviewer (?:\([^)\n]*\) )?chose ")
 
 
 def curated_note(passages) -> str:
-    """The line a writer puts in a section naming its passages a reviewer chose (Passage.curated_by), or ""."""
+    """The line a writer puts in a section naming the passages a reviewer chose (Passage.curated_by), or ""."""
     chosen: dict[str, list[str]] = {}
     for passage in passages:
         if passage.curated_by:
             name = f"`{passage.locator}`" if passage.kind == "doc" else passage.title
-            chosen.setdefault(passage.curated_by, []).append(name)
+            why = " ".join((passage.curated_why or "").split()).replace("*", "\\*")
+            chosen.setdefault(passage.curated_by, []).append(f"{name} ({why})" if why else name)
     if not chosen:
         return ""
-    who = "; ".join(f"{', '.join(names)} ({by})" for by, names in chosen.items())
-    return f"*{CURATED_MARK} {who} for this section in curation.toml, where research did not pick it.*"
+    count = sum(len(names) for names in chosen.values())
+    who = "; a reviewer".join(f" ({by}) chose {_and(names)}" for by, names in chosen.items())
+    return f"*{CURATED_MARK}{who} for this section; research did not pick {'it' if count == 1 else 'them'}.*"
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def curated(text: str) -> bool:
     """Does a section's text (heading excluded) say a reviewer chose its passage?"""
-    return any(line.lstrip("*_ ").startswith(CURATED_MARK) for _n, line in _prose_lines(text, parse_blocks(text)))
+    return any(_CURATED_LINE.match(line.lstrip("*_ ")) for _n, line in _prose_lines(text, parse_blocks(text)))
 
 
 def curated_sections(body: str, part) -> list[str]:

@@ -52,6 +52,7 @@ class Passage:
     examples: list[str] = field(default_factory=list)  # code, e.g. doctest examples as plain Python
     query: str | None = None  # the query that found it
     curated_by: str | None = None  # who accepted it for the section in curation.toml, where research did not
+    curated_why: str | None = None  # ... and why, in their words
 
 
 @dataclass

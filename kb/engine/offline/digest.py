@@ -387,9 +387,13 @@ def excerpt_blocks(excerpt: Excerpt, used: set[str], keep_summary: bool, wanted:
             rest.pop()  # "See `cuda-semantics` for details.": a page this file cannot show
         if rest and excerpt.summary not in used:
             out.append(" ".join(rest))
-    for block in excerpt.blocks:
+    for n, block in enumerate(excerpt.blocks):
         if block in used:
             continue
+        following = excerpt.blocks[n + 1] if n + 1 < len(excerpt.blocks) else ""
+        if block.rstrip().endswith(":") and not following.startswith(("-", "*", "|")) \
+                and not re.match(r"\d+[.)]\s", following):
+            continue  # "... may be used as a drop-in replacement for `AdamW`:" and the code the excerpt left out
         item = _ITEM.match(block)
         if item and answered and not answers(item.group(1), wanted):
             continue  # "Compilation modes" is `mode`, not `disable`

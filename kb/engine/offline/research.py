@@ -37,7 +37,7 @@ from kb.corpus.index import CorpusIndex, Progress, load_corpus
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.propose import ALIASES
 from kb.corpus.tokenize import terms, tokenize
-from kb.curation import Decisions, load_decisions
+from kb.curation import Decision, Decisions, load_decisions
 from kb.engine.offline.excerpts import excerpt, pick_examples
 from kb.engine.offline.query import ACRONYM, CASED_EXPANSIONS, EXPANSIONS, SectionQuery, section_query
 from kb.engine.offline.relevance import (RelevanceJudge, expanded_terms, foreign, foreign_module, mentioned_packages,
@@ -116,7 +116,7 @@ class Candidate:
     # The one block a section quotes of the doc: an argument item of a doc another section chose, or the
     # paragraph labelled with the section's subject.
     only: str | None = None
-    curated_by: str | None = None  # a reviewer accepted it for this section in curation.toml (kb.curation)
+    curated: Decision | None = None  # a reviewer accepted it for this section in curation.toml (kb.curation)
 
     @property
     def rank(self) -> float:
@@ -929,7 +929,7 @@ class LocalResearcher:
             mine = next((c for c in chosen if c.index == i), None)
             if mine is None:  # research left it out: the reviewer's choice, said so in the file
                 mine = Candidate(index=i, doc=index.docs[i], bm25=0.0, title_cov=0.0, overall_cov=0.0,
-                                 why="accepted in curation.toml", curated_by=decision.by or "a reviewer")
+                                 why="accepted in curation.toml", curated=decision)
             picks.append(mine)
         rest = [c for c in chosen if c not in picks]
         room = max(0, self.passages_per_section - len(picks))
@@ -1039,7 +1039,9 @@ class LocalResearcher:
             return None
         return Passage(kind=doc.kind, locator=doc.locator, title=doc.title, text=text,
                        score=round(cand.rank if not cand.named else cand.bm25, 4),
-                       examples=pick_examples(doc, weights, index.idf), query=query.text, curated_by=cand.curated_by)
+                       examples=pick_examples(doc, weights, index.idf), query=query.text,
+                       curated_by=(cand.curated.by or "unsigned") if cand.curated else None,
+                       curated_why=cand.curated.why if cand.curated else None)
 
     def _unheld(self, part: int, section: int, index: CorpusIndex) -> list[str]:
         """Warnings for sources curation.toml accepts for a section that the corpus does not hold."""
