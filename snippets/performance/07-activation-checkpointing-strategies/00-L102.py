@@ -1,4 +1,4 @@
-# From knowledge/performance/07-activation-checkpointing-strategies.md line 106. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/07-activation-checkpointing-strategies.md line 102. Written by kb validate-snippets: edit the Markdown, not this file.
 # Imports added by kb (not in the docs):
 import torch
 import functools
