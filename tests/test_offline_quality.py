@@ -348,6 +348,13 @@ def test_a_caution_is_no_purpose_and_a_sentence_leaning_on_another_is_never_quot
     texts = [s.text for s in said]
     assert any(t.startswith("By default the for-loop") and "This behavior is contrary" in t for t in texts)
     assert not any(t.startswith(("This behavior", "In these cases")) for t in texts)
+    # A conclusion ("Therefore, ...") is said with its premise, or not at all where another section quoted that.
+    scale = read_excerpt("`Scaler()`\n\nScales the loss.\n\nA large scale factor avoids underflow. Therefore, the "
+                         "best scale factor is the largest one that causes no overflow.")
+    assert [s.text for s in statements(scale, {"scale", "factor", "overflow"})] == [
+        "A large scale factor avoids underflow. Therefore, the best scale factor is the largest one that causes no "
+        "overflow."]
+    assert statements(scale, {"scale", "factor", "overflow"}, used={"A large scale factor avoids underflow."}) == []
 
 
 SCALED = ("# xdoctest: +SKIP\n# learning rate schedule: warmup then decay, on a scaled loss\nscaler = torch.GradScaler()\nfor epoch in epochs:\n    for input, target in data:\n"

@@ -34,9 +34,10 @@ _ARGUMENT = re.compile(r"^[A-Za-z_][\w.]*$")  # an argument's name; `\eta_t` is 
 _NOT_PURPOSE = re.compile(r"^\W*(warning|note|tip|caution|deprecated|example)\b", re.I)
 # A sentence that leans on the one before it ("This behavior ...", "In these cases ..."): alone, it misleads.
 _ANAPHORA = re.compile(r"^(this|these|that|those|such|it|its|they|as such|in particular|in (?:this|these|that|such) "
-                       r"cases?|otherwise|however|also|then)\b", re.I)
+                       r"cases?|otherwise|however|also|then|therefore|thus|hence|consequently|as a result)\b", re.I)
 # ... and one that leans on the block before it even where it opens its own ("This" there names the API itself).
-_CONNECTIVE = re.compile(r"^(as such|in particular|in (?:this|these|that|such) cases?|otherwise|however|also|then)\b", re.I)
+_CONNECTIVE = re.compile(r"^(as such|in particular|in (?:this|these|that|such) cases?|otherwise|however|also|then|"
+                         r"therefore|thus|hence|consequently|as a result)\b", re.I)
 # "An instance `scaler` of `GradScaler`.": it names a variable later sentences use, and says nothing itself.
 _NAMING = re.compile(r"^An? (?:instance|object) `(\w+)` of `[\w.]+`\.?$")
 # No sentence: a value list's entry ("`"oom"`: Out-of-memory events"), a bare call, a linter's directive.
@@ -229,6 +230,7 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
     before it ("This behavior ...") is said with it, or not at all.
     """
     pool: list[tuple[str, str, str | None, int]] = []  # (sentence, block, argument, position)
+    premises: dict[str, str] = {}  # a statement joined from two -> the sentence the second leans on
     position = 0
     naming: dict[str, str] = {}  # variable -> "An instance `scaler` of `GradScaler`."
     definition: dict[str, tuple[str, int]] = {}  # argument -> its item's first sentence (what it is), position
@@ -253,6 +255,7 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
                 if pool and pool[-1][1] == block and pool[-1][3] == position - 1:
                     last = pool.pop()  # said with the sentence it leans on, as one statement
                     pool.append((f"{last[0]} {sentence}", block, argument, last[3]))
+                    premises[pool[-1][0]] = last[0]
                     continue
                 position += 1
                 continue  # what it leans on is not quoted here: alone it would mislead
@@ -277,6 +280,8 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
     for sentence, block, argument, pos in pool:
         if sentence in used or (argument is not None and not _ARGUMENT.match(argument)):
             continue
+        if premises.get(sentence) in used:
+            continue  # said with the premise this file quoted already: the premise would be said twice
         said = set(terms(sentence)) & wanted
         cue = min(2, len(_CUE.findall(sentence))) * 0.75
         named = bool(argument and set(terms(argument)) & wanted)
