@@ -1,4 +1,4 @@
-# From knowledge/performance/10-communication-optimization.md line 131. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/10-communication-optimization.md line 132. Written by kb validate-snippets: edit the Markdown, not this file.
 # Imports added by kb (not in the docs):
 import torch
 import torch.distributed as dist
