@@ -272,17 +272,23 @@ class ExtractiveWriter:
                 there = self._linked(part, number, elsewhere)
             split.append((number, here, there))
         examples = self._examples([(n, here) for n, here, _there in split], elsewhere)
+        shown_code: set[str] = set()
+        featured: dict[int, _Example | None] = {}  # each section's one example, chosen (and run) before any is written
+        for number, _title, _details in planned:
+            featured[number] = self._choose(examples.get(number, []), shown_code)
+            if featured[number] is not None:
+                shown_code.add(featured[number].code)
+        # What the library printed when kb ran the file's examples: torch.jit.save's example warns that
+        # torch.jit.script is deprecated, and another section's table row of torch.jit.script says so too.
+        warned = " ".join(dict.fromkeys(e.deprecated for e in featured.values() if e is not None and e.deprecated))
 
         said: set[str] = set()  # blocks and sentences this file quotes already (two docstrings may share words)
         first_section: dict[str, int] = {}  # locator -> the section that first quoted it
-        shown_code: set[str] = set()
         sections = []
         for (number, title, details), (_n, here, there) in zip(planned, split):
-            example = self._choose(examples.get(number, []), shown_code)
-            if example is not None:
-                shown_code.add(example.code)
-            section = self._section(part.target, number, set(terms(f"{title} {details or ''}")), here, there, example,
-                                    cited, by_locator, said, first_section, elsewhere)
+            section = self._section(part.target, number, set(terms(f"{title} {details or ''}")), here, there,
+                                    featured[number],
+                                    cited, by_locator, said, first_section, elsewhere, warned)
             filled = bool(here or there)
             sections.append({"number": number, "title": title, "heading": f"Section {number}: {title}" if number else "Key Passages",
                              "details": details, **section, "empty": "" if filled else self._empty_note(number, reasons),
@@ -328,12 +334,11 @@ class ExtractiveWriter:
     def _section(self, target: str | None, number: int, wanted: set[str], here: list[Passage],
                  there: list[tuple[Passage, QuotedIn]], example: _Example | None, cited: _Cited,
                  by_locator: dict[str, SourceRef], said: set[str], first_section: dict[str, int],
-                 elsewhere: Elsewhere) -> dict:
+                 elsewhere: Elsewhere, warned: str = "") -> dict:
         """One section's digest: uses (what to use and when), table, featured example or excerpt, see_above."""
         rows, uses, above = [], [], []
         quoted: dict[str, list[str]] = {}
         sources = {}
-        warned = example.deprecated if example is not None else None  # what the library printed when kb ran it
         for passage in here:
             source = sources[passage.locator] = cited.cite(by_locator.get(passage.locator), passage)
             excerpt = read_excerpt(passage.text)
