@@ -355,6 +355,15 @@ def test_a_caution_is_no_purpose_and_a_sentence_leaning_on_another_is_never_quot
         "A large scale factor avoids underflow. Therefore, the best scale factor is the largest one that causes no "
         "overflow."]
     assert statements(scale, {"scale", "factor", "overflow"}, used={"A large scale factor avoids underflow."}) == []
+    # Under "Optimizer CPU overhead" in a PART on optimizers, a sentence that says only "optimizer" is the PART's, not
+    # the section's: the kernel-launch sentence is quoted, the one about Amp is not.
+    fused = read_excerpt("`FusedAdam(params)`\n\nImplements Adam.\n\nThe update is batched into one or a few kernel "
+                         "launches. `apex.optimizers.FusedAdam` may be used with or without Amp.")
+    wanted = set(terms("Optimizer CPU overhead parameter flattening, reducing kernel launches"))
+    topic = set(terms("Optimizer Optimization"))
+    assert [s.text for s in statements(fused, wanted, topic=topic)] == [
+        "The update is batched into one or a few kernel launches."]
+    assert len(statements(fused, wanted)) == 2
 
 
 SCALED = ("# xdoctest: +SKIP\n# learning rate schedule: warmup then decay, on a scaled loss\nscaler = torch.GradScaler()\nfor epoch in epochs:\n    for input, target in data:\n"

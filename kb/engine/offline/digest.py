@@ -221,14 +221,17 @@ def _module_word(term: str, modules: set[str]) -> bool:
 
 
 def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
-               limit: int = SENTENCES_PER_API, own: set[str] = frozenset()) -> list[Statement]:
+               limit: int = SENTENCES_PER_API, own: set[str] = frozenset(),
+               topic: set[str] = frozenset()) -> list[Statement]:
     """The passage's sentences that teach when or why, best first (section words and usage cues), at most ``limit``.
 
     ``wanted``: the section's terms (kb.corpus.tokenize); ``used``: blocks and sentences already quoted in this file;
     ``own``: the terms of the modules holding the API (bitsandbytes.optim), which say what it is, not the section.
     The summary's other sentences count too; its purpose is said in the table. A sentence that leans on the one
-    before it ("This behavior ...") is said with it, or not at all.
+    before it ("This behavior ...") is said with it, or not at all. ``topic``: the PART's own terms, which every
+    section of its file says ("optimizer" in a PART on optimizers): a sentence saying only those is not this section's.
     """
+    specific = wanted - topic
     pool: list[tuple[str, str, str | None, int]] = []  # (sentence, block, argument, position)
     premises: dict[str, str] = {}  # a statement joined from two -> the sentence the second leans on
     position = 0
@@ -294,6 +297,8 @@ def statements(excerpt: Excerpt, wanted: set[str], used: set[str] = frozenset(),
             continue  # of another topic, or a sentence that cannot stand in a bullet
         if argument is not None and not named and all(_module_word(t, own) for t in said):
             continue  # an 8-bit optimizer's `eps` "prevents division by zero in the optimizer": of the optimizer, not 8-bit
+        if specific and not named and said <= topic:
+            continue  # "`apex.optimizers.FusedAdam` may be used with or without Amp" under "Optimizer CPU overhead"
         scored.append((-score, pos, statement))
     if any(answers(argument, wanted) for argument in [*definition, *_live_arguments(excerpt)]):
         # The section's answer is an argument (quoted here or earlier in the file): other arguments are another topic.

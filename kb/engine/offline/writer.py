@@ -34,6 +34,7 @@ from kb.engine.offline.digest import (NO_PURPOSE, answered_above, answers, cell,
                                       short_signature, statements)
 from kb.engine.offline.gate import SnippetGate, Verdict
 from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners
+from kb.engine.offline.query import FILLER
 from kb.engine.offline.snippets import Snippet, make_snippet, runnable_snippet, strip_directives
 from kb.engine.types import FOUND_NOTHING, Draft, Passage, WriteRequest
 from kb.errors import ConfigError
@@ -285,10 +286,16 @@ class ExtractiveWriter:
         said: set[str] = set()  # blocks and sentences this file quotes already (two docstrings may share words)
         first_section: dict[str, int] = {}  # locator -> the section that first quoted it
         sections = []
+        # What every section of the file is about (the PART's title), and plan words that say how, not what: a
+        # sentence saying only these is no section's in particular.
+        topic = set(terms(part.title)) | FILLER
         for (number, title, details), (_n, here, there) in zip(planned, split):
             section = self._section(part.target, number, set(terms(f"{title} {details or ''}")), here, there,
                                     featured[number],
-                                    cited, by_locator, said, first_section, elsewhere, warned)
+                                    cited, by_locator, said, first_section, elsewhere, warned,
+                                    # ... where the title says a subject of its own ("Optimizer CPU overhead"), not the
+                                    # PART's ("CUDA stream fundamentals" in a PART on CUDA streams)
+                                    topic if set(terms(title)) - topic else frozenset())
             filled = bool(here or there)
             sections.append({"number": number, "title": title, "heading": f"Section {number}: {title}" if number else "Key Passages",
                              "details": details, **section, "empty": "" if filled else self._empty_note(number, reasons),
@@ -334,7 +341,7 @@ class ExtractiveWriter:
     def _section(self, target: str | None, number: int, wanted: set[str], here: list[Passage],
                  there: list[tuple[Passage, QuotedIn]], example: _Example | None, cited: _Cited,
                  by_locator: dict[str, SourceRef], said: set[str], first_section: dict[str, int],
-                 elsewhere: Elsewhere, warned: str = "") -> dict:
+                 elsewhere: Elsewhere, warned: str = "", topic: set[str] = frozenset()) -> dict:
         """One section's digest: uses (what to use and when), table, featured example or excerpt, see_above."""
         rows, uses, above = [], [], []
         quoted: dict[str, list[str]] = {}
@@ -344,7 +351,7 @@ class ExtractiveWriter:
             excerpt = read_excerpt(passage.text)
             notice = deprecation(excerpt)
             # A deprecated API is never the recommendation: its one line says so and names what replaces it.
-            chosen = [] if notice else [x for x in statements(excerpt, wanted, said, own=_modules(passage))
+            chosen = [] if notice else [x for x in statements(excerpt, wanted, said, own=_modules(passage), topic=topic)
                                         if not elsewhere.quoting(x.text)]
             if passage.kind == "doc" and passage.locator not in first_section:  # a row is not repeated in a file
                 keep = ({x.argument for x in chosen if x.argument} | {
