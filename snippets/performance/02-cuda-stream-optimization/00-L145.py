@@ -1,4 +1,4 @@
-# From knowledge/performance/02-cuda-stream-optimization.md line 150. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/02-cuda-stream-optimization.md line 145. Written by kb validate-snippets: edit the Markdown, not this file.
 # Imports added by kb (not in the docs):
 import torch
 
