@@ -12,7 +12,7 @@ import pytest
 from kb.corpus.documents import CorpusDoc
 from kb.corpus.tokenize import terms
 from kb.engine.check import check_draft
-from kb.engine.offline.digest import answers, excerpt_blocks, purpose, read_excerpt, sentences, statements
+from kb.engine.offline.digest import answers, excerpt_blocks, keyword_only, purpose, read_excerpt, sentences, statements
 from kb.engine.offline.gate import SnippetGate, fence_hash
 from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners, normalize
 from kb.engine.offline.research import LocalResearcher
@@ -792,3 +792,38 @@ def test_an_api_another_sections_example_warns_is_deprecated_is_marked_so_in_its
     rows = {line.split("|")[1].strip(): line for line in draft.body.splitlines() if line.startswith("| `demo.sched.")}
     assert "**Deprecated** (it warns when run). Log the learning rate" in rows["`demo.sched.log_lr`"]
     assert "Deprecated" not in rows["`demo.sched.Warmup`"]
+
+
+FUSED_PLAN = """\
+# Knowledge Expansion: Optimizers (1 runner in 1 batch)
+
+# BATCH 1: Optimizers (1 runner)
+
+## PART 1: Optimizer Speed (~100 lines)
+
+- [ ] PART 1: Create opt/00-speed.md
+
+**Step 2: Create Knowledge File**
+- [ ] Section 1: Fused optimizers (fused kernels)
+"""
+
+
+@pytest.mark.parametrize("example, shown", [
+    ("opt = demo.optim.Fast([1.0], lr=0.1)  # optimizer kernels\nprint(opt)", False),
+    ("opt = demo.optim.Fast([1.0], lr=0.1, fused=True)\nprint(opt)", True),
+])
+def test_under_a_title_naming_a_keyword_only_argument_an_example_that_does_not_pass_it_is_not_shown(tmp_path, example, shown):
+    # torch.optim.SGD's example (momentum, no fused=) is no example of "Fused optimizers".
+    ws, _ = init_workspace(tmp_path / "ws")
+    doc = CorpusDoc(kind="doc", locator="demo.optim.Fast", title="demo.optim.Fast", source="demo 1.0",
+                    keywords="demo.optim.Fast fused optimizer",
+                    text="`Fast(params, lr=0.01, *, foreach=None, fused=None)`\n\nA fast optimizer.\n\n"
+                         "- `fused` (bool, optional): whether the fused implementation of the optimizer is used.",
+                    examples=[example])
+    index = demo_index([doc])
+    researcher = LocalResearcher(ws, index=index)
+    _request, draft = _draft(researcher, _writer(ws, index, researcher), parse_plan(FUSED_PLAN, "plans/opt.md").part(1))
+    assert "argument `fused`" in draft.body
+    assert ("```python" in draft.body) is shown
+    assert keyword_only("Fast(params, lr=0.01, *, foreach=None, fused=None)") == ["foreach", "fused"]
+    assert keyword_only("wait(stream=None)") == [] and keyword_only("f(*args, x=1)") == []

@@ -203,6 +203,12 @@ def parameter_names(signature: str | None) -> dict[str, str]:
     return {n.lower(): n for n in names}
 
 
+def keyword_only(signature: str | None) -> list[str]:
+    """The signature's keyword-only parameters, as spelled (those after a bare ``*``): a call names them."""
+    star = re.search(r"[(,]\s*\*\s*(?=,|\))", signature or "")
+    return re.findall(r"[(,]\s*(\w+)", signature[star.end():]) if star else []
+
+
 def ignored_arguments(excerpt: Excerpt) -> set[str]:
     """The arguments the docstring says the API ignores (PagedAdam8bit's `optim_bits`): never shown as its own."""
     return {m.group(1) for b in excerpt.blocks if (m := _ITEM.match(b)) and _INAPPLICABLE.search(b)}

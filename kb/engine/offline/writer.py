@@ -30,7 +30,8 @@ from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.tokenize import terms
 from kb.engine.check import EMPTY_MARK, curated_note
 from kb.engine.offline.digest import (NO_PURPOSE, answered_above, answers, cell, deprecation, excerpt_blocks,
-                                      ignored_arguments, joined, parameter_names, purpose, read_excerpt, sentences,
+                                      ignored_arguments, joined, keyword_only, parameter_names, purpose, read_excerpt,
+                                      sentences,
                                       short_signature, statements)
 from kb.engine.offline.gate import SnippetGate, Verdict
 from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners
@@ -178,16 +179,23 @@ class ExtractiveWriter:
 
     # -- examples ---------------------------------------------------------------------------------
 
-    def _examples(self, sections: list[tuple[int, list[Passage]]], elsewhere: Elsewhere) -> dict[int, list[_Example]]:
-        """Every section's candidate examples, in order of relevance, each with both its forms (not run yet)."""
+    def _examples(self, sections: list[tuple[int, list[Passage], set[str]]], elsewhere: Elsewhere) -> dict[int, list[_Example]]:
+        """Every section's candidate examples, in order of relevance, each with both its forms (not run yet).
+        ``sections``: (number, passages, the terms of the section's title)."""
         found: dict[int, list[_Example]] = {}
-        for number, passages in sections:
+        for number, passages, wanted in sections:
             for passage in passages:
-                if deprecation(read_excerpt(passage.text)):
+                excerpt = read_excerpt(passage.text)
+                if deprecation(excerpt):
                     continue  # an example of a deprecated API teaches what not to use
+                # The title names one of its keyword-only arguments (`fused` under "Fused optimizers"): an example that
+                # does not pass it shows something else.
+                answering = [a for a in keyword_only(excerpt.signature) if answers(a, wanted)]
                 for code in passage.examples:
                     if "```" in code or "~~~" in code or elsewhere.quoting(strip_directives(code)):
                         continue  # it would close its fence; or another file shows it already
+                    if answering and not any(re.search(rf"\b{re.escape(a)}\s*=", code) for a in answering):
+                        continue
                     conservative = make_snippet(code, passage.locator, self.resolve)
                     if conservative is None:
                         continue
@@ -272,7 +280,8 @@ class ExtractiveWriter:
             if not here and not there and number:
                 there = self._linked(part, number, elsewhere)
             split.append((number, here, there))
-        examples = self._examples([(n, here) for n, here, _there in split], elsewhere)
+        examples = self._examples([(n, here, set(terms(title)))
+                                   for (n, here, _there), (_n, title, _details) in zip(split, planned)], elsewhere)
         shown_code: set[str] = set()
         featured: dict[int, _Example | None] = {}  # each section's one example, chosen (and run) before any is written
         for number, _title, _details in planned:
