@@ -1,4 +1,4 @@
-# From knowledge/performance/09-optimizer-optimization.md line 216. Written by kb validate-snippets: edit the Markdown, not this file.
+# From knowledge/performance/09-optimizer-optimization.md line 200. Written by kb validate-snippets: edit the Markdown, not this file.
 # Imports added by kb (not in the docs):
 import torch
 import torch.nn as nn
