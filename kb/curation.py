@@ -2,7 +2,7 @@
 
 Research's judge leaves a section empty when no passage clears its bar, and it can
 fill one with a passage a reader calls off topic. A person who has read the passage
-records the verdict in ``curation.toml`` at the workspace root (``kb curate accept|reject``
+records the verdict in ``curation.toml`` at the workspace root (``kb curate accept|reject|forget``
 writes it; it is plain TOML, and comments in it survive kb's edits):
 
     [[decision]]

@@ -31,8 +31,7 @@ from kb.corpus.tokenize import terms
 from kb.engine.check import EMPTY_MARK, curated_note
 from kb.engine.offline.digest import (NO_PURPOSE, answered_above, answers, cell, deprecation, excerpt_blocks,
                                       ignored_arguments, joined, keyword_only, parameter_names, purpose, read_excerpt,
-                                      sentences,
-                                      short_signature, statements)
+                                      sentences, short_signature, statements)
 from kb.engine.offline.gate import SnippetGate, Verdict
 from kb.engine.offline.owners import Elsewhere, QuotedIn, QuoteOwners
 from kb.engine.offline.query import FILLER
@@ -299,12 +298,12 @@ class ExtractiveWriter:
         # sentence saying only these is no section's in particular.
         topic = set(terms(part.title)) | FILLER
         for (number, title, details), (_n, here, there) in zip(planned, split):
+            # ... where the title says a subject of its own ("Optimizer CPU overhead"), not the PART's ("CUDA stream
+            # fundamentals" in a PART on CUDA streams)
+            own_subject = topic if set(terms(title)) - topic else frozenset()
             section = self._section(part.target, number, set(terms(f"{title} {details or ''}")), here, there,
-                                    featured[number],
-                                    cited, by_locator, said, first_section, elsewhere, warned,
-                                    # ... where the title says a subject of its own ("Optimizer CPU overhead"), not the
-                                    # PART's ("CUDA stream fundamentals" in a PART on CUDA streams)
-                                    topic if set(terms(title)) - topic else frozenset())
+                                    featured[number], cited, by_locator, said, first_section, elsewhere, warned,
+                                    own_subject)
             filled = bool(here or there)
             sections.append({"number": number, "title": title, "heading": f"Section {number}: {title}" if number else "Key Passages",
                              "details": details, **section, "empty": "" if filled else self._empty_note(number, reasons),
