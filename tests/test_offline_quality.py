@@ -750,21 +750,25 @@ def test_an_argument_is_named_as_the_signature_spells_it_whatever_its_item_says(
     assert "- " + bullets[-1] == "- `demo.cuda.StreamContext`, argument `stream` [4]: selected stream."
 
 
-def test_an_api_whose_example_warns_it_is_deprecated_is_marked_so_in_the_table(tmp_path):
-    # torch.jit.trace's docstring says nothing of it, but running its example prints "`torch.jit.trace` is
-    # deprecated": the table row says so, as the line above the example does.
+def _gated_draft(tmp_path, docs: list, plan: str = EXAMPLES_PLAN):
+    """PART 1 of ``plan`` written over ``docs``, its examples run in kb's sandbox."""
     ws, _ = init_workspace(tmp_path / "ws")
-    warns = "import warnings\nwarnings.warn('`demo.sched.Warmup` is deprecated. Use demo.sched.Linear', DeprecationWarning)\nprint(2)"
-    docs = [CorpusDoc(kind="doc", locator="demo.sched.Warmup", title="demo.sched.Warmup", source="demo 1.0",
-                      keywords="demo.sched.Warmup", text="`Warmup(steps)`\n\nA learning rate schedule with warmup, then decay.",
-                      examples=[warns])]
     index = demo_index(docs)
     researcher = LocalResearcher(ws, index=index)
     gate = SnippetGate(ws.validators_dir, state_dir=ws.state_dir)
     try:
-        _request, draft = _draft(researcher, _writer(ws, index, researcher, gate), parse_plan(EXAMPLES_PLAN, "plans/tuning.md").part(1))
+        return _draft(researcher, _writer(ws, index, researcher, gate), parse_plan(plan, "plans/tuning.md").part(1))[1]
     finally:
         gate.close()
+
+
+def test_an_api_whose_example_warns_it_is_deprecated_is_marked_so_in_the_table(tmp_path):
+    # torch.jit.trace's docstring says nothing of it, but running its example prints "`torch.jit.trace` is
+    # deprecated": the table row says so, as the line above the example does.
+    warns = "import warnings\nwarnings.warn('`demo.sched.Warmup` is deprecated. Use demo.sched.Linear', DeprecationWarning)\nprint(2)"
+    draft = _gated_draft(tmp_path, [CorpusDoc(
+        kind="doc", locator="demo.sched.Warmup", title="demo.sched.Warmup", source="demo 1.0", keywords="demo.sched.Warmup",
+        text="`Warmup(steps)`\n\nA learning rate schedule with warmup, then decay.", examples=[warns])])
     row = next(line for line in draft.body.splitlines() if line.startswith("| `demo.sched.Warmup`"))
     assert "**Deprecated** (it warns when run). A learning rate schedule with warmup, then decay." in row
     assert 'when kb ran it, it warned: "`demo.sched.Warmup` is deprecated. Use demo.sched.Linear"' in draft.body
@@ -773,7 +777,6 @@ def test_an_api_whose_example_warns_it_is_deprecated_is_marked_so_in_the_table(t
 def test_an_api_another_sections_example_warns_is_deprecated_is_marked_so_in_its_own_row(tmp_path):
     # torch.jit.save's example calls torch.jit.script, which warns it is deprecated: torch.jit.script's row in
     # another section of the file says so too, though its own docstring and example say nothing.
-    ws, _ = init_workspace(tmp_path / "ws")
     warns = ("import warnings\nwarmup = 2  # steps of warmup, then decay\nwarnings.warn('`demo.sched.log_lr` is "
              "deprecated. Use demo.sched.record', DeprecationWarning)\nprint(warmup)")
     docs = [CorpusDoc(kind="doc", locator="demo.sched.Warmup", title="demo.sched.Warmup", source="demo 1.0",
@@ -782,13 +785,7 @@ def test_an_api_another_sections_example_warns_is_deprecated_is_marked_so_in_its
             CorpusDoc(kind="doc", locator="demo.sched.log_lr", title="demo.sched.log_lr", source="demo 1.0",
                       keywords="demo.sched.log_lr", text="`log_lr(schedule)`\n\nLog the learning rate of a schedule as a "
                                                          "metric, for schedule metrics dashboards.")]
-    index = demo_index(docs)
-    researcher = LocalResearcher(ws, index=index)
-    gate = SnippetGate(ws.validators_dir, state_dir=ws.state_dir)
-    try:
-        _request, draft = _draft(researcher, _writer(ws, index, researcher, gate), parse_plan(EXAMPLES_PLAN, "plans/tuning.md").part(1))
-    finally:
-        gate.close()
+    draft = _gated_draft(tmp_path, docs)
     rows = {line.split("|")[1].strip(): line for line in draft.body.splitlines() if line.startswith("| `demo.sched.")}
     assert "**Deprecated** (it warns when run). Log the learning rate" in rows["`demo.sched.log_lr`"]
     assert "Deprecated" not in rows["`demo.sched.Warmup`"]
