@@ -71,6 +71,11 @@ class Decisions:
         return [d for d in mine if d.verdict == "accept"], {d.source for d in mine if d.verdict == "reject"}
 
 
+def plan_key(plan) -> str | None:
+    """The name a decision gives its plan: the plan file's, without .md (it survives the move to plans/completed/)."""
+    return Path(str(plan.path)).stem if getattr(plan, "path", None) else None
+
+
 def curation_path(root: Path) -> Path:
     return Path(root) / FILE_NAME
 

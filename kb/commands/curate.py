@@ -57,26 +57,34 @@ def _reviewer(workspace) -> str:
         return "a reviewer"
 
 
-def _decide(verdict: str, plan_path: Path, where: str, source: str, by: str | None, why: str,
-            workspace_root: Path | None) -> None:
-    from kb.curation import Decision, record_decision
-
+def _target(plan_path: Path, where: str, workspace_root: Path | None):
+    """What a decision is about: (workspace, plan, PART, section), or the user's mistake named."""
     workspace = workspace_from(workspace_root, plan_path)
     plan = _plan(workspace, plan_path)
-    part, section = _section(plan, where)
+    return (workspace, plan, *_section(plan, where))
+
+
+def _rewrite_hint(plan, part, section) -> str:
+    return (f"for PART {part.number} section {section.number} ({section.title}). "
+            f"Rewrite its file with: kb run-plan {plan.path} --part {part.number} --redo")
+
+
+def _decide(verdict: str, plan_path: Path, where: str, source: str, by: str | None, why: str,
+            workspace_root: Path | None) -> None:
+    from kb.curation import Decision, plan_key, record_decision
+
+    workspace, plan, part, section = _target(plan_path, where, workspace_root)
     if verdict == "accept":
         from kb.corpus.index import load_corpus
 
         if load_corpus(workspace).at(source) is None:
             raise PlanError(f"the corpus holds no {source!r}: `kb curate offers {plan.path} --part {part.number}` "
                             "lists what research offers, by locator")
-    name = Path(str(plan.path)).stem
-    replaced = record_decision(workspace.root, Decision(plan=name, part=part.number, section=section.number,
+    replaced = record_decision(workspace.root, Decision(plan=plan_key(plan), part=part.number, section=section.number,
                                                         source=source, verdict=verdict, by=by or _reviewer(workspace),
                                                         why=why))
     done = "replaced the earlier decision:" if replaced else "recorded in curation.toml:"
-    console().print(f"{done} {verdict} {source} for PART {part.number} section {section.number} "
-                    f"({section.title}). Rewrite its file with: kb run-plan {plan.path} --part {part.number} --redo")
+    console().print(f"{done} {verdict} {source} {_rewrite_hint(plan, part, section)}")
 
 
 def _verdict_command(verdict: str, summary: str, source_help: str, why_help: str):
@@ -114,16 +122,13 @@ def forget(
     workspace_root: Path = WorkspaceOption,
 ) -> None:
     """Remove a decision: research judges that passage for that section again."""
-    from kb.curation import forget_decision
+    from kb.curation import forget_decision, plan_key
 
-    workspace = workspace_from(workspace_root, plan_path)
-    plan = _plan(workspace, plan_path)
-    part, section = _section(plan, where)
-    if not forget_decision(workspace.root, Path(str(plan.path)).stem, part.number, section.number, source):
+    workspace, plan, part, section = _target(plan_path, where, workspace_root)
+    if not forget_decision(workspace.root, plan_key(plan), part.number, section.number, source):
         raise PlanError(f"curation.toml has no decision on {source} for PART {part.number} section {section.number}; "
                         "`kb curate list` shows them")
-    console().print(f"forgot the decision on {source} for PART {part.number} section {section.number} "
-                    f"({section.title}). Rewrite its file with: kb run-plan {plan.path} --part {part.number} --redo")
+    console().print(f"forgot the decision on {source} {_rewrite_hint(plan, part, section)}")
 
 
 @curate_app.command("list")

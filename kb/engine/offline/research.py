@@ -26,7 +26,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -37,7 +36,7 @@ from kb.corpus.index import CorpusIndex, Progress, load_corpus
 from kb.corpus.options import SOURCE_SUFFIX
 from kb.corpus.propose import ALIASES
 from kb.corpus.tokenize import terms, tokenize
-from kb.curation import Decision, Decisions, load_decisions
+from kb.curation import Decision, Decisions, load_decisions, plan_key
 from kb.engine.offline.excerpts import excerpt, pick_examples
 from kb.engine.offline.query import ACRONYM, CASED_EXPANSIONS, EXPANSIONS, SectionQuery, section_query
 from kb.engine.offline.relevance import (RelevanceJudge, expanded_terms, foreign, foreign_module, mentioned_packages,
@@ -833,7 +832,7 @@ class LocalResearcher:
         self._plan_parts = [_part_text(p) for p in plan.parts]
         self._plan_packages = {}
         self._plan_targets = [(p.batch, p.target) for p in plan.parts if p.target]
-        self._plan_name = Path(str(plan.path)).stem if getattr(plan, "path", None) else None
+        self._plan_name = plan_key(plan)
         if self._decisions_given is None and self.workspace is not None:
             self.decisions = load_decisions(self.workspace.root)
         # The knowledge tree is part of the corpus: a later batch reads the files the earlier ones just wrote,
